@@ -1,0 +1,50 @@
+# Boundary Realtime — top-level commands. Everything installs what it needs first.
+#   make run    build (release) and start the server in dev mode
+#   make test   unit, integration, sanitizer and short fuzz runs
+#   make build  leaves the server at build/release/realtime-server
+
+JOBS ?= $(shell nproc)
+FUZZ_SECONDS ?= 15
+ARGS ?=
+
+.PHONY: all deps build build-debug build-fuzz run test test-release test-debug fuzz fuzz-long clean
+
+all: build
+
+deps:
+	@./scripts/install-deps.sh
+
+build: deps
+	@cmake --preset release >/dev/null
+	@cmake --build --preset release -j $(JOBS)
+
+build-debug: deps
+	@cmake --preset debug >/dev/null
+	@cmake --build --preset debug -j $(JOBS)
+
+build-fuzz: deps
+	@cmake --preset fuzz >/dev/null
+	@cmake --build --preset fuzz -j $(JOBS)
+
+run: build
+	./build/release/realtime-server $(ARGS)
+
+test-release: build
+	ctest --preset release -j 2
+
+# The sanitizer build runs the unit tests and the integration tests against an instrumented server.
+test-debug: build-debug
+	ctest --preset debug -j 2
+
+fuzz: build-fuzz
+	@./scripts/run-fuzz.sh $(FUZZ_SECONDS)
+
+# The longer campaign documented in docs/testing.md.
+fuzz-long: build-fuzz
+	@./scripts/run-fuzz.sh 600
+
+test: test-release test-debug fuzz
+	@echo "make test: all suites passed"
+
+clean:
+	rm -rf build

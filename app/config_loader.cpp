@@ -1,0 +1,163 @@
+#include "config_loader.hpp"
+
+#include <charconv>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+
+#include <toml++/toml.h>
+
+#include "core/topic.hpp"
+
+namespace boundary::realtime::app {
+namespace {
+
+struct OptionInfo {
+  std::string name;
+  std::string help;
+};
+
+const std::vector<OptionInfo>& options() {
+  static const std::vector<OptionInfo> all = {
+      {"host", "listen address (default 127.0.0.1)"},
+      {"port", "port for WebSocket, HTTP API, health and metrics (default 3000)"},
+      {"threads", "event-loop threads (default: number of cores)"},
+      {"jwt-secret", "HS256/384/512 secret, at least 32 bytes"},
+      {"jwt-public-key", "PEM file with the public key (RS*/PS*/ES*/EdDSA)"},
+      {"api-key", "bearer key for /api/*"},
+      {"redis", "redis://host:port[/db] (cluster mode)"},
+      {"node-id", "name of this node in a cluster (default: random)"},
+      {"allowed-origins", "comma list checked against Origin (default: any)"},
+      {"publish-patterns", "comma list of topic patterns clients may publish to (default: none)"},
+      {"max-message-bytes", "largest inbound WebSocket message (default 65536)"},
+      {"max-outbound-bytes", "per-connection send buffer before a slow consumer is closed (default 1048576)"},
+      {"max-subscriptions", "topics per connection (default 1000)"},
+      {"idle-timeout", "seconds of silence before a connection is closed, pinged at half (default 60)"},
+      {"max-body-bytes", "largest HTTP API request body (default 1048576)"},
+      {"commands-per-second", "client commands per connection per second, 0 = unlimited (default 100)"},
+      {"command-burst", "client command burst above the rate (default 200)"},
+  };
+  return all;
+}
+
+std::optional<std::string> toml_value(const toml::table& t, const std::string& key) {
+  const toml::node* n = t.get(key);
+  if (!n) return std::nullopt;
+  if (auto s = n->value<std::string>()) return *s;
+  if (auto i = n->value<std::int64_t>()) return std::to_string(*i);
+  if (auto b = n->value<bool>()) return *b ? "true" : "false";
+  if (auto* arr = n->as_array()) {
+    std::string joined;
+    for (const auto& item : *arr) {
+      auto s = item.value<std::string>();
+      if (!s) throw std::invalid_argument("config file: '" + key + "' must be an array of strings");
+      if (!joined.empty()) joined += ',';
+      joined += *s;
+    }
+    return joined;
+  }
+  throw std::invalid_argument("config file: '" + key + "' has an unsupported type");
+}
+
+template <class T>
+T parse_number(const std::string& name, const std::string& text, T min, T max) {
+  T value{};
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || ptr != text.data() + text.size() || value < min || value > max)
+    throw std::invalid_argument("--" + name + ": expected a whole number from " + std::to_string(min) + " to " +
+                                std::to_string(max) + ", got '" + text + "'");
+  return value;
+}
+
+double parse_double(const std::string& name, const std::string& text) {
+  try {
+    std::size_t used = 0;
+    double v = std::stod(text, &used);
+    if (used == text.size() && v >= 0) return v;
+  } catch (const std::exception&) {
+  }
+  throw std::invalid_argument("--" + name + ": expected a non-negative number, got '" + text + "'");
+}
+
+std::string read_file(const std::string& path, const std::string& what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::invalid_argument(what + ": cannot read '" + path + "'");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void apply(LoadedConfig& out, const std::string& name, const std::string& v) {
+  Config& c = out.config;
+  if (name == "host") c.host = v;
+  else if (name == "port") c.port = parse_number<std::uint16_t>(name, v, 0, 65535);
+  else if (name == "threads") c.threads = parse_number<unsigned>(name, v, 1, 256);
+  else if (name == "jwt-secret") c.jwt_secret = v;
+  else if (name == "jwt-public-key") { c.jwt_public_key_file = v; out.jwt_public_key_pem = read_file(v, "--jwt-public-key"); }
+  else if (name == "api-key") c.api_key = v;
+  else if (name == "redis") c.redis_url = v;
+  else if (name == "node-id") c.node_id = v;
+  else if (name == "allowed-origins") c.allowed_origins = core::split_list(v);
+  else if (name == "publish-patterns") c.publish_patterns = core::split_list(v);
+  else if (name == "max-message-bytes") c.max_message_bytes = parse_number<std::size_t>(name, v, 125, std::size_t{1} << 30);
+  else if (name == "max-outbound-bytes") c.max_outbound_bytes = parse_number<std::size_t>(name, v, 4096, std::size_t{1} << 34);
+  else if (name == "max-subscriptions") c.max_subscriptions = parse_number<std::size_t>(name, v, 1, 1000000);
+  else if (name == "idle-timeout") c.idle_timeout = std::chrono::seconds(parse_number<long>(name, v, 2, 86400 * 7));
+  else if (name == "max-body-bytes") c.max_body_bytes = parse_number<std::size_t>(name, v, 1024, std::size_t{1} << 30);
+  else if (name == "commands-per-second") c.commands_per_second = parse_double(name, v);
+  else if (name == "command-burst") c.command_burst = std::max(1.0, parse_double(name, v));
+}
+
+}  // namespace
+
+const std::vector<std::string>& option_names() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> n;
+    for (const auto& o : options()) n.push_back(o.name);
+    return n;
+  }();
+  return names;
+}
+
+std::string describe(const std::string& option) {
+  for (const auto& o : options())
+    if (o.name == option) return o.help;
+  return {};
+}
+
+std::string env_name(const std::string& option) {
+  std::string e = "REALTIME_";
+  for (char ch : option) e += ch == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  if (option == "redis") e = "REALTIME_REDIS_URL";  // as SPEC.md names it
+  return e;
+}
+
+LoadedConfig load_config(const std::vector<std::pair<std::string, std::string>>& flag_values,
+                         const std::string& config_file) {
+  std::optional<toml::table> file;
+  if (!config_file.empty()) {
+    try {
+      file = toml::parse_file(config_file);
+    } catch (const toml::parse_error& e) {
+      throw std::invalid_argument("config file '" + config_file + "': " + std::string(e.description()));
+    }
+    for (const auto& [key, node] : *file)
+      if (describe(std::string(key.str())).empty())
+        throw std::invalid_argument("config file '" + config_file + "': unknown key '" + std::string(key.str()) + "'");
+  }
+  std::map<std::string, std::string> flags(flag_values.begin(), flag_values.end());
+  LoadedConfig out;
+  for (const auto& name : option_names()) {
+    std::optional<std::string> value;
+    if (auto it = flags.find(name); it != flags.end()) value = it->second;
+    else if (const char* env = std::getenv(env_name(name).c_str())) value = std::string(env);
+    else if (file) value = toml_value(*file, name);
+    if (value) apply(out, name, *value);
+  }
+  return out;
+}
+
+}  // namespace boundary::realtime::app

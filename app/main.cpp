@@ -1,0 +1,153 @@
+// realtime-server: runs the server, or mints a token (`realtime-server token ...`).
+
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
+#include <openssl/rand.h>
+#include <spdlog/spdlog.h>
+
+#include "boundary/realtime/server.hpp"
+#include "config_loader.hpp"
+#include "core/topic.hpp"
+#include "shell/adapters/jwt_openssl.hpp"
+
+namespace rt = boundary::realtime;
+namespace json = boost::json;
+
+namespace {
+
+std::string random_hex(std::size_t bytes) {
+  std::vector<unsigned char> b(bytes);
+  if (RAND_bytes(b.data(), static_cast<int>(b.size())) != 1) throw std::runtime_error("no randomness available");
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string s;
+  for (unsigned char c : b) {
+    s += hex[c >> 4];
+    s += hex[c & 0xF];
+  }
+  return s;
+}
+
+std::string mint(const std::string& secret, const std::string& user_id, const std::string& roles, long ttl) {
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::system_clock::now().time_since_epoch()).count();
+  json::array role_list;
+  for (const auto& r : rt::core::split_list(roles)) role_list.emplace_back(r);
+  json::object claims{{"user-id", user_id}, {"roles", std::move(role_list)}, {"iat", now}, {"exp", now + ttl}};
+  return rt::shell::sign_hs256(secret, json::serialize(claims));
+}
+
+void print_dev_mode(const rt::Config& c, std::uint16_t port) {
+  const std::string token = mint(c.jwt_secret, "dev-user", "admin,user", 86400);
+  const std::string base = "http://" + c.host + ":" + std::to_string(port);
+  std::printf(
+      "\n"
+      "  ************************************************************************\n"
+      "  *  DEV MODE: no --jwt-secret and no --api-key were given, so a random  *\n"
+      "  *  secret and API key were generated for this run only. Do not use    *\n"
+      "  *  dev mode in production.                                            *\n"
+      "  ************************************************************************\n\n"
+      "  JWT secret : %s\n"
+      "  API key    : %s\n"
+      "  Sample token (user-id dev-user, roles admin,user, valid 24 h):\n    %s\n\n"
+      "  Connect    : ws://%s:%u/ws?token=<token>\n"
+      "  Send       : curl -s -X POST %s/api/broadcast -H 'Authorization: Bearer %s' \\\n"
+      "                 -H 'Content-Type: application/json' -d '{\"message\":{\"type\":\"hello\",\"text\":\"hi\"}}'\n"
+      "  Health     : %s/health/realtime\n\n",
+      c.jwt_secret.c_str(), c.api_key.c_str(), token.c_str(), c.host.c_str(), port, base.c_str(),
+      c.api_key.c_str(), base.c_str());
+  std::fflush(stdout);
+}
+
+std::unique_ptr<rt::TokenVerifier> make_verifier(const rt::app::LoadedConfig& loaded) {
+  const auto& c = loaded.config;
+  if (!c.jwt_secret.empty() && !c.jwt_public_key_file.empty())
+    throw std::invalid_argument("give either --jwt-secret or --jwt-public-key, not both");
+  if (!c.jwt_public_key_file.empty()) return rt::shell::OpenSslJwtVerifier::from_public_key_pem(loaded.jwt_public_key_pem);
+  return rt::shell::OpenSslJwtVerifier::from_secret(c.jwt_secret);
+}
+
+int run_server(rt::app::LoadedConfig loaded) {
+  auto& c = loaded.config;
+  if (c.jwt_secret.empty() && c.jwt_public_key_file.empty() && c.api_key.empty()) {
+    c.dev_mode = true;
+    c.jwt_secret = random_hex(32);
+    c.api_key = random_hex(24);
+  }
+  if (c.api_key.empty()) throw std::invalid_argument("--api-key is required when a JWT secret or public key is given");
+  if (c.jwt_secret.empty() && c.jwt_public_key_file.empty())
+    throw std::invalid_argument("--jwt-secret or --jwt-public-key is required when --api-key is given");
+  if (!c.redis_url.empty())
+    throw std::invalid_argument("--redis: cluster mode is not available in this build yet; run without --redis");
+
+  // Signals are taken synchronously by this thread; block them before any loop thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  auto verifier = make_verifier(loaded);
+  const bool dev = c.dev_mode;
+  rt::Config config = c;
+  rt::Server server(std::move(c), std::move(verifier));
+  const auto port = server.start();
+  spdlog::info("realtime-server listening on {}:{} ({} threads{})", config.host, port,
+               config.threads ? config.threads : std::thread::hardware_concurrency(), dev ? ", DEV MODE" : "");
+  if (dev) print_dev_mode(config, port);
+  int sig = 0;
+  sigwait(&signals, &sig);
+  spdlog::info("received {}, shutting down gracefully", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  server.shutdown();
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  CLI::App app{"Boundary Realtime: WebSocket server for real-time messaging"};
+  std::string config_file;
+  app.add_option("--config", config_file, "TOML configuration file");
+  std::map<std::string, std::string> values;
+  std::map<std::string, CLI::Option*> given;
+  for (const auto& name : rt::app::option_names())
+    given[name] = app.add_option("--" + name, values[name],
+                                 rt::app::describe(name) + " [env " + rt::app::env_name(name) + "]");
+  std::string log_level = "info";
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
+
+  auto* token_cmd = app.add_subcommand("token", "print a signed HS256 token for trying things out and tests");
+  std::string secret, user_id, roles;
+  long ttl = 3600;
+  token_cmd->add_option("--secret", secret, "HMAC secret (at least 32 bytes)")->required();
+  token_cmd->add_option("--user-id", user_id, "user id claim")->required();
+  token_cmd->add_option("--roles", roles, "comma list of roles");
+  token_cmd->add_option("--ttl", ttl, "seconds until the token expires")->check(CLI::PositiveNumber);
+
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (*token_cmd) {
+      if (secret.size() < 32) throw std::invalid_argument("--secret must be at least 32 bytes");
+      std::cout << mint(secret, user_id, roles, ttl) << '\n';
+      return 0;
+    }
+    spdlog::set_level(spdlog::level::from_str(log_level));
+    std::vector<std::pair<std::string, std::string>> flags;
+    for (const auto& [name, opt] : given)
+      if (opt->count() > 0) flags.emplace_back(name, values[name]);
+    return run_server(rt::app::load_config(flags, config_file));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "realtime-server: %s\n", e.what());
+    return 2;
+  }
+}

@@ -1,0 +1,34 @@
+#pragma once
+// Server configuration. Every field has a flag, an environment variable and a TOML key
+// (SPEC.md section 1); app/config_loader.cpp fills it.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace boundary::realtime {
+
+struct Config {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 3000;
+  unsigned threads = 0;                      // 0 = number of cores
+  std::string jwt_secret;                    // HS256/384/512
+  std::string jwt_public_key_file;           // PEM: RS*/PS*/ES*/EdDSA
+  std::string api_key;
+  std::string redis_url;                     // cluster mode (not in this build: refused at startup)
+  std::string node_id;                       // random when empty
+  std::vector<std::string> allowed_origins;  // empty = any
+  std::vector<std::string> publish_patterns; // empty = clients may not publish
+  std::size_t max_message_bytes = 65536;     // largest inbound WebSocket message
+  std::size_t max_outbound_bytes = 1048576;  // per-connection send queue before closing with 1008
+  std::size_t max_subscriptions = 1000;      // topics per connection
+  std::chrono::seconds idle_timeout{60};     // silence before close; a ping goes out at half
+  std::size_t max_body_bytes = 1048576;      // HTTP API request body
+  double commands_per_second = 100;          // per connection, token bucket; 0 = unlimited
+  double command_burst = 200;
+  bool dev_mode = false;                     // set when secret and key were generated
+};
+
+}  // namespace boundary::realtime

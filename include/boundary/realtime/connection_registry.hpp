@@ -1,0 +1,70 @@
+#pragma once
+// In-memory registry of connections and their topic subscriptions: a two-way index
+// (connection -> user, roles, topics; user / role / topic -> connections), in the spirit of a
+// pub/sub server's channel index. Single-threaded by design: the server keeps one per event
+// loop, so lookups and deliveries take no lock.
+//
+// Every index uses swap-remove vectors with back-pointers, so registering, unregistering,
+// subscribing and unsubscribing are O(1) (plus the connection's own subscription count), and a
+// connection that goes away leaves every topic, user and role index it was in. Empty topics,
+// users and roles are erased, so memory follows what is live.
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "boundary/realtime/identity.hpp"
+#include "boundary/realtime/message.hpp"
+#include "boundary/realtime/ports/connection.hpp"
+
+namespace boundary::realtime {
+
+class ConnectionRegistry {
+ public:
+  ConnectionRegistry();
+  ~ConnectionRegistry();
+  ConnectionRegistry(const ConnectionRegistry&) = delete;
+  ConnectionRegistry& operator=(const ConnectionRegistry&) = delete;
+
+  // False when a connection with the same id is already registered.
+  bool register_connection(std::shared_ptr<Connection> connection, Identity identity);
+  // Removes the connection from every index. False when unknown.
+  bool unregister_connection(std::string_view connection_id);
+
+  Connection* find(std::string_view connection_id) const;
+  const Identity* identity_of(std::string_view connection_id) const;
+  std::vector<Connection*> find_by_user(std::string_view user_id) const;
+  std::vector<Connection*> find_by_role(std::string_view role) const;
+  std::vector<Connection*> all() const;
+  std::size_t count() const noexcept;
+  std::size_t user_connection_count(std::string_view user_id) const;
+
+  enum class SubscribeResult { subscribed, already_subscribed, unknown_connection, limit_reached };
+  // `max_subscriptions` bounds the topics of one connection; 0 means no limit.
+  SubscribeResult subscribe(std::string_view connection_id, std::string_view topic,
+                            std::size_t max_subscriptions = 0);
+  // False when the connection is unknown or was not subscribed.
+  bool unsubscribe(std::string_view connection_id, std::string_view topic);
+  std::vector<std::string> topics_of(std::string_view connection_id) const;
+  std::size_t subscriber_count(std::string_view topic) const;
+  std::size_t topic_count() const noexcept;
+
+  // Deliveries: hand `message` to each matching open connection once; return how many.
+  std::size_t send_to_user(std::string_view user_id, const Message& message) const;
+  std::size_t send_to_role(std::string_view role, const Message& message) const;
+  std::size_t broadcast(const Message& message) const;
+  bool send_to_connection(std::string_view connection_id, const Message& message) const;
+  std::size_t publish(std::string_view topic, const Message& message) const;
+
+  // Visits every registered connection (shutdown, idle sweeps).
+  void for_each(const std::function<void(Connection&, const Identity&)>& visit) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace boundary::realtime

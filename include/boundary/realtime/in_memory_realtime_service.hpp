@@ -1,0 +1,49 @@
+#pragma once
+// RealtimeService over one ConnectionRegistry, with no sockets and no threads: the reference
+// implementation of the contract, and what applications use to test their realtime code with
+// RecordingConnection, FixedClaimsVerifier and ManualClock (testing/).
+//
+// Single-threaded: every call must come from one thread. Delivery is synchronous: when a send
+// returns, each target's Connection::send() has been called exactly once, in call order.
+// The verifier and the clock are borrowed and must outlive the service.
+
+#include <cstddef>
+
+#include "boundary/realtime/connection_registry.hpp"
+#include "boundary/realtime/ports/clock.hpp"
+#include "boundary/realtime/ports/token_verifier.hpp"
+#include "boundary/realtime/realtime_service.hpp"
+
+namespace boundary::realtime {
+
+class InMemoryRealtimeService final : public RealtimeService {
+ public:
+  // `max_subscriptions` bounds the topics of one connection (the server's default); 0 = no limit.
+  InMemoryRealtimeService(const TokenVerifier& verifier, const Clock& clock, std::size_t max_subscriptions = 1000);
+
+  boost::system::result<std::string, AuthError> connect(std::shared_ptr<Connection> connection,
+                                                        std::string_view token) override;
+  bool disconnect(std::string_view connection_id) override;
+
+  std::size_t send_to_user(std::string_view user_id, boost::json::object message) override;
+  std::size_t send_to_role(std::string_view role, boost::json::object message) override;
+  std::size_t broadcast(boost::json::object message) override;
+  bool send_to_connection(std::string_view connection_id, boost::json::object message) override;
+  std::size_t publish_to_topic(std::string_view topic, boost::json::object message) override;
+
+  SubscribeResult subscribe(std::string_view connection_id, std::string_view topic) override;
+  bool unsubscribe(std::string_view connection_id, std::string_view topic) override;
+
+  std::size_t connection_count() const override;
+
+  ConnectionRegistry& registry() noexcept { return registry_; }
+  const ConnectionRegistry& registry() const noexcept { return registry_; }
+
+ private:
+  const TokenVerifier& verifier_;
+  const Clock& clock_;
+  std::size_t max_subscriptions_;
+  ConnectionRegistry registry_;
+};
+
+}  // namespace boundary::realtime

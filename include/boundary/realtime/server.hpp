@@ -1,0 +1,83 @@
+#pragma once
+// The realtime server, embeddable: WebSocket endpoint, HTTP API, health and metrics on one port,
+// `threads` event loops each owning its connections.
+//
+// Thread-safety: every public member may be called from any thread. Sends are asynchronous:
+// they return at once and call `done` (on one of the server's loop threads) with how many
+// connections the message was handed to. Sends made one after another from one thread reach
+// each connection in that order. `done` handlers must not block.
+//
+// Asio and Beast stay behind this header (pimpl) so that applications build quickly.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <boost/json/object.hpp>
+
+#include "boundary/realtime/config.hpp"
+#include "boundary/realtime/ports/token_verifier.hpp"
+
+namespace boundary::realtime {
+
+struct HttpRequest {
+  std::string method;
+  std::string target;  // path and query
+  std::string body;
+  std::string authorization;  // Authorization header, possibly empty
+};
+
+struct HttpResponse {
+  unsigned status = 200;
+  std::string body;
+  std::string content_type = "application/json";
+};
+
+class Server {
+ public:
+  using CountHandler = std::function<void(std::size_t)>;
+  using BoolHandler = std::function<void(bool)>;
+  using Responder = std::function<void(HttpResponse)>;
+  using RouteHandler = std::function<void(const HttpRequest&, Responder)>;
+
+  // Throws std::invalid_argument for an unusable configuration.
+  Server(Config config, std::unique_ptr<TokenVerifier> verifier);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds the listening port (0 picks a free one) and starts the loop threads. Throws
+  // std::system_error when the address cannot be bound. Returns the bound port.
+  std::uint16_t start();
+  // Graceful shutdown (SPEC.md section 5): stop accepting, send `server-shutdown` and close 1001
+  // to every connection, wait up to `grace` for them to go, then stop the loops. Idempotent.
+  void shutdown(std::chrono::milliseconds grace = std::chrono::milliseconds(3000));
+  // Blocks until shutdown() has finished.
+  void wait();
+
+  // An extra HTTP route served on the same port (exact path match), for applications that
+  // embed the server. Register before start(). Requests under /api/ still need the API key.
+  void add_route(std::string method, std::string path, RouteHandler handler);
+
+  void send_to_user(std::string user_id, boost::json::object message, CountHandler done = {});
+  void send_to_role(std::string role, boost::json::object message, CountHandler done = {});
+  void broadcast(boost::json::object message, CountHandler done = {});
+  void send_to_connection(std::string connection_id, boost::json::object message, BoolHandler done = {});
+  void publish(std::string topic, boost::json::object message, CountHandler done = {});
+  void subscribe(std::string connection_id, std::string topic, BoolHandler done = {});
+  void unsubscribe(std::string connection_id, std::string topic, BoolHandler done = {});
+  void disconnect_connection(std::string connection_id, CountHandler done = {});
+  void disconnect_user(std::string user_id, CountHandler done = {});
+  std::size_t connection_count() const noexcept;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace boundary::realtime

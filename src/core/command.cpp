@@ -1,0 +1,88 @@
+#include "core/command.hpp"
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include "core/topic.hpp"
+
+namespace boundary::realtime::core {
+namespace json = boost::json;
+namespace {
+
+CommandError fail(CommandErrorCode code, std::string message, const json::value& ref = nullptr) {
+  return CommandError{code, std::move(message), ref};
+}
+
+std::optional<Action> action_named(std::string_view name) {
+  if (name == "subscribe") return Action::subscribe;
+  if (name == "unsubscribe") return Action::unsubscribe;
+  if (name == "publish") return Action::publish;
+  if (name == "ping") return Action::ping;
+  return std::nullopt;
+}
+
+std::string with_ref(json::object reply, const json::value& ref) {
+  if (!ref.is_null()) reply["ref"] = ref;
+  return json::serialize(reply);
+}
+
+}  // namespace
+
+boost::system::result<Command, CommandError> parse_command(std::string_view text) {
+  boost::system::error_code ec;
+  // Depth is bounded by the parser (32 by default): hostile nesting cannot exhaust the stack.
+  json::value v = json::parse(text, ec);
+  if (ec) return fail(CommandErrorCode::bad_request, "message is not valid JSON");
+  if (!v.is_object()) return fail(CommandErrorCode::bad_request, "message must be a JSON object");
+  auto& obj = v.get_object();
+
+  Command cmd;
+  if (auto* r = obj.if_contains("ref")) {
+    if (!r->is_string() && !r->is_number())
+      return fail(CommandErrorCode::bad_request, "ref must be a string or a number");
+    cmd.ref = *r;
+  }
+  auto* action = obj.if_contains("action");
+  if (!action || !action->is_string())
+    return fail(CommandErrorCode::bad_request, "missing field: action", cmd.ref);
+  auto named = action_named(action->get_string());
+  if (!named) return fail(CommandErrorCode::bad_request, "unknown action", cmd.ref);
+  cmd.action = *named;
+  if (cmd.action == Action::ping) return cmd;
+
+  auto* topic = obj.if_contains("topic");
+  if (!topic || !topic->is_string()) return fail(CommandErrorCode::bad_request, "missing field: topic", cmd.ref);
+  cmd.topic = std::string(topic->get_string());
+  if (!is_valid_topic(cmd.topic))
+    return fail(CommandErrorCode::invalid_topic, "topic must be 1-256 bytes without whitespace or control characters", cmd.ref);
+  if (cmd.action != Action::publish) return cmd;
+
+  auto* message = obj.if_contains("message");
+  if (!message || !message->is_object())
+    return fail(CommandErrorCode::bad_request, "missing field: message (a JSON object)", cmd.ref);
+  auto* type = message->get_object().if_contains("type");
+  if (!type || !type->is_string())
+    return fail(CommandErrorCode::bad_request, "message must have a string type", cmd.ref);
+  cmd.message = std::move(message->get_object());
+  return cmd;
+}
+
+std::string reply_subscribed(std::string_view topic, const json::value& ref) {
+  return with_ref({{"type", "subscribed"}, {"topic", topic}}, ref);
+}
+
+std::string reply_unsubscribed(std::string_view topic, const json::value& ref) {
+  return with_ref({{"type", "unsubscribed"}, {"topic", topic}}, ref);
+}
+
+std::string reply_published(std::string_view topic, std::size_t delivered, const json::value& ref) {
+  return with_ref({{"type", "published"}, {"topic", topic}, {"delivered", delivered}}, ref);
+}
+
+std::string reply_pong(const json::value& ref) { return with_ref({{"type", "pong"}}, ref); }
+
+std::string reply_error(CommandErrorCode code, std::string_view message, const json::value& ref) {
+  return with_ref({{"type", "error"}, {"code", to_string(code)}, {"message", message}}, ref);
+}
+
+}  // namespace boundary::realtime::core

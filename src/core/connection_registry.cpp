@@ -1,0 +1,247 @@
+#include "boundary/realtime/connection_registry.hpp"
+
+#include <algorithm>
+#include <cassert>
+#include <unordered_map>
+
+namespace boundary::realtime {
+namespace {
+
+struct Entry;
+
+enum class GroupKind { all, user, role, topic };
+
+// A set of connections (everyone, one user, one role or one topic) as a swap-remove vector.
+struct Group {
+  GroupKind kind;
+  std::string name;
+  std::vector<Entry*> members;
+};
+
+// Where an entry sits inside one group, so that leaving is O(1).
+struct Membership {
+  Group* group;
+  std::uint32_t index;
+};
+
+struct Entry {
+  std::shared_ptr<Connection> connection;
+  Identity identity;
+  std::string id;
+  std::vector<Membership> memberships;
+  std::size_t topic_count = 0;
+};
+
+using GroupMap = std::unordered_map<std::string_view, std::unique_ptr<Group>>;
+
+}  // namespace
+
+struct ConnectionRegistry::Impl {
+  std::unordered_map<std::string_view, std::unique_ptr<Entry>> entries;
+  Group everyone{GroupKind::all, {}, {}};
+  GroupMap users, roles, topics;
+
+  Entry* entry(std::string_view id) const {
+    auto it = entries.find(id);
+    return it == entries.end() ? nullptr : it->second.get();
+  }
+
+  static const Group* group(const GroupMap& map, std::string_view name) {
+    auto it = map.find(name);
+    return it == map.end() ? nullptr : it->second.get();
+  }
+
+  void join(Entry& e, Group& g) {
+    e.memberships.push_back({&g, static_cast<std::uint32_t>(g.members.size())});
+    g.members.push_back(&e);
+  }
+
+  void join(Entry& e, GroupMap& map, GroupKind kind, std::string_view name) {
+    auto it = map.find(name);
+    if (it == map.end()) {
+      auto g = std::make_unique<Group>(Group{kind, std::string(name), {}});
+      std::string_view key = g->name;
+      it = map.emplace(key, std::move(g)).first;
+    }
+    join(e, *it->second);
+  }
+
+  // Swap-remove `e` from the group of its membership `m`, fixing the moved entry's index.
+  void leave(const Membership& m) {
+    auto& members = m.group->members;
+    Entry* moved = members.back();
+    members[m.index] = moved;
+    members.pop_back();
+    if (m.index < members.size()) {
+      for (auto& mm : moved->memberships)
+        if (mm.group == m.group) { mm.index = m.index; break; }
+    }
+    if (members.empty() && m.group->kind != GroupKind::all) erase_group(*m.group);
+  }
+
+  void erase_group(Group& g) {
+    GroupMap& map = g.kind == GroupKind::user ? users : g.kind == GroupKind::role ? roles : topics;
+    map.erase(std::string_view(g.name));
+  }
+
+  static std::size_t deliver(const Group* g, const Message& message) {
+    if (!g) return 0;
+    std::size_t n = 0;
+    for (Entry* e : g->members) {
+      if (!e->connection->is_open()) continue;
+      e->connection->send(message);
+      ++n;
+    }
+    return n;
+  }
+
+  static std::vector<Connection*> connections(const Group* g) {
+    std::vector<Connection*> out;
+    if (!g) return out;
+    out.reserve(g->members.size());
+    for (Entry* e : g->members) out.push_back(e->connection.get());
+    return out;
+  }
+};
+
+ConnectionRegistry::ConnectionRegistry() : impl_(std::make_unique<Impl>()) {}
+ConnectionRegistry::~ConnectionRegistry() = default;
+
+bool ConnectionRegistry::register_connection(std::shared_ptr<Connection> connection, Identity identity) {
+  if (!connection || impl_->entry(connection->id())) return false;
+  auto e = std::make_unique<Entry>();
+  e->id = std::string(connection->id());
+  e->connection = std::move(connection);
+  e->identity = std::move(identity);
+  Entry& ref = *e;
+  impl_->entries.emplace(std::string_view(ref.id), std::move(e));
+  impl_->join(ref, impl_->everyone);
+  impl_->join(ref, impl_->users, GroupKind::user, ref.identity.user_id);
+  for (std::size_t i = 0; i < ref.identity.roles.size(); ++i) {
+    const auto& role = ref.identity.roles[i];
+    // A role listed twice in a token is one membership.
+    if (std::find(ref.identity.roles.begin(), ref.identity.roles.begin() + i, role) ==
+        ref.identity.roles.begin() + i)
+      impl_->join(ref, impl_->roles, GroupKind::role, role);
+  }
+  return true;
+}
+
+bool ConnectionRegistry::unregister_connection(std::string_view connection_id) {
+  auto it = impl_->entries.find(connection_id);
+  if (it == impl_->entries.end()) return false;
+  Entry& e = *it->second;
+  // Leave in reverse order so no membership of this entry is moved while still pending.
+  while (!e.memberships.empty()) {
+    Membership m = e.memberships.back();
+    e.memberships.pop_back();
+    impl_->leave(m);
+  }
+  impl_->entries.erase(it);
+  return true;
+}
+
+Connection* ConnectionRegistry::find(std::string_view connection_id) const {
+  Entry* e = impl_->entry(connection_id);
+  return e ? e->connection.get() : nullptr;
+}
+
+const Identity* ConnectionRegistry::identity_of(std::string_view connection_id) const {
+  Entry* e = impl_->entry(connection_id);
+  return e ? &e->identity : nullptr;
+}
+
+std::vector<Connection*> ConnectionRegistry::find_by_user(std::string_view user_id) const {
+  return Impl::connections(Impl::group(impl_->users, user_id));
+}
+
+std::vector<Connection*> ConnectionRegistry::find_by_role(std::string_view role) const {
+  return Impl::connections(Impl::group(impl_->roles, role));
+}
+
+std::vector<Connection*> ConnectionRegistry::all() const { return Impl::connections(&impl_->everyone); }
+
+std::size_t ConnectionRegistry::count() const noexcept { return impl_->entries.size(); }
+
+std::size_t ConnectionRegistry::user_connection_count(std::string_view user_id) const {
+  const Group* g = Impl::group(impl_->users, user_id);
+  return g ? g->members.size() : 0;
+}
+
+ConnectionRegistry::SubscribeResult ConnectionRegistry::subscribe(std::string_view connection_id,
+                                                                  std::string_view topic,
+                                                                  std::size_t max_subscriptions) {
+  Entry* e = impl_->entry(connection_id);
+  if (!e) return SubscribeResult::unknown_connection;
+  if (const Group* g = Impl::group(impl_->topics, topic)) {
+    for (const auto& m : e->memberships)
+      if (m.group == g) return SubscribeResult::already_subscribed;
+  }
+  if (max_subscriptions != 0 && e->topic_count >= max_subscriptions) return SubscribeResult::limit_reached;
+  impl_->join(*e, impl_->topics, GroupKind::topic, topic);
+  ++e->topic_count;
+  return SubscribeResult::subscribed;
+}
+
+bool ConnectionRegistry::unsubscribe(std::string_view connection_id, std::string_view topic) {
+  Entry* e = impl_->entry(connection_id);
+  const Group* g = Impl::group(impl_->topics, topic);
+  if (!e || !g) return false;
+  auto it = std::find_if(e->memberships.begin(), e->memberships.end(),
+                         [g](const Membership& m) { return m.group == g; });
+  if (it == e->memberships.end()) return false;
+  Membership m = *it;
+  e->memberships.erase(it);
+  --e->topic_count;
+  impl_->leave(m);
+  return true;
+}
+
+std::vector<std::string> ConnectionRegistry::topics_of(std::string_view connection_id) const {
+  std::vector<std::string> out;
+  if (Entry* e = impl_->entry(connection_id))
+    for (const auto& m : e->memberships)
+      if (m.group->kind == GroupKind::topic) out.push_back(m.group->name);
+  return out;
+}
+
+std::size_t ConnectionRegistry::subscriber_count(std::string_view topic) const {
+  const Group* g = Impl::group(impl_->topics, topic);
+  return g ? g->members.size() : 0;
+}
+
+std::size_t ConnectionRegistry::topic_count() const noexcept { return impl_->topics.size(); }
+
+std::size_t ConnectionRegistry::send_to_user(std::string_view user_id, const Message& message) const {
+  return Impl::deliver(Impl::group(impl_->users, user_id), message);
+}
+
+std::size_t ConnectionRegistry::send_to_role(std::string_view role, const Message& message) const {
+  return Impl::deliver(Impl::group(impl_->roles, role), message);
+}
+
+std::size_t ConnectionRegistry::broadcast(const Message& message) const {
+  return Impl::deliver(&impl_->everyone, message);
+}
+
+bool ConnectionRegistry::send_to_connection(std::string_view connection_id, const Message& message) const {
+  Entry* e = impl_->entry(connection_id);
+  if (!e || !e->connection->is_open()) return false;
+  e->connection->send(message);
+  return true;
+}
+
+std::size_t ConnectionRegistry::publish(std::string_view topic, const Message& message) const {
+  return Impl::deliver(Impl::group(impl_->topics, topic), message);
+}
+
+void ConnectionRegistry::for_each(const std::function<void(Connection&, const Identity&)>& visit) const {
+  // Snapshot first: a visitor may close connections, which may unregister them.
+  std::vector<std::shared_ptr<Connection>> snapshot;
+  snapshot.reserve(impl_->everyone.members.size());
+  for (Entry* e : impl_->everyone.members) snapshot.push_back(e->connection);
+  for (const auto& c : snapshot)
+    if (Entry* e = impl_->entry(c->id()); e && e->connection == c) visit(*c, e->identity);
+}
+
+}  // namespace boundary::realtime

@@ -1,0 +1,207 @@
+#include "core/http_rules.hpp"
+
+#include <cctype>
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include "core/topic.hpp"
+
+namespace boundary::realtime::core {
+namespace json = boost::json;
+namespace {
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i])))
+      return false;
+  return true;
+}
+
+HttpRefusal bad(std::string message) { return HttpRefusal{400, error_body(message)}; }
+
+// A Sec-WebSocket-Key is the base64 of 16 bytes: 24 characters ending in "==".
+bool valid_key(std::string_view key) {
+  if (key.size() != 24 || key.substr(22) != "==") return false;
+  for (char c : key.substr(0, 22))
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '+' && c != '/') return false;
+  return true;
+}
+
+struct Route {
+  std::string_view path;
+  std::string_view method;
+  ApiCall call;
+};
+
+constexpr Route routes[] = {
+    {"/api/send-to-user", "POST", ApiCall::send_to_user},
+    {"/api/send-to-role", "POST", ApiCall::send_to_role},
+    {"/api/broadcast", "POST", ApiCall::broadcast},
+    {"/api/send-to-connection", "POST", ApiCall::send_to_connection},
+    {"/api/publish", "POST", ApiCall::publish},
+    {"/api/subscribe", "POST", ApiCall::subscribe},
+    {"/api/unsubscribe", "POST", ApiCall::unsubscribe},
+    {"/api/disconnect", "POST", ApiCall::disconnect},
+    {"/api/connections", "GET", ApiCall::connections},
+};
+
+// Reads a required non-empty string field into `out`.
+std::optional<HttpRefusal> string_field(const json::object& body, std::string_view name, std::string& out) {
+  auto* v = body.if_contains(name);
+  if (!v) return bad("missing field: " + std::string(name));
+  if (!v->is_string() || v->get_string().empty()) return bad(std::string(name) + " must be a non-empty string");
+  out = std::string(v->get_string());
+  return std::nullopt;
+}
+
+std::optional<HttpRefusal> message_field(json::object& body, json::object& out) {
+  auto* v = body.if_contains("message");
+  if (!v) return bad("missing field: message");
+  if (!v->is_object()) return bad("message must be a JSON object");
+  auto* type = v->get_object().if_contains("type");
+  if (!type || !type->is_string()) return bad("message must have a string type");
+  out = std::move(v->get_object());
+  return std::nullopt;
+}
+
+std::optional<HttpRefusal> topic_field(const json::object& body, std::string& out) {
+  if (auto err = string_field(body, "topic", out)) return err;
+  if (!is_valid_topic(out)) return bad("topic must be 1-256 bytes without whitespace or control characters");
+  return std::nullopt;
+}
+
+std::optional<HttpRefusal> fill(ApiRequest& req, json::object& body) {
+  switch (req.call) {
+    case ApiCall::send_to_user:
+      if (auto e = string_field(body, "user-id", req.user_id)) return e;
+      return message_field(body, req.message);
+    case ApiCall::send_to_role:
+      if (auto e = string_field(body, "role", req.role)) return e;
+      return message_field(body, req.message);
+    case ApiCall::broadcast: return message_field(body, req.message);
+    case ApiCall::send_to_connection:
+      if (auto e = string_field(body, "connection-id", req.connection_id)) return e;
+      return message_field(body, req.message);
+    case ApiCall::publish:
+      if (auto e = topic_field(body, req.topic)) return e;
+      return message_field(body, req.message);
+    case ApiCall::subscribe:
+    case ApiCall::unsubscribe:
+      if (auto e = string_field(body, "connection-id", req.connection_id)) return e;
+      return topic_field(body, req.topic);
+    case ApiCall::disconnect:
+      if (body.contains("connection-id")) return string_field(body, "connection-id", req.connection_id);
+      if (body.contains("user-id")) return string_field(body, "user-id", req.user_id);
+      return bad("missing field: connection-id or user-id");
+    case ApiCall::connections: return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::string error_body(std::string_view message) { return json::serialize(json::object{{"error", message}}); }
+
+std::optional<std::string> percent_decode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '+') {
+      out += ' ';
+    } else if (s[i] == '%') {
+      if (i + 2 >= s.size()) return std::nullopt;
+      int hi = hex_value(s[i + 1]), lo = hex_value(s[i + 2]);
+      if (hi < 0 || lo < 0) return std::nullopt;
+      out += static_cast<char>(hi * 16 + lo);
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+std::string_view target_path(std::string_view target) noexcept { return target.substr(0, target.find('?')); }
+
+std::optional<std::string> query_param(std::string_view target, std::string_view name) {
+  auto q = target.find('?');
+  if (q == std::string_view::npos) return std::nullopt;
+  std::string_view query = target.substr(q + 1);
+  while (!query.empty()) {
+    auto amp = query.find('&');
+    auto pair = query.substr(0, amp);
+    auto eq = pair.find('=');
+    if (pair.substr(0, eq) == name) return percent_decode(eq == std::string_view::npos ? "" : pair.substr(eq + 1));
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string_view> bearer_token(std::string_view authorization) noexcept {
+  if (authorization.size() < 7 || !iequals(authorization.substr(0, 7), "Bearer ")) return std::nullopt;
+  auto token = authorization.substr(7);
+  while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
+  while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
+  if (token.empty()) return std::nullopt;
+  return token;
+}
+
+bool secrets_equal(std::string_view a, std::string_view b) noexcept {
+  // Length is not secret (keys have fixed, documented lengths); the content is.
+  if (a.size() != b.size()) return false;
+  volatile unsigned char diff = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) diff = diff | (static_cast<unsigned char>(a[i]) ^ static_cast<unsigned char>(b[i]));
+  return diff == 0;
+}
+
+boost::system::result<std::string, HttpRefusal> check_upgrade(const UpgradeRequest& req,
+                                                              const std::vector<std::string>& allowed_origins) {
+  if (req.method != "GET" || !req.websocket_upgrade) return HttpRefusal{400, error_body("Not a WebSocket request")};
+  if (req.version != "13") return HttpRefusal{426, error_body("Unsupported WebSocket version (13 required)")};
+  if (!valid_key(req.key)) return HttpRefusal{400, error_body("Invalid Sec-WebSocket-Key")};
+  if (!allowed_origins.empty()) {
+    bool allowed = false;
+    for (const auto& o : allowed_origins) allowed = allowed || iequals(o, req.origin);
+    if (!allowed) return HttpRefusal{403, error_body("Forbidden")};
+  }
+  auto unauthorized = HttpRefusal{401, error_body("Unauthorized")};
+  if (auto token = query_param(req.target, "token")) {
+    if (token->empty()) return unauthorized;
+    return std::move(*token);
+  }
+  if (auto token = bearer_token(req.authorization)) return std::string(*token);
+  return unauthorized;
+}
+
+boost::system::result<ApiCall, HttpRefusal> route_api(std::string_view method, std::string_view path) {
+  for (const auto& r : routes) {
+    if (r.path != path) continue;
+    if (r.method != method) return HttpRefusal{405, error_body("Method not allowed")};
+    return r.call;
+  }
+  return HttpRefusal{404, error_body("Not found")};
+}
+
+boost::system::result<ApiRequest, HttpRefusal> parse_api_body(ApiCall call, std::string_view body) {
+  ApiRequest req;
+  req.call = call;
+  if (call == ApiCall::connections) return req;
+  boost::system::error_code ec;
+  json::value v = json::parse(body, ec);
+  if (ec) return bad("body is not valid JSON");
+  if (!v.is_object()) return bad("body must be a JSON object");
+  if (auto err = fill(req, v.get_object())) return *err;
+  return req;
+}
+
+}  // namespace boundary::realtime::core

@@ -1,0 +1,65 @@
+#pragma once
+// Decisions on HTTP requests: the /ws upgrade, API authorization, API routing and bodies.
+// Pure: the shell parses HTTP with Beast and hands the fields in.
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/json/object.hpp>
+#include <boost/system/result.hpp>
+
+namespace boundary::realtime::core {
+
+// Percent-decodes a query component ('+' is a space). nullopt on a bad escape.
+std::optional<std::string> percent_decode(std::string_view s);
+// The path part of a request target.
+std::string_view target_path(std::string_view target) noexcept;
+// The decoded value of query parameter `name`, if present.
+std::optional<std::string> query_param(std::string_view target, std::string_view name);
+// The token of `Authorization: Bearer <token>` (scheme case-insensitive).
+std::optional<std::string_view> bearer_token(std::string_view authorization) noexcept;
+// Constant-time comparison of secrets (no early exit on the first differing byte).
+bool secrets_equal(std::string_view a, std::string_view b) noexcept;
+
+struct UpgradeRequest {
+  std::string_view method;
+  std::string_view target;
+  bool websocket_upgrade = false;   // Connection: upgrade and Upgrade: websocket
+  std::string_view version;         // Sec-WebSocket-Version
+  std::string_view key;             // Sec-WebSocket-Key
+  std::string_view origin;
+  std::string_view authorization;
+};
+
+struct HttpRefusal {
+  unsigned status;
+  std::string body;  // JSON
+};
+
+// Checks everything but the token's validity; on success returns the token to verify.
+// `allowed_origins` empty = any origin.
+boost::system::result<std::string, HttpRefusal> check_upgrade(const UpgradeRequest& req,
+                                                              const std::vector<std::string>& allowed_origins);
+
+enum class ApiCall {
+  send_to_user, send_to_role, broadcast, send_to_connection, publish,
+  subscribe, unsubscribe, disconnect, connections,
+};
+
+// Unknown path -> 404, known path with the wrong method -> 405.
+boost::system::result<ApiCall, HttpRefusal> route_api(std::string_view method, std::string_view path);
+
+struct ApiRequest {
+  ApiCall call{};
+  std::string user_id, role, connection_id, topic;  // whichever the call names
+  boost::json::object message;                      // for the send calls
+};
+
+// Validates the JSON body of `call` (400 with what is wrong).
+boost::system::result<ApiRequest, HttpRefusal> parse_api_body(ApiCall call, std::string_view body);
+
+std::string error_body(std::string_view message);
+
+}  // namespace boundary::realtime::core

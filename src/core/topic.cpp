@@ -1,0 +1,114 @@
+#include "core/topic.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "core/frame.hpp"
+
+namespace boundary::realtime::core {
+namespace {
+
+std::vector<std::string_view> segments(std::string_view s) {
+  std::vector<std::string_view> out;
+  std::size_t start = 0;
+  for (;;) {
+    auto pos = s.find(':', start);
+    out.push_back(s.substr(start, pos == std::string_view::npos ? std::string_view::npos : pos - start));
+    if (pos == std::string_view::npos) return out;
+    start = pos + 1;
+  }
+}
+
+// True when `topic` is `<prefix><name>` or `<prefix><name>:...`; `name` receives <name>.
+bool scoped(std::string_view topic, std::string_view prefix, std::string_view& name) {
+  if (topic.substr(0, prefix.size()) != prefix) return false;
+  auto rest = topic.substr(prefix.size());
+  name = rest.substr(0, rest.find(':'));
+  return true;
+}
+
+// Unicode White_Space and C1 controls beyond ASCII: as invisible in logs and UIs as their ASCII
+// counterparts, so refused the same way.
+constexpr bool is_space_or_control(char32_t c) noexcept {
+  return (c >= 0x80 && c <= 0xA0) || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 ||
+         c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+}
+
+// `s` must be valid UTF-8.
+bool has_non_ascii_space_or_control(std::string_view s) noexcept {
+  for (std::size_t i = 0; i < s.size();) {
+    const auto lead = static_cast<unsigned char>(s[i]);
+    if (lead < 0x80) { ++i; continue; }
+    const std::size_t n = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
+    char32_t c = lead & (0xFF >> (n + 1));
+    for (std::size_t k = 1; k < n; ++k) c = (c << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
+    if (is_space_or_control(c)) return true;
+    i += n;
+  }
+  return false;
+}
+
+}  // namespace
+
+bool is_valid_topic(std::string_view topic) noexcept {
+  if (topic.empty() || topic.size() > max_topic_bytes) return false;
+  for (unsigned char c : topic)
+    if (c <= 0x20 || c == 0x7F) return false;
+  return is_valid_utf8(topic) && !has_non_ascii_space_or_control(topic);
+}
+
+std::optional<CommandErrorCode> check_subscribe(const Identity& who, std::string_view topic) {
+  if (!is_valid_topic(topic)) return CommandErrorCode::invalid_topic;
+  std::string_view name;
+  if (scoped(topic, "user:", name) && name != who.user_id) return CommandErrorCode::forbidden;
+  if (scoped(topic, "role:", name) && !who.has_role(name)) return CommandErrorCode::forbidden;
+  return std::nullopt;
+}
+
+PublishPatterns::PublishPatterns(const std::vector<std::string>& patterns) {
+  for (const auto& p : patterns) {
+    if (p.empty()) throw std::invalid_argument("empty publish pattern");
+    std::vector<std::string> segs;
+    for (auto s : segments(p)) segs.emplace_back(s);
+    for (std::size_t i = 0; i + 1 < segs.size(); ++i)
+      if (segs[i] == "**")
+        throw std::invalid_argument("publish pattern '" + p + "': '**' may only be the last segment");
+    patterns_.push_back(std::move(segs));
+  }
+}
+
+bool PublishPatterns::allows(std::string_view topic) const noexcept {
+  const auto topic_segs = segments(topic);
+  for (const auto& pattern : patterns_) {
+    bool ok = true;
+    std::size_t i = 0;
+    for (; i < pattern.size() && ok; ++i) {
+      if (pattern[i] == "**") {
+        // Like `*`, `**` stands for real segments: "chat:" and "chat::x" are not under "chat:**".
+        ok = i < topic_segs.size() &&
+             std::none_of(topic_segs.begin() + i, topic_segs.end(), [](std::string_view seg) { return seg.empty(); });
+        i = pattern.size();
+        break;
+      }
+      ok = i < topic_segs.size() && (pattern[i] == "*" ? !topic_segs[i].empty() : pattern[i] == topic_segs[i]);
+    }
+    if (ok && (pattern.back() == "**" || topic_segs.size() == pattern.size())) return true;
+  }
+  return false;
+}
+
+std::vector<std::string> split_list(std::string_view s) {
+  std::vector<std::string> out;
+  while (!s.empty()) {
+    auto pos = s.find(',');
+    auto item = s.substr(0, pos);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    if (!item.empty()) out.emplace_back(item);
+    if (pos == std::string_view::npos) break;
+    s.remove_prefix(pos + 1);
+  }
+  return out;
+}
+
+}  // namespace boundary::realtime::core

@@ -1,0 +1,231 @@
+#include "shell/http_session.hpp"
+
+#include <array>
+#include <random>
+
+#include <boost/asio/post.hpp>
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
+#include <boost/json/serialize.hpp>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+#include <spdlog/spdlog.h>
+
+#include "core/http_rules.hpp"
+#include "shell/loop.hpp"
+#include "shell/server_core.hpp"
+#include "shell/ws_session.hpp"
+
+namespace boundary::realtime::shell {
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace json = boost::json;
+using boost::system::error_code;
+
+namespace {
+// Slow or silent HTTP clients (including half-open ones) are dropped after this.
+constexpr auto request_timeout = std::chrono::seconds(30);
+constexpr std::uint32_t header_limit_bytes = 16 * 1024;
+
+std::string websocket_accept(std::string_view key) {
+  std::string input(key);
+  input += "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+  std::array<unsigned char, SHA_DIGEST_LENGTH> digest{};
+  SHA1(reinterpret_cast<const unsigned char*>(input.data()), input.size(), digest.data());
+  std::array<unsigned char, 4 * ((SHA_DIGEST_LENGTH + 2) / 3) + 1> out{};
+  const int n = EVP_EncodeBlock(out.data(), digest.data(), SHA_DIGEST_LENGTH);
+  return std::string(reinterpret_cast<const char*>(out.data()), static_cast<std::size_t>(n));
+}
+
+// UUID v4 from OpenSSL's CSPRNG (falls back to std::random_device should RAND_bytes fail).
+std::string uuid_v4() {
+  std::array<unsigned char, 16> b{};
+  if (RAND_bytes(b.data(), static_cast<int>(b.size())) != 1) {
+    std::random_device rd;
+    for (auto& x : b) x = static_cast<unsigned char>(rd());
+  }
+  b[6] = static_cast<unsigned char>((b[6] & 0x0F) | 0x40);
+  b[8] = static_cast<unsigned char>((b[8] & 0x3F) | 0x80);
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string s;
+  s.reserve(36);
+  for (std::size_t i = 0; i < b.size(); ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) s += '-';
+    s += hex[b[i] >> 4];
+    s += hex[b[i] & 0xF];
+  }
+  return s;
+}
+
+HttpResponse json_response(unsigned status, const json::object& body) {
+  return HttpResponse{status, json::serialize(body), "application/json"};
+}
+
+HttpResponse refusal(const core::HttpRefusal& r) { return HttpResponse{r.status, r.body, "application/json"}; }
+
+}  // namespace
+
+HttpSession::HttpSession(Loop& loop, asio::ip::tcp::socket socket) : loop_(loop), stream_(std::move(socket)) {}
+
+void HttpSession::start() { do_read(); }
+
+void HttpSession::do_read() {
+  parser_.emplace();
+  parser_->body_limit(loop_.server().config.max_body_bytes);
+  parser_->header_limit(header_limit_bytes);
+  stream_.expires_after(request_timeout);
+  http::async_read(stream_, buffer_, *parser_,
+                   [self = shared_from_this()](const error_code& ec, std::size_t) { self->on_read(ec); });
+}
+
+void HttpSession::on_read(const error_code& ec) {
+  if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::eof ||
+      ec == asio::error::connection_reset || ec == asio::error::operation_aborted)
+    return do_close();
+  keep_alive_ = false;
+  if (ec == http::error::body_limit) return respond(json_response(413, {{"error", "Request body too large"}}));
+  if (ec == http::error::header_limit) return respond(json_response(431, {{"error", "Request headers too large"}}));
+  if (ec) return respond(json_response(400, {{"error", "Bad request"}}));
+  auto& req = parser_->get();
+  keep_alive_ = req.keep_alive();
+  version_ = req.version();
+  route(req);
+}
+
+void HttpSession::route(Request& req) {
+  auto& server = loop_.server();
+  const auto path = core::target_path(req.target());
+  const auto method = req.method_string();
+  if (path == "/ws") return handle_upgrade(req);
+  if (path == "/health/realtime" && method == "GET") {
+    const bool shutting_down = server.shutting_down.load();
+    return respond(json_response(shutting_down ? 503 : 200,
+                                 {{"status", shutting_down ? "shutting-down" : "healthy"},
+                                  {"active-connections", server.connection_count()},
+                                  {"service", "realtime"}}));
+  }
+  if (path == "/metrics" && method == "GET")
+    return respond(HttpResponse{200, server.metrics.render_prometheus(), "text/plain; version=0.0.4"});
+  auto custom = server.routes.find({std::string(method), std::string(path)});
+  if (path.starts_with("/api/")) {
+    server.metrics.api_requests.fetch_add(1, std::memory_order_relaxed);
+    auto key = core::bearer_token(req[http::field::authorization]);
+    if (!key || !core::secrets_equal(*key, server.config.api_key))
+      return respond(json_response(401, {{"error", "Unauthorized"}}));
+    if (custom != server.routes.end()) return handle_custom(custom->second, req);
+    return handle_api(req);
+  }
+  if (custom != server.routes.end()) return handle_custom(custom->second, req);
+  respond(json_response(404, {{"error", "Not found"}}));
+}
+
+void HttpSession::handle_upgrade(Request& req) {
+  auto& server = loop_.server();
+  keep_alive_ = false;
+  if (server.shutting_down.load()) return respond(json_response(503, {{"error", "Server shutting down"}}));
+  core::UpgradeRequest u{req.method_string(),
+                         req.target(),
+                         beast::websocket::is_upgrade(req),
+                         req[http::field::sec_websocket_version],
+                         req[http::field::sec_websocket_key],
+                         req[http::field::origin],
+                         req[http::field::authorization]};
+  auto token = core::check_upgrade(u, server.config.allowed_origins);
+  if (!token) {
+    if (token.error().status == 401) server.metrics.auth_failures.fetch_add(1, std::memory_order_relaxed);
+    return respond(refusal(token.error()));
+  }
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::system_clock::now().time_since_epoch()).count();
+  auto identity = server.verifier->verify(*token, now);
+  if (!identity) {
+    server.metrics.auth_failures.fetch_add(1, std::memory_order_relaxed);
+    spdlog::debug("upgrade refused: {}", to_string(identity.error()));
+    return respond(json_response(401, {{"error", "Unauthorized"}}));
+  }
+  std::string response =
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " +
+      websocket_accept(u.key) + "\r\n\r\n";
+  const auto early = buffer_.cdata();
+  std::string_view early_bytes(static_cast<const char*>(early.data()), early.size());
+  stream_.expires_never();
+  auto session = std::make_shared<WsSession>(loop_, stream_.release_socket(), uuid_v4());
+  session->start(std::move(*identity), std::move(response), early_bytes);
+}
+
+void HttpSession::handle_api(Request& req) {
+  auto call = core::route_api(req.method_string(), core::target_path(req.target()));
+  if (!call) return respond(refusal(call.error()));
+  auto parsed = core::parse_api_body(*call, req.body());
+  if (!parsed) return respond(refusal(parsed.error()));
+  auto& server = loop_.server();
+  auto r = std::move(*parsed);
+  auto reply = responder();
+  auto count = [reply](const char* key) {
+    return [reply, key](std::size_t n) { reply(json_response(200, {{key, n}})); };
+  };
+  auto flag = [reply](const char* key) {
+    return [reply, key](std::size_t n) { reply(json_response(200, {{key, n > 0}})); };
+  };
+  switch (r.call) {
+    case core::ApiCall::send_to_user: return server.send_to_user(r.user_id, std::move(r.message), count("delivered"));
+    case core::ApiCall::send_to_role: return server.send_to_role(r.role, std::move(r.message), count("delivered"));
+    case core::ApiCall::broadcast: return server.broadcast(std::move(r.message), count("delivered"));
+    case core::ApiCall::send_to_connection:
+      return server.send_to_connection(r.connection_id, std::move(r.message), flag("delivered"));
+    case core::ApiCall::publish: return server.publish(r.topic, std::move(r.message), count("delivered"));
+    case core::ApiCall::subscribe: return server.subscribe(r.connection_id, r.topic, flag("subscribed"));
+    case core::ApiCall::unsubscribe: return server.unsubscribe(r.connection_id, r.topic, flag("unsubscribed"));
+    case core::ApiCall::disconnect:
+      if (!r.connection_id.empty()) return server.disconnect_connection(r.connection_id, count("disconnected"));
+      return server.disconnect_user(r.user_id, count("disconnected"));
+    case core::ApiCall::connections: return reply(json_response(200, {{"count", server.connection_count()}}));
+  }
+}
+
+void HttpSession::handle_custom(const Server::RouteHandler& handler, Request& req) {
+  HttpRequest r{std::string(req.method_string()), std::string(req.target()), std::move(req.body()),
+                std::string(req[http::field::authorization])};
+  try {
+    handler(r, responder());
+  } catch (const std::exception& e) {
+    spdlog::error("route {} failed: {}", r.target.substr(0, r.target.find('?')), e.what());
+    respond(json_response(500, {{"error", "Internal server error"}}));
+  }
+}
+
+Server::Responder HttpSession::responder() {
+  return [self = shared_from_this()](HttpResponse response) {
+    asio::post(self->loop_.io(), [self, response = std::move(response)]() mutable { self->respond(std::move(response)); });
+  };
+}
+
+void HttpSession::respond(HttpResponse r) {
+  auto& server = loop_.server();
+  if (r.status >= 400 && parser_ && core::target_path(parser_->get().target()).starts_with("/api/"))
+    server.metrics.api_errors.fetch_add(1, std::memory_order_relaxed);
+  auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(r.status), version_);
+  res->set(http::field::server, "boundary-realtime");
+  res->set(http::field::content_type, r.content_type);
+  res->keep_alive(keep_alive_ && !server.shutting_down.load());
+  res->body() = std::move(r.body);
+  res->prepare_payload();
+  stream_.expires_after(request_timeout);
+  http::async_write(stream_, *res, [self = shared_from_this(), res](const error_code& ec, std::size_t) {
+    if (ec || !res->keep_alive()) return self->do_close();
+    self->do_read();
+  });
+}
+
+void HttpSession::do_close() {
+  error_code ec;
+  stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+  stream_.close();
+}
+
+}  // namespace boundary::realtime::shell

@@ -1,0 +1,123 @@
+#include "shell/loop.hpp"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/socket_base.hpp>
+#include <spdlog/spdlog.h>
+
+#include "shell/http_session.hpp"
+#include "shell/server_core.hpp"
+#include "shell/ws_session.hpp"
+
+namespace boundary::realtime::shell {
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+namespace {
+// Scratch read size: one read per readiness event takes at most this much from one socket, so
+// one busy client cannot starve the rest of the loop.
+constexpr std::size_t read_buffer_bytes = 64 * 1024;
+constexpr auto sweep_interval = std::chrono::seconds(1);
+constexpr auto accept_backoff = std::chrono::milliseconds(100);
+}  // namespace
+
+Loop::Loop(ServerCore& server, unsigned index)
+    : server_(server),
+      index_(index),
+      read_buffer_(read_buffer_bytes),
+      acceptor_(io_),
+      accept_retry_(io_),
+      sweep_timer_(io_) {}
+
+Loop::~Loop() { join(); }
+
+void Loop::schedule_flush(std::shared_ptr<WsSession> session) {
+  flush_pending_.push_back(std::move(session));
+  if (flush_pending_.size() == 1) asio::post(io_, [this] { flush_all(); });
+}
+
+void Loop::flush_all() {
+  auto pending = std::move(flush_pending_);
+  flush_pending_.clear();
+  for (auto& s : pending) s->flush();
+}
+
+void Loop::track_closing(std::shared_ptr<WsSession> session) { closing_.push_back(std::move(session)); }
+
+void Loop::listen(const asio::ip::tcp::endpoint& endpoint) {
+  acceptor_.open(endpoint.protocol());
+  acceptor_.set_option(asio::socket_base::reuse_address(true));
+  int one = 1;
+  ::setsockopt(acceptor_.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  acceptor_.bind(endpoint);
+  acceptor_.listen(asio::socket_base::max_listen_connections);
+  accepting_ = true;
+}
+
+void Loop::start_thread() {
+  if (accepting_) do_accept();
+  do_sweep();
+  thread_ = std::thread([this] {
+    try {
+      io_.run();
+    } catch (const std::exception& e) {
+      // Handlers do not throw by design; reaching here is a broken invariant.
+      spdlog::critical("event loop {} stopped by an exception: {}", index_, e.what());
+      std::abort();
+    }
+  });
+}
+
+void Loop::stop_accepting() {
+  asio::post(io_, [this] {
+    accepting_ = false;
+    error_code ec;
+    acceptor_.close(ec);
+    accept_retry_.cancel();
+  });
+}
+
+void Loop::join() {
+  if (thread_.joinable()) {
+    io_.stop();
+    thread_.join();
+  }
+}
+
+void Loop::do_accept() {
+  acceptor_.async_accept(io_, [this](const error_code& ec, asio::ip::tcp::socket socket) {
+    on_accept(ec, std::move(socket));
+  });
+}
+
+void Loop::on_accept(const error_code& ec, asio::ip::tcp::socket socket) {
+  if (!accepting_) return;
+  if (ec) {
+    server_.metrics.accept_errors.fetch_add(1, std::memory_order_relaxed);
+    // Out of descriptors (EMFILE/ENFILE) and similar: back off instead of spinning on a
+    // listening socket that stays readable, and log at most once a second.
+    static std::atomic<std::int64_t> last_log{0};
+    const auto now_s = std::chrono::duration_cast<std::chrono::seconds>(
+                           std::chrono::steady_clock::now().time_since_epoch()).count();
+    if (last_log.exchange(now_s) != now_s) spdlog::warn("accept failed: {} (backing off)", ec.message());
+    accept_retry_.expires_after(accept_backoff);
+    accept_retry_.async_wait([this](const error_code& e) {
+      if (!e && accepting_) do_accept();
+    });
+    return;
+  }
+  std::make_shared<HttpSession>(*this, std::move(socket))->start();
+  do_accept();
+}
+
+void Loop::do_sweep() {
+  sweep_timer_.expires_after(sweep_interval);
+  sweep_timer_.async_wait([this](const error_code& ec) {
+    if (ec) return;
+    const auto now = WsSession::Clock::now();
+    registry_.for_each([now](Connection& c, const Identity&) { static_cast<WsSession&>(c).check_idle(now); });
+    std::erase_if(closing_, [now](const std::shared_ptr<WsSession>& s) { return s->close_expired(now); });
+    do_sweep();
+  });
+}
+
+}  // namespace boundary::realtime::shell

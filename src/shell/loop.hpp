@@ -1,0 +1,68 @@
+#pragma once
+// One event loop: an io_context run by exactly one thread, the connections it owns and their
+// indexes. Other threads reach a loop only by posting to it.
+
+#include <cstdint>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "boundary/realtime/connection_registry.hpp"
+
+namespace boundary::realtime::shell {
+
+class WsSession;
+struct ServerCore;
+
+class Loop {
+ public:
+  Loop(ServerCore& server, unsigned index);
+  ~Loop();
+
+  boost::asio::io_context& io() noexcept { return io_; }
+  ConnectionRegistry& registry() noexcept { return registry_; }
+  ServerCore& server() noexcept { return server_; }
+  unsigned index() const noexcept { return index_; }
+
+  // Scratch buffer for socket reads, shared by every connection of this loop: an idle
+  // connection holds no read buffer of its own.
+  std::vector<std::uint8_t>& read_buffer() noexcept { return read_buffer_; }
+
+  // Sessions with queued output are flushed once per loop pass, so that everything queued for
+  // a connection during one pass leaves in a single gather write.
+  void schedule_flush(std::shared_ptr<WsSession> session);
+
+  // Closing sessions are kept here until their close completes or its grace period ends.
+  void track_closing(std::shared_ptr<WsSession> session);
+
+  void listen(const boost::asio::ip::tcp::endpoint& endpoint);  // SO_REUSEPORT: one acceptor per loop
+  boost::asio::ip::tcp::endpoint local_endpoint() const { return acceptor_.local_endpoint(); }
+  void start_thread();
+  void stop_accepting();
+  void join();
+
+ private:
+  void do_accept();
+  void on_accept(const boost::system::error_code& ec, boost::asio::ip::tcp::socket socket);
+  void do_sweep();
+  void flush_all();
+
+  ServerCore& server_;
+  unsigned index_;
+  boost::asio::io_context io_{1};
+  ConnectionRegistry registry_;
+  std::vector<std::uint8_t> read_buffer_;
+  std::vector<std::shared_ptr<WsSession>> flush_pending_;
+  std::vector<std::shared_ptr<WsSession>> closing_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  boost::asio::steady_timer accept_retry_;
+  boost::asio::steady_timer sweep_timer_;
+  std::thread thread_;
+  bool accepting_ = false;
+};
+
+}  // namespace boundary::realtime::shell

@@ -1,0 +1,32 @@
+#pragma once
+// Process-wide counters, rendered in Prometheus text format at /metrics. Relaxed atomics:
+// each counter is updated by the loop that owns the event, read only for reporting.
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+namespace boundary::realtime::shell {
+
+struct Metrics {
+  std::atomic<std::int64_t> connections{0};             // gauge: open WebSocket connections
+  std::atomic<std::uint64_t> connections_total{0};      // accepted upgrades
+  std::atomic<std::uint64_t> messages_received{0};      // client text messages
+  std::atomic<std::uint64_t> messages_sent{0};          // deliveries (one per recipient)
+  std::atomic<std::uint64_t> bytes_received{0};
+  std::atomic<std::uint64_t> bytes_sent{0};
+  std::atomic<std::uint64_t> dropped_messages{0};       // queued messages discarded on close
+  std::atomic<std::uint64_t> slow_consumer_disconnects{0};
+  std::atomic<std::uint64_t> idle_disconnects{0};
+  std::atomic<std::uint64_t> auth_failures{0};
+  std::atomic<std::uint64_t> protocol_errors{0};        // closes with 1002/1003/1007/1009
+  std::atomic<std::uint64_t> command_errors{0};         // error replies to client commands
+  std::atomic<std::uint64_t> rate_limited{0};
+  std::atomic<std::uint64_t> api_requests{0};
+  std::atomic<std::uint64_t> api_errors{0};             // 4xx/5xx answers on /api/*
+  std::atomic<std::uint64_t> accept_errors{0};          // e.g. out of file descriptors
+
+  std::string render_prometheus() const;
+};
+
+}  // namespace boundary::realtime::shell

@@ -1,0 +1,345 @@
+#include "shell/ws_session.hpp"
+
+#include <array>
+#include <span>
+
+#include <boost/asio/post.hpp>
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
+#include <spdlog/spdlog.h>
+
+#include "core/command.hpp"
+#include "core/envelope.hpp"
+#include "core/topic.hpp"
+#include "shell/loop.hpp"
+#include "shell/server_core.hpp"
+
+namespace boundary::realtime::shell {
+namespace asio = boost::asio;
+namespace json = boost::json;
+using boost::system::error_code;
+
+namespace {
+// Gather writes take at most this many frames per system call (well under IOV_MAX).
+constexpr std::size_t max_gather = 64;
+// How long a closing connection may take to flush its close frame and answer it.
+constexpr auto close_grace = std::chrono::seconds(5);
+}  // namespace
+
+WsSession::WsSession(Loop& loop, asio::ip::tcp::socket socket, std::string id)
+    : loop_(loop),
+      socket_(std::move(socket)),
+      id_(std::move(id)),
+      decoder_(loop.server().config.max_message_bytes),
+      bucket_(loop.server().config.commands_per_second, loop.server().config.command_burst) {
+  loop.server().live_sessions.fetch_add(1, std::memory_order_relaxed);
+}
+
+WsSession::~WsSession() {
+  if (!finished_) loop_.server().live_sessions.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void WsSession::start(Identity identity, std::string upgrade_response, std::string_view early_bytes) {
+  auto& server = loop_.server();
+  error_code ec;
+  socket_.non_blocking(true, ec);
+  socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+  json::array roles;
+  for (const auto& r : identity.roles) roles.emplace_back(r);
+  json::object connected{{"type", "connected"}, {"connection-id", id_}, {"user-id", identity.user_id},
+                         {"roles", std::move(roles)}};
+  registered_ = loop_.registry().register_connection(shared_from_this(), std::move(identity));
+  if (!registered_) {  // a random 122-bit id collided: refuse rather than alias two clients
+    socket_.close(ec);
+    return;
+  }
+  identity_ = loop_.registry().identity_of(id_);
+  server.metrics.connections.fetch_add(1, std::memory_order_relaxed);
+  server.metrics.connections_total.fetch_add(1, std::memory_order_relaxed);
+  last_activity_ = Clock::now();
+  enqueue(Message::from_wire(std::move(upgrade_response)));
+  enqueue(core::make_envelope(std::move(connected), std::chrono::system_clock::now()));
+  if (!early_bytes.empty()) {
+    partial_.assign(early_bytes);
+    auto bytes = std::span(reinterpret_cast<std::uint8_t*>(partial_.data()), partial_.size());
+    const std::size_t used = process(bytes);
+    if (used == std::string::npos) return;
+    partial_.erase(0, used);
+  }
+  do_wait_readable();
+}
+
+void WsSession::do_wait_readable() {
+  socket_.async_wait(asio::ip::tcp::socket::wait_read,
+                     [self = shared_from_this()](const error_code& ec) { self->on_readable(ec); });
+}
+
+void WsSession::on_readable(const error_code& ec) {
+  if (finished_) return;
+  if (ec) return finish();
+  auto& buf = loop_.read_buffer();
+  error_code read_ec;
+  const std::size_t n = socket_.read_some(asio::buffer(buf), read_ec);
+  if (read_ec == asio::error::would_block || read_ec == asio::error::try_again) return do_wait_readable();
+  if (read_ec || n == 0) return finish();
+  loop_.server().metrics.bytes_received.fetch_add(n, std::memory_order_relaxed);
+  last_activity_ = Clock::now();
+  ping_outstanding_ = false;
+  if (discard_input_) return do_wait_readable();
+
+  std::size_t used;
+  if (partial_.empty()) {
+    auto bytes = std::span(buf.data(), n);
+    used = process(bytes);
+    if (used != std::string::npos && used < n) partial_.assign(reinterpret_cast<const char*>(buf.data()) + used, n - used);
+  } else {
+    partial_.append(reinterpret_cast<const char*>(buf.data()), n);
+    auto bytes = std::span(reinterpret_cast<std::uint8_t*>(partial_.data()), partial_.size());
+    used = process(bytes);
+    if (used != std::string::npos) partial_.erase(0, used);
+  }
+  if (partial_.empty()) std::string().swap(partial_);  // idle connections keep no read buffer
+  if (used == std::string::npos) {
+    std::string().swap(partial_);
+    if (finished_) return;
+  }
+  do_wait_readable();
+}
+
+std::size_t WsSession::process(std::span<std::uint8_t> bytes) {
+  std::size_t offset = 0;
+  while (!finished_ && !discard_input_) {
+    const core::DecodeStep step = decoder_.next(bytes.subspan(offset));
+    if (step.kind == core::DecodeStep::Kind::error) {
+      fail(step.error);
+      return std::string::npos;
+    }
+    offset += step.consumed;
+    if (step.kind == core::DecodeStep::Kind::need_more) {
+      if (step.consumed == 0) break;
+      continue;
+    }
+    if (!handle_step(step)) return std::string::npos;
+  }
+  return discard_input_ ? std::string::npos : offset;
+}
+
+bool WsSession::handle_step(const core::DecodeStep& step) {
+  using Kind = core::DecodeStep::Kind;
+  switch (step.kind) {
+    case Kind::text:
+      if (state_ == State::open) handle_text(step.payload);
+      return true;
+    case Kind::ping:
+      if (state_ == State::open)
+        enqueue(Message::from_wire(core::encode_frame(core::Opcode::pong, step.payload), 0));
+      return true;
+    case Kind::pong: return true;
+    case Kind::close: handle_peer_close(step.close_code); return false;
+    default: return true;
+  }
+}
+
+void WsSession::handle_text(std::string_view text) {
+  auto& server = loop_.server();
+  server.metrics.messages_received.fetch_add(1, std::memory_order_relaxed);
+  auto reply = [this](std::string json) { enqueue(Message::from_json(json)); };
+  auto refuse = [&](CommandErrorCode code, std::string_view why, const json::value& ref) {
+    server.metrics.command_errors.fetch_add(1, std::memory_order_relaxed);
+    reply(core::reply_error(code, why, ref));
+  };
+  if (!bucket_.try_take(Clock::now())) {
+    server.metrics.rate_limited.fetch_add(1, std::memory_order_relaxed);
+    return refuse(CommandErrorCode::rate_limited, "too many commands; slow down", nullptr);
+  }
+  auto parsed = core::parse_command(text);
+  if (!parsed) return refuse(parsed.error().code, parsed.error().message, parsed.error().ref);
+  auto& cmd = *parsed;
+  switch (cmd.action) {
+    case core::Action::ping: return reply(core::reply_pong(cmd.ref));
+    case core::Action::subscribe: {
+      if (auto denied = core::check_subscribe(*identity_, cmd.topic))
+        return refuse(*denied, "not allowed to subscribe to this topic", cmd.ref);
+      auto r = loop_.registry().subscribe(id_, cmd.topic, server.config.max_subscriptions);
+      if (r == ConnectionRegistry::SubscribeResult::limit_reached)
+        return refuse(CommandErrorCode::too_many_subscriptions, "subscription limit reached", cmd.ref);
+      return reply(core::reply_subscribed(cmd.topic, cmd.ref));
+    }
+    case core::Action::unsubscribe:
+      loop_.registry().unsubscribe(id_, cmd.topic);
+      return reply(core::reply_unsubscribed(cmd.topic, cmd.ref));
+    case core::Action::publish: {
+      if (!server.publish_patterns.allows(cmd.topic))
+        return refuse(CommandErrorCode::forbidden, "publishing to this topic is not allowed", cmd.ref);
+      std::weak_ptr<WsSession> weak = shared_from_this();
+      auto& loop = loop_;
+      server.publish(cmd.topic, std::move(cmd.message),
+                     [weak, &loop, topic = cmd.topic, ref = cmd.ref](std::size_t delivered) {
+                       // Counts are gathered on another loop: answer on this one.
+                       asio::post(loop.io(), [weak, topic, ref, delivered] {
+                         if (auto self = weak.lock(); self && self->is_open())
+                           self->enqueue(Message::from_json(core::reply_published(topic, delivered, ref)));
+                       });
+                     });
+      return;
+    }
+  }
+}
+
+void WsSession::handle_peer_close(std::uint16_t code) {
+  discard_input_ = true;
+  if (state_ != State::open) return finish();  // answer to our own close frame
+  const auto echo = code == 1005 ? CloseCode::normal : static_cast<CloseCode>(code);
+  close(echo, {});
+}
+
+void WsSession::fail(core::FrameError error) {
+  loop_.server().metrics.protocol_errors.fetch_add(1, std::memory_order_relaxed);
+  close(core::close_code_for(error), core::to_string(error));
+  discard_input_ = true;
+}
+
+void WsSession::send(const Message& message) {
+  if (state_ != State::open) return;
+  auto& server = loop_.server();
+  if (queued_bytes_ + message.frame_bytes() > server.config.max_outbound_bytes) {
+    // Slow consumer: drop what has not started to leave and close, rather than grow.
+    server.metrics.slow_consumer_disconnects.fetch_add(1, std::memory_order_relaxed);
+    const std::size_t keep = head_offset_ > 0 ? head_ + 1 : head_;
+    server.metrics.dropped_messages.fetch_add(queue_.size() - keep + 1, std::memory_order_relaxed);
+    for (std::size_t i = keep; i < queue_.size(); ++i) queued_bytes_ -= queue_[i].frame_bytes();
+    queue_.resize(keep);
+    return close(CloseCode::policy_violation, "slow consumer");
+  }
+  server.metrics.messages_sent.fetch_add(1, std::memory_order_relaxed);
+  enqueue(message);
+}
+
+void WsSession::close(CloseCode code, std::string_view reason) {
+  if (state_ != State::open) return;
+  state_ = State::closing;
+  close_deadline_ = Clock::now() + close_grace;
+  enqueue(Message::from_wire(core::encode_close_frame(code, reason)));
+  shutdown_after_flush_ = true;
+  loop_.track_closing(shared_from_this());
+  // Leave the indexes on a later turn: close() may run inside a delivery over those indexes.
+  asio::post(loop_.io(), [self = shared_from_this()] { self->unregister(); });
+}
+
+void WsSession::enqueue(const Message& message) {
+  if (finished_) return;
+  queue_.push_back(message);
+  queued_bytes_ += message.frame_bytes();
+  if (!flush_scheduled_ && !waiting_writable_) {
+    flush_scheduled_ = true;
+    loop_.schedule_flush(shared_from_this());
+  }
+}
+
+void WsSession::flush() {
+  flush_scheduled_ = false;
+  if (finished_ || waiting_writable_) return;
+  while (head_ < queue_.size()) {
+    std::array<asio::const_buffer, max_gather> buffers;
+    std::size_t n = 0;
+    for (std::size_t i = head_; i < queue_.size() && n < max_gather; ++i, ++n) {
+      auto frame = queue_[i].frame();
+      if (i == head_) frame.remove_prefix(head_offset_);
+      buffers[n] = asio::buffer(frame.data(), frame.size());
+    }
+    error_code ec;
+    const std::size_t written = socket_.write_some(std::span(buffers.data(), n), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) return do_wait_writable();
+    if (ec) return finish();
+    loop_.server().metrics.bytes_sent.fetch_add(written, std::memory_order_relaxed);
+    consume_written(written);
+  }
+  release_queue();
+  if (shutdown_after_flush_) {
+    shutdown_after_flush_ = false;
+    error_code ec;
+    socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+  }
+}
+
+void WsSession::do_wait_writable() {
+  waiting_writable_ = true;
+  socket_.async_wait(asio::ip::tcp::socket::wait_write, [self = shared_from_this()](const error_code& ec) {
+    self->waiting_writable_ = false;
+    if (self->finished_) return;
+    if (ec) return self->finish();
+    self->flush();
+  });
+}
+
+void WsSession::consume_written(std::size_t bytes) {
+  while (bytes > 0 && head_ < queue_.size()) {
+    const std::size_t remaining = queue_[head_].frame_bytes() - head_offset_;
+    if (bytes < remaining) {
+      head_offset_ += bytes;
+      return;
+    }
+    bytes -= remaining;
+    queued_bytes_ -= queue_[head_].frame_bytes();
+    queue_[head_] = Message();  // drop our reference to the shared frame now
+    ++head_;
+    head_offset_ = 0;
+  }
+  // A long backlog: reclaim the written prefix so the vector does not only grow.
+  if (head_ >= 64 && head_ * 2 >= queue_.size()) {
+    queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(head_));
+    head_ = 0;
+  }
+}
+
+void WsSession::release_queue() {
+  std::vector<Message>().swap(queue_);  // idle connections keep no write buffer
+  head_ = 0;
+  head_offset_ = 0;
+  queued_bytes_ = 0;
+}
+
+void WsSession::check_idle(Clock::time_point now) {
+  if (state_ != State::open) return;
+  const auto timeout = loop_.server().config.idle_timeout;
+  const auto silent = now - last_activity_;
+  if (silent >= timeout) {
+    loop_.server().metrics.idle_disconnects.fetch_add(1, std::memory_order_relaxed);
+    close(CloseCode::policy_violation, "idle timeout");
+  } else if (silent >= timeout / 2 && !ping_outstanding_) {
+    ping_outstanding_ = true;
+    enqueue(loop_.server().ping_frame);
+  }
+}
+
+bool WsSession::close_expired(Clock::time_point now) {
+  if (finished_) return true;
+  if (now < close_deadline_) return false;
+  finish();
+  return true;
+}
+
+void WsSession::unregister() {
+  if (!registered_) return;
+  registered_ = false;
+  identity_ = nullptr;
+  loop_.server().metrics.connections.fetch_sub(1, std::memory_order_relaxed);
+  loop_.registry().unregister_connection(id_);  // may drop the registry's reference to us
+}
+
+void WsSession::finish() {
+  if (finished_) return;
+  auto self = shared_from_this();  // unregistering may release the last other reference
+  finished_ = true;
+  loop_.server().live_sessions.fetch_sub(1, std::memory_order_relaxed);
+  state_ = State::closed;
+  unregister();
+  const std::size_t pending = queue_.size() - head_;
+  if (pending > 0) loop_.server().metrics.dropped_messages.fetch_add(pending, std::memory_order_relaxed);
+  release_queue();
+  std::string().swap(partial_);
+  error_code ec;
+  socket_.close(ec);
+}
+
+}  // namespace boundary::realtime::shell

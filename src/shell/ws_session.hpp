@@ -1,0 +1,93 @@
+#pragma once
+// A WebSocket connection after the upgrade: a raw TCP socket, the core's frame decoder and a
+// bounded queue of shared, pre-framed messages. It implements the Connection port for the
+// loop's registry.
+//
+// Memory: while idle it holds no read buffer (reads go to the loop's scratch buffer; only an
+// incomplete frame is kept, sized to what it needs) and no write buffer (the queue is empty and
+// releases its capacity). Writes are non-blocking gather writes straight from the shared
+// frames; only when the kernel buffer is full does the session wait for writability.
+
+#include <chrono>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <boost/asio/ip/tcp.hpp>
+
+#include "boundary/realtime/identity.hpp"
+#include "boundary/realtime/ports/connection.hpp"
+#include "core/frame.hpp"
+#include "core/rate_limiter.hpp"
+
+namespace boundary::realtime::shell {
+
+class Loop;
+
+class WsSession final : public Connection, public std::enable_shared_from_this<WsSession> {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  WsSession(Loop& loop, boost::asio::ip::tcp::socket socket, std::string id);
+  ~WsSession() override;
+
+  // Registers with the loop, queues the 101 response and the `connected` frame, starts reading.
+  // `early_bytes` are frame bytes that arrived with the upgrade request.
+  void start(Identity identity, std::string upgrade_response, std::string_view early_bytes);
+
+  std::string_view id() const noexcept override { return id_; }
+  bool is_open() const noexcept override { return state_ == State::open; }
+  void send(const Message& message) override;
+  void close(CloseCode code, std::string_view reason) override;
+
+  // Called by the loop's periodic sweep.
+  void check_idle(Clock::time_point now);
+  // Called by the loop once per pass for sessions with queued output.
+  void flush();
+  // Called by the loop's sweep for closing sessions: true when the session is gone (finished
+  // now because its close did not complete within the grace period, or earlier).
+  bool close_expired(Clock::time_point now);
+
+ private:
+  enum class State : std::uint8_t { open, closing, closed };
+
+  void do_wait_readable();
+  void on_readable(const boost::system::error_code& ec);
+  // Decodes and handles whole frames; returns bytes consumed, or npos when reading must stop.
+  std::size_t process(std::span<std::uint8_t> bytes);
+  bool handle_step(const core::DecodeStep& step);
+  void handle_text(std::string_view text);
+  void handle_peer_close(std::uint16_t code);
+  void fail(core::FrameError error);
+  void enqueue(const Message& message);
+  void do_wait_writable();
+  void consume_written(std::size_t bytes);
+  void release_queue();
+  void unregister();
+  void finish();
+
+  Loop& loop_;
+  boost::asio::ip::tcp::socket socket_;
+  std::string id_;
+  const Identity* identity_ = nullptr;  // owned by the registry entry while registered
+  core::InboundDecoder decoder_;
+  core::TokenBucket bucket_;
+  std::string partial_;                 // an incomplete frame's bytes; empty while idle
+  std::vector<Message> queue_;          // frames to write; [head_, end) pending
+  std::size_t head_ = 0;
+  std::size_t head_offset_ = 0;         // bytes of queue_[head_] already written
+  std::size_t queued_bytes_ = 0;
+  Clock::time_point last_activity_;
+  Clock::time_point close_deadline_;
+  State state_ = State::open;
+  bool registered_ = false;
+  bool flush_scheduled_ = false;
+  bool waiting_writable_ = false;
+  bool ping_outstanding_ = false;
+  bool shutdown_after_flush_ = false;
+  bool discard_input_ = false;          // after a close frame or a protocol error
+  bool finished_ = false;
+};
+
+}  // namespace boundary::realtime::shell

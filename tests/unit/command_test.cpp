@@ -1,0 +1,229 @@
+#include "core/command.hpp"
+
+#include <string>
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <gtest/gtest.h>
+
+namespace boundary::realtime::core {
+namespace {
+namespace json = boost::json;
+
+CommandError error_of(std::string_view text) {
+  auto r = parse_command(text);
+  EXPECT_FALSE(r.has_value()) << text;
+  return r ? CommandError{} : r.error();
+}
+
+void expect_error(std::string_view text, CommandErrorCode code) {
+  auto e = error_of(text);
+  EXPECT_EQ(e.code, code) << text;
+  EXPECT_FALSE(e.message.empty()) << text;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Valid commands
+
+TEST(ParseCommand, Subscribe) {
+  auto r = parse_command(R"({"action":"subscribe","topic":"order:123"})");
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->action, Action::subscribe);
+  EXPECT_EQ(r->topic, "order:123");
+  EXPECT_TRUE(r->ref.is_null());
+}
+
+TEST(ParseCommand, Unsubscribe) {
+  auto r = parse_command(R"({"action":"unsubscribe","topic":"order:123","ref":"r1"})");
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->action, Action::unsubscribe);
+  EXPECT_EQ(r->topic, "order:123");
+  EXPECT_EQ(r->ref, json::value("r1"));
+}
+
+TEST(ParseCommand, PublishKeepsTheMessageObject) {
+  auto r = parse_command(R"({"action":"publish","topic":"chat:general","message":{"type":"chat","text":"hi","n":[1,2]}})");
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->action, Action::publish);
+  EXPECT_EQ(r->topic, "chat:general");
+  EXPECT_EQ(json::value(r->message), json::parse(R"({"type":"chat","text":"hi","n":[1,2]})"));
+}
+
+TEST(ParseCommand, PingNeedsNoTopic) {
+  auto r = parse_command(R"({"action":"ping","ref":7})");
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->action, Action::ping);
+  EXPECT_EQ(r->ref, json::value(7));
+}
+
+TEST(ParseCommand, UnknownFieldsAreIgnored) {
+  auto r = parse_command(R"({"action":"subscribe","topic":"t","extra":{"x":1}})");
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->topic, "t");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors: every code and its message
+
+TEST(ParseCommand, NotJsonIsBadRequest) {
+  expect_error("", CommandErrorCode::bad_request);
+  expect_error("subscribe order:1", CommandErrorCode::bad_request);
+  expect_error(R"({"action":"ping")", CommandErrorCode::bad_request);
+  expect_error(R"({"action":"ping"} trailing)", CommandErrorCode::bad_request);
+}
+
+TEST(ParseCommand, NonObjectIsBadRequest) {
+  for (auto text : {"[]", R"(["subscribe"])", "42", R"("ping")", "null", "true"})
+    expect_error(text, CommandErrorCode::bad_request);
+}
+
+TEST(ParseCommand, MissingOrNonStringActionIsBadRequest) {
+  expect_error("{}", CommandErrorCode::bad_request);
+  expect_error(R"({"topic":"t"})", CommandErrorCode::bad_request);
+  expect_error(R"({"action":1})", CommandErrorCode::bad_request);
+  expect_error(R"({"action":null})", CommandErrorCode::bad_request);
+  EXPECT_NE(error_of("{}").message.find("action"), std::string::npos);
+}
+
+TEST(ParseCommand, UnknownActionIsBadRequest) {
+  expect_error(R"({"action":"dance"})", CommandErrorCode::bad_request);
+  expect_error(R"({"action":"Subscribe","topic":"t"})", CommandErrorCode::bad_request);
+  EXPECT_NE(error_of(R"({"action":"dance"})").message.find("unknown"), std::string::npos);
+}
+
+TEST(ParseCommand, MissingOrNonStringTopicIsBadRequest) {
+  for (auto action : {"subscribe", "unsubscribe", "publish"}) {
+    const std::string a(action);
+    expect_error(R"({"action":")" + a + R"("})", CommandErrorCode::bad_request);
+    expect_error(R"({"action":")" + a + R"(","topic":5})", CommandErrorCode::bad_request);
+    expect_error(R"({"action":")" + a + R"(","topic":["t"]})", CommandErrorCode::bad_request);
+  }
+  EXPECT_NE(error_of(R"({"action":"subscribe"})").message.find("topic"), std::string::npos);
+}
+
+TEST(ParseCommand, BadTopicIsInvalidTopic) {
+  expect_error(R"({"action":"subscribe","topic":""})", CommandErrorCode::invalid_topic);
+  expect_error(R"({"action":"subscribe","topic":"a b"})", CommandErrorCode::invalid_topic);
+  expect_error(R"({"action":"unsubscribe","topic":"a\u0000b"})", CommandErrorCode::invalid_topic);
+  expect_error(R"({"action":"publish","topic":"a\tb","message":{"type":"x"}})", CommandErrorCode::invalid_topic);
+  expect_error(R"({"action":"subscribe","topic":")" + std::string(257, 'a') + R"("})",
+               CommandErrorCode::invalid_topic);
+  auto ok = parse_command(R"({"action":"subscribe","topic":")" + std::string(256, 'a') + R"("})");
+  EXPECT_TRUE(ok.has_value());
+}
+
+TEST(ParseCommand, PublishWithoutObjectMessageIsBadRequest) {
+  expect_error(R"({"action":"publish","topic":"t"})", CommandErrorCode::bad_request);
+  expect_error(R"({"action":"publish","topic":"t","message":"hi"})", CommandErrorCode::bad_request);
+  expect_error(R"({"action":"publish","topic":"t","message":[{"type":"x"}]})", CommandErrorCode::bad_request);
+  EXPECT_NE(error_of(R"({"action":"publish","topic":"t"})").message.find("message"), std::string::npos);
+}
+
+TEST(ParseCommand, PublishedMessageNeedsStringType) {
+  expect_error(R"({"action":"publish","topic":"t","message":{}})", CommandErrorCode::bad_request);
+  expect_error(R"({"action":"publish","topic":"t","message":{"type":3}})", CommandErrorCode::bad_request);
+  EXPECT_NE(error_of(R"({"action":"publish","topic":"t","message":{}})").message.find("type"), std::string::npos);
+}
+
+// ---------------------------------------------------------------------------------------------
+// ref
+
+TEST(ParseCommand, StringRefIsEchoedOnErrors) {
+  auto e = error_of(R"({"action":"dance","ref":"abc"})");
+  EXPECT_EQ(e.ref, json::value("abc"));
+  e = error_of(R"({"action":"subscribe","topic":"a b","ref":"r2"})");
+  EXPECT_EQ(e.code, CommandErrorCode::invalid_topic);
+  EXPECT_EQ(e.ref, json::value("r2"));
+}
+
+TEST(ParseCommand, NumberRefIsEchoedOnErrors) {
+  EXPECT_EQ(error_of(R"({"ref":12})").ref, json::value(12));
+  EXPECT_EQ(error_of(R"({"action":"publish","topic":"t","ref":1.5})").ref, json::value(1.5));
+  EXPECT_EQ(error_of(R"({"action":"publish","topic":"t","message":{},"ref":-3})").ref, json::value(-3));
+}
+
+TEST(ParseCommand, RefOfWrongTypeIsBadRequestWithoutRef) {
+  for (auto ref : {"true", "null", "{}", "[1]"}) {
+    auto e = error_of(std::string(R"({"action":"ping","ref":)") + ref + "}");
+    EXPECT_EQ(e.code, CommandErrorCode::bad_request) << ref;
+    EXPECT_TRUE(e.ref.is_null()) << ref;
+    EXPECT_NE(e.message.find("ref"), std::string::npos) << ref;
+  }
+}
+
+TEST(ParseCommand, ErrorsWithoutRefCarryNone) {
+  EXPECT_TRUE(error_of("nope").ref.is_null());
+  EXPECT_TRUE(error_of(R"({"action":"dance"})").ref.is_null());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hostile input
+
+TEST(ParseCommand, DeepNestingIsRefusedWithoutCrashing) {
+  const std::string arrays(100000, '[');
+  expect_error(arrays, CommandErrorCode::bad_request);
+  std::string objects;
+  for (int i = 0; i < 20000; ++i) objects += R"({"a":)";
+  expect_error(objects, CommandErrorCode::bad_request);
+  // Nesting inside an otherwise valid command is bounded too.
+  std::string message = R"({"action":"publish","topic":"t","message":{"type":"x","deep":)";
+  message += std::string(5000, '[') + std::string(5000, ']') + "}}";
+  expect_error(message, CommandErrorCode::bad_request);
+}
+
+TEST(ParseCommand, InvalidUtf8InStringsIsBadRequest) {
+  expect_error("{\"action\":\"subscribe\",\"topic\":\"a\xFF\"}", CommandErrorCode::bad_request);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replies
+
+TEST(Replies, SubscribedAndUnsubscribed) {
+  EXPECT_EQ(json::parse(reply_subscribed("order:1", nullptr)), json::parse(R"({"type":"subscribed","topic":"order:1"})"));
+  EXPECT_EQ(json::parse(reply_unsubscribed("order:1", "r")),
+            json::parse(R"({"type":"unsubscribed","topic":"order:1","ref":"r"})"));
+}
+
+TEST(Replies, PublishedCarriesDeliveredCount) {
+  EXPECT_EQ(json::parse(reply_published("chat:x", 3, 9)),
+            json::parse(R"({"type":"published","topic":"chat:x","delivered":3,"ref":9})"));
+  EXPECT_EQ(json::parse(reply_published("chat:x", 0, nullptr)),
+            json::parse(R"({"type":"published","topic":"chat:x","delivered":0})"));
+}
+
+TEST(Replies, Pong) {
+  EXPECT_EQ(json::parse(reply_pong(nullptr)), json::parse(R"({"type":"pong"})"));
+  EXPECT_EQ(json::parse(reply_pong("p")), json::parse(R"({"type":"pong","ref":"p"})"));
+}
+
+TEST(Replies, ErrorUsesContractCodes) {
+  const std::pair<CommandErrorCode, const char*> codes[] = {
+      {CommandErrorCode::bad_request, "bad-request"},
+      {CommandErrorCode::invalid_topic, "invalid-topic"},
+      {CommandErrorCode::forbidden, "forbidden"},
+      {CommandErrorCode::rate_limited, "rate-limited"},
+      {CommandErrorCode::too_many_subscriptions, "too-many-subscriptions"},
+  };
+  for (auto [code, text] : codes) {
+    json::object expected{{"type", "error"}, {"code", text}, {"message", "why"}, {"ref", 5}};
+    EXPECT_EQ(json::parse(reply_error(code, "why", 5)), json::value(expected)) << text;
+  }
+  EXPECT_EQ(json::parse(reply_error(CommandErrorCode::forbidden, "no", nullptr)),
+            json::parse(R"({"type":"error","code":"forbidden","message":"no"})"));
+}
+
+TEST(Replies, TopicIsEscapedAsJson) {
+  auto v = json::parse(reply_subscribed("a\"b\\c", nullptr));
+  EXPECT_EQ(v.at("topic"), json::value("a\"b\\c"));
+}
+
+TEST(Replies, ParseErrorRoundTripsIntoErrorReply) {
+  auto e = error_of(R"({"action":"subscribe","topic":"a b","ref":"x"})");
+  auto v = json::parse(reply_error(e.code, e.message, e.ref)).as_object();
+  EXPECT_EQ(v.at("code"), json::value("invalid-topic"));
+  EXPECT_EQ(v.at("ref"), json::value("x"));
+  EXPECT_EQ(v.at("message"), json::value(e.message));
+}
+
+}  // namespace
+}  // namespace boundary::realtime::core
