@@ -58,6 +58,11 @@ constexpr Route routes[] = {
 std::optional<HttpRefusal> string_field(const json::object& body, std::string_view name, std::string& out) {
   auto* v = body.if_contains(name);
   if (!v) return bad("missing field: " + std::string(name));
+  // User ids may be numbers, as the `sub` claim may: they are handled as strings throughout.
+  if (name == "user-id" && (v->is_int64() || v->is_uint64())) {
+    out = v->is_int64() ? std::to_string(v->get_int64()) : std::to_string(v->get_uint64());
+    return std::nullopt;
+  }
   if (!v->is_string() || v->get_string().empty()) return bad(std::string(name) + " must be a non-empty string");
   out = std::string(v->get_string());
   return std::nullopt;

@@ -85,7 +85,9 @@ OptionalDate numeric_date(const json::object& claims, std::string_view name) {
     // Only values above INT64_MAX are stored as uint64; saturate them.
     return std::optional<std::int64_t>{std::numeric_limits<std::int64_t>::max()};
   }
-  if (v->is_double()) return std::optional<std::int64_t>{saturating_ceil(v->get_double())};
+  // Boost.JSON 1.81 turns some valid numbers into NaN (e.g. 0e320 as 0 * inf): no time at all.
+  if (v->is_double() && !std::isnan(v->get_double()))
+    return std::optional<std::int64_t>{saturating_ceil(v->get_double())};
   return AuthError::malformed;
 }
 

@@ -102,6 +102,7 @@ TEST(JwtInterop, VerifiesTokensMintedByPythonCryptographyAndRefusesTamperedOnes)
       << script_path() << " not found (run from the repository root when built with relative "
       << "source paths)";
   const boost::json::array entries = mint_tokens();
+  if (HasFailure()) return;  // the reason is already reported
   std::set<std::string> seen;
   for (const auto& value : entries) {
     const auto& entry = value.as_object();

@@ -467,6 +467,17 @@ TEST(JwtClaims, HugeExpSaturatesInsteadOfOverflowing) {
   EXPECT_EQ(big->exp, std::numeric_limits<std::int64_t>::max());
   EXPECT_EQ(why(identity_from_claims(claims(R"({"sub":"1","exp":-1e300})"), now)),
             why(AuthError::expired));
+  EXPECT_EQ(why(identity_from_claims(claims(R"({"sub":"1","exp":1e400})"), now)), "ok");
+  EXPECT_EQ(why(identity_from_claims(claims(R"({"sub":"1","exp":-1e400})"), now)),
+            why(AuthError::expired));
+}
+
+TEST(JwtClaims, TimeThatParsesAsNotANumberIsMalformed) {
+  // Boost.JSON 1.81 reads 0e320 as 0 * inf = NaN; found by fuzz_jwt.
+  EXPECT_EQ(why(identity_from_claims(claims(R"({"sub":"1","exp":0e320})"), now)),
+            why(AuthError::malformed));
+  EXPECT_EQ(why(identity_from_claims(claims(R"({"sub":"1","nbf":0e320})"), now)),
+            why(AuthError::malformed));
 }
 
 TEST(JwtClaims, NbfAfterNowIsNotYetValid) {

@@ -2,7 +2,11 @@
 // Error enums that map one-to-one to the contract's codes (SPEC.md sections 2 and 4).
 
 #include <cstdint>
+#include <stdexcept>
+#include <string>
 #include <string_view>
+
+#include <boost/assert/source_location.hpp>
 
 namespace boundary::realtime {
 
@@ -42,5 +46,10 @@ enum class CloseCode : std::uint16_t {
   message_too_big = 1009,    // inbound message over --max-message-bytes
   internal_error = 1011,
 };
+
+// Lets boost::system::result<T, AuthError>::value() throw (it looks this up by ADL).
+[[noreturn]] inline void throw_exception_from_error(AuthError e, const boost::source_location&) {
+  throw std::runtime_error(std::string(to_string(e)));
+}
 
 }  // namespace boundary::realtime

@@ -5,7 +5,9 @@
 // Guarantees every adapter gives: send() never blocks and never throws; messages sent to one
 // connection are written in the order of the send() calls; a send() after close() is dropped;
 // an adapter whose outbound queue passes its limit closes itself (1008) instead of growing.
-// Calls come from the one event loop that owns the connection.
+// Calls come from the one event loop that owns the connection. send() and close() must not
+// call back into the ConnectionRegistry synchronously (a delivery may be iterating over it):
+// an adapter that leaves the registry on close does so on a later turn of its loop.
 
 #include <string_view>
 

@@ -1,0 +1,354 @@
+#include "core/http_rules.hpp"
+
+#include <string>
+#include <vector>
+
+#include <boost/json/parse.hpp>
+#include <gtest/gtest.h>
+
+namespace boundary::realtime::core {
+namespace {
+namespace json = boost::json;
+
+// ---------------------------------------------------------------------------------------------
+// percent_decode, target_path, query_param
+
+TEST(PercentDecode, DecodesEscapesAndPlus) {
+  EXPECT_EQ(percent_decode("a%20b"), "a b");
+  EXPECT_EQ(percent_decode("a+b"), "a b");
+  EXPECT_EQ(percent_decode("%2B%2b"), "++");
+  EXPECT_EQ(percent_decode("abc%41"), "abcA");
+  EXPECT_EQ(percent_decode("%e2%98%95"), "\xE2\x98\x95");
+  EXPECT_EQ(percent_decode(""), "");
+  EXPECT_EQ(percent_decode("plain.token-_~"), "plain.token-_~");
+}
+
+TEST(PercentDecode, BadEscapeIsRefused) {
+  EXPECT_EQ(percent_decode("%"), std::nullopt);
+  EXPECT_EQ(percent_decode("a%4"), std::nullopt);
+  EXPECT_EQ(percent_decode("%G1"), std::nullopt);
+  EXPECT_EQ(percent_decode("%1G"), std::nullopt);
+  EXPECT_EQ(percent_decode("ab%"), std::nullopt);
+}
+
+TEST(TargetPath, StripsTheQuery) {
+  EXPECT_EQ(target_path("/ws?token=x"), "/ws");
+  EXPECT_EQ(target_path("/api/broadcast"), "/api/broadcast");
+  EXPECT_EQ(target_path("/ws?"), "/ws");
+}
+
+TEST(QueryParam, FindsAndDecodesTheNamedParameter) {
+  EXPECT_EQ(query_param("/ws?token=abc", "token"), "abc");
+  EXPECT_EQ(query_param("/ws?a=1&token=x%2By&b=2", "token"), "x+y");
+  EXPECT_EQ(query_param("/ws?xtoken=1&token=2", "token"), "2");
+  EXPECT_EQ(query_param("/ws?token=first&token=second", "token"), "first");
+  EXPECT_EQ(query_param("/ws?token", "token"), "");
+  EXPECT_EQ(query_param("/ws?token=", "token"), "");
+}
+
+TEST(QueryParam, AbsentParameterIsNullopt) {
+  EXPECT_EQ(query_param("/ws", "token"), std::nullopt);
+  EXPECT_EQ(query_param("/ws?", "token"), std::nullopt);
+  EXPECT_EQ(query_param("/ws?tokenx=1", "token"), std::nullopt);
+  EXPECT_EQ(query_param("/ws?a=token", "token"), std::nullopt);
+}
+
+TEST(QueryParam, BadEscapeIsNullopt) { EXPECT_EQ(query_param("/ws?token=%zz", "token"), std::nullopt); }
+
+// ---------------------------------------------------------------------------------------------
+// bearer_token, secrets_equal
+
+TEST(BearerToken, ExtractsTokenWithCaseInsensitiveScheme) {
+  EXPECT_EQ(bearer_token("Bearer abc.def.ghi"), "abc.def.ghi");
+  EXPECT_EQ(bearer_token("bearer abc"), "abc");
+  EXPECT_EQ(bearer_token("BEARER   abc  "), "abc");
+}
+
+TEST(BearerToken, OtherSchemesAndEmptyTokensAreRefused) {
+  EXPECT_EQ(bearer_token(""), std::nullopt);
+  EXPECT_EQ(bearer_token("Bearer"), std::nullopt);
+  EXPECT_EQ(bearer_token("Bearer "), std::nullopt);
+  EXPECT_EQ(bearer_token("Bearer    "), std::nullopt);
+  EXPECT_EQ(bearer_token("Bearerabc"), std::nullopt);
+  EXPECT_EQ(bearer_token("Basic YWxhZGRpbjpvcGVu"), std::nullopt);
+  EXPECT_EQ(bearer_token("Token abc"), std::nullopt);
+}
+
+TEST(SecretsEqual, ComparesContentAndLength) {
+  EXPECT_TRUE(secrets_equal("s3cret-key", "s3cret-key"));
+  EXPECT_TRUE(secrets_equal("", ""));
+  EXPECT_FALSE(secrets_equal("s3cret-key", "s3cret-kez"));
+  EXPECT_FALSE(secrets_equal("s3cret-key", "t3cret-key"));
+  EXPECT_FALSE(secrets_equal("s3cret", "s3cret-key"));
+  EXPECT_FALSE(secrets_equal("s3cret-key", ""));
+  EXPECT_FALSE(secrets_equal(std::string("a\0b", 3), std::string("a\0c", 3)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// check_upgrade
+
+UpgradeRequest good_upgrade(std::string_view target = "/ws?token=tok") {
+  UpgradeRequest r;
+  r.method = "GET";
+  r.target = target;
+  r.websocket_upgrade = true;
+  r.version = "13";
+  r.key = "dGhlIHNhbXBsZSBub25jZQ==";
+  r.origin = "https://app.example.com";
+  return r;
+}
+
+void expect_refusal(const boost::system::result<std::string, HttpRefusal>& r, unsigned status,
+                    std::string_view error) {
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().status, status);
+  EXPECT_EQ(json::parse(r.error().body), json::value(json::object{{"error", error}}));
+}
+
+TEST(CheckUpgrade, AcceptsQueryToken) {
+  auto r = check_upgrade(good_upgrade("/ws?token=a%2Eb"), {});
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(*r, "a.b");
+}
+
+TEST(CheckUpgrade, AcceptsBearerToken) {
+  auto req = good_upgrade("/ws");
+  req.authorization = "Bearer header.token";
+  auto r = check_upgrade(req, {});
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(*r, "header.token");
+}
+
+TEST(CheckUpgrade, QueryTokenWinsOverHeader) {
+  auto req = good_upgrade("/ws?token=query");
+  req.authorization = "Bearer header";
+  auto r = check_upgrade(req, {});
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(*r, "query");
+}
+
+TEST(CheckUpgrade, PlainGetIsNotAWebSocketRequest) {
+  auto req = good_upgrade();
+  req.websocket_upgrade = false;
+  expect_refusal(check_upgrade(req, {}), 400, "Not a WebSocket request");
+}
+
+TEST(CheckUpgrade, OtherMethodIsNotAWebSocketRequest) {
+  auto req = good_upgrade();
+  req.method = "POST";
+  expect_refusal(check_upgrade(req, {}), 400, "Not a WebSocket request");
+}
+
+TEST(CheckUpgrade, WrongVersionIs426) {
+  auto req = good_upgrade();
+  req.version = "8";
+  expect_refusal(check_upgrade(req, {}), 426, "Unsupported WebSocket version (13 required)");
+  req.version = "";
+  EXPECT_EQ(check_upgrade(req, {}).error().status, 426u);
+}
+
+TEST(CheckUpgrade, MalformedKeyIs400) {
+  for (std::string_view key : {"", "dGhlIHNhbXBsZSBub25jZQ", "dGhlIHNhbXBsZSBub25jZQ=", "dGhlIHNhbXBsZSBub25jZQ=x",
+                               "dGhlIHNhbXBsZSBub25j*Q==", "dGhlIHNhbXBsZSBub25jZQ===="}) {
+    auto req = good_upgrade();
+    req.key = key;
+    expect_refusal(check_upgrade(req, {}), 400, "Invalid Sec-WebSocket-Key");
+  }
+}
+
+TEST(CheckUpgrade, OriginOutsideTheAllowedListIs403) {
+  const std::vector<std::string> allowed = {"https://app.example.com", "https://admin.example.com"};
+  auto req = good_upgrade();
+  req.origin = "https://evil.example.com";
+  expect_refusal(check_upgrade(req, allowed), 403, "Forbidden");
+  req.origin = "";
+  expect_refusal(check_upgrade(req, allowed), 403, "Forbidden");
+  req.origin = "https://app.example.com.evil.com";
+  expect_refusal(check_upgrade(req, allowed), 403, "Forbidden");
+}
+
+TEST(CheckUpgrade, AllowedOriginPassesCaseInsensitively) {
+  const std::vector<std::string> allowed = {"https://app.example.com"};
+  auto req = good_upgrade();
+  EXPECT_TRUE(check_upgrade(req, allowed).has_value());
+  req.origin = "HTTPS://APP.EXAMPLE.COM";
+  EXPECT_TRUE(check_upgrade(req, allowed).has_value());
+}
+
+TEST(CheckUpgrade, NoAllowedListMeansAnyOrigin) {
+  auto req = good_upgrade();
+  req.origin = "https://anything.test";
+  EXPECT_TRUE(check_upgrade(req, {}).has_value());
+}
+
+TEST(CheckUpgrade, OriginIsCheckedBeforeTheToken) {
+  auto req = good_upgrade("/ws");
+  req.origin = "https://evil.example.com";
+  expect_refusal(check_upgrade(req, {"https://app.example.com"}), 403, "Forbidden");
+}
+
+TEST(CheckUpgrade, MissingTokenIs401) {
+  expect_refusal(check_upgrade(good_upgrade("/ws"), {}), 401, "Unauthorized");
+  expect_refusal(check_upgrade(good_upgrade("/ws?other=1"), {}), 401, "Unauthorized");
+  auto req = good_upgrade("/ws");
+  req.authorization = "Basic abc";
+  expect_refusal(check_upgrade(req, {}), 401, "Unauthorized");
+}
+
+TEST(CheckUpgrade, EmptyQueryTokenIs401) {
+  expect_refusal(check_upgrade(good_upgrade("/ws?token="), {}), 401, "Unauthorized");
+  expect_refusal(check_upgrade(good_upgrade("/ws?token=%zz"), {}), 401, "Unauthorized");
+}
+
+// ---------------------------------------------------------------------------------------------
+// route_api
+
+TEST(RouteApi, EveryEndpointRoutesToItsCall) {
+  const std::tuple<const char*, const char*, ApiCall> table[] = {
+      {"POST", "/api/send-to-user", ApiCall::send_to_user},
+      {"POST", "/api/send-to-role", ApiCall::send_to_role},
+      {"POST", "/api/broadcast", ApiCall::broadcast},
+      {"POST", "/api/send-to-connection", ApiCall::send_to_connection},
+      {"POST", "/api/publish", ApiCall::publish},
+      {"POST", "/api/subscribe", ApiCall::subscribe},
+      {"POST", "/api/unsubscribe", ApiCall::unsubscribe},
+      {"POST", "/api/disconnect", ApiCall::disconnect},
+      {"GET", "/api/connections", ApiCall::connections},
+  };
+  for (auto [method, path, call] : table) {
+    auto r = route_api(method, path);
+    ASSERT_TRUE(r.has_value()) << path;
+    EXPECT_EQ(*r, call) << path;
+  }
+}
+
+TEST(RouteApi, UnknownPathIs404) {
+  for (auto path : {"/api/nope", "/api/send-to-user/", "/api", "/API/broadcast", "/api/broadcast/x"}) {
+    auto r = route_api("POST", path);
+    ASSERT_FALSE(r.has_value()) << path;
+    EXPECT_EQ(r.error().status, 404u) << path;
+    EXPECT_EQ(json::parse(r.error().body), json::parse(R"({"error":"Not found"})"));
+  }
+}
+
+TEST(RouteApi, WrongMethodIs405) {
+  for (auto [method, path] : {std::pair{"GET", "/api/send-to-user"}, {"PUT", "/api/broadcast"},
+                              {"POST", "/api/connections"}, {"DELETE", "/api/disconnect"}}) {
+    auto r = route_api(method, path);
+    ASSERT_FALSE(r.has_value()) << method << " " << path;
+    EXPECT_EQ(r.error().status, 405u);
+    EXPECT_EQ(json::parse(r.error().body), json::parse(R"({"error":"Method not allowed"})"));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// parse_api_body
+
+ApiRequest parse_ok(ApiCall call, std::string_view body) {
+  auto r = parse_api_body(call, body);
+  EXPECT_TRUE(r.has_value()) << body << " -> " << (r ? "" : r.error().body);
+  return r ? *r : ApiRequest{};
+}
+
+void expect_400(ApiCall call, std::string_view body, std::string_view error) {
+  auto r = parse_api_body(call, body);
+  ASSERT_FALSE(r.has_value()) << body;
+  EXPECT_EQ(r.error().status, 400u) << body;
+  EXPECT_EQ(json::parse(r.error().body), json::value(json::object{{"error", error}})) << body;
+}
+
+TEST(ParseApiBody, SendToUser) {
+  auto r = parse_ok(ApiCall::send_to_user, R"({"user-id":"42","message":{"type":"n","x":1}})");
+  EXPECT_EQ(r.call, ApiCall::send_to_user);
+  EXPECT_EQ(r.user_id, "42");
+  EXPECT_EQ(json::value(r.message), json::parse(R"({"type":"n","x":1})"));
+  expect_400(ApiCall::send_to_user, R"({"message":{"type":"n"}})", "missing field: user-id");
+  EXPECT_EQ(parse_ok(ApiCall::send_to_user, R"({"user-id":42,"message":{"type":"n"}})").user_id, "42");
+  expect_400(ApiCall::send_to_user, R"({"user-id":4.5,"message":{"type":"n"}})", "user-id must be a non-empty string");
+  expect_400(ApiCall::send_to_user, R"({"user-id":"","message":{"type":"n"}})", "user-id must be a non-empty string");
+  expect_400(ApiCall::send_to_user, R"({"user-id":"42"})", "missing field: message");
+}
+
+TEST(ParseApiBody, SendToRole) {
+  auto r = parse_ok(ApiCall::send_to_role, R"({"role":"admin","message":{"type":"n"}})");
+  EXPECT_EQ(r.role, "admin");
+  EXPECT_EQ(r.message.at("type"), json::value("n"));
+  expect_400(ApiCall::send_to_role, R"({"message":{"type":"n"}})", "missing field: role");
+  expect_400(ApiCall::send_to_role, R"({"role":["admin"],"message":{"type":"n"}})", "role must be a non-empty string");
+}
+
+TEST(ParseApiBody, Broadcast) {
+  auto r = parse_ok(ApiCall::broadcast, R"({"message":{"type":"n"}})");
+  EXPECT_EQ(r.message.at("type"), json::value("n"));
+  expect_400(ApiCall::broadcast, "{}", "missing field: message");
+}
+
+TEST(ParseApiBody, SendToConnection) {
+  auto r = parse_ok(ApiCall::send_to_connection, R"({"connection-id":"c1","message":{"type":"n"}})");
+  EXPECT_EQ(r.connection_id, "c1");
+  expect_400(ApiCall::send_to_connection, R"({"message":{"type":"n"}})", "missing field: connection-id");
+  expect_400(ApiCall::send_to_connection, R"({"connection-id":"c1"})", "missing field: message");
+}
+
+TEST(ParseApiBody, Publish) {
+  auto r = parse_ok(ApiCall::publish, R"({"topic":"order:1","message":{"type":"n"}})");
+  EXPECT_EQ(r.topic, "order:1");
+  expect_400(ApiCall::publish, R"({"message":{"type":"n"}})", "missing field: topic");
+  expect_400(ApiCall::publish, R"({"topic":"a b","message":{"type":"n"}})",
+             "topic must be 1-256 bytes without whitespace or control characters");
+  expect_400(ApiCall::publish, R"({"topic":"order:1"})", "missing field: message");
+}
+
+TEST(ParseApiBody, MessageMustBeAnObjectWithStringType) {
+  expect_400(ApiCall::broadcast, R"({"message":"hi"})", "message must be a JSON object");
+  expect_400(ApiCall::broadcast, R"({"message":[]})", "message must be a JSON object");
+  expect_400(ApiCall::broadcast, R"({"message":{}})", "message must have a string type");
+  expect_400(ApiCall::broadcast, R"({"message":{"type":1}})", "message must have a string type");
+  expect_400(ApiCall::send_to_role, R"({"role":"r","message":{"type":null}})", "message must have a string type");
+}
+
+TEST(ParseApiBody, SubscribeAndUnsubscribe) {
+  for (auto call : {ApiCall::subscribe, ApiCall::unsubscribe}) {
+    auto r = parse_ok(call, R"({"connection-id":"c1","topic":"t"})");
+    EXPECT_EQ(r.call, call);
+    EXPECT_EQ(r.connection_id, "c1");
+    EXPECT_EQ(r.topic, "t");
+    expect_400(call, R"({"topic":"t"})", "missing field: connection-id");
+    expect_400(call, R"({"connection-id":"c1"})", "missing field: topic");
+    expect_400(call, R"({"connection-id":"c1","topic":""})", "topic must be a non-empty string");
+    expect_400(call, R"({"connection-id":"c1","topic":"x\ty"})",
+               "topic must be 1-256 bytes without whitespace or control characters");
+  }
+}
+
+TEST(ParseApiBody, DisconnectByConnectionOrUser) {
+  auto by_connection = parse_ok(ApiCall::disconnect, R"({"connection-id":"c1"})");
+  EXPECT_EQ(by_connection.connection_id, "c1");
+  EXPECT_TRUE(by_connection.user_id.empty());
+  auto by_user = parse_ok(ApiCall::disconnect, R"({"user-id":"42"})");
+  EXPECT_EQ(by_user.user_id, "42");
+  EXPECT_TRUE(by_user.connection_id.empty());
+  expect_400(ApiCall::disconnect, "{}", "missing field: connection-id or user-id");
+  EXPECT_EQ(parse_ok(ApiCall::disconnect, R"({"user-id":7})").user_id, "7");
+  expect_400(ApiCall::disconnect, R"({"user-id":true})", "user-id must be a non-empty string");
+}
+
+TEST(ParseApiBody, ConnectionsIgnoresTheBody) {
+  EXPECT_EQ(parse_ok(ApiCall::connections, "").call, ApiCall::connections);
+  EXPECT_EQ(parse_ok(ApiCall::connections, "not json").call, ApiCall::connections);
+}
+
+TEST(ParseApiBody, BodyMustBeAJsonObject) {
+  expect_400(ApiCall::broadcast, "", "body is not valid JSON");
+  expect_400(ApiCall::broadcast, "{", "body is not valid JSON");
+  expect_400(ApiCall::broadcast, "[]", "body must be a JSON object");
+  expect_400(ApiCall::send_to_user, "\"x\"", "body must be a JSON object");
+}
+
+TEST(ErrorBody, IsAJsonObjectWithEscapedText) {
+  EXPECT_EQ(json::parse(error_body("a \"quoted\" thing")),
+            json::value(json::object{{"error", "a \"quoted\" thing"}}));
+}
+
+}  // namespace
+}  // namespace boundary::realtime::core
