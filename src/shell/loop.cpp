@@ -16,7 +16,8 @@ namespace {
 // Scratch read size: one read per readiness event takes at most this much from one socket, so
 // one busy client cannot starve the rest of the loop.
 constexpr std::size_t read_buffer_bytes = 64 * 1024;
-constexpr auto sweep_interval = std::chrono::seconds(1);
+// Idle checks run at least four times per idle timeout, and at least once a second.
+constexpr auto max_sweep_interval = std::chrono::milliseconds(1000);
 constexpr auto accept_backoff = std::chrono::milliseconds(100);
 }  // namespace
 
@@ -110,7 +111,8 @@ void Loop::on_accept(const error_code& ec, asio::ip::tcp::socket socket) {
 }
 
 void Loop::do_sweep() {
-  sweep_timer_.expires_after(sweep_interval);
+  const auto quarter = std::chrono::duration_cast<std::chrono::milliseconds>(server_.config.idle_timeout) / 4;
+  sweep_timer_.expires_after(std::min(max_sweep_interval, quarter));
   sweep_timer_.async_wait([this](const error_code& ec) {
     if (ec) return;
     const auto now = WsSession::Clock::now();

@@ -303,11 +303,14 @@ void WsSession::check_idle(Clock::time_point now) {
   if (state_ != State::open) return;
   const auto timeout = loop_.server().config.idle_timeout;
   const auto silent = now - last_activity_;
-  if (silent >= timeout) {
+  // Close only a peer that was pinged and had half the timeout to answer: the sweep's period
+  // must never decide whether a live client survives.
+  if (silent >= timeout && ping_outstanding_ && now - ping_sent_at_ >= timeout / 2) {
     loop_.server().metrics.idle_disconnects.fetch_add(1, std::memory_order_relaxed);
     close(CloseCode::policy_violation, "idle timeout");
   } else if (silent >= timeout / 2 && !ping_outstanding_) {
     ping_outstanding_ = true;
+    ping_sent_at_ = now;
     enqueue(loop_.server().ping_frame);
   }
 }

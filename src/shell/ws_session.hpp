@@ -80,6 +80,7 @@ class WsSession final : public Connection, public std::enable_shared_from_this<W
   std::size_t queued_bytes_ = 0;
   Clock::time_point last_activity_;
   Clock::time_point close_deadline_;
+  Clock::time_point ping_sent_at_;
   State state_ = State::open;
   bool registered_ = false;
   bool flush_scheduled_ = false;
