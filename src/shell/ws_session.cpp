@@ -148,11 +148,14 @@ void WsSession::handle_text(std::string_view text) {
     server.metrics.command_errors.fetch_add(1, std::memory_order_relaxed);
     reply(core::reply_error(code, why, ref));
   };
+  // Parsed before the rate check so that a rate-limited reply can echo the command's ref; the
+  // parse is bounded by --max-message-bytes.
+  auto parsed = core::parse_command(text);
   if (!bucket_.try_take(Clock::now())) {
     server.metrics.rate_limited.fetch_add(1, std::memory_order_relaxed);
-    return refuse(CommandErrorCode::rate_limited, "too many commands; slow down", nullptr);
+    return refuse(CommandErrorCode::rate_limited, "too many commands; slow down",
+                  parsed ? parsed->ref : parsed.error().ref);
   }
-  auto parsed = core::parse_command(text);
   if (!parsed) return refuse(parsed.error().code, parsed.error().message, parsed.error().ref);
   auto& cmd = *parsed;
   switch (cmd.action) {

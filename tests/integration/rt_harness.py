@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as _dt
-import functools
 import hashlib
 import hmac
 import http.client
@@ -249,6 +248,7 @@ class ServerProcess:
         fd, self.log_path = tempfile.mkstemp(prefix="realtime-server-", suffix=".log")
         os.close(fd)
         self.proc: subprocess.Popen | None = None
+        self.started = False
 
     # -- lifecycle
     def start(self) -> "ServerProcess":
@@ -266,6 +266,7 @@ class ServerProcess:
             try:
                 status, _, _ = http_request(self.port, "GET", "/health/realtime", timeout=1.0)
                 if status == 200:
+                    self.started = True
                     return self
                 last = f"HTTP {status}"
             except OSError as exc:
@@ -563,6 +564,15 @@ def expect_exit(code):
     return deco
 
 
+def merge_args(base, override):
+    """Flags of `override` replace the same flags of `base` (every flag here takes a value)."""
+    def pairs(args):
+        return [(args[i], args[i + 1]) for i in range(0, len(args), 2)]
+    merged = dict(pairs(list(base)))
+    merged.update(pairs(list(override)))
+    return [x for kv in merged.items() for x in kv]
+
+
 class RealtimeTestCase(unittest.IsolatedAsyncioTestCase):
     """One fresh server per test (flags from @server_args), stopped with SIGTERM at cleanup
     and required to exit 0. Clients opened through the helpers are closed before that."""
@@ -588,11 +598,15 @@ class RealtimeTestCase(unittest.IsolatedAsyncioTestCase):
     def _method_attr(self, name, default=None):
         return getattr(getattr(self, self._testMethodName), name, default)
 
+    async def asyncSetUp(self):
+        # IsolatedAsyncioTestCase runs the loop in debug mode; only report really slow steps.
+        asyncio.get_running_loop().slow_callback_duration = 2.0
+
     def setUp(self):
         self.server = None
         if self._method_attr("no_server", False):
             return
-        self.server = self.start_server(self.SERVER_ARGS + self._method_attr("server_args", []))
+        self.server = self.start_server(merge_args(self.SERVER_ARGS, self._method_attr("server_args", [])))
 
     def start_server(self, extra_args=(), **kw) -> ServerProcess:
         srv = ServerProcess(extra_args, **kw)
@@ -602,6 +616,9 @@ class RealtimeTestCase(unittest.IsolatedAsyncioTestCase):
         return srv
 
     def _stop_server(self, srv: ServerProcess, expected):
+        if not srv.started:  # start() already failed the test
+            srv.kill()
+            return
         code = srv.stop()
         if code is None:
             self.fail(f"server did not exit within {STOP_DEADLINE}s of SIGTERM (killed)")
@@ -669,6 +686,8 @@ class RealtimeTestCase(unittest.IsolatedAsyncioTestCase):
             raw = await asyncio.wait_for(ws.recv(), timeout)
         except asyncio.TimeoutError:
             self.fail(f"no message within {timeout}s")
+        except websockets.exceptions.ConnectionClosed as exc:
+            self.fail(f"connection closed while waiting for a message: {exc}")
         self.assertIsInstance(raw, str, "server sent a binary frame; JSON must come as text")
         msg = json.loads(raw)
         self.assertIsInstance(msg, dict, f"server message is not a JSON object: {raw!r}")

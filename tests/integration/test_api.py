@@ -2,7 +2,6 @@
 
 import asyncio
 import json
-import time
 import unittest
 
 from rt_harness import RealtimeTestCase, raw_http_exchange, HOST

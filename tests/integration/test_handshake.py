@@ -2,7 +2,6 @@
 the startup refusal of short HMAC secrets and the `token` subcommand."""
 
 import asyncio
-import json
 import re
 import subprocess
 import time
@@ -11,9 +10,9 @@ import urllib.parse
 
 import websockets.exceptions
 
-from rt_harness import (HOST, SERVER, UUID4_RE, RealtimeTestCase, ServerProcess, free_port,
-                        http_request, make_jwt, no_server, parse_body, random_secret,
-                        server_args, server_binary_available, verify_jwt, DEFAULT_TIMEOUT)
+from rt_harness import (HOST, SERVER, UUID4_RE, RealtimeTestCase, free_port, http_request,
+                        make_jwt, no_server, parse_body, random_secret, server_args,
+                        server_binary_available, verify_jwt)
 
 
 def upgrade_headers(extra=None):
@@ -116,7 +115,6 @@ class HandshakeAuthTest(RealtimeTestCase):
 class ConnectedFrameTest(RealtimeTestCase):
 
     async def test_connected_frame_fields(self):
-        before = time.time()
         ws, c = await self.connect(user_id="42", roles=["admin"])
         self.assertEqual(c["type"], "connected")
         self.assertIsInstance(c["connection-id"], str)

@@ -3,15 +3,12 @@ cleanup after disconnects."""
 
 import asyncio
 import json
-import socket
 import struct
 import time
 import unittest
 
-import websockets.exceptions
-
 from rt_harness import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, RealtimeTestCase,
-                        encode_frame, server_args)
+                        encode_frame)
 
 
 def messages_from_frames(frames):
@@ -162,6 +159,18 @@ class ProtocolViolationTest(RealtimeTestCase):
         self.assertEqual(res["close_code"], 1000, res)
 
 
+class DefaultInboundLimitTest(RealtimeTestCase):
+
+    async def test_default_limit_is_64_kib(self):
+        ws, _ = await self.connect()
+        base = len(json.dumps({"action": "ping", "ref": ""}).encode())
+        ref = "r" * (65536 - base)
+        reply = await self.command(ws, json.dumps({"action": "ping", "ref": ref}))
+        self.assertEqual((reply["type"], reply["ref"]), ("pong", ref))
+        await ws.send(json.dumps({"action": "ping", "ref": ref + "r"}))
+        self.assertEqual(await self.wait_closed_code(ws), 1009)
+
+
 class SlowConsumerTest(RealtimeTestCase):
     SERVER_ARGS = ["--max-outbound-bytes", "65536"]
 
@@ -206,6 +215,9 @@ class SlowConsumerTest(RealtimeTestCase):
             self.assertEqual(seqs, list(range(len(seqs))),
                              "the slow consumer saw gaps or reordering before being closed")
             self.assertLess(len(seqs), sent)
+            print(f"\n[slow-consumer] sent {sent}, dropped from delivery at #{dropped_at}, "
+                  f"slow client read {len(seqs)} messages then "
+                  f"{'close ' + str(res['close_code']) if res['close_frame'] else 'EOF'}", flush=True)
 
             await self.eventually(lambda: self.metric("realtime_slow_consumer_disconnects_total"),
                                   lambda v: v >= slow_before + 1, what="slow consumer disconnect counted")
@@ -216,13 +228,13 @@ class SlowConsumerTest(RealtimeTestCase):
             self.assertEqual(len(received), sent, "fast client did not get every message")
             self.assertEqual(received, list(range(sent)), "fast client got messages out of order")
             self.assertTrue(fast.open)
-            await self.assert_ping_works(fast)
         finally:
             consumer.cancel()
             try:
                 await consumer
             except (asyncio.CancelledError, Exception):
                 pass
+        await self.assert_ping_works(fast)
         connections = await self.api_ok("GET", "/api/connections")
         self.assertEqual(connections["count"], 1)
 
