@@ -7,18 +7,22 @@ JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 15
 ARGS ?=
 
-.PHONY: all deps build build-debug build-fuzz run test test-release test-debug fuzz fuzz-long clean
+.PHONY: all deps js build build-debug build-fuzz run test test-release test-debug fuzz fuzz-long clean
 
 all: build
 
 deps:
 	@./scripts/install-deps.sh
 
-build: deps
+# The JavaScript client is built first: the server embeds it for the dev page.
+js: deps
+	@cd clients/js && npm run --silent build
+
+build: js
 	@cmake --preset release >/dev/null
 	@cmake --build --preset release -j $(JOBS)
 
-build-debug: deps
+build-debug: js
 	@cmake --preset debug >/dev/null
 	@cmake --build --preset debug -j $(JOBS)
 
@@ -32,9 +36,10 @@ run: build
 test-release: build
 	ctest --preset release -j 2
 
-# The sanitizer build runs the unit tests and the integration tests against an instrumented server.
+# The sanitizer build runs the unit tests and the integration tests against an instrumented
+# server; the client and browser suites (label `clients`) run once, against the release build.
 test-debug: build-debug
-	ctest --preset debug -j 2
+	ctest --preset debug -j 2 -LE clients
 
 fuzz: build-fuzz
 	@./scripts/run-fuzz.sh $(FUZZ_SECONDS)

@@ -1,5 +1,6 @@
 #include "config_loader.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cstdlib>
 #include <fstream>
@@ -29,7 +30,7 @@ const std::vector<OptionInfo>& options() {
       {"jwt-public-key", "PEM file with the public key (RS*/PS*/ES*/EdDSA)"},
       {"api-key", "bearer key for /api/*"},
       {"redis", "redis://host:port[/db] (cluster mode)"},
-      {"node-id", "name of this node in a cluster (default: random)"},
+      {"node-id", "name of this node in a cluster (default: random; unused on a single node)"},
       {"allowed-origins", "comma list checked against Origin (default: any)"},
       {"publish-patterns", "comma list of topic patterns clients may publish to (default: none)"},
       {"max-message-bytes", "largest inbound WebSocket message (default 65536)"},
@@ -38,16 +39,25 @@ const std::vector<OptionInfo>& options() {
       {"idle-timeout", "seconds of silence before a connection is closed, pinged at half (default 60)"},
       {"max-body-bytes", "largest HTTP API request body (default 1048576)"},
       {"commands-per-second", "client commands per connection per second, 0 = unlimited (default 100)"},
-      {"command-burst", "client command burst above the rate (default 200)"},
+      {"command-burst", "client commands a connection may send at once before the rate applies (default 200)"},
+      {"log-level", "trace, debug, info, warn, error or off (default info)"},
   };
   return all;
+}
+
+std::string fmt_double(double v) {
+  std::ostringstream ss;
+  ss.precision(17);
+  ss << v;
+  return ss.str();
 }
 
 std::optional<std::string> toml_value(const toml::table& t, const std::string& key) {
   const toml::node* n = t.get(key);
   if (!n) return std::nullopt;
   if (auto s = n->value<std::string>()) return *s;
-  if (auto i = n->value<std::int64_t>()) return std::to_string(*i);
+  if (n->is_integer()) return std::to_string(*n->value<std::int64_t>());
+  if (n->is_floating_point()) return fmt_double(*n->value<double>());
   if (auto b = n->value<bool>()) return *b ? "true" : "false";
   if (auto* arr = n->as_array()) {
     std::string joined;
@@ -108,6 +118,12 @@ void apply(LoadedConfig& out, const std::string& name, const std::string& v) {
   else if (name == "idle-timeout") c.idle_timeout = std::chrono::seconds(parse_number<long>(name, v, 2, 86400 * 7));
   else if (name == "max-body-bytes") c.max_body_bytes = parse_number<std::size_t>(name, v, 1024, std::size_t{1} << 30);
   else if (name == "commands-per-second") c.commands_per_second = parse_double(name, v);
+  else if (name == "log-level") {
+    static const std::vector<std::string> levels{"trace", "debug", "info", "warn", "error", "critical", "off"};
+    if (std::find(levels.begin(), levels.end(), v) == levels.end())
+      throw std::invalid_argument("--log-level: expected one of trace, debug, info, warn, error, critical, off; got '" + v + "'");
+    c.log_level = v;
+  }
   else if (name == "command-burst") c.command_burst = std::max(1.0, parse_double(name, v));
 }
 

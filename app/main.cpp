@@ -45,7 +45,7 @@ std::string mint(const std::string& secret, const std::string& user_id, const st
 }
 
 void print_dev_mode(const rt::Config& c, std::uint16_t port) {
-  const std::string token = mint(c.jwt_secret, "dev-user", "admin,user", 86400);
+  const std::string& token = c.dev_token;
   const std::string base = "http://" + c.host + ":" + std::to_string(port);
   std::printf(
       "\n"
@@ -60,9 +60,10 @@ void print_dev_mode(const rt::Config& c, std::uint16_t port) {
       "  Connect    : ws://%s:%u/ws?token=<token>\n"
       "  Send       : curl -s -X POST %s/api/broadcast -H 'Authorization: Bearer %s' \\\n"
       "                 -H 'Content-Type: application/json' -d '{\"message\":{\"type\":\"hello\",\"text\":\"hi\"}}'\n"
-      "  Health     : %s/health/realtime\n\n",
+      "  Health     : %s/health/realtime\n"
+      "  Try it     : open %s/ in a browser (dev page: live messages, subscribe, curl line)\n\n",
       c.jwt_secret.c_str(), c.api_key.c_str(), token.c_str(), c.host.c_str(), port, base.c_str(),
-      c.api_key.c_str(), base.c_str());
+      c.api_key.c_str(), base.c_str(), base.c_str());
   std::fflush(stdout);
 }
 
@@ -76,10 +77,12 @@ std::unique_ptr<rt::TokenVerifier> make_verifier(const rt::app::LoadedConfig& lo
 
 int run_server(rt::app::LoadedConfig loaded) {
   auto& c = loaded.config;
+  spdlog::set_level(spdlog::level::from_str(c.log_level));
   if (c.jwt_secret.empty() && c.jwt_public_key_file.empty() && c.api_key.empty()) {
     c.dev_mode = true;
     c.jwt_secret = random_hex(32);
     c.api_key = random_hex(24);
+    c.dev_token = mint(c.jwt_secret, "dev-user", "admin,user", 86400);
   }
   if (c.api_key.empty()) throw std::invalid_argument("--api-key is required when a JWT secret or public key is given");
   if (c.jwt_secret.empty() && c.jwt_public_key_file.empty())
@@ -123,8 +126,6 @@ int main(int argc, char** argv) {
   for (const auto& name : rt::app::option_names())
     given[name] = app.add_option("--" + name, values[name],
                                  rt::app::describe(name) + " [env " + rt::app::env_name(name) + "]");
-  std::string log_level = "info";
-  app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
 
   auto* token_cmd = app.add_subcommand("token", "print a signed HS256 token for trying things out and tests");
   std::string secret, user_id, roles;
@@ -141,7 +142,6 @@ int main(int argc, char** argv) {
       std::cout << mint(secret, user_id, roles, ttl) << '\n';
       return 0;
     }
-    spdlog::set_level(spdlog::level::from_str(log_level));
     std::vector<std::pair<std::string, std::string>> flags;
     for (const auto& [name, opt] : given)
       if (opt->count() > 0) flags.emplace_back(name, values[name]);

@@ -11,7 +11,7 @@ packages=(
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
   python3 python3-websockets python3-cryptography
-  nodejs
+  nodejs chromium fonts-dejavu-core
   curl procps
 )
 
@@ -41,3 +41,17 @@ if dpkg-query -W -f='${Status}' libboost1.74-dev 2>/dev/null | grep -q 'install 
   echo "install-deps: libboost1.74-dev is installed next to Boost 1.81; remove it (apt-get remove libboost1.74-dev)" >&2
   exit 1
 fi
+
+# npm packages (the JavaScript client's build and test tools, the browser test's driver), from
+# each package-lock.json; reinstalled only when the lock file changes.
+root=$(cd "$(dirname "$0")/.." && pwd)
+for dir in clients/js tests/e2e; do
+  lock="$root/$dir/package-lock.json"
+  [ -f "$lock" ] || continue
+  stamp="$root/$dir/node_modules/.installed-lock"
+  if [ ! -f "$stamp" ] || ! cmp -s "$lock" "$stamp"; then
+    echo "install-deps: npm ci in $dir"
+    (cd "$root/$dir" && npm ci --no-audit --no-fund --loglevel=error)
+    cp "$lock" "$stamp"
+  fi
+done

@@ -18,6 +18,7 @@
 #include "core/http_rules.hpp"
 #include "shell/loop.hpp"
 #include "shell/server_core.hpp"
+#include "shell/web_assets.hpp"
 #include "shell/ws_session.hpp"
 
 namespace boundary::realtime::shell {
@@ -66,6 +67,18 @@ HttpResponse json_response(unsigned status, const json::object& body) {
   return HttpResponse{status, json::serialize(body), "application/json"};
 }
 
+// The dev page learns the sample token and API key by substitution: it exists to let a
+// newcomer see messages flow within a minute, on a dev-mode server only.
+std::string fill_dev_page(std::string page, const Config& config) {
+  auto replace_all = [&page](std::string_view what, std::string_view with) {
+    for (auto pos = page.find(what); pos != std::string::npos; pos = page.find(what, pos + with.size()))
+      page.replace(pos, what.size(), with);
+  };
+  replace_all("__REALTIME_DEV_TOKEN__", config.dev_token);
+  replace_all("__REALTIME_API_KEY__", config.api_key);
+  return page;
+}
+
 HttpResponse refusal(const core::HttpRefusal& r) { return HttpResponse{r.status, r.body, "application/json"}; }
 
 }  // namespace
@@ -111,9 +124,16 @@ void HttpSession::route(Request& req) {
   }
   if (path == "/metrics" && method == "GET")
     return respond(HttpResponse{200, server.metrics.render_prometheus(), "text/plain; version=0.0.4"});
+  if (server.config.dev_mode && method == "GET") {
+    for (const auto& asset : web_assets()) {
+      if (asset.path != path) continue;
+      std::string body(asset.body);
+      if (path == "/") body = fill_dev_page(std::move(body), server.config);
+      return respond(HttpResponse{200, std::move(body), std::string(asset.content_type) + "; charset=utf-8"});
+    }
+  }
   auto custom = server.routes.find({std::string(method), std::string(path)});
   if (path.starts_with("/api/")) {
-    server.metrics.api_requests.fetch_add(1, std::memory_order_relaxed);
     auto key = core::bearer_token(req[http::field::authorization]);
     if (!key || !core::secrets_equal(*key, server.config.api_key))
       return respond(json_response(401, {{"error", "Unauthorized"}}));
@@ -207,11 +227,14 @@ Server::Responder HttpSession::responder() {
 
 void HttpSession::respond(HttpResponse r) {
   auto& server = loop_.server();
-  if (r.status >= 400 && parser_ && core::target_path(parser_->get().target()).starts_with("/api/"))
-    server.metrics.api_errors.fetch_add(1, std::memory_order_relaxed);
+  if (parser_ && core::target_path(parser_->get().target()).starts_with("/api/")) {
+    server.metrics.api_requests.fetch_add(1, std::memory_order_relaxed);
+    if (r.status >= 400) server.metrics.api_errors.fetch_add(1, std::memory_order_relaxed);
+  }
   auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(r.status), version_);
   res->set(http::field::server, "boundary-realtime");
   res->set(http::field::content_type, r.content_type);
+  if (r.status == 426) res->set(http::field::sec_websocket_version, "13");  // RFC 6455 section 4.4
   res->keep_alive(keep_alive_ && !server.shutting_down.load());
   res->body() = std::move(r.body);
   res->prepare_payload();

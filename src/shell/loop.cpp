@@ -44,6 +44,20 @@ void Loop::flush_all() {
 
 void Loop::track_closing(std::shared_ptr<WsSession> session) { closing_.push_back(std::move(session)); }
 
+void Loop::ensure_port_free(const asio::ip::tcp::endpoint& endpoint) {
+  // SO_REUSEPORT would let a second server on the same port silently take half the traffic:
+  // a plain bind first fails with "address in use" if anything is listening there.
+  asio::io_context io;
+  asio::ip::tcp::acceptor probe(io);
+  probe.open(endpoint.protocol());
+  probe.set_option(asio::socket_base::reuse_address(true));
+  error_code ec;
+  probe.bind(endpoint, ec);
+  if (ec)
+    throw std::system_error(ec, "cannot listen on " + endpoint.address().to_string() + ":" +
+                                    std::to_string(endpoint.port()));
+}
+
 void Loop::listen(const asio::ip::tcp::endpoint& endpoint) {
   acceptor_.open(endpoint.protocol());
   acceptor_.set_option(asio::socket_base::reuse_address(true));

@@ -39,6 +39,7 @@ class Loop {
   // Closing sessions are kept here until their close completes or its grace period ends.
   void track_closing(std::shared_ptr<WsSession> session);
 
+  static void ensure_port_free(const boost::asio::ip::tcp::endpoint& endpoint);
   void listen(const boost::asio::ip::tcp::endpoint& endpoint);  // SO_REUSEPORT: one acceptor per loop
   boost::asio::ip::tcp::endpoint local_endpoint() const { return acceptor_.local_endpoint(); }
   void start_thread();

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
@@ -106,12 +107,13 @@ void ServerCore::publish(std::string topic, json::object message, Done done) {
 }
 
 void ServerCore::subscribe(std::string id, std::string topic, Done done) {
-  const std::size_t limit = config.max_subscriptions;
-  on_every_loop([id = std::move(id), topic = std::move(topic), limit](Loop& l) -> std::size_t {
+  // Backends are trusted: --max-subscriptions bounds what clients subscribe themselves, so
+  // `false` here means only "no such connection" (SPEC.md section 3).
+  on_every_loop([id = std::move(id), topic = std::move(topic)](Loop& l) -> std::size_t {
     using R = ConnectionRegistry::SubscribeResult;
     auto* c = l.registry().find(id);
     if (!c || !c->is_open()) return 0;
-    const auto r = l.registry().subscribe(id, topic, limit);
+    const auto r = l.registry().subscribe(id, topic);
     return r == R::subscribed || r == R::already_subscribed ? 1 : 0;
   }, std::move(done));
 }
@@ -141,6 +143,21 @@ std::size_t ServerCore::connection_count() const noexcept {
 
 }  // namespace shell
 
+namespace {
+// Names are resolved once, at startup (never on a loop thread).
+boost::asio::ip::address resolve_host(const std::string& host) {
+  boost::system::error_code ec;
+  auto address = boost::asio::ip::make_address(host, ec);
+  if (!ec) return address;
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::resolver resolver(io);
+  auto results = resolver.resolve(host, "", ec);
+  if (ec || results.empty())
+    throw std::invalid_argument("--host: cannot resolve '" + host + "': " + ec.message());
+  return results.begin()->endpoint().address();
+}
+}  // namespace
+
 struct Server::Impl {
   shell::ServerCore core;
   std::mutex mutex;
@@ -160,8 +177,8 @@ Server::~Server() {
 
 std::uint16_t Server::start() {
   auto& core = impl_->core;
-  const auto address = boost::asio::ip::make_address(core.config.host);
-  boost::asio::ip::tcp::endpoint endpoint(address, core.config.port);
+  boost::asio::ip::tcp::endpoint endpoint(resolve_host(core.config.host), core.config.port);
+  if (endpoint.port() != 0) shell::Loop::ensure_port_free(endpoint);
   core.loops.front()->listen(endpoint);
   endpoint.port(core.loops.front()->local_endpoint().port());  // port 0: the others join the chosen one
   for (std::size_t i = 1; i < core.loops.size(); ++i) core.loops[i]->listen(endpoint);

@@ -132,7 +132,7 @@ bool WsSession::handle_step(const core::DecodeStep& step) {
       return true;
     case Kind::ping:
       if (state_ == State::open)
-        enqueue(Message::from_wire(core::encode_frame(core::Opcode::pong, step.payload), 0));
+        reply(Message::from_wire(core::encode_frame(core::Opcode::pong, step.payload), 0));
       return true;
     case Kind::pong: return true;
     case Kind::close: handle_peer_close(step.close_code); return false;
@@ -143,10 +143,10 @@ bool WsSession::handle_step(const core::DecodeStep& step) {
 void WsSession::handle_text(std::string_view text) {
   auto& server = loop_.server();
   server.metrics.messages_received.fetch_add(1, std::memory_order_relaxed);
-  auto reply = [this](std::string json) { enqueue(Message::from_json(json)); };
+  auto answer = [this](std::string json) { reply(Message::from_json(json)); };
   auto refuse = [&](CommandErrorCode code, std::string_view why, const json::value& ref) {
     server.metrics.command_errors.fetch_add(1, std::memory_order_relaxed);
-    reply(core::reply_error(code, why, ref));
+    answer(core::reply_error(code, why, ref));
   };
   // Parsed before the rate check so that a rate-limited reply can echo the command's ref; the
   // parse is bounded by --max-message-bytes.
@@ -159,18 +159,18 @@ void WsSession::handle_text(std::string_view text) {
   if (!parsed) return refuse(parsed.error().code, parsed.error().message, parsed.error().ref);
   auto& cmd = *parsed;
   switch (cmd.action) {
-    case core::Action::ping: return reply(core::reply_pong(cmd.ref));
+    case core::Action::ping: return answer(core::reply_pong(cmd.ref));
     case core::Action::subscribe: {
       if (auto denied = core::check_subscribe(*identity_, cmd.topic))
         return refuse(*denied, "not allowed to subscribe to this topic", cmd.ref);
       auto r = loop_.registry().subscribe(id_, cmd.topic, server.config.max_subscriptions);
       if (r == ConnectionRegistry::SubscribeResult::limit_reached)
         return refuse(CommandErrorCode::too_many_subscriptions, "subscription limit reached", cmd.ref);
-      return reply(core::reply_subscribed(cmd.topic, cmd.ref));
+      return answer(core::reply_subscribed(cmd.topic, cmd.ref));
     }
     case core::Action::unsubscribe:
       loop_.registry().unsubscribe(id_, cmd.topic);
-      return reply(core::reply_unsubscribed(cmd.topic, cmd.ref));
+      return answer(core::reply_unsubscribed(cmd.topic, cmd.ref));
     case core::Action::publish: {
       if (!server.publish_patterns.allows(cmd.topic))
         return refuse(CommandErrorCode::forbidden, "publishing to this topic is not allowed", cmd.ref);
@@ -181,7 +181,7 @@ void WsSession::handle_text(std::string_view text) {
                        // Counts are gathered on another loop: answer on this one.
                        asio::post(loop.io(), [weak, topic, ref, delivered] {
                          if (auto self = weak.lock(); self && self->is_open())
-                           self->enqueue(Message::from_json(core::reply_published(topic, delivered, ref)));
+                           self->reply(Message::from_json(core::reply_published(topic, delivered, ref)));
                        });
                      });
       return;
@@ -203,19 +203,28 @@ void WsSession::fail(core::FrameError error) {
 }
 
 void WsSession::send(const Message& message) {
-  if (state_ != State::open) return;
-  auto& server = loop_.server();
-  if (queued_bytes_ + message.frame_bytes() > server.config.max_outbound_bytes) {
-    // Slow consumer: drop what has not started to leave and close, rather than grow.
-    server.metrics.slow_consumer_disconnects.fetch_add(1, std::memory_order_relaxed);
-    const std::size_t keep = head_offset_ > 0 ? head_ + 1 : head_;
-    server.metrics.dropped_messages.fetch_add(queue_.size() - keep + 1, std::memory_order_relaxed);
-    for (std::size_t i = keep; i < queue_.size(); ++i) queued_bytes_ -= queue_[i].frame_bytes();
-    queue_.resize(keep);
-    return close(CloseCode::policy_violation, "slow consumer");
-  }
-  server.metrics.messages_sent.fetch_add(1, std::memory_order_relaxed);
+  if (!admit(message)) return;
+  loop_.server().metrics.messages_sent.fetch_add(1, std::memory_order_relaxed);
   enqueue(message);
+}
+
+void WsSession::reply(const Message& message) {
+  if (admit(message)) enqueue(message);
+}
+
+bool WsSession::admit(const Message& message) {
+  if (state_ != State::open) return false;
+  auto& server = loop_.server();
+  if (queued_bytes_ + message.frame_bytes() <= server.config.max_outbound_bytes) return true;
+  // Slow consumer (or a client that sends commands without reading the replies): drop what
+  // has not started to leave and close, rather than grow.
+  server.metrics.slow_consumer_disconnects.fetch_add(1, std::memory_order_relaxed);
+  const std::size_t keep = head_offset_ > 0 ? head_ + 1 : head_;
+  server.metrics.dropped_messages.fetch_add(queue_.size() - keep + 1, std::memory_order_relaxed);
+  for (std::size_t i = keep; i < queue_.size(); ++i) queued_bytes_ -= queue_[i].frame_bytes();
+  queue_.resize(keep);
+  close(CloseCode::policy_violation, "slow consumer");
+  return false;
 }
 
 void WsSession::close(CloseCode code, std::string_view reason) {
@@ -314,7 +323,7 @@ void WsSession::check_idle(Clock::time_point now) {
   } else if (silent >= timeout / 2 && !ping_outstanding_) {
     ping_outstanding_ = true;
     ping_sent_at_ = now;
-    enqueue(loop_.server().ping_frame);
+    reply(loop_.server().ping_frame);
   }
 }
 

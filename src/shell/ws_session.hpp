@@ -3,8 +3,8 @@
 // bounded queue of shared, pre-framed messages. It implements the Connection port for the
 // loop's registry.
 //
-// Memory: while idle it holds no read buffer (reads go to the loop's scratch buffer; only an
-// incomplete frame is kept, sized to what it needs) and no write buffer (the queue is empty and
+// Memory: while idle it holds no read buffer (reads go to the loop's scratch buffer; only the
+// bytes of an incomplete frame are kept) and no write buffer (the queue is empty and
 // releases its capacity). Writes are non-blocking gather writes straight from the shared
 // frames; only when the kernel buffer is full does the session wait for writability.
 
@@ -60,6 +60,10 @@ class WsSession final : public Connection, public std::enable_shared_from_this<W
   void handle_text(std::string_view text);
   void handle_peer_close(std::uint16_t code);
   void fail(core::FrameError error);
+  // Every outbound frame passes the --max-outbound-bytes check (admit), except the upgrade
+  // response, the `connected` frame and the close frame, which enqueue directly.
+  bool admit(const Message& message);
+  void reply(const Message& message);
   void enqueue(const Message& message);
   void do_wait_writable();
   void consume_written(std::size_t bytes);

@@ -28,7 +28,9 @@ struct Config {
   std::size_t max_body_bytes = 1048576;      // HTTP API request body
   double commands_per_second = 100;          // per connection, token bucket; 0 = unlimited
   double command_burst = 200;
+  std::string log_level = "info";
   bool dev_mode = false;                     // set when secret and key were generated
+  std::string dev_token;                     // dev mode: the sample token the page at / uses
 };
 
 }  // namespace boundary::realtime

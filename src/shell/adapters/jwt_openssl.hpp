@@ -1,7 +1,7 @@
 #pragma once
 // TokenVerifier adapter on OpenSSL 3. The algorithm is pinned to the configured key:
-//  - an HMAC secret accepts exactly the HS alg it was configured for (default: any of
-//    HS256/384/512 — the secret is symmetric, so the header picks the hash);
+//  - an HMAC secret accepts HS256, HS384 and HS512 (the secret is symmetric, so the header
+//    picks the hash) and nothing else;
 //  - a PEM public key accepts RS256/384/512 and PS256/384/512 for RSA keys, ES256/384/512 for
 //    EC keys of the matching curve (P-256/P-384/P-521), EdDSA for Ed25519/Ed448 keys.
 // `none` is never accepted. HMAC comparison is constant-time (CRYPTO_memcmp).
