@@ -1,0 +1,286 @@
+// End-to-end test of the dev-mode page (web/dev/index.html, compiled into the server) in headless
+// Chromium: the real server binary, the real JS client it serves, the real HTTP API.
+//
+//   cd tests/e2e && npm install && node --test
+//
+// Environment:
+//   REALTIME_SERVER  server binary (default ../../build/release/realtime-server from this file)
+//   CHROMIUM         browser binary (default /usr/bin/chromium; playwright-core downloads none)
+//   E2E_OUTPUT_DIR   where the screenshot goes (default tests/e2e/output/)
+//
+// Every wait has a deadline; the servers and the browser are killed in cleanup.
+
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, execFile } from "node:child_process";
+import { mkdtemp, mkdir, rm } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { chromium } from "playwright-core";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const SERVER = process.env.REALTIME_SERVER || path.resolve(here, "../../build/release/realtime-server");
+const BROWSER = process.env.CHROMIUM || "/usr/bin/chromium";
+const OUTPUT_DIR = process.env.E2E_OUTPUT_DIR || path.join(here, "output");
+
+const STARTUP_MS = 15_000;   // server start, browser launch
+const UI_MS = 10_000;        // anything the page should show after an action
+const HTTP_MS = 5_000;       // one HTTP request to the server
+const STOP_MS = 5_000;       // SIGTERM before SIGKILL
+
+const CHROMIUM_ARGS = [
+  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+];
+
+// ---- helpers ----------------------------------------------------------------------------------
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.unref();
+    probe.on("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function until(what, deadlineMs, probe) {
+  const deadline = Date.now() + deadlineMs;
+  let last;
+  while (Date.now() < deadline) {
+    try {
+      const value = await probe();
+      if (value) return value;
+    } catch (err) {
+      if (err.fatal) throw err;
+      last = err;
+    }
+    await sleep(50);
+  }
+  throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}${last ? ` (last error: ${last.message})` : ""}`);
+}
+
+function http(base, pathname, { method = "GET", key, body } = {}) {
+  const headers = {};
+  if (key) headers.Authorization = `Bearer ${key}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  return fetch(base + pathname, {
+    method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(HTTP_MS),
+  });
+}
+
+async function publish(base, key, topic, message) {
+  const response = await http(base, "/api/publish", { method: "POST", key, body: { topic, message } });
+  assert.equal(response.status, 200, `POST /api/publish: ${response.status} ${await response.clone().text()}`);
+  return (await response.json()).delivered;
+}
+
+// A running realtime-server: its base URL, its output so far, and a stop() that always ends it.
+async function startServer(extraArgs) {
+  assert.ok(existsSync(SERVER), `server binary not found: ${SERVER} (build it, or set REALTIME_SERVER)`);
+  const port = await freePort();
+  const child = spawn(SERVER, ["--port", String(port), "--host", "127.0.0.1", "--threads", "1", ...extraArgs], {
+    stdio: ["ignore", "pipe", "pipe"],
+    // Dev mode is "no secret and no key from any source": keep the caller's environment out of it.
+    env: Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("REALTIME_"))),
+  });
+  const server = { port, base: `http://127.0.0.1:${port}`, child, stdout: "", stderr: "", exited: null };
+  child.stdout.on("data", (chunk) => { server.stdout += chunk; });
+  child.stderr.on("data", (chunk) => { server.stderr += chunk; });
+  const exited = new Promise((resolve) => child.on("exit", (code, signal) => {
+    server.exited = { code, signal };
+    resolve();
+  }));
+  server.stop = async () => {
+    if (server.exited) return;
+    child.kill("SIGTERM");
+    const timer = setTimeout(() => child.kill("SIGKILL"), STOP_MS);
+    await exited;
+    clearTimeout(timer);
+  };
+  try {
+    await until(`the server on port ${port} to answer /health/realtime`, STARTUP_MS, async () => {
+      if (server.exited) {
+        throw Object.assign(new Error(`server exited early (${JSON.stringify(server.exited)}): ${server.stderr}`), { fatal: true });
+      }
+      const response = await http(server.base, "/health/realtime");
+      return response.status === 200;
+    });
+  } catch (err) {
+    await server.stop();
+    throw new Error(`${err.message}\nstdout:\n${server.stdout}\nstderr:\n${server.stderr}`);
+  }
+  return server;
+}
+
+// ---- the dev-mode page ------------------------------------------------------------------------
+
+describe("dev page (server in dev mode)", { timeout: 120_000 }, () => {
+  let server, apiKey, context, page, profileDir;
+  const pageErrors = [];
+
+  before(async () => {
+    server = await startServer([]);
+    apiKey = await until("the API key in the dev-mode banner", STARTUP_MS, () => {
+      const match = /^\s*API key\s*:\s*(\S+)\s*$/m.exec(server.stdout);
+      return match && match[1];
+    });
+    profileDir = await mkdtemp(path.join(tmpdir(), "realtime-e2e-chromium-"));
+    // launchPersistentContext is how Playwright takes a --user-data-dir of our choosing: a fresh one.
+    context = await chromium.launchPersistentContext(profileDir, {
+      executablePath: BROWSER,
+      headless: true,
+      args: CHROMIUM_ARGS,
+      viewport: { width: 1280, height: 900 },
+      timeout: STARTUP_MS,
+    });
+    context.setDefaultTimeout(UI_MS);
+    page = context.pages()[0] ?? (await context.newPage());
+    page.on("pageerror", (err) => pageErrors.push(err.message));
+    page.on("console", (msg) => { if (msg.type() === "error") pageErrors.push(`console: ${msg.text()}`); });
+  });
+
+  after(async () => {
+    await context?.close().catch(() => {});
+    await server?.stop();
+    if (profileDir) await rm(profileDir, { recursive: true, force: true });
+  });
+
+  const text = (selector) => page.locator(selector).innerText();
+  const subscription = (topic) => page.locator(`#subscriptions li[data-topic="${topic}"]`);
+  const messages = (selector = "") => page.locator(`#messages .message${selector}`);
+
+  async function subscribeThroughForm(topic) {
+    await page.fill("#topic-input", topic);
+    await page.click("#subscribe-button");
+  }
+
+  test("the banner points at the page, and the page and the client are served", async () => {
+    assert.match(server.stdout, /DEV MODE/);
+    assert.ok(server.stdout.includes(`open ${server.base}/ in a browser`), server.stdout);
+    const client = await http(server.base, "/realtime-client.js");
+    assert.equal(client.status, 200);
+    assert.match(client.headers.get("content-type"), /javascript/);
+    assert.match(await client.text(), /RealtimeClient/);
+    const index = await http(server.base, "/");
+    assert.equal(index.status, 200);
+    assert.match(index.headers.get("content-type"), /text\/html/);
+    const html = await index.text();
+    assert.ok(!html.includes("__REALTIME_DEV_TOKEN__") && !html.includes("__REALTIME_API_KEY__"), "placeholders left in the page");
+    assert.ok(html.includes(apiKey), "the page carries this run's API key");
+  });
+
+  test("connects and shows its state, connection id and user", async () => {
+    await page.goto(server.base + "/", { timeout: UI_MS });
+    await page.waitForFunction(() => document.getElementById("state")?.textContent === "connected", null, { timeout: UI_MS });
+    assert.match(await text("#connection-id"), /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    assert.match(await text("#user"), /dev-user/);
+    const connections = await (await http(server.base, "/api/connections", { key: apiKey })).json();
+    assert.equal(connections.count, 1);
+    // The page subscribes to the default topic on its own.
+    await subscription("demo").and(page.locator('[data-status="subscribed"]')).waitFor();
+  });
+
+  const room = `e2e:room-${process.pid}`;
+
+  test("subscribes through the form and shows a message published through the HTTP API", async () => {
+    await subscribeThroughForm(room);
+    await subscription(room).and(page.locator('[data-status="subscribed"]')).waitFor();
+    assert.equal(await publish(server.base, apiKey, room, { type: "e2e-check", text: "hello from the test" }), 1);
+    const message = messages(`[data-type="e2e-check"]`);
+    await message.waitFor();
+    assert.equal(await message.count(), 1);
+    const shown = await message.innerText();
+    assert.ok(shown.includes("hello from the test"), shown);
+    assert.ok(shown.includes(room), shown);
+    assert.match(shown, /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z/, "the server's timestamp is shown");
+  });
+
+  test("a refused subscription shows its code", async () => {
+    await subscribeThroughForm("user:intruder");
+    const refused = subscription("user:intruder").and(page.locator('[data-status="refused"]'));
+    await refused.waitFor();
+    assert.equal(await refused.getAttribute("data-code"), "forbidden");
+    assert.match(await refused.innerText(), /forbidden/);
+    // The connection survives a refusal.
+    assert.equal(await text("#state"), "connected");
+  });
+
+  test("the curl line publishes to the selected topic, and works when pasted in a shell", async () => {
+    await subscription(room).locator(".topic").click();
+    const curl = await text("#curl");
+    assert.ok(curl.startsWith(`curl -s -X POST ${server.base}/api/publish `), curl);
+    assert.ok(curl.includes(`'Authorization: Bearer ${apiKey}'`), curl);
+    assert.ok(curl.includes(`"topic":"${room}"`), curl);
+    const before = await messages(`[data-type="hello"]`).count();
+    const { stdout } = await promisify(execFile)("sh", ["-c", curl], { timeout: HTTP_MS });
+    assert.deepEqual(JSON.parse(stdout), { delivered: 1 });
+    await until("the curl message on the page", UI_MS, async () => (await messages(`[data-type="hello"]`).count()) === before + 1);
+  });
+
+  test("the Send test message button publishes through the page and the message arrives", async () => {
+    await page.fill("#test-text", "sent by the button");
+    await page.click("#send-test");
+    const arrived = messages(`[data-type="hello"]`).filter({ hasText: "sent by the button" });
+    await arrived.waitFor();
+    assert.equal(await arrived.getAttribute("data-topic"), room);
+    await page.waitForFunction(() => /delivered to 1 connection\b/.test(document.getElementById("send-result").textContent), null, { timeout: UI_MS });
+    // Newest first.
+    assert.ok((await messages().first().innerText()).includes("sent by the button"));
+    await mkdir(OUTPUT_DIR, { recursive: true });
+    await page.screenshot({ path: path.join(OUTPUT_DIR, "dev-page.png"), fullPage: true, animations: "disabled" });
+  });
+
+  test("unsubscribing removes the subscription on the server too", async () => {
+    await subscription(room).locator("button.unsubscribe").click();
+    await subscription(room).waitFor({ state: "detached" });
+    await until("the server to drop the subscription", UI_MS, async () => (await publish(server.base, apiKey, room, { type: "late" })) === 0);
+  });
+
+  test("keeps only the last 200 messages, newest first", async () => {
+    for (let i = 1; i <= 210; i++) assert.equal(await publish(server.base, apiKey, "demo", { type: "flood", n: i }), 1);
+    await until("message 210 on the page", UI_MS, async () => (await messages().first().innerText()).includes('"n": 210'));
+    assert.equal(await messages().count(), 200);
+    assert.ok((await messages().last().innerText()).includes('"n": 11'), "the oldest kept is number 11");
+  });
+
+  test("no script errors on the page", () => {
+    assert.deepEqual(pageErrors, []);
+  });
+
+  // Last: the server goes away (the browser's failed reconnects log console errors after this).
+  test("shows the server's shutdown notice and goes to reconnecting", async () => {
+    await server.stop();
+    assert.deepEqual(server.exited, { code: 0, signal: null }, "graceful shutdown exits with 0");
+    await messages(`[data-type="server-shutdown"]`).waitFor();
+    await page.waitForFunction(() => document.getElementById("state")?.textContent === "reconnecting", null, { timeout: UI_MS });
+    assert.equal(await text("#connection-id"), "—");
+    assert.equal(await subscription("demo").getAttribute("data-status"), "pending");
+  });
+});
+
+// ---- outside dev mode there is no page --------------------------------------------------------
+
+describe("no dev page outside dev mode", { timeout: 60_000 }, () => {
+  let server;
+  before(async () => { server = await startServer(["--jwt-secret", "e2e-secret-0123456789abcdef0123456789abc", "--api-key", "k"]); });
+  after(async () => { await server?.stop(); });
+
+  test("GET / and GET /realtime-client.js answer 404", async () => {
+    assert.doesNotMatch(server.stdout, /DEV MODE/);
+    assert.equal((await http(server.base, "/")).status, 404);
+    assert.equal((await http(server.base, "/realtime-client.js")).status, 404);
+    // The server itself is up and keyed.
+    assert.equal((await http(server.base, "/api/connections", { key: "k" })).status, 200);
+  });
+});
