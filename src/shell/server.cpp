@@ -111,6 +111,8 @@ void ServerCore::index_changed(ConnectionRegistry::IndexKind kind, std::string_v
 
 ServerCore::~ServerCore() {
   for (auto& l : loops) l->join();
+  // The broker goes before the loops' registries: nothing may report to it any more.
+  for (auto& l : loops) l->registry().set_index_observer({});
 }
 
 void ServerCore::on_every_loop(std::function<std::size_t(Loop&)> work, Done done) {

@@ -258,6 +258,28 @@ class ClusterRoutingTest(ClusterTestCase):
         self.assertEqual(await self.wait_closed_code(other), 1000)
 
 
+class ClusterConfigTest(RealtimeTestCase):
+
+    def run_server(self, *args):
+        import subprocess
+        from rt_harness import SERVER, server_binary_available
+        if not server_binary_available():
+            self.skipTest("server binary not found")
+        return subprocess.run([SERVER, "--port", "0", "--jwt-secret", random_secret(48),
+                               "--api-key", "k" * 32, *args],
+                              capture_output=True, text=True, timeout=10)
+
+    @no_server
+    def test_bad_redis_url_or_node_id_is_refused_at_startup(self):
+        for args, why in ((["--redis", "http://127.0.0.1:6379"], "--redis"),
+                          (["--redis", "redis://127.0.0.1:0"], "--redis"),
+                          (["--redis", "redis://127.0.0.1:6379", "--node-id", "a b"], "--node-id")):
+            with self.subTest(args=args):
+                r = self.run_server(*args)
+                self.assertEqual(r.returncode, 2, r.stderr)
+                self.assertIn(why, r.stderr)
+
+
 class ClusterMembershipTest(ClusterTestCase):
 
     @no_server

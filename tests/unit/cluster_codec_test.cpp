@@ -170,3 +170,21 @@ TEST(ReplyGather, FailedAndDrainedRequestsAreIncomplete) {
   EXPECT_EQ(d[0].request_id, 2u);
   EXPECT_EQ(g.pending(), 0u);
 }
+
+#include "shell/adapters/broker_memory.hpp"
+
+TEST(BrokerMemory, SingleNodeFansOutToNobodyAtOnce) {
+  boundary::realtime::shell::BrokerMemory b;
+  EXPECT_FALSE(b.distributed());
+  EXPECT_TRUE(b.connected());
+  bool called = false;
+  b.publish(Fanout{Route::all, "", "{}"}, true, [&](rt::FanoutResult r) {
+    called = true;
+    EXPECT_TRUE(r.reached);
+    EXPECT_EQ(r.count, 0u);
+  });
+  EXPECT_TRUE(called);
+  bool ready = false;
+  b.when_ready([&] { ready = true; });
+  EXPECT_TRUE(ready);
+}

@@ -43,7 +43,14 @@ BrokerRedis::BrokerRedis(asio::io_context& io, Options options)
   sub_.set_down_handler([this] { on_down(); });
 }
 
-BrokerRedis::~BrokerRedis() = default;
+BrokerRedis::~BrokerRedis() {
+  // Runs after the loops stopped. Closing fails the pending commands, whose handlers use the
+  // members below: close while they are all alive, and without reconnecting.
+  cmd_.set_down_handler({});
+  sub_.set_down_handler({});
+  cmd_.close();
+  sub_.close();
+}
 
 void BrokerRedis::start() {
   asio::post(io_, [this] {
