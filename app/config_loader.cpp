@@ -31,6 +31,7 @@ const std::vector<OptionInfo>& options() {
       {"api-key", "bearer key for /api/*"},
       {"redis", "redis://host:port[/db] (cluster mode)"},
       {"node-id", "name of this node in a cluster (default: random; unused on a single node)"},
+      {"cluster-reply-timeout", "milliseconds to wait for other nodes' delivery counts (default 1000)"},
       {"allowed-origins", "comma list checked against Origin (default: any)"},
       {"publish-patterns", "comma list of topic patterns clients may publish to (default: none)"},
       {"max-message-bytes", "largest inbound WebSocket message (default 65536)"},
@@ -110,6 +111,7 @@ void apply(LoadedConfig& out, const std::string& name, const std::string& v) {
   else if (name == "api-key") c.api_key = v;
   else if (name == "redis") c.redis_url = v;
   else if (name == "node-id") c.node_id = v;
+  else if (name == "cluster-reply-timeout") c.cluster_reply_timeout = std::chrono::milliseconds(parse_number<long>(name, v, 1, 60000));
   else if (name == "allowed-origins") c.allowed_origins = core::split_list(v);
   else if (name == "publish-patterns") c.publish_patterns = core::split_list(v);
   else if (name == "max-message-bytes") c.max_message_bytes = parse_number<std::size_t>(name, v, 125, std::size_t{1} << 30);

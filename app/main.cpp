@@ -87,8 +87,6 @@ int run_server(rt::app::LoadedConfig loaded) {
   if (c.api_key.empty()) throw std::invalid_argument("--api-key is required when a JWT secret or public key is given");
   if (c.jwt_secret.empty() && c.jwt_public_key_file.empty())
     throw std::invalid_argument("--jwt-secret or --jwt-public-key is required when --api-key is given");
-  if (!c.redis_url.empty())
-    throw std::invalid_argument("--redis: cluster mode is not available in this build yet; run without --redis");
 
   // Signals are taken synchronously by this thread; block them before any loop thread starts.
   sigset_t signals;

@@ -13,6 +13,7 @@ packages=(
   python3 python3-websockets python3-cryptography
   nodejs chromium fonts-dejavu-core
   curl procps
+  redis-server
 )
 
 missing=()

@@ -40,6 +40,14 @@ struct ConnectionRegistry::Impl {
   std::unordered_map<std::string_view, std::unique_ptr<Entry>> entries;
   Group everyone{GroupKind::all, {}, {}};
   GroupMap users, roles, topics;
+  IndexObserver observer;
+
+  void notify(const Group& g, bool created) const {
+    if (!observer) return;
+    const auto kind = g.kind == GroupKind::user ? IndexKind::user : g.kind == GroupKind::role ? IndexKind::role
+                                                                                             : IndexKind::topic;
+    observer(kind, g.name, created);
+  }
 
   Entry* entry(std::string_view id) const {
     auto it = entries.find(id);
@@ -62,6 +70,7 @@ struct ConnectionRegistry::Impl {
       auto g = std::make_unique<Group>(Group{kind, std::string(name), {}});
       std::string_view key = g->name;
       it = map.emplace(key, std::move(g)).first;
+      notify(*it->second, true);
     }
     join(e, *it->second);
   }
@@ -80,6 +89,7 @@ struct ConnectionRegistry::Impl {
   }
 
   void erase_group(Group& g) {
+    notify(g, false);
     GroupMap& map = g.kind == GroupKind::user ? users : g.kind == GroupKind::role ? roles : topics;
     map.erase(std::string_view(g.name));
   }
@@ -234,6 +244,8 @@ bool ConnectionRegistry::send_to_connection(std::string_view connection_id, cons
 std::size_t ConnectionRegistry::publish(std::string_view topic, const Message& message) const {
   return Impl::deliver(Impl::group(impl_->topics, topic), message);
 }
+
+void ConnectionRegistry::set_index_observer(IndexObserver observer) { impl_->observer = std::move(observer); }
 
 void ConnectionRegistry::for_each(const std::function<void(Connection&, const Identity&)>& visit) const {
   // Snapshot first: a visitor may close connections, which may unregister them.

@@ -85,6 +85,11 @@ std::optional<HttpRefusal> topic_field(const json::object& body, std::string& ou
 }
 
 std::optional<HttpRefusal> fill(ApiRequest& req, json::object& body) {
+  // Cluster fire-and-forget (docs/cluster.md): "wait": false answers without gathering counts.
+  if (const auto* w = body.if_contains("wait")) {
+    if (!w->is_bool()) return bad("wait must be true or false");
+    req.wait = w->get_bool();
+  }
   switch (req.call) {
     case ApiCall::send_to_user:
       if (auto e = string_field(body, "user-id", req.user_id)) return e;

@@ -55,6 +55,7 @@ struct ApiRequest {
   ApiCall call{};
   std::string user_id, role, connection_id, topic;  // whichever the call names
   boost::json::object message;                      // for the send calls
+  bool wait = true;  // false: cluster fire-and-forget, answered before counts are gathered
 };
 
 // Validates the JSON body of `call` (400 with what is wrong).

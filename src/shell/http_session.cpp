@@ -117,10 +117,17 @@ void HttpSession::route(Request& req) {
   if (path == "/ws") return handle_upgrade(req);
   if (path == "/health/realtime" && method == "GET") {
     const bool shutting_down = server.shutting_down.load();
-    return respond(json_response(shutting_down ? 503 : 200,
-                                 {{"status", shutting_down ? "shutting-down" : "healthy"},
-                                  {"active-connections", server.connection_count()},
-                                  {"service", "realtime"}}));
+    json::object body{{"status", shutting_down ? "shutting-down" : "healthy"},
+                      {"active-connections", server.connection_count()},
+                      {"service", "realtime"}};
+    if (server.broker->distributed()) {
+      // Without Redis the node still serves its own connections: degraded, not down.
+      const bool up = server.broker->connected();
+      body["redis"] = up ? "up" : "down";
+      body["node-id"] = server.config.node_id;
+      if (!up && !shutting_down) body["status"] = "degraded";
+    }
+    return respond(json_response(shutting_down ? 503 : 200, body));
   }
   if (path == "/metrics" && method == "GET")
     return respond(HttpResponse{200, server.metrics.render_prometheus(), "text/plain; version=0.0.4"});
@@ -186,25 +193,36 @@ void HttpSession::handle_api(Request& req) {
   auto& server = loop_.server();
   auto r = std::move(*parsed);
   auto reply = responder();
-  auto count = [reply](const char* key) {
-    return [reply, key](std::size_t n) { reply(json_response(200, {{key, n}})); };
+  // Cluster fire-and-forget: body "wait": false or header Prefer: respond-async.
+  const bool wait = r.wait && req["Prefer"].find("respond-async") == std::string_view::npos;
+  auto answer = [reply](const char* key, bool as_flag) {
+    return [reply, key, as_flag](Delivery d) {
+      json::value v = as_flag ? json::value(d.count > 0) : json::value(d.count);
+      if (d.queued) return reply(json_response(200, {{key, nullptr}, {"queued", true}}));
+      // The cluster could not be reached: only this node's connections got it. Not a success.
+      if (!d.reached) return reply(json_response(503, {{"error", "cluster unavailable"}, {key, v}}));
+      reply(json_response(200, {{key, v}}));
+    };
   };
-  auto flag = [reply](const char* key) {
-    return [reply, key](std::size_t n) { reply(json_response(200, {{key, n > 0}})); };
-  };
+  auto count = [&](const char* key) { return answer(key, false); };
+  auto flag = [&](const char* key) { return answer(key, true); };
   switch (r.call) {
-    case core::ApiCall::send_to_user: return server.send_to_user(r.user_id, std::move(r.message), count("delivered"));
-    case core::ApiCall::send_to_role: return server.send_to_role(r.role, std::move(r.message), count("delivered"));
-    case core::ApiCall::broadcast: return server.broadcast(std::move(r.message), count("delivered"));
+    case core::ApiCall::send_to_user:
+      return server.send_to_user(r.user_id, std::move(r.message), count("delivered"), wait);
+    case core::ApiCall::send_to_role: return server.send_to_role(r.role, std::move(r.message), count("delivered"), wait);
+    case core::ApiCall::broadcast: return server.broadcast(std::move(r.message), count("delivered"), wait);
     case core::ApiCall::send_to_connection:
-      return server.send_to_connection(r.connection_id, std::move(r.message), flag("delivered"));
-    case core::ApiCall::publish: return server.publish(r.topic, std::move(r.message), count("delivered"));
-    case core::ApiCall::subscribe: return server.subscribe(r.connection_id, r.topic, flag("subscribed"));
-    case core::ApiCall::unsubscribe: return server.unsubscribe(r.connection_id, r.topic, flag("unsubscribed"));
+      return server.send_to_connection(r.connection_id, std::move(r.message), flag("delivered"), wait);
+    case core::ApiCall::publish: return server.publish(r.topic, std::move(r.message), count("delivered"), wait);
+    case core::ApiCall::subscribe: return server.subscribe(r.connection_id, r.topic, flag("subscribed"), wait);
+    case core::ApiCall::unsubscribe: return server.unsubscribe(r.connection_id, r.topic, flag("unsubscribed"), wait);
     case core::ApiCall::disconnect:
-      if (!r.connection_id.empty()) return server.disconnect_connection(r.connection_id, count("disconnected"));
-      return server.disconnect_user(r.user_id, count("disconnected"));
-    case core::ApiCall::connections: return reply(json_response(200, {{"count", server.connection_count()}}));
+      if (!r.connection_id.empty())
+        return server.disconnect_connection(r.connection_id, count("disconnected"), wait);
+      return server.disconnect_user(r.user_id, count("disconnected"), wait);
+    case core::ApiCall::connections:
+      if (!server.broker->distributed()) return reply(json_response(200, {{"count", server.connection_count()}}));
+      return server.count_connections(count("count"));
   }
 }
 

@@ -32,6 +32,11 @@ std::string Metrics::render_prometheus() const {
   emit(out, "realtime_api_requests_total", "counter", "HTTP API requests.", api_requests);
   emit(out, "realtime_api_errors_total", "counter", "HTTP API requests answered with an error status.", api_errors);
   emit(out, "realtime_accept_errors_total", "counter", "Failed accepts (for example, out of file descriptors).", accept_errors);
+  if (cluster) {
+    emit(out, "realtime_redis_up", "gauge", "1 while this node reaches Redis and its subscriptions are in effect.", redis_up);
+    emit(out, "realtime_redis_reconnects_total", "counter", "Attempts to reconnect to Redis after a failure.", redis_reconnects);
+    emit(out, "realtime_cluster_reply_timeouts_total", "counter", "Cluster count waits that ended before every node answered.", cluster_reply_timeouts);
+  }
   return out;
 }
 

@@ -25,6 +25,11 @@ struct Metrics {
   std::atomic<std::uint64_t> api_requests{0};
   std::atomic<std::uint64_t> api_errors{0};             // 4xx/5xx answers on /api/*
   std::atomic<std::uint64_t> accept_errors{0};          // e.g. out of file descriptors
+  // Cluster mode only (rendered when `cluster` is set, before the loops start).
+  bool cluster = false;
+  std::atomic<std::int64_t> redis_up{0};                // gauge: 1 while the cluster is reachable
+  std::atomic<std::uint64_t> redis_reconnects{0};       // connection attempts after a failure
+  std::atomic<std::uint64_t> cluster_reply_timeouts{0}; // waits that ended before every node answered
 
   std::string render_prometheus() const;
 };

@@ -8,13 +8,16 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <boost/json/object.hpp>
 
 #include "boundary/realtime/config.hpp"
 #include "boundary/realtime/message.hpp"
+#include "boundary/realtime/ports/broker.hpp"
 #include "boundary/realtime/ports/token_verifier.hpp"
 #include "boundary/realtime/server.hpp"
 #include "boundary/realtime/connection_registry.hpp"
@@ -24,6 +27,16 @@
 namespace boundary::realtime::shell {
 
 class Loop;
+
+// The outcome of a send: how many connections it was handed to (cluster-wide), whether the
+// cluster was reached (false: only this node's connections got it), and whether it was
+// answered before counting (fire-and-forget).
+struct Delivery {
+  std::size_t count = 0;
+  bool reached = true;
+  bool queued = false;
+};
+using SendDone = std::function<void(Delivery)>;
 
 struct ServerCore {
   ServerCore(Config cfg, std::unique_ptr<TokenVerifier> token_verifier);
@@ -43,19 +56,43 @@ struct ServerCore {
   // the loop that finished last. `work` must not block.
   void on_every_loop(std::function<std::size_t(Loop&)> work, std::function<void(std::size_t)> done);
 
+  // Fans a message or a connection operation out to other nodes (cluster mode; single node:
+  // nothing). Declared after `loops`: destroyed before the loops' io_contexts it runs on.
+  std::unique_ptr<Broker> broker;
+
   // The sends, as the HTTP API and the embedding API make them: the message is enveloped,
-  // serialized and framed once, here, and shared by every loop and recipient.
-  void send_to_user(std::string user_id, boost::json::object message, std::function<void(std::size_t)> done);
-  void send_to_role(std::string role, boost::json::object message, std::function<void(std::size_t)> done);
-  void broadcast(boost::json::object message, std::function<void(std::size_t)> done);
-  void send_to_connection(std::string id, boost::json::object message, std::function<void(std::size_t)> done);
-  void publish(std::string topic, boost::json::object message, std::function<void(std::size_t)> done);
-  void subscribe(std::string id, std::string topic, std::function<void(std::size_t)> done);
-  void unsubscribe(std::string id, std::string topic, std::function<void(std::size_t)> done);
-  void disconnect_connection(std::string id, std::function<void(std::size_t)> done);
-  void disconnect_user(std::string user_id, std::function<void(std::size_t)> done);
+  // serialized and framed once, here, and shared by every loop and recipient. In cluster mode the
+  // same bytes go to the other nodes; `wait` = false answers without gathering their counts.
+  void send_to_user(std::string user_id, boost::json::object message, SendDone done, bool wait = true);
+  void send_to_role(std::string role, boost::json::object message, SendDone done, bool wait = true);
+  void broadcast(boost::json::object message, SendDone done, bool wait = true);
+  void send_to_connection(std::string id, boost::json::object message, SendDone done, bool wait = true);
+  void publish(std::string topic, boost::json::object message, SendDone done, bool wait = true);
+  void subscribe(std::string id, std::string topic, SendDone done, bool wait = true);
+  void unsubscribe(std::string id, std::string topic, SendDone done, bool wait = true);
+  void disconnect_connection(std::string id, SendDone done, bool wait = true);
+  void disconnect_user(std::string user_id, SendDone done, bool wait = true);
+  // Connections on every node (cluster mode: gathered like a send's count).
+  void count_connections(SendDone done);
+
+  void start_broker();
 
   std::size_t connection_count() const noexcept;
+
+ private:
+  using Work = std::function<std::size_t(Loop&)>;
+  // What a fan-out does on one loop of whichever node delivers it. `m` is the framed message
+  // for message routes.
+  Work work_for(const Fanout& f, Message m) const;
+  // Local delivery plus, in cluster mode, the fan-out; `done` gets the sum.
+  void dispatch(Fanout f, Work work, bool wait, SendDone done);
+  // A fan-out from another node.
+  void deliver_remote(const Fanout& f, Broker::Answer answer);
+  // Node-level reference counts of user / role / topic indexes across loops.
+  void index_changed(ConnectionRegistry::IndexKind kind, std::string_view name, bool created);
+
+  std::mutex interests_mutex_;
+  std::unordered_map<std::string, std::size_t> interest_refs_;
 };
 
 }  // namespace boundary::realtime::shell

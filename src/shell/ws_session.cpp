@@ -166,7 +166,16 @@ void WsSession::handle_text(std::string_view text) {
       auto r = loop_.registry().subscribe(id_, cmd.topic, server.config.max_subscriptions);
       if (r == ConnectionRegistry::SubscribeResult::limit_reached)
         return refuse(CommandErrorCode::too_many_subscriptions, "subscription limit reached", cmd.ref);
-      return answer(core::reply_subscribed(cmd.topic, cmd.ref));
+      if (!server.broker->distributed()) return answer(core::reply_subscribed(cmd.topic, cmd.ref));
+      // Cluster: answer once the node's subscription is in effect, so that anything published
+      // anywhere after the reply reaches this connection.
+      std::weak_ptr<WsSession> weak = shared_from_this();
+      server.broker->when_ready([weak, &loop = loop_, text = core::reply_subscribed(cmd.topic, cmd.ref)] {
+        asio::post(loop.io(), [weak, text] {
+          if (auto self = weak.lock(); self && self->is_open()) self->reply(Message::from_json(text));
+        });
+      });
+      return;
     }
     case core::Action::unsubscribe:
       loop_.registry().unsubscribe(id_, cmd.topic);
@@ -177,7 +186,8 @@ void WsSession::handle_text(std::string_view text) {
       std::weak_ptr<WsSession> weak = shared_from_this();
       auto& loop = loop_;
       server.publish(cmd.topic, std::move(cmd.message),
-                     [weak, &loop, topic = cmd.topic, ref = cmd.ref](std::size_t delivered) {
+                     [weak, &loop, topic = cmd.topic, ref = cmd.ref](Delivery d) {
+                       const std::size_t delivered = d.count;
                        // Counts are gathered on another loop: answer on this one.
                        asio::post(loop.io(), [weak, topic, ref, delivered] {
                          if (auto self = weak.lock(); self && self->is_open())

@@ -10,6 +10,7 @@ Only the standard library and Debian's python3-websockets (10.x) are used.
 Environment:
   REALTIME_SERVER     path of the binary (default ../../build/release/realtime-server,
                       relative to this file)
+  REDIS_SERVER        redis-server binary for the cluster tests (default: redis-server on PATH)
   RT_KEEP_LOGS=1      print the server log after every test, not only after failures
 """
 
@@ -235,13 +236,20 @@ def parse_metrics(text: str) -> dict[str, float]:
 
 class ServerProcess:
     def __init__(self, extra_args=(), jwt_secret: str | None = None, api_key: str | None = None,
-                 threads: int = 2, env: dict | None = None):
+                 threads: int = 2, env: dict | None = None, redis: str | None = None,
+                 node_id: str | None = None):
         self.port = free_port()
+        self.node_id = node_id
+        cluster = []
+        if redis:
+            cluster += ["--redis", redis]
+        if node_id:
+            cluster += ["--node-id", node_id]
         self.jwt_secret = jwt_secret or random_secret(48)
         self.api_key = api_key or secrets.token_hex(16)
         self.args = [SERVER, "--host", HOST, "--port", str(self.port),
                      "--jwt-secret", self.jwt_secret, "--api-key", self.api_key,
-                     "--threads", str(threads), *extra_args]
+                     "--threads", str(threads), *cluster, *extra_args]
         self.env = dict(os.environ)
         if env:
             self.env.update(env)
@@ -368,6 +376,92 @@ class ServerProcess:
 
 # ------------------------------------------------------------------------------------------
 # Raw WebSocket client (sync, blocking sockets with deadlines)
+
+class RedisProcess:
+    """A throwaway redis-server on a free loopback port, no persistence. stop() and start()
+    again keep the port, to test a Redis restart."""
+
+    BINARY = os.environ.get("REDIS_SERVER", "redis-server")
+
+    def __init__(self):
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+        fd, self.log_path = tempfile.mkstemp(prefix="redis-", suffix=".log")
+        os.close(fd)
+
+    @property
+    def url(self) -> str:
+        return f"redis://{HOST}:{self.port}"
+
+    @classmethod
+    def available(cls) -> bool:
+        import shutil
+        return shutil.which(cls.BINARY) is not None
+
+    def start(self) -> "RedisProcess":
+        if not self.available():
+            raise unittest.SkipTest(f"{self.BINARY} not found (apt-get install redis-server)")
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [self.BINARY, "--port", str(self.port), "--bind", HOST, "--save", "",
+                 "--appendonly", "no", "--daemonize", "no", "--protected-mode", "no"],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + STARTUP_DEADLINE
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"redis-server exited with {self.proc.returncode}")
+            try:
+                if self.command("PING") == "PONG":
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"redis-server not answering within {STARTUP_DEADLINE}s")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+
+    def remove_log(self):
+        try:
+            os.unlink(self.log_path)
+        except OSError:
+            pass
+
+    def command(self, *args, timeout: float = DEFAULT_TIMEOUT):
+        """One RESP command on a fresh connection; returns str, int, list or None."""
+        out = b"*%d\r\n" % len(args)
+        for a in args:
+            a = a.encode() if isinstance(a, str) else a
+            out += b"$%d\r\n%s\r\n" % (len(a), a)
+        with socket.create_connection((HOST, self.port), timeout=timeout) as sock, \
+                sock.makefile("rb") as f:
+            sock.sendall(out)
+
+            def read():
+                line = f.readline()
+                if not line:
+                    raise OSError("redis closed the connection")
+                kind, rest = line[:1], line[1:-2]
+                if kind == b"+":
+                    return rest.decode()
+                if kind == b"-":
+                    raise RuntimeError(rest.decode())
+                if kind == b":":
+                    return int(rest)
+                if kind == b"$":
+                    n = int(rest)
+                    if n < 0:
+                        return None
+                    data = f.read(n + 2)[:-2]
+                    return data.decode("utf-8", "replace")
+                if kind == b"*":
+                    n = int(rest)
+                    return None if n < 0 else [read() for _ in range(n)]
+                raise OSError(f"unexpected RESP line {line!r}")
+            return read()
+
 
 class Frame:
     __slots__ = ("fin", "rsv", "opcode", "payload")

@@ -471,3 +471,36 @@ TEST(ConnectionRegistryModel, RandomOperationsAgreeWithReferenceModel) {
 
 }  // namespace
 }  // namespace boundary::realtime
+
+namespace boundary::realtime {
+namespace {
+
+TEST(ConnectionRegistryIndexObserver, ReportsOnlyFirstJoinAndLastLeave) {
+  ConnectionRegistry reg;
+  std::vector<std::string> events;
+  reg.set_index_observer([&](ConnectionRegistry::IndexKind k, std::string_view name, bool created) {
+    const char* kind = k == ConnectionRegistry::IndexKind::user ? "u" : k == ConnectionRegistry::IndexKind::role ? "r" : "t";
+    events.push_back(std::string(created ? "+" : "-") + kind + ":" + std::string(name));
+  });
+  auto a = std::make_shared<testing::RecordingConnection>("a");
+  auto b = std::make_shared<testing::RecordingConnection>("b");
+  Identity ia;
+  ia.user_id = "42";
+  ia.roles = {"admin"};
+  Identity ib = ia;
+  ASSERT_TRUE(reg.register_connection(a, ia));
+  ASSERT_TRUE(reg.register_connection(b, ib));
+  reg.subscribe("a", "t1");
+  reg.subscribe("b", "t1");
+  reg.unsubscribe("a", "t1");
+  EXPECT_EQ(events, (std::vector<std::string>{"+u:42", "+r:admin", "+t:t1"}));
+  reg.unregister_connection("a");
+  EXPECT_EQ(events.size(), 3u);  // b still holds user 42, role admin and t1
+  reg.unregister_connection("b");
+  ASSERT_EQ(events.size(), 6u);
+  std::set<std::string> gone(events.begin() + 3, events.end());
+  EXPECT_EQ(gone, (std::set<std::string>{"-u:42", "-r:admin", "-t:t1"}));
+}
+
+}  // namespace
+}  // namespace boundary::realtime

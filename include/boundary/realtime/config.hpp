@@ -17,8 +17,9 @@ struct Config {
   std::string jwt_secret;                    // HS256/384/512
   std::string jwt_public_key_file;           // PEM: RS*/PS*/ES*/EdDSA
   std::string api_key;
-  std::string redis_url;                     // cluster mode (not in this build: refused at startup)
-  std::string node_id;                       // random when empty
+  std::string redis_url;                     // redis://host:port[/db]: cluster mode (docs/cluster.md)
+  std::string node_id;                       // random when empty; [A-Za-z0-9._-]{1,64}
+  std::chrono::milliseconds cluster_reply_timeout{1000};  // longest wait for other nodes' counts
   std::vector<std::string> allowed_origins;  // empty = any
   std::vector<std::string> publish_patterns; // empty = clients may not publish
   std::size_t max_message_bytes = 65536;     // largest inbound WebSocket message

@@ -59,6 +59,12 @@ class ConnectionRegistry {
   bool send_to_connection(std::string_view connection_id, const Message& message) const;
   std::size_t publish(std::string_view topic, const Message& message) const;
 
+  // Called when a user, role or topic index is created (its first connection joined) or erased
+  // (its last one left), not per message: a cluster node's interests follow these.
+  enum class IndexKind { user, role, topic };
+  using IndexObserver = std::function<void(IndexKind kind, std::string_view name, bool created)>;
+  void set_index_observer(IndexObserver observer);
+
   // Visits every registered connection (shutdown, idle sweeps).
   void for_each(const std::function<void(Connection&, const Identity&)>& visit) const;
 

@@ -7,6 +7,10 @@
 // connections the message was handed to. Sends made one after another from one thread reach
 // each connection in that order. `done` handlers must not block.
 //
+// Cluster mode (Config::redis_url, docs/cluster.md): sends reach every node and counts include
+// every node (bounded wait); while Redis is unreachable they reach, and count, this node's
+// connections only. connection_count() is always this node's.
+//
 // Asio and Beast stay behind this header (pimpl) so that applications build quickly.
 
 #include <chrono>
