@@ -131,7 +131,7 @@ int main(int argc, char** argv) {
   token_cmd->add_option("--secret", secret, "HMAC secret (at least 32 bytes)")->required();
   token_cmd->add_option("--user-id", user_id, "user id claim")->required();
   token_cmd->add_option("--roles", roles, "comma list of roles");
-  token_cmd->add_option("--ttl", ttl, "seconds until the token expires")->check(CLI::PositiveNumber);
+  token_cmd->add_option("--ttl", ttl, "seconds until the token expires (1 to 31536000)")->check(CLI::Range(1L, 31536000L));
 
   CLI11_PARSE(app, argc, argv);
   try {

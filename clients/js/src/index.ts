@@ -1,0 +1,695 @@
+/**
+ * Boundary Realtime client (SPEC.md sections 2 and 3).
+ *
+ * This module imports nothing: the server embeds the compiled file and serves it to browsers
+ * as `/realtime-client.js`, where a relative or bare import would not resolve.
+ *
+ * Delivery guarantees, as the client sees them:
+ * - A command (publish, ping, unsubscribe) is sent at most once. One issued while there is no
+ *   connection waits in a bounded queue (`maxQueuedCommands`) and is sent after the next
+ *   `connected` frame; one already sent when the connection drops rejects with `disconnected`,
+ *   because the server may or may not have carried it out.
+ * - Subscriptions are state, not commands: every one is sent again after each reconnect, before
+ *   the queued commands, so a queued publish reaches a topic the client listens to.
+ * - Messages published while the client is disconnected are not replayed (the server keeps no
+ *   history).
+ */
+
+export type ConnectionState = "idle" | "connecting" | "connected" | "reconnecting" | "closed";
+
+/** A server → client message: a JSON object with a string `type` (SPEC section 2). */
+export interface ServerMessage {
+  type: string;
+  topic?: string;
+  timestamp?: string;
+  ref?: string | number;
+  [key: string]: unknown;
+}
+
+export interface ConnectedInfo {
+  connectionId: string;
+  userId: string;
+  roles: string[];
+}
+
+export interface DisconnectedInfo {
+  /** WebSocket close code: 1001 when the server shuts down, 1006 when the connection was lost. */
+  code: number;
+  reason: string;
+  /** False after `disconnect()` or when reconnection is turned off. */
+  willReconnect: boolean;
+}
+
+/** Events the client emits itself; every other event name is a server message `type`. */
+export interface LifecycleEvents {
+  connected: ConnectedInfo;
+  disconnected: DisconnectedInfo;
+  error: Error;
+  state: ConnectionState;
+}
+
+export type MessageHandler = (message: ServerMessage) => void;
+
+export interface ReconnectOptions {
+  /** Ceiling of the first delay (default 500 ms). */
+  initialDelayMs?: number;
+  /** Largest ceiling, however many attempts failed (default 30 000 ms). */
+  maxDelayMs?: number;
+  /** Growth of the ceiling per failed attempt (default 2). */
+  factor?: number;
+}
+
+/** The part of the WebSocket API the client uses; browsers' WebSocket and the `ws` package fit. */
+export interface WebSocketLike {
+  readonly readyState: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  addEventListener(type: string, listener: (event: any) => void): void;
+}
+
+export type WebSocketConstructor = new (url: string) => WebSocketLike;
+
+export interface RealtimeClientOptions {
+  /** A fixed JWT. Ignored when `getToken` is given. */
+  token?: string;
+  /** Called before every connect and reconnect, so an expired token can be replaced. */
+  getToken?: () => string | Promise<string>;
+  /** WebSocket implementation (default `globalThis.WebSocket`; on Node 20 pass the `ws` package). */
+  WebSocket?: WebSocketConstructor;
+  /** Backoff for reconnection, or `false` to never reconnect by itself. */
+  reconnect?: ReconnectOptions | false;
+  /** After a `server-shutdown` message, wait at least this long before reconnecting (default 2000 ms). */
+  shutdownReconnectDelayMs?: number;
+  /** How long a command waits for its reply once sent (default 10 000 ms). */
+  requestTimeoutMs?: number;
+  /** Commands kept while disconnected; beyond this they reject with `queue-full` (default 100). */
+  maxQueuedCommands?: number;
+  /** Source of randomness for the backoff jitter, in [0, 1) (default `Math.random`; for tests). */
+  random?: () => number;
+}
+
+/**
+ * A refused or failed operation. `code` is the server's error code (`bad-request`,
+ * `invalid-topic`, `forbidden`, `rate-limited`, `too-many-subscriptions`) or one of the client's:
+ * `timeout`, `disconnected`, `queue-full`, `unsubscribed`, `connect-failed`, `token-failed`,
+ * `bad-message`, `handler-error`.
+ */
+export class RealtimeError extends Error {
+  readonly code: string;
+  /** The topic, for errors about a subscription. */
+  readonly topic?: string;
+
+  constructor(code: string, message: string, options: { topic?: string; cause?: unknown } = {}) {
+    super(message);
+    this.name = "RealtimeError";
+    this.code = code;
+    if (options.topic !== undefined) this.topic = options.topic;
+    if (options.cause !== undefined) (this as { cause?: unknown }).cause = options.cause;
+  }
+}
+
+export interface Subscription {
+  readonly topic: string;
+  /** Resolves once the server confirmed the subscription; rejects with a `RealtimeError` if it refused. */
+  readonly ready: Promise<void>;
+  /** Removes this handler; the server subscription ends with the topic's last handler. */
+  unsubscribe(): Promise<void>;
+}
+
+const DEFAULT_RECONNECT: Required<ReconnectOptions> = {
+  initialDelayMs: 500,
+  maxDelayMs: 30_000,
+  factor: 2,
+};
+
+/**
+ * Delay before reconnect attempt number `attempt` (0 for the first retry): "full jitter",
+ * uniformly random in [0, min(maxDelayMs, initialDelayMs * factor^attempt)], so that clients
+ * dropped together by a restart do not come back together.
+ */
+export function backoffDelay(
+  attempt: number,
+  options: ReconnectOptions = {},
+  random: () => number = Math.random,
+): number {
+  const initial = Math.max(0, options.initialDelayMs ?? DEFAULT_RECONNECT.initialDelayMs);
+  const max = Math.max(0, options.maxDelayMs ?? DEFAULT_RECONNECT.maxDelayMs);
+  const factor = Math.max(1, options.factor ?? DEFAULT_RECONNECT.factor);
+  let ceiling = initial * Math.pow(factor, Math.max(0, attempt));
+  if (!Number.isFinite(ceiling) || ceiling > max) ceiling = max;
+  const r = Math.min(Math.max(Number(random()) || 0, 0), 1);
+  return Math.floor(r * ceiling);
+}
+
+/** Appends the token as the `token` query parameter (SPEC section 2). */
+export function urlWithToken(url: string, token: string | undefined): string {
+  if (token === undefined || token === "") return url;
+  return `${url}${url.includes("?") ? "&" : "?"}token=${encodeURIComponent(token)}`;
+}
+
+interface Request {
+  ref: string;
+  frame: Record<string, unknown>;
+  /** Reply `type` that settles this request (an `error` with the same ref rejects it). */
+  expect: string;
+  resolve(reply: ServerMessage): void;
+  reject(error: RealtimeError): void;
+  timer?: ReturnType<typeof setTimeout>;
+}
+
+interface TopicEntry {
+  topic: string;
+  handlers: Set<{ handler: MessageHandler }>;
+  /** The server confirmed it at least once since the last `disconnect()`. */
+  confirmed: boolean;
+  ready: Promise<void>;
+  settleReady(error?: RealtimeError): void;
+  /** Ref of the subscribe command in flight on the current connection. */
+  pendingRef?: string;
+}
+
+// Replies to commands; never handed to topic handlers even though they carry `topic`.
+const REPLY_TYPES = new Set(["subscribed", "unsubscribed", "published", "pong"]);
+const OPEN = 1;
+const noop = () => {};
+
+type AnyHandler = (payload: any) => void;
+
+export class RealtimeClient {
+  readonly url: string;
+  private readonly options: RealtimeClientOptions;
+  private readonly requestTimeoutMs: number;
+  private readonly maxQueuedCommands: number;
+  private readonly shutdownReconnectDelayMs: number;
+
+  private stateValue: ConnectionState = "idle";
+  private connectionIdValue: string | null = null;
+  private userIdValue: string | null = null;
+  private rolesValue: string[] = [];
+
+  private ws: WebSocketLike | null = null;
+  /** Bumped by connect() from idle/closed and by disconnect(); stale async steps compare it. */
+  private generation = 0;
+  private attempt = 0;
+  private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
+  private shutdownAnnounced = false;
+  private nextRef = 0;
+
+  private readonly listeners = new Map<string, Set<AnyHandler>>();
+  private readonly topics = new Map<string, TopicEntry>();
+  private readonly queue: Request[] = [];
+  private readonly inflight = new Map<string, Request>();
+  private connectWaiters: Array<{ resolve(): void; reject(error: RealtimeError): void }> = [];
+
+  constructor(url: string, options: RealtimeClientOptions = {}) {
+    this.url = url;
+    this.options = options;
+    this.requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
+    this.maxQueuedCommands = Math.max(0, options.maxQueuedCommands ?? 100);
+    this.shutdownReconnectDelayMs = Math.max(0, options.shutdownReconnectDelayMs ?? 2_000);
+  }
+
+  get state(): ConnectionState {
+    return this.stateValue;
+  }
+
+  /** Set by the `connected` frame; null while not connected. */
+  get connectionId(): string | null {
+    return this.connectionIdValue;
+  }
+
+  get userId(): string | null {
+    return this.userIdValue;
+  }
+
+  get roles(): readonly string[] {
+    return this.rolesValue;
+  }
+
+  /**
+   * Opens the connection. Resolves when the server's `connected` frame arrives. With reconnection
+   * on (the default), failed attempts are retried with backoff and reported as `error` events,
+   * and the promise waits for the first success; it rejects with `disconnected` if
+   * `disconnect()` is called first, or with `connect-failed` when reconnection is off.
+   */
+  connect(): Promise<void> {
+    if (this.stateValue === "connected") return Promise.resolve();
+    const done = new Promise<void>((resolve, reject) => this.connectWaiters.push({ resolve, reject }));
+    done.catch(noop); // callers that ignore the promise (`client.connect();`) get no unhandled rejection
+    if (this.stateValue === "idle" || this.stateValue === "closed") {
+      this.generation += 1;
+      this.attempt = 0;
+      this.setState("connecting");
+      void this.openSocket(this.generation);
+    } else if (this.reconnectTimer !== null) {
+      // Waiting out a backoff: an explicit connect() tries now.
+      clearTimeout(this.reconnectTimer);
+      this.reconnectTimer = null;
+      void this.openSocket(this.generation);
+    }
+    return done;
+  }
+
+  /**
+   * Closes the connection with 1000 and stops reconnecting until `connect()` is called again.
+   * Requests in flight or queued reject with `disconnected`. Subscriptions stay registered and
+   * are sent again by a later `connect()`.
+   */
+  disconnect(): void {
+    this.generation += 1;
+    if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = null;
+    const wasConnected = this.stateValue === "connected";
+    const ws = this.ws;
+    this.ws = null;
+    if (ws) {
+      try {
+        ws.close(1000, "client disconnect");
+      } catch {
+        // already closing
+      }
+    }
+    this.clearConnection();
+    const error = () => new RealtimeError("disconnected", "the client was disconnected");
+    this.failRequests(error);
+    this.failQueue(error);
+    this.failConnectWaiters(error());
+    for (const entry of this.topics.values()) {
+      if (!entry.confirmed) entry.settleReady(error());
+    }
+    this.setState("closed");
+    if (wasConnected) {
+      this.emit("disconnected", { code: 1000, reason: "client disconnect", willReconnect: false });
+    }
+  }
+
+  /**
+   * Adds a handler for a lifecycle event (`connected`, `disconnected`, `error`, `state`), for
+   * server messages of the given `type`, or for every server message (`"*"`). Returns a
+   * function that removes it.
+   */
+  on<K extends keyof LifecycleEvents>(event: K, handler: (payload: LifecycleEvents[K]) => void): () => void;
+  on(event: string, handler: MessageHandler): () => void;
+  on(event: string, handler: AnyHandler): () => void {
+    let set = this.listeners.get(event);
+    if (!set) {
+      set = new Set();
+      this.listeners.set(event, set);
+    }
+    // A wrapper per call, so that adding one function twice needs two removals.
+    const entry: AnyHandler = (payload) => handler(payload);
+    set.add(entry);
+    return () => {
+      const current = this.listeners.get(event);
+      if (!current) return;
+      current.delete(entry);
+      if (current.size === 0) this.listeners.delete(event);
+    };
+  }
+
+  /**
+   * Receives every message whose `topic` equals `topic`. Handlers on one topic share one server
+   * subscription, which is sent again after every reconnect.
+   */
+  subscribe(topic: string, handler: MessageHandler): Subscription {
+    let entry = this.topics.get(topic);
+    const isNew = !entry;
+    if (!entry) {
+      entry = this.newTopicEntry(topic);
+      this.topics.set(topic, entry);
+    }
+    const registration = { handler };
+    entry.handlers.add(registration);
+    if (isNew && this.stateValue === "connected") this.sendSubscribe(entry);
+    const owner = entry;
+    let active = true;
+    return {
+      topic,
+      ready: owner.ready,
+      unsubscribe: () => {
+        if (!active) return Promise.resolve();
+        active = false;
+        owner.handlers.delete(registration);
+        if (owner.handlers.size > 0 || this.topics.get(topic) !== owner) return Promise.resolve();
+        this.topics.delete(topic);
+        if (!owner.confirmed) owner.settleReady(new RealtimeError("unsubscribed", `unsubscribed from ${topic} before the server confirmed it`, { topic }));
+        // Not connected: the server already dropped the topic with the old connection.
+        if (this.stateValue !== "connected") return Promise.resolve();
+        return this.request({ action: "unsubscribe", topic }, "unsubscribed").then(noop);
+      },
+    };
+  }
+
+  /** Publishes to a topic allowed by the server's `--publish-patterns`; resolves with the delivery count. */
+  publish(topic: string, message: Record<string, unknown> & { type: string }): Promise<{ delivered: number }> {
+    return this.request({ action: "publish", topic, message }, "published").then((reply) => ({
+      delivered: typeof reply.delivered === "number" ? reply.delivered : 0,
+    }));
+  }
+
+  /** Round trip to the server (`ping` → `pong`). */
+  ping(): Promise<void> {
+    return this.request({ action: "ping" }, "pong").then(noop);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Connection
+
+  private async openSocket(generation: number): Promise<void> {
+    let token: string | undefined;
+    try {
+      token = this.options.getToken ? await this.options.getToken() : this.options.token;
+    } catch (cause) {
+      if (generation !== this.generation) return;
+      this.emitError(new RealtimeError("token-failed", `getToken failed: ${describe(cause)}`, { cause }));
+      this.afterFailedAttempt(new RealtimeError("token-failed", "getToken failed", { cause }));
+      return;
+    }
+    if (generation !== this.generation) return;
+
+    const Ctor = this.options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+    if (!Ctor) {
+      const error = new RealtimeError("connect-failed", "no WebSocket implementation: pass options.WebSocket (e.g. the `ws` package)");
+      this.emitError(error);
+      this.afterFailedAttempt(error);
+      return;
+    }
+    let ws: WebSocketLike;
+    try {
+      ws = new Ctor(urlWithToken(this.url, token));
+    } catch (cause) {
+      const error = new RealtimeError("connect-failed", `cannot open WebSocket: ${describe(cause)}`, { cause });
+      this.emitError(error);
+      this.afterFailedAttempt(error);
+      return;
+    }
+    this.ws = ws;
+    ws.addEventListener("message", (event: { data: unknown }) => {
+      if (this.ws === ws) this.onFrame(event.data);
+    });
+    ws.addEventListener("close", (event: { code?: number; reason?: string }) => {
+      if (this.ws === ws) this.onClose(event.code ?? 1006, event.reason ?? "");
+    });
+    // Browsers report a refused upgrade (e.g. 401) only as `error` followed by `close` 1006,
+    // so the close handler does the work; the listener also keeps `ws` from throwing.
+    ws.addEventListener("error", noop);
+  }
+
+  private onConnected(message: ServerMessage): void {
+    this.connectionIdValue = String(message["connection-id"] ?? "");
+    this.userIdValue = message["user-id"] === undefined ? null : String(message["user-id"]);
+    this.rolesValue = Array.isArray(message.roles) ? message.roles.map(String) : [];
+    this.attempt = 0;
+    this.shutdownAnnounced = false;
+    this.stateValue = "connected";
+    // Subscriptions first, then the queue in issue order, before handlers can send anything.
+    for (const entry of this.topics.values()) this.sendSubscribe(entry);
+    const queued = this.queue.splice(0);
+    for (const request of queued) this.sendRequest(request);
+    this.emit("state", "connected");
+    this.emit("connected", {
+      connectionId: this.connectionIdValue,
+      userId: this.userIdValue ?? "",
+      roles: [...this.rolesValue],
+    });
+    const waiters = this.connectWaiters;
+    this.connectWaiters = [];
+    for (const waiter of waiters) waiter.resolve();
+  }
+
+  private onClose(code: number, reason: string): void {
+    const wasConnected = this.stateValue === "connected";
+    this.ws = null;
+    this.clearConnection();
+    this.failRequests(() => new RealtimeError("disconnected", `connection closed (${code}) before the reply arrived`));
+    const willReconnect = this.options.reconnect !== false;
+    if (wasConnected) {
+      this.setState(willReconnect ? "reconnecting" : "closed");
+      this.emit("disconnected", { code, reason, willReconnect });
+      if (willReconnect) this.scheduleReconnect();
+      else this.giveUp(new RealtimeError("disconnected", `connection closed (${code})`));
+    } else {
+      const error = new RealtimeError("connect-failed", `connection failed (close code ${code}${reason ? `: ${reason}` : ""})`);
+      this.emitError(error);
+      this.afterFailedAttempt(error);
+    }
+  }
+
+  private afterFailedAttempt(error: RealtimeError): void {
+    if (this.options.reconnect === false) {
+      this.setState("closed");
+      this.giveUp(error);
+      return;
+    }
+    this.setState("reconnecting");
+    this.scheduleReconnect();
+  }
+
+  /** Reconnection is off and the connection is gone: nothing queued will ever be sent. */
+  private giveUp(error: RealtimeError): void {
+    this.failQueue(() => new RealtimeError("disconnected", "not connected and reconnection is off"));
+    this.failConnectWaiters(error);
+    for (const entry of this.topics.values()) {
+      if (!entry.confirmed) entry.settleReady(new RealtimeError("disconnected", "not connected and reconnection is off", { topic: entry.topic }));
+    }
+  }
+
+  private scheduleReconnect(): void {
+    const options = this.options.reconnect === false ? {} : this.options.reconnect ?? {};
+    let delay = backoffDelay(this.attempt, options, this.options.random);
+    this.attempt += 1;
+    if (this.shutdownAnnounced) {
+      // The server is restarting: give it time, and keep the jitter so clients spread out.
+      delay += this.shutdownReconnectDelayMs;
+      this.shutdownAnnounced = false;
+    }
+    const generation = this.generation;
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = null;
+      if (generation === this.generation) void this.openSocket(generation);
+    }, delay);
+  }
+
+  private clearConnection(): void {
+    this.connectionIdValue = null;
+    this.userIdValue = null;
+    this.rolesValue = [];
+    for (const entry of this.topics.values()) entry.pendingRef = undefined;
+  }
+
+  private setState(state: ConnectionState): void {
+    if (this.stateValue === state) return;
+    this.stateValue = state;
+    this.emit("state", state);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Frames
+
+  private onFrame(data: unknown): void {
+    let message: ServerMessage;
+    try {
+      const text = typeof data === "string" ? data : new TextDecoder().decode(data as ArrayBuffer);
+      message = JSON.parse(text);
+    } catch {
+      this.emitError(new RealtimeError("bad-message", "the server sent a frame that is not JSON"));
+      return;
+    }
+    if (message === null || typeof message !== "object" || typeof message.type !== "string") {
+      this.emitError(new RealtimeError("bad-message", "the server sent a message without a string type"));
+      return;
+    }
+    if (message.type === "connected") {
+      // The handshake frame; `connected` is a lifecycle event, so a later one is not re-emitted.
+      if (this.stateValue !== "connected") this.onConnected(message);
+      return;
+    }
+    if (message.type === "server-shutdown") this.shutdownAnnounced = true;
+    if (message.ref !== undefined && this.settleRequest(message)) {
+      if (message.type !== "error") this.emitMessage(message);
+      return;
+    }
+    if (message.type === "error") {
+      const code = typeof message.code === "string" ? message.code : "error";
+      this.emitError(new RealtimeError(code, typeof message.message === "string" ? message.message : code));
+      return;
+    }
+    if (typeof message.topic === "string" && !REPLY_TYPES.has(message.type)) {
+      const entry = this.topics.get(message.topic);
+      if (entry) {
+        for (const registration of [...entry.handlers]) this.call(registration.handler, message);
+      }
+    }
+    this.emitMessage(message);
+  }
+
+  /** Handlers of the message's type, then catch-all handlers registered with `on("*", ...)`. */
+  private emitMessage(message: ServerMessage): void {
+    this.emit(message.type, message);
+    this.emit("*", message);
+  }
+
+  /** Settles the request this reply answers; false when it answers none (a stale or foreign ref). */
+  private settleRequest(message: ServerMessage): boolean {
+    const ref = String(message.ref);
+    const request = this.inflight.get(ref);
+    if (!request || (message.type !== request.expect && message.type !== "error")) return false;
+    this.inflight.delete(ref);
+    if (request.timer !== undefined) clearTimeout(request.timer);
+    if (message.type === "error") {
+      const code = typeof message.code === "string" ? message.code : "error";
+      const text = typeof message.message === "string" ? message.message : code;
+      request.reject(new RealtimeError(code, text, { topic: typeof request.frame.topic === "string" ? request.frame.topic : undefined }));
+    } else {
+      request.resolve(message);
+    }
+    return true;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Requests
+
+  private request(frame: Record<string, unknown>, expect: string): Promise<ServerMessage> {
+    if (this.stateValue === "closed") {
+      return Promise.reject(new RealtimeError("disconnected", "the client is disconnected; call connect() first"));
+    }
+    return new Promise<ServerMessage>((resolve, reject) => {
+      const request: Request = { ref: String(++this.nextRef), frame, expect, resolve, reject };
+      if (this.stateValue === "connected") {
+        this.sendRequest(request);
+      } else if (this.queue.length >= this.maxQueuedCommands) {
+        reject(new RealtimeError("queue-full", `not connected and ${this.maxQueuedCommands} commands are already queued`));
+      } else {
+        this.queue.push(request);
+      }
+    });
+  }
+
+  private sendRequest(request: Request): void {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== OPEN) {
+      request.reject(new RealtimeError("disconnected", "the connection closed before the command was sent"));
+      return;
+    }
+    try {
+      ws.send(JSON.stringify({ ...request.frame, ref: request.ref }));
+    } catch (cause) {
+      request.reject(new RealtimeError("disconnected", `cannot send: ${describe(cause)}`, { cause }));
+      return;
+    }
+    this.inflight.set(request.ref, request);
+    request.timer = setTimeout(() => {
+      if (this.inflight.get(request.ref) !== request) return;
+      this.inflight.delete(request.ref);
+      request.reject(new RealtimeError("timeout", `no reply to ${String(request.frame.action)} within ${this.requestTimeoutMs} ms`));
+    }, this.requestTimeoutMs);
+  }
+
+  private failRequests(error: () => RealtimeError): void {
+    const requests = [...this.inflight.values()];
+    this.inflight.clear();
+    for (const request of requests) {
+      if (request.timer !== undefined) clearTimeout(request.timer);
+      request.reject(error());
+    }
+  }
+
+  private failQueue(error: () => RealtimeError): void {
+    for (const request of this.queue.splice(0)) request.reject(error());
+  }
+
+  private failConnectWaiters(error: RealtimeError): void {
+    const waiters = this.connectWaiters;
+    this.connectWaiters = [];
+    for (const waiter of waiters) waiter.reject(error);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Subscriptions
+
+  private newTopicEntry(topic: string): TopicEntry {
+    let settle: (error?: RealtimeError) => void = noop;
+    const entry: TopicEntry = {
+      topic,
+      handlers: new Set(),
+      confirmed: false,
+      ready: new Promise<void>((resolve, reject) => {
+        let settled = false;
+        settle = (error) => {
+          if (settled) return;
+          settled = true;
+          if (error) reject(error);
+          else resolve();
+        };
+      }),
+      settleReady: (error) => settle(error),
+    };
+    entry.ready.catch(noop); // a refusal is the caller's to observe; ignoring `ready` must not crash Node
+    return entry;
+  }
+
+  private sendSubscribe(entry: TopicEntry): void {
+    const request: Request = {
+      ref: String(++this.nextRef),
+      frame: { action: "subscribe", topic: entry.topic },
+      expect: "subscribed",
+      resolve: () => {
+        if (this.topics.get(entry.topic) !== entry) return;
+        entry.pendingRef = undefined;
+        entry.confirmed = true;
+        entry.settleReady();
+      },
+      reject: (error) => {
+        if (this.topics.get(entry.topic) !== entry || entry.pendingRef !== request.ref) return;
+        entry.pendingRef = undefined;
+        if (error.code === "disconnected") return; // sent again after the reconnect
+        this.topics.delete(entry.topic);
+        if (error.code === "timeout" && this.ws) {
+          // The server may still subscribe; make sure it does not stay subscribed for nothing.
+          try {
+            this.ws.send(JSON.stringify({ action: "unsubscribe", topic: entry.topic }));
+          } catch {
+            // the connection is going away, and the topic with it
+          }
+        }
+        const refused = new RealtimeError(error.code, `subscription to ${entry.topic} failed: ${error.message}`, { topic: entry.topic });
+        if (entry.confirmed) this.emitError(refused);
+        else entry.settleReady(refused);
+      },
+    };
+    entry.pendingRef = request.ref;
+    this.sendRequest(request);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Events
+
+  private emit(event: string, payload: unknown): void {
+    const set = this.listeners.get(event);
+    if (!set) return;
+    for (const handler of [...set]) this.call(handler, payload, event === "error");
+  }
+
+  private emitError(error: Error): void {
+    this.emit("error", error);
+  }
+
+  /** Runs a user handler; one that throws must not break the client's dispatch. */
+  private call(handler: AnyHandler, payload: unknown, isErrorHandler = false): void {
+    try {
+      handler(payload);
+    } catch (cause) {
+      if (!isErrorHandler && this.listeners.has("error")) {
+        this.emitError(new RealtimeError("handler-error", `an event handler threw: ${describe(cause)}`, { cause }));
+        return;
+      }
+      const report = (globalThis as { reportError?: (e: unknown) => void }).reportError;
+      if (typeof report === "function") report(cause);
+      else if (typeof console !== "undefined") console.error(cause);
+    }
+  }
+}
+
+function describe(value: unknown): string {
+  return value instanceof Error ? value.message : String(value);
+}

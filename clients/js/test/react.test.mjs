@@ -1,0 +1,76 @@
+// useRealtime against the real server, rendered with react-test-renderer (React 18).
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import React from "react";
+import TestRenderer from "react-test-renderer";
+import { useRealtime } from "../dist/react.js";
+import { WebSocket, makeToken, startServer, waitFor } from "./support/harness.mjs";
+
+const { act } = TestRenderer;
+const h = React.createElement;
+// Updates arrive from real sockets, outside act(); the legacy root applies them synchronously.
+globalThis.IS_REACT_ACT_ENVIRONMENT = false;
+
+let server;
+
+before(async () => {
+  server = await startServer();
+});
+
+after(async () => {
+  await server.stop();
+});
+
+async function connectionsOf(userId) {
+  const { delivered } = await server.api("/api/send-to-user", { "user-id": userId, message: { type: "probe" } });
+  return delivered;
+}
+
+test("useRealtime connects on mount, tracks connected, delivers messages, and disconnects on unmount", async () => {
+  const seen = [];
+  function Dashboard({ token }) {
+    const { client, connected } = useRealtime(server.wsUrl, token, { WebSocket, reconnect: { initialDelayMs: 20, maxDelayMs: 100 } });
+    const [cpu, setCpu] = React.useState(null);
+    React.useEffect(() => client.on("metrics-update", (message) => setCpu(message.cpu)), [client]);
+    seen.push({ client, connected });
+    return h("p", null, `${connected ? "online" : "offline"} cpu=${cpu ?? "-"}`);
+  }
+  const text = (renderer) => renderer.toJSON().children.join("");
+
+  let renderer;
+  let unmounted = false;
+  act(() => {
+    renderer = TestRenderer.create(h(Dashboard, { token: makeToken({ userId: "react-1" }) }));
+  });
+  try {
+    assert.equal(text(renderer), "offline cpu=-");
+    await waitFor(() => text(renderer).startsWith("online"), { what: "connected to become true" });
+    const client = seen.at(-1).client;
+    assert.equal(client.state, "connected");
+    assert.equal(await connectionsOf("react-1"), 1);
+
+    await server.api("/api/send-to-connection", { "connection-id": client.connectionId, message: { type: "metrics-update", cpu: 42 } });
+    await waitFor(() => text(renderer) === "online cpu=42", { what: "the message to render" });
+
+    // A new token from props is used at the next reconnect, by the same client.
+    act(() => {
+      renderer.update(h(Dashboard, { token: makeToken({ userId: "react-2" }) }));
+    });
+    assert.ok(seen.every((render) => render.client === client), "one client per url");
+    const rendersBefore = seen.length;
+    await server.api("/api/disconnect", { "user-id": "react-1" });
+    await waitFor(() => client.state === "connected" && client.userId === "react-2", { what: "reconnect with the new token" });
+    await waitFor(() => text(renderer).startsWith("online"), { what: "connected again" });
+    assert.ok(seen.slice(rendersBefore).some((render) => !render.connected), "connected went false while reconnecting");
+
+    act(() => {
+      renderer.unmount();
+    });
+    unmounted = true;
+    assert.equal(client.state, "closed", "unmount disconnects");
+    await waitFor(async () => (await connectionsOf("react-2")) === 0, { what: "the server to see the close" });
+  } finally {
+    // A failed assertion must not leave a client reconnecting: the process would never exit.
+    if (!unmounted) act(() => renderer.unmount());
+  }
+});

@@ -1,0 +1,177 @@
+// Test harness: runs the real realtime-server on a free loopback port and talks to its HTTP API.
+// Every wait here has a deadline, so a broken feature fails a test instead of hanging the suite.
+import { spawn, execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
+import net from "node:net";
+import { fileURLToPath } from "node:url";
+import WebSocket from "ws";
+
+/**
+ * The server under test: $REALTIME_SERVER, else the release build of this repository
+ * (../../build/release/realtime-server from clients/js).
+ */
+export const SERVER_BIN =
+  process.env.REALTIME_SERVER ?? fileURLToPath(new URL("../../../../build/release/realtime-server", import.meta.url));
+
+export const JWT_SECRET = `js-client-tests-${randomBytes(16).toString("hex")}`; // 48 chars
+export const API_KEY = `key-${randomBytes(12).toString("hex")}`;
+
+export { WebSocket };
+
+export function assertServerBuilt() {
+  if (!existsSync(SERVER_BIN)) {
+    throw new Error(`realtime-server not found at ${SERVER_BIN}: build it (make build) or set REALTIME_SERVER`);
+  }
+}
+
+export function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Rejects if `promise` does not settle within `ms`. */
+export function withDeadline(promise, ms, what) {
+  let timer;
+  const deadline = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+}
+
+/** Polls `predicate` (sync or async) until it returns a truthy value. */
+export async function waitFor(predicate, { timeoutMs = 5000, intervalMs = 20, what = "condition" } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await predicate();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(intervalMs);
+  }
+}
+
+/** Next `event` emitted by `client` for which `filter` holds. */
+export function nextEvent(client, event, { timeoutMs = 5000, filter = () => true } = {}) {
+  let off;
+  const seen = new Promise((resolve) => {
+    off = client.on(event, (payload) => {
+      if (filter(payload)) resolve(payload);
+    });
+  });
+  return withDeadline(seen, timeoutMs, `event "${event}"`).finally(() => off());
+}
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/** A signed HS256 token from the server's own `token` subcommand. */
+export function makeToken({ userId = "42", roles = ["user"], ttl = 3600 } = {}) {
+  return execFileSync(SERVER_BIN, [
+    "token", "--secret", JWT_SECRET, "--user-id", String(userId), "--roles", roles.join(","), "--ttl", String(ttl),
+  ]).toString().trim();
+}
+
+// Servers still running when a test file's process exits (a test failed before stopping one).
+const running = new Set();
+process.on("exit", () => {
+  for (const proc of running) proc.kill("SIGKILL");
+});
+
+/**
+ * Starts the server and waits for /health/realtime. Returns a handle with `wsUrl`, `api()`,
+ * `stop()` (SIGTERM, waits for exit), `pause()`/`resume()` (SIGSTOP/SIGCONT).
+ */
+export async function startServer({ port, args = [] } = {}) {
+  assertServerBuilt();
+  const listenPort = port ?? (await freePort());
+  const proc = spawn(SERVER_BIN, [
+    "--host", "127.0.0.1", "--port", String(listenPort),
+    "--jwt-secret", JWT_SECRET, "--api-key", API_KEY,
+    "--threads", "2", "--publish-patterns", "chat:*", "--log-level", "warn",
+    ...args,
+  ], { stdio: ["ignore", "pipe", "pipe"] });
+  running.add(proc);
+  proc.once("exit", () => running.delete(proc));
+  let output = "";
+  proc.stdout.on("data", (chunk) => { output += chunk; });
+  proc.stderr.on("data", (chunk) => { output += chunk; });
+  const exited = new Promise((resolve) => proc.once("exit", (code, signal) => resolve({ code, signal })));
+  let hasExited = false;
+  exited.then(() => { hasExited = true; });
+
+  const base = `http://127.0.0.1:${listenPort}`;
+  const server = {
+    port: listenPort,
+    proc,
+    exited,
+    wsUrl: `ws://127.0.0.1:${listenPort}/ws`,
+    output: () => output,
+    async api(path, body) {
+      const response = await withDeadline(fetch(base + path, {
+        method: body === undefined ? "GET" : "POST",
+        headers: { authorization: `Bearer ${API_KEY}`, "content-type": "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      }), 5000, `${path}`);
+      const text = await response.text();
+      if (response.status !== 200) throw new Error(`${path} answered ${response.status}: ${text}`);
+      return JSON.parse(text);
+    },
+    async health() {
+      const response = await fetch(`${base}/health/realtime`);
+      return response.status === 200 ? response.json() : null;
+    },
+    async stop(signal = "SIGTERM") {
+      if (hasExited) return exited;
+      proc.kill("SIGCONT"); // a paused server cannot handle SIGTERM
+      proc.kill(signal);
+      try {
+        return await withDeadline(exited, 10_000, "server exit");
+      } catch (error) {
+        proc.kill("SIGKILL");
+        throw error;
+      }
+    },
+    /** SIGSTOP, and waits until every thread has stopped (signal delivery is asynchronous). */
+    async pause() {
+      proc.kill("SIGSTOP");
+      await waitFor(() => allThreadsStopped(proc.pid), { timeoutMs: 2000, intervalMs: 2, what: "the server to stop" });
+    },
+    resume() { proc.kill("SIGCONT"); },
+  };
+
+  await waitFor(async () => {
+    if (hasExited) throw new Error(`realtime-server exited during startup:\n${output}`);
+    try {
+      return await server.health();
+    } catch {
+      return null; // not listening yet
+    }
+  }, { timeoutMs: 10_000, intervalMs: 25, what: "/health/realtime" });
+  return server;
+}
+
+function allThreadsStopped(pid) {
+  const tasks = `/proc/${pid}/task`;
+  if (!existsSync(tasks)) return true; // not Linux: nothing to check
+  return readdirSync(tasks).every((tid) => {
+    try {
+      // The state follows the parenthesised command name: "T" is stopped by a signal.
+      const stat = readFileSync(`${tasks}/${tid}/stat`, "utf8");
+      return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) === "T";
+    } catch {
+      return true; // the thread is gone
+    }
+  });
+}
+
+/** Options every test client uses on Node 20, which has no global WebSocket. */
+export function clientOptions(extra = {}) {
+  return { WebSocket, ...extra };
+}
