@@ -434,7 +434,7 @@ class RedisProcess:
         """One RESP command on a fresh connection; returns str, int, list or None."""
         out = b"*%d\r\n" % len(args)
         for a in args:
-            a = a.encode() if isinstance(a, str) else a
+            a = str(a).encode() if isinstance(a, (str, int)) else a
             out += b"$%d\r\n%s\r\n" % (len(a), a)
         with socket.create_connection((HOST, self.port), timeout=timeout) as sock, \
                 sock.makefile("rb") as f:

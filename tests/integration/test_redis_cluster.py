@@ -237,6 +237,59 @@ class RedisClusterMembershipTest(RedisClusterTestCase):
         await self.quiet(wa)
 
 
+class RedisClusterSlotMigrationTest(RedisClusterTestCase):
+
+    def migrate_slot(self, slot: int, src, dst):
+        """Moves an empty slot from master `src` to master `dst` the way redis-cli does."""
+        src_id = src.command("CLUSTER", "MYID")
+        dst_id = dst.command("CLUSTER", "MYID")
+        self.assertEqual(src.command("CLUSTER", "COUNTKEYSINSLOT", slot), 0)
+        self.assertEqual(dst.command("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id), "OK")
+        self.assertEqual(src.command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id), "OK")
+        for node in [dst, src] + [n for n in self.cluster.nodes if n not in (src, dst)]:
+            self.assertEqual(node.command("CLUSTER", "SETSLOT", slot, "NODE", dst_id), "OK")
+
+    @no_server
+    async def test_subscriptions_and_publishes_follow_a_migrated_slot_without_reconnecting(self):
+        topics = self.topics_on_every_shard("mig:")
+        topic = next(t for t in topics
+                     if self.cluster.master_for(f"rt:t:{t}").command(
+                         "CLUSTER", "COUNTKEYSINSLOT", redis_key_slot(f"rt:t:{t}")) == 0)
+        wa, _ = await self.join(self.a, "sa")
+        wc, _ = await self.join(self.c, "sc")
+        for ws in (wa, wc):
+            reply = await self.command(ws, {"action": "subscribe", "topic": topic})
+            self.assertEqual(reply["type"], "subscribed")
+        data = await self.ok(self.b, "/api/publish", {"topic": topic, "message": {"type": "before"}})
+        self.assertEqual(data, {"delivered": 2})
+        for ws in (wa, wc):
+            await self.expect(ws, "before")
+
+        src = self.owner_index(topic)
+        dst = (src + 1) % 3
+        slot = redis_key_slot(f"rt:t:{topic}")
+        await asyncio.to_thread(self.migrate_slot, slot, self.cluster.nodes[src], self.cluster.nodes[dst])
+        self.assertEqual(self.owner_index(topic), dst)
+
+        # The old owner dropped A's and C's subscriptions (sunsubscribe); they re-subscribe on
+        # the new owner. B, which has no subscription there, still sends to the old owner and
+        # follows its MOVED answer.
+        expected = [0, 0, 0]
+        expected[dst] = 2
+        await self.eventually(lambda: self.shard_subscribers(topic), lambda v: v == expected, timeout=5,
+                              what="subscriptions on the new owner")
+        for i in range(3):
+            data = await self.ok(self.b, "/api/publish", {"topic": topic, "message": {"type": "after", "i": i}})
+            self.assertEqual(data, {"delivered": 2})
+            for ws in (wa, wc):
+                await self.expect(ws, "after", i=i)
+        await self.quiet(wa, wc)
+        for node in self.nodes:
+            self.assertEqual(await asyncio.to_thread(node.metric, "realtime_redis_reconnects_total"), 0,
+                             node.node_id)
+            self.assertEqual((await asyncio.to_thread(node.health))[1].get("redis"), "up")
+
+
 class RedisClusterConfigTest(RealtimeTestCase):
 
     @no_server

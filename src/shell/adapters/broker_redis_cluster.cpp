@@ -19,7 +19,9 @@ constexpr std::string_view heartbeat_ttl_ms = "3000";  // three missed beats, as
 constexpr auto sweep_interval = std::chrono::milliseconds(50);
 constexpr auto min_backoff = std::chrono::milliseconds(100);
 constexpr auto max_backoff = std::chrono::milliseconds(2000);
-constexpr std::string_view topic_prefix = "rt:t:";
+// A forced refresh that finds the map unchanged is retried this often, this many times.
+constexpr auto stale_refresh_interval = std::chrono::milliseconds(200);
+constexpr unsigned max_stale_refreshes = 10;
 
 std::string_view str(const redisReply* r) {
   return r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_ERROR)
@@ -54,7 +56,8 @@ BrokerRedisCluster::BrokerRedisCluster(asio::io_context& io, Options options)
       resolver_(io),
       reconnect_timer_(io),
       heartbeat_timer_(io),
-      sweep_timer_(io) {
+      sweep_timer_(io),
+      refresh_timer_(io) {
   if (opt_.seeds.empty()) throw std::invalid_argument("a Redis Cluster needs at least one seed node");
 }
 
@@ -185,10 +188,10 @@ void BrokerRedisCluster::on_links(std::uint64_t epoch, const error_code& ec) {
   ready_reached();
 }
 
-std::vector<std::uint64_t> BrokerRedisCluster::sub_targets() const {
-  std::vector<std::uint64_t> t;
+std::vector<std::pair<BrokerRedisCluster::Shard*, std::uint64_t>> BrokerRedisCluster::sub_targets() const {
+  std::vector<std::pair<Shard*, std::uint64_t>> t;
   t.reserve(shards_.size());
-  for (const Shard* s : shards_) t.push_back(s->sub_sent);
+  for (Shard* s : shards_) t.emplace_back(s, s->sub_sent);
   return t;
 }
 
@@ -223,6 +226,8 @@ void BrokerRedisCluster::on_down() {
     s->sub.close();
   }
   refreshing_ = force_refresh_ = false;
+  stale_refreshes_ = 0;
+  refresh_timer_.cancel();
   set_up(false);
   if (was_up) spdlog::warn("cluster: lost the redis cluster; serving local connections only");
   for (const auto& o : gather_.drain()) finish(o, false);
@@ -263,8 +268,10 @@ void BrokerRedisCluster::on_push(Shard* s, const redisReply* r) {
   if (kind == "sunsubscribe") {
     auto it = s->unsubscribing.find(std::string(str(r->element[1])));
     if (it == s->unsubscribing.end()) {
-      // Not ours: the shard gave the slot away and dropped the subscription.
-      if (topics_.contains(std::string(str(r->element[1])))) request_refresh(true);
+      // Not ours: the shard gave the slot away and dropped the subscription. Unless our map
+      // already has the channel elsewhere (then it is subscribed there), find out where.
+      const std::string channel(str(r->element[1]));
+      if (topics_.contains(channel) && shards_[shard_for(channel)] == s) request_refresh(true);
       return;
     }
     if (--it->second == 0) s->unsubscribing.erase(it);
@@ -277,9 +284,8 @@ void BrokerRedisCluster::on_push(Shard* s, const redisReply* r) {
 
 void BrokerRedisCluster::ready_reached() {
   while (!ready_waiters_.empty()) {
-    const auto& t = ready_waiters_.front().targets;
-    for (std::size_t i = 0; i < t.size() && i < shards_.size(); ++i)
-      if (shards_[i]->sub_confirmed < t[i]) return;
+    for (const auto& [shard, target] : ready_waiters_.front().targets)
+      if (shard->sub_confirmed < target) return;
     auto fn = std::move(ready_waiters_.front().fn);
     ready_waiters_.pop_front();
     fn();
@@ -392,9 +398,8 @@ void BrokerRedisCluster::spublish(std::size_t shard, std::shared_ptr<const std::
   });
 }
 
-// Reads the slot map again from the home master. A changed map, or `force` (a shard dropped or
-// refused a subscription), makes the node reconnect, which subscribes everything where it now
-// belongs; an unchanged map after a redirect means the redirect was already followed.
+// Reads the slot map again from the home master; `force`: a subscription was dropped or
+// refused, so the map must change (or the home master has not heard of the move yet).
 void BrokerRedisCluster::request_refresh(bool force) {
   if (state_ != State::up && state_ != State::subscribing) return;
   force_refresh_ = force_refresh_ || force;
@@ -404,14 +409,54 @@ void BrokerRedisCluster::request_refresh(bool force) {
   Shard& home = *shards_[home_];
   home.cmd.command({"CLUSTER", "SLOTS"}, [this, epoch, host = home.endpoint.host](const redisReply* r) {
     if (epoch != epoch_) return;
-    refreshing_ = false;
-    const bool force = std::exchange(force_refresh_, false);
-    if (!r) return;  // the link failed: on_down() handles it
-    auto map = core::parse_cluster_slots(to_resp(r), host);
-    if (!map) return restart(map.error());
-    if (*map != map_) return restart("the slot map changed");
-    if (force) return restart("a shard dropped or refused a subscription");
+    on_refresh(r, host);
   });
+}
+
+void BrokerRedisCluster::on_refresh(const redisReply* r, const std::string& asked_host) {
+  refreshing_ = false;
+  const bool force = std::exchange(force_refresh_, false);
+  if (!r) return;  // the link failed: on_down() handles it
+  auto map = core::parse_cluster_slots(to_resp(r), asked_host);
+  if (!map) return restart(map.error());
+  if (*map != map_) {
+    stale_refreshes_ = 0;
+    return remap(std::move(*map));
+  }
+  if (!force) return;
+  if (++stale_refreshes_ > max_stale_refreshes) return restart("a shard dropped or refused a subscription");
+  const auto epoch = epoch_;
+  refresh_timer_.expires_after(stale_refresh_interval);
+  refresh_timer_.async_wait([this, epoch](const error_code& ec) {
+    if (!ec && epoch == epoch_) request_refresh(true);
+  });
+}
+
+// Slots moved between the masters we are connected to: move the topics whose owner changed.
+// Anything else is a new topology: reconnect.
+void BrokerRedisCluster::remap(core::SlotMap map) {
+  std::vector<Shard*> shards;
+  for (const auto& m : map.masters) {
+    auto it = std::find_if(shards_.begin(), shards_.end(), [&](const Shard* s) { return s->endpoint == m; });
+    if (it == shards_.end()) return restart("the cluster's masters changed");
+    shards.push_back(*it);
+  }
+  if (shards.size() != shards_.size()) return restart("the cluster's masters changed");
+  const auto home = static_cast<std::size_t>(map.owner[core::key_slot(core::all_channel)]);
+  if (shards[home] != shards_[home_]) return restart("rt:all moved to another master");
+  std::vector<std::pair<const std::string*, Shard*>> before;
+  before.reserve(topics_.size());
+  for (const auto& c : topics_) before.emplace_back(&c, shards_[shard_for(c)]);
+  map_ = std::move(map);
+  shards_ = std::move(shards);
+  home_ = home;
+  std::size_t moved = 0;
+  for (const auto& [channel, old_owner] : before) {
+    if (shards_[shard_for(*channel)] == old_owner) continue;
+    subscribe(true, *channel, true);
+    ++moved;
+  }
+  spdlog::info("cluster: the slot map changed; {} topic subscriptions moved to their new master", moved);
 }
 
 void BrokerRedisCluster::set_interest(Route route, std::string_view name, bool interested) {

@@ -12,10 +12,15 @@
 // one connection in call order. Between a topic fan-out and a non-topic one there is no order.
 //
 // Topology: the slot map comes from CLUSTER SLOTS, asked of the seeds in turn (then of the
-// masters last seen). A MOVED or ASK answer to SPUBLISH is followed once (ASKING first for ASK)
-// and makes the node read the slot map again; if it changed, or if a shard dropped one of our
-// subscriptions (Redis sends an unsolicited sunsubscribe when a slot moves away) or refused one,
-// the node reconnects to the new map as after a failure, which subscribes everything again.
+// masters last seen). The node reads it again (from the home master) when SPUBLISH is answered
+// MOVED or ASK (the message itself follows the redirect once, after ASKING for ASK), when a
+// shard drops one of our subscriptions (Redis sends an unsolicited sunsubscribe when a slot
+// moves away) and when a shard refuses one. If only slots moved between the same masters and
+// the home master kept rt:all's slot, each topic whose owner changed is subscribed on its new
+// owner (the old one has already dropped it); any other change (a failover, a master added or
+// removed) makes the node reconnect to the new map as after a failure. A dropped or refused
+// subscription with an unchanged map means the home master has not learnt of the move yet:
+// the map is read again every 200 ms, and after 10 tries the node reconnects.
 //
 // Failure: as BrokerRedis. Any connection dropping closes them all, pending waits end with
 // reached = false, and the node rediscovers and reconnects with backoff (100 ms doubling to 2 s).
@@ -81,7 +86,7 @@ class BrokerRedisCluster final : public Broker {
     std::unordered_map<std::string, unsigned> unsubscribing;  // our SUNSUBSCRIBEs not yet confirmed
   };
   struct ReadyWaiter {
-    std::vector<std::uint64_t> targets;  // per active shard
+    std::vector<std::pair<Shard*, std::uint64_t>> targets;  // confirmations each shard must reach
     std::function<void()> fn;
   };
 
@@ -100,11 +105,13 @@ class BrokerRedisCluster final : public Broker {
   void spublish(std::size_t shard, std::shared_ptr<const std::pair<std::string, std::string>> msg, std::uint64_t id,
                 bool asking, bool follow);
   void request_refresh(bool force);
+  void on_refresh(const redisReply* reply, const std::string& asked_host);
   void do_heartbeat();
   void do_sweep();
   void ready_reached();
   std::size_t shard_for(std::string_view channel) const;
-  std::vector<std::uint64_t> sub_targets() const;
+  std::vector<std::pair<Shard*, std::uint64_t>> sub_targets() const;
+  void remap(core::SlotMap map);
   Shard* shard_at(const core::Endpoint& e);
 
   boost::asio::io_context& io_;
@@ -128,6 +135,8 @@ class BrokerRedisCluster final : public Broker {
   std::chrono::milliseconds backoff_{100};
   bool refreshing_ = false;
   bool force_refresh_ = false;
+  unsigned stale_refreshes_ = 0;  // forced refreshes in a row that found the map unchanged
+  boost::asio::steady_timer refresh_timer_;
   Handler handler_;
   std::set<std::string> topics_;  // rt:t: channels, sharded
   std::set<std::string> others_;   // rt:u: and rt:r: channels, on the home master
