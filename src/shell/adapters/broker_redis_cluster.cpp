@@ -1,6 +1,7 @@
 #include "shell/adapters/broker_redis_cluster.hpp"
 
 #include <algorithm>
+#include <stdexcept>
 #include <utility>
 
 #include <boost/asio/post.hpp>
@@ -376,7 +377,7 @@ void BrokerRedisCluster::spublish(std::size_t shard, std::shared_ptr<const std::
   Shard& s = *shards_[shard];
   if (asking) s.cmd.command({"ASKING"});
   const auto epoch = epoch_;
-  s.cmd.command({"SPUBLISH", msg->first, msg->second}, [this, epoch, shard, msg, id, follow](const redisReply* r) {
+  s.cmd.command({"SPUBLISH", msg->first, msg->second}, [this, epoch, from = &s, msg, id, follow](const redisReply* r) {
     if (epoch != epoch_) return;
     if (r && r->type == REDIS_REPLY_INTEGER && r->integer >= 0) {
       if (id != 0)
@@ -386,12 +387,14 @@ void BrokerRedisCluster::spublish(std::size_t shard, std::shared_ptr<const std::
     if (r && r->type == REDIS_REPLY_ERROR) {
       if (auto redirect = core::parse_redirect(str(r))) {
         request_refresh(false);
-        if (redirect->to.host.empty()) redirect->to.host = shards_[shard]->endpoint.host;
+        if (redirect->to.host.empty()) redirect->to.host = from->endpoint.host;
         if (follow)
           for (std::size_t i = 0; i < shards_.size(); ++i)
             if (shards_[i]->endpoint == redirect->to) return spublish(i, msg, id, redirect->ask, false);
       }
-      spdlog::warn("cluster: SPUBLISH {} refused: {}", msg->first, str(r));
+      // Rate-limited: under CLUSTERDOWN every topic fan-out is refused.
+      if (spublish_errors_++ % 1000 == 0)
+        spdlog::warn("cluster: SPUBLISH {} refused: {} ({} so far)", msg->first, str(r), spublish_errors_);
     }
     if (id != 0)
       if (auto o = gather_.failed(id)) finish(*o, false);

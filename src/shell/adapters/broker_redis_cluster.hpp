@@ -135,7 +135,8 @@ class BrokerRedisCluster final : public Broker {
   std::chrono::milliseconds backoff_{100};
   bool refreshing_ = false;
   bool force_refresh_ = false;
-  unsigned stale_refreshes_ = 0;  // forced refreshes in a row that found the map unchanged
+  unsigned stale_refreshes_ = 0;
+  std::uint64_t spublish_errors_ = 0;  // forced refreshes in a row that found the map unchanged
   boost::asio::steady_timer refresh_timer_;
   Handler handler_;
   std::set<std::string> topics_;  // rt:t: channels, sharded
