@@ -29,7 +29,7 @@ const std::vector<OptionInfo>& options() {
       {"jwt-secret", "HS256/384/512 secret, at least 32 bytes"},
       {"jwt-public-key", "PEM file with the public key (RS*/PS*/ES*/EdDSA)"},
       {"api-key", "bearer key for /api/*"},
-      {"redis", "redis://host:port[/db] (cluster mode)"},
+      {"redis", "redis://host:port[/db], or redis-cluster://host:port[,host:port...] for a Redis Cluster (cluster mode)"},
       {"node-id", "name of this node in a cluster (default: random; unused on a single node)"},
       {"cluster-reply-timeout", "milliseconds to wait for other nodes' delivery counts (default 1000)"},
       {"allowed-origins", "comma list checked against Origin (default: any)"},

@@ -1,4 +1,5 @@
-// libFuzzer target: payloads read from Redis in cluster mode (fan-outs, answers) and --redis URLs.
+// libFuzzer target: payloads read from Redis in cluster mode (fan-outs, answers, MOVED / ASK
+// errors) and --redis URLs (redis:// and redis-cluster://).
 // Invariants: no decoder crashes; a decoded fan-out encodes back to the same bytes; a decoded
 // answer re-encodes to an answer that decodes to the same values.
 #include <cstdint>
@@ -6,6 +7,7 @@
 #include <string_view>
 
 #include "core/cluster_codec.hpp"
+#include "core/redis_cluster.hpp"
 
 using namespace boundary::realtime;
 
@@ -28,5 +30,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (auto u = core::parse_redis_url(text)) {
     if (u->host.empty() || u->port == 0) std::abort();
   }
+  if (auto seeds = core::parse_cluster_url(text)) {
+    if (seeds->empty()) std::abort();
+    for (const auto& e : *seeds)
+      if (e.host.empty() || e.port == 0) std::abort();
+  }
+  if (auto r = core::parse_redirect(text)) {
+    if (r->slot >= core::cluster_slots || r->to.port == 0) std::abort();
+  }
+  if (core::key_slot(text) >= core::cluster_slots) std::abort();
   return 0;
 }

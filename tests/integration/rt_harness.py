@@ -383,8 +383,9 @@ class RedisProcess:
 
     BINARY = os.environ.get("REDIS_SERVER", "redis-server")
 
-    def __init__(self):
+    def __init__(self, extra_args=()):
         self.port = free_port()
+        self.extra_args = list(extra_args)
         self.proc: subprocess.Popen | None = None
         fd, self.log_path = tempfile.mkstemp(prefix="redis-", suffix=".log")
         os.close(fd)
@@ -404,7 +405,7 @@ class RedisProcess:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [self.BINARY, "--port", str(self.port), "--bind", HOST, "--save", "",
-                 "--appendonly", "no", "--daemonize", "no", "--protected-mode", "no"],
+                 "--appendonly", "no", "--daemonize", "no", "--protected-mode", "no", *self.extra_args],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + STARTUP_DEADLINE
         while time.monotonic() < deadline:
@@ -433,7 +434,7 @@ class RedisProcess:
         """One RESP command on a fresh connection; returns str, int, list or None."""
         out = b"*%d\r\n" % len(args)
         for a in args:
-            a = a.encode() if isinstance(a, str) else a
+            a = str(a).encode() if isinstance(a, (str, int)) else a
             out += b"$%d\r\n%s\r\n" % (len(a), a)
         with socket.create_connection((HOST, self.port), timeout=timeout) as sock, \
                 sock.makefile("rb") as f:
@@ -461,6 +462,94 @@ class RedisProcess:
                     return None if n < 0 else [read() for _ in range(n)]
                 raise OSError(f"unexpected RESP line {line!r}")
             return read()
+
+
+def redis_key_slot(key: str | bytes) -> int:
+    """The Redis Cluster hash slot of a key or shard channel (CRC16/XMODEM mod 16384, with
+    {hash tags}), computed independently of the server's C++."""
+    data = key.encode() if isinstance(key, str) else key
+    start = data.find(b"{")
+    if start >= 0:
+        end = data.find(b"}", start + 1)
+        if end > start + 1:
+            data = data[start + 1:end]
+    crc = 0
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
+            crc &= 0xFFFF
+    return crc % 16384
+
+
+class RedisClusterProcess:
+    """A throwaway Redis Cluster: `masters` redis-server processes on free loopback ports (no
+    replicas, no persistence, node files in a temporary directory), joined with
+    `redis-cli --cluster create`. start() returns once every node reports cluster_state:ok and
+    the same full slot map."""
+
+    CLI = os.environ.get("REDIS_CLI", "redis-cli")
+
+    def __init__(self, masters: int = 3):
+        import shutil
+        self._shutil = shutil
+        self.dir = tempfile.mkdtemp(prefix="redis-cluster-")
+        self.nodes = [RedisProcess() for _ in range(masters)]
+        for n in self.nodes:
+            # The bus port defaults to port + 10000, which may be taken or past 65535.
+            n.extra_args = ["--cluster-enabled", "yes", "--cluster-port", str(free_port()),
+                            "--cluster-node-timeout", "2000",
+                            "--cluster-config-file", os.path.join(self.dir, f"nodes-{n.port}.conf"),
+                            "--dir", self.dir]
+
+    @property
+    def url(self) -> str:
+        return "redis-cluster://" + ",".join(f"{HOST}:{n.port}" for n in self.nodes)
+
+    def start(self) -> "RedisClusterProcess":
+        import shutil
+        if not RedisProcess.available() or shutil.which(self.CLI) is None:
+            raise unittest.SkipTest("redis-server / redis-cli not found (apt-get install redis-server)")
+        for n in self.nodes:
+            n.start()
+        r = subprocess.run([self.CLI, "--cluster", "create", *(f"{HOST}:{n.port}" for n in self.nodes),
+                            "--cluster-replicas", "0", "--cluster-yes"],
+                           capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+        if r.returncode != 0:
+            raise AssertionError(f"redis-cli --cluster create failed:\n{r.stdout}\n{r.stderr}")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if all("cluster_state:ok" in n.command("CLUSTER", "INFO") for n in self.nodes):
+                maps = [self.slot_map(n) for n in self.nodes]
+                if all(m == maps[0] for m in maps) and len(set(maps[0].values())) == len(self.nodes):
+                    return self
+            time.sleep(0.1)
+        raise AssertionError("redis cluster not ok within 20s")
+
+    @staticmethod
+    def slot_map(node: "RedisProcess") -> dict:
+        """{(first, last): master port} as `node` sees it."""
+        return {(r[0], r[1]): r[2][1] for r in node.command("CLUSTER", "SLOTS")}
+
+    def master_for(self, key: str) -> "RedisProcess":
+        slot = redis_key_slot(key)
+        for (first, last), port in self.slot_map(self.nodes[0]).items():
+            if first <= slot <= last:
+                return next(n for n in self.nodes if n.port == port)
+        raise AssertionError(f"slot {slot} not served")
+
+    def command(self, key: str, *args):
+        """A command on the master owning `key`'s slot."""
+        return self.master_for(key).command(*args)
+
+    def stop(self):
+        for n in self.nodes:
+            n.stop()
+
+    def remove_logs(self):
+        for n in self.nodes:
+            n.remove_log()
+        self._shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Frame:
