@@ -1,0 +1,149 @@
+#include "http_client.hpp"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+
+namespace loadgen {
+
+namespace {
+
+constexpr std::size_t max_response_bytes = 1 << 20;
+
+std::string_view header_value(std::string_view head, std::string_view name) {
+  std::size_t pos = head.find("\r\n");
+  while (pos != std::string_view::npos && pos + 2 < head.size()) {
+    const std::size_t start = pos + 2;
+    const std::size_t end = head.find("\r\n", start);
+    const std::string_view line = head.substr(start, end - start);
+    if (line.size() > name.size() && line[name.size()] == ':' &&
+        strncasecmp(line.data(), name.data(), name.size()) == 0) {
+      std::string_view v = line.substr(name.size() + 1);
+      while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+      return v;
+    }
+    pos = end;
+  }
+  return {};
+}
+
+}  // namespace
+
+HttpClient::HttpClient(Reactor& reactor, sockaddr_in address, std::string host_header, std::uint64_t key,
+                       HttpHandler& handler)
+    : reactor_(reactor), address_(address), host_header_(std::move(host_header)), key_(key), handler_(handler) {}
+
+HttpClient::~HttpClient() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void HttpClient::request(std::string_view method, std::string_view path, std::string_view bearer,
+                         std::string_view body) {
+  busy_ = true;
+  out_.append(method).append(" ").append(path).append(" HTTP/1.1\r\nHost: ").append(host_header_);
+  if (!bearer.empty()) out_.append("\r\nAuthorization: Bearer ").append(bearer);
+  out_.append("\r\nContent-Type: application/json\r\nContent-Length: ")
+      .append(std::to_string(body.size()))
+      .append("\r\n\r\n")
+      .append(body);
+  if (fd_ < 0) return connect();
+  if (!connecting_) flush();
+}
+
+void HttpClient::connect() {
+  const int fd = start_connect(address_, 0);
+  if (fd < 0) return drop("connect: " + errno_name(-fd));
+  fd_ = fd;
+  connecting_ = true;
+  ++connects_;
+  events_ = EPOLLIN | EPOLLOUT;
+  reactor_.add(fd_, events_, key_);
+}
+
+void HttpClient::set_events(std::uint32_t events) {
+  if (events == events_) return;
+  events_ = events;
+  reactor_.modify(fd_, events_, key_);
+}
+
+void HttpClient::on_event(std::uint32_t events) {
+  if (fd_ < 0) return;
+  if (connecting_) {
+    if (const int err = connect_result(fd_); err != 0) return drop("connect: " + errno_name(err));
+    connecting_ = false;
+    return flush();
+  }
+  if ((events & EPOLLOUT) != 0) flush();
+  if (fd_ >= 0 && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0) on_readable();
+}
+
+void HttpClient::flush() {
+  if (!out_.empty()) {
+    const long n = write_some(fd_, out_);
+    if (n < 0) return drop("write: " + errno_name(static_cast<int>(-n)));
+    out_.erase(0, static_cast<std::size_t>(n));
+  }
+  set_events(out_.empty() ? EPOLLIN : EPOLLIN | EPOLLOUT);
+}
+
+void HttpClient::on_readable() {
+  char buf[16 * 1024];
+  const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
+    return drop("read: " + errno_name(errno));
+  }
+  if (n == 0) return drop("connection closed by server");
+  in_.append(buf, static_cast<std::size_t>(n));
+  if (in_.size() > max_response_bytes) return drop("response too large");
+  parse_response();
+}
+
+void HttpClient::parse_response() {
+  const std::size_t end = in_.find("\r\n\r\n");
+  if (end == std::string::npos) return;
+  const std::string_view head(in_.data(), end + 4);
+  int status = 0;
+  if (head.size() < 12 || head.substr(0, 5) != "HTTP/" ||
+      std::from_chars(head.data() + 9, head.data() + 12, status).ec != std::errc{})
+    return drop("not an HTTP response");
+  const std::string_view length_text = header_value(head, "content-length");
+  std::size_t length = 0;
+  if (length_text.empty() ||
+      std::from_chars(length_text.data(), length_text.data() + length_text.size(), length).ec != std::errc{})
+    return drop("response without Content-Length");
+  if (in_.size() < end + 4 + length) return;
+  const std::string_view connection = header_value(head, "connection");
+  close_after_ = connection.size() == 5 && strncasecmp(connection.data(), "close", 5) == 0;
+  const std::string body = in_.substr(end + 4, length);
+  in_.erase(0, end + 4 + length);
+  busy_ = false;
+  const Nanos now = now_ns();
+  if (close_after_) {  // the next request reconnects
+    reactor_.remove(fd_);
+    ::close(fd_);
+    fd_ = -1;
+    in_.clear();
+  }
+  handler_.on_response(status, body, now);
+}
+
+void HttpClient::drop(const std::string& why) {
+  if (fd_ >= 0) {
+    reactor_.remove(fd_);
+    ::close(fd_);
+    fd_ = -1;
+  }
+  connecting_ = false;
+  out_.clear();
+  in_.clear();
+  if (busy_) {
+    busy_ = false;
+    handler_.on_http_error(why, now_ns());
+  }
+}
+
+}  // namespace loadgen

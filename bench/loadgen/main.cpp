@@ -1,0 +1,233 @@
+// realtime-loadgen: drives a Boundary Realtime server (or any broadcast WebSocket server) with
+// N WebSocket clients from one thread and reports one JSON object on stdout.
+// See `realtime-loadgen --help` and bench/RESULTS-first.md.
+
+#include <csignal>
+#include <cmath>
+#include <cstdio>
+#include <exception>
+#include <string>
+
+#include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
+
+#include "options.hpp"
+#include "run.hpp"
+
+namespace {
+
+using namespace loadgen;
+namespace json = boost::json;
+
+// File descriptors the process needs beside the clients: stdio, epoll, the API connection, the
+// publisher, and headroom for /proc reads.
+constexpr std::uint64_t reserved_fds = 16;
+
+double round1(double v) { return std::round(v * 10) / 10; }
+double us(std::uint64_t ns) { return round1(static_cast<double>(ns) / 1e3); }
+double secs(Nanos ns) { return static_cast<double>(ns) / 1e9; }
+
+// Boost.JSON prints doubles in exponent form (1.89E-2); reports are read by people and by
+// scripts alike, so doubles are printed plainly.
+void write_json(std::string& out, const json::value& v) {
+  if (v.is_object()) {
+    out += '{';
+    bool first = true;
+    for (const auto& [k, item] : v.get_object()) {
+      if (!first) out += ',';
+      first = false;
+      out += json::serialize(json::value(k));
+      out += ':';
+      write_json(out, item);
+    }
+    out += '}';
+  } else if (v.is_double()) {
+    const double d = v.get_double();
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.10g", d);
+    out += std::isfinite(d) ? buf : "null";
+  } else {
+    out += json::serialize(v);
+  }
+}
+
+json::object latency_json(const Histogram& h) {
+  return {{"count", h.count()},
+          {"p50", us(h.quantile(0.50))},
+          {"p90", us(h.quantile(0.90))},
+          {"p99", us(h.quantile(0.99))},
+          {"p99.9", us(h.quantile(0.999))},
+          {"max", us(h.max())},
+          {"min", us(h.min())},
+          {"mean", round1(h.mean() / 1e3)},
+          {"negative", h.negative()}};
+}
+
+json::object counts_json(const std::map<std::string, std::uint64_t>& m) {
+  json::object o;
+  for (const auto& [k, v] : m) o[k] = v;
+  return o;
+}
+
+json::object connect_json(const ConnectResults& c) {
+  const double seconds = c.last_open > c.first_start ? secs(c.last_open - c.first_start) : 0;
+  return {{"opened", c.opened},
+          {"failed", c.failed},
+          {"errors", counts_json(c.errors)},
+          {"seconds", round1(seconds * 1000) / 1000},
+          {"per_second", seconds > 0 ? round1(static_cast<double>(c.opened) / seconds) : 0.0},
+          {"handshake_us", latency_json(c.handshake)},
+          {"timed_out", c.timed_out}};
+}
+
+json::object delivery_json(const DeliveryResults& d) {
+  const double seconds = d.last_delivery > d.first_send ? secs(d.last_delivery - d.first_send) : 0;
+  const double send_seconds = d.last_send > d.first_send ? secs(d.last_send - d.first_send) : 0;
+  return {{"subscribers", d.subscribers},
+          {"subscribed", d.subscribed},
+          {"sent", d.sent},
+          {"send_seconds", round1(send_seconds * 1000) / 1000},
+          {"send_rate", send_seconds > 0 ? round1(static_cast<double>(d.sent - 1) / send_seconds) : 0.0},
+          {"expected", d.expected},
+          {"received", d.received},
+          {"unique", d.unique},
+          {"lost", d.expected > d.unique ? d.expected - d.unique : 0},
+          {"reordered", d.reordered},
+          {"duplicates", d.duplicates},
+          {"misrouted", d.misrouted},
+          {"foreign", d.foreign},
+          {"seconds", round1(seconds * 1000) / 1000},
+          {"deliveries_per_second", seconds > 0 ? round1(static_cast<double>(d.unique) / seconds) : 0.0},
+          {"latency_us", latency_json(d.latency)},
+          {"reply_latency_us", latency_json(d.reply_latency)},
+          {"server_delivered", d.server_delivered},
+          {"send_errors", d.send_errors},
+          {"first_send_error", d.first_send_error},
+          {"command_errors", d.command_errors},
+          {"first_command_error", d.first_command_error},
+          {"publisher_echoes", d.publisher_echoes},
+          {"publisher_failed", d.publisher_failed},
+          {"stalled", d.stalled},
+          {"deadline_hit", d.deadline_hit},
+          {"server_cpu_seconds", round1(d.server_cpu_seconds * 100) / 100},
+          {"loadgen_cpu_seconds", round1(d.loadgen_cpu_seconds * 100) / 100}};
+}
+
+json::object server_json(const Options& o, const Results& r) {
+  const auto& s = r.server;
+  json::object out{{"pid", o.server_pid},
+                   {"rss_baseline_bytes", s.rss_baseline},
+                   {"rss_connected_bytes", s.rss_connected},
+                   {"rss_after_hold_bytes", s.rss_after_hold},
+                   {"rss_after_delivery_bytes", s.rss_after_delivery}};
+  const auto opened = static_cast<double>(r.connect.opened);
+  if (s.rss_baseline >= 0 && s.rss_connected >= 0 && opened > 0)
+    out["rss_per_connection_bytes"] = std::round(static_cast<double>(s.rss_connected - s.rss_baseline) / opened);
+  if (s.rss_baseline >= 0 && s.rss_after_hold >= 0 && opened > 0)
+    out["rss_per_connection_after_hold_bytes"] =
+        std::round(static_cast<double>(s.rss_after_hold - s.rss_baseline) / opened);
+  return out;
+}
+
+json::object report(const Options& o, const Results& r) {
+  json::object out{{"scenario", to_string(o.scenario)},
+                   {"protocol", o.protocol == Protocol::plain ? "plain-ws" : "realtime"},
+                   {"via", o.via == Via::ws ? "ws" : "api"},
+                   {"connections", o.connections},
+                   {"messages", o.messages},
+                   {"size", o.size},
+                   {"rate", o.rate},
+                   {"connect", connect_json(r.connect)}};
+  if (r.delivery.ran) out["delivery"] = delivery_json(r.delivery);
+  out["server"] = server_json(o, r);
+  out["closed_by_server"] = counts_json(r.closes);
+  out["closes_by_phase"] = counts_json(r.closes_by_phase);
+  out["loadgen"] = json::object{{"wall_seconds", round1(secs(r.finished - r.started) * 100) / 100},
+                                {"cpu_seconds", round1(self_cpu_seconds() * 100) / 100},
+                                {"rss_bytes", self_rss_bytes()},
+                                {"bytes_received", r.bytes_received},
+                                {"fd_limit", r.fd_limit}};
+  return out;
+}
+
+unsigned long long ull(std::uint64_t v) { return static_cast<unsigned long long>(v); }
+
+void summary_connect(const Options& o, const Results& r) {
+  const auto c = connect_json(r.connect);
+  std::fprintf(stderr, "connect: %llu open, %llu failed in %.3f s = %.0f conn/s; handshake p50 %.0f us p99 %.0f us\n",
+               ull(r.connect.opened), ull(r.connect.failed), c.at("seconds").to_number<double>(),
+               c.at("per_second").to_number<double>(), us(r.connect.handshake.quantile(0.5)),
+               us(r.connect.handshake.quantile(0.99)));
+  for (const auto& [why, n] : r.connect.errors) std::fprintf(stderr, "  connect error x%llu: %s\n", ull(n), why.c_str());
+  const auto s = server_json(o, r);
+  if (s.contains("rss_per_connection_bytes"))
+    std::fprintf(stderr, "server RSS: baseline %lld B, connected %lld B, %.0f B/connection\n",
+                 static_cast<long long>(r.server.rss_baseline), static_cast<long long>(r.server.rss_connected),
+                 s.at("rss_per_connection_bytes").to_number<double>());
+  if (s.contains("rss_per_connection_after_hold_bytes"))
+    std::fprintf(stderr, "server RSS after hold: %lld B, %.0f B/connection\n",
+                 static_cast<long long>(r.server.rss_after_hold),
+                 s.at("rss_per_connection_after_hold_bytes").to_number<double>());
+}
+
+void summary_delivery(const DeliveryResults& d) {
+  const auto dj = delivery_json(d);
+  std::fprintf(stderr,
+               "delivery: sent %llu, %llu/%llu delivered in %.3f s = %.0f deliveries/s; lost %llu, reordered %llu, "
+               "duplicates %llu, misrouted %llu\n",
+               ull(d.sent), ull(d.unique), ull(d.expected), dj.at("seconds").to_number<double>(),
+               dj.at("deliveries_per_second").to_number<double>(), ull(dj.at("lost").to_number<std::uint64_t>()),
+               ull(d.reordered), ull(d.duplicates), ull(d.misrouted));
+  const Histogram& h = d.latency;
+  std::fprintf(stderr, "latency us: p50 %.1f p90 %.1f p99 %.1f p99.9 %.1f max %.1f\n", us(h.quantile(0.5)),
+               us(h.quantile(0.9)), us(h.quantile(0.99)), us(h.quantile(0.999)), us(h.max()));
+  if (d.send_errors)
+    std::fprintf(stderr, "send errors: %llu, first: %s\n", ull(d.send_errors), d.first_send_error.c_str());
+  if (d.command_errors)
+    std::fprintf(stderr, "command errors: %llu, first: %s\n", ull(d.command_errors), d.first_command_error.c_str());
+  if (!d.publisher_failed.empty()) std::fprintf(stderr, "publisher failed: %s\n", d.publisher_failed.c_str());
+  if (d.stalled) std::fprintf(stderr, "STALLED: no progress for the drain period\n");
+  if (d.deadline_hit) std::fprintf(stderr, "DEADLINE hit during delivery\n");
+}
+
+void summary(const Options& o, const Results& r) {
+  summary_connect(o, r);
+  if (r.delivery.ran) summary_delivery(r.delivery);
+  for (const auto& [why, n] : r.closes) std::fprintf(stderr, "closed by server x%llu: %s\n", ull(n), why.c_str());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::signal(SIGPIPE, SIG_IGN);
+  Options o;
+  try {
+    o = parse_options(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "realtime-loadgen: %s\n", e.what());
+    return 1;
+  }
+  const std::uint64_t limit = raise_fd_limit();
+  if (o.connections + reserved_fds > limit) {
+    std::fprintf(stderr,
+                 "realtime-loadgen: %zu connections need %llu file descriptors, but this process may open only "
+                 "%llu (RLIMIT_NOFILE hard limit). Run several processes (with --id-offset) or raise the limit.\n",
+                 o.connections, (unsigned long long)(o.connections + reserved_fds), (unsigned long long)limit);
+    return 1;
+  }
+  try {
+    Run run(o);
+    const int status = run.execute();
+    Results r = run.results();
+    r.fd_limit = limit;
+    std::string text;
+    write_json(text, report(o, r));
+    std::printf("%s\n", text.c_str());
+    std::fflush(stdout);
+    summary(o, r);
+    return status;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "realtime-loadgen: %s\n", e.what());
+    return 1;
+  }
+}

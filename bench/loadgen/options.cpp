@@ -1,0 +1,173 @@
+#include "options.hpp"
+
+#include <charconv>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <map>
+#include <stdexcept>
+#include <string_view>
+
+namespace loadgen {
+
+namespace {
+
+constexpr const char* usage = R"(realtime-loadgen: load generator for Boundary Realtime (raw epoll, one thread)
+
+Usage: realtime-loadgen --scenario connect|fanout|broadcast|users [options]
+
+  --host H              server address (default 127.0.0.1)
+  --port P              server port (default 3000)
+  --secret S            JWT HS256 secret: each connection gets a token for user u<offset+i>
+  --token T             one ready-made JWT for every connection (instead of --secret)
+  --api-key K           bearer key for /api/*
+  --roles a,b           roles claim of minted tokens (default bench)
+  --connections N       WebSocket clients (default 1000)
+  --messages M          messages the publisher sends (default 100)
+  --size S              bytes of each message object sent (default 100)
+  --rate R              publisher messages/s (default 0: next send when the previous reply came)
+  --duration D          seconds, users scenario: messages = rate * duration (default 10)
+  --topic T             topic for fanout (default bench)
+  --via api|ws          fanout publisher: POST /api/publish, or a WebSocket `publish` command
+  --protocol realtime|plain-ws
+                        plain-ws: any broadcast WebSocket server at ws://H:P<path>, no token;
+                        the publisher is a client whose messages the server relays to all
+  --path P              request target for plain-ws (default /)
+  --in-flight K         handshakes in progress at once (default 500)
+  --source-ips K        spread clients over 127.0.0.1..K, loopback only (default 254, 0 = off)
+  --id-offset K         first user id number (default 0), for several processes on one server
+  --server-pid PID      read the server's RSS and CPU time from /proc
+  --hold S              connect scenario: hold the connections idle S seconds (default 0)
+  --drain S             after the last send, give up after S s without a delivery (default 10)
+  --connect-timeout S   per handshake (default 10)
+  --timeout S           overall deadline (default 120)
+  --quiet               no progress lines on stderr
+
+Prints one JSON object on stdout and a summary on stderr. Exit status: 0 when every phase
+finished, 2 when a phase hit a deadline, 1 on bad options or setup failure.
+)";
+
+std::size_t to_count(std::string_view flag, const std::string& v) {
+  std::size_t out = 0;
+  const auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
+  if (ec != std::errc{} || p != v.data() + v.size())
+    throw std::invalid_argument(std::string(flag) + ": not a non-negative integer: '" + v + "'");
+  return out;
+}
+
+double to_seconds(std::string_view flag, const std::string& v) {
+  char* end = nullptr;
+  const double d = std::strtod(v.c_str(), &end);
+  if (v.empty() || end != v.c_str() + v.size() || !(d >= 0))
+    throw std::invalid_argument(std::string(flag) + ": not a non-negative number: '" + v + "'");
+  return d;
+}
+
+Scenario to_scenario(const std::string& v) {
+  if (v == "connect") return Scenario::connect;
+  if (v == "fanout") return Scenario::fanout;
+  if (v == "broadcast") return Scenario::broadcast;
+  if (v == "users") return Scenario::users;
+  throw std::invalid_argument("--scenario: expected connect, fanout, broadcast or users, got '" + v + "'");
+}
+
+void check(const Options& o) {
+  if (o.connections == 0) throw std::invalid_argument("--connections must be at least 1");
+  if (o.size > 1'000'000) throw std::invalid_argument("--size must be at most 1000000");
+  if (o.in_flight == 0) throw std::invalid_argument("--in-flight must be at least 1");
+  if (o.source_ips > 254) throw std::invalid_argument("--source-ips must be at most 254");
+  if (o.protocol == Protocol::realtime && o.secret.empty() && o.token.empty())
+    throw std::invalid_argument("--secret (or --token) is required for the realtime protocol");
+  if (o.protocol == Protocol::plain && o.scenario != Scenario::connect && o.scenario != Scenario::broadcast)
+    throw std::invalid_argument("--protocol plain-ws supports the connect and broadcast scenarios");
+  const bool api = o.protocol == Protocol::realtime && o.scenario != Scenario::connect &&
+                   !(o.scenario == Scenario::fanout && o.via == Via::ws);
+  if (api && o.api_key.empty()) throw std::invalid_argument("--api-key is required for the HTTP API publisher");
+  if (o.via == Via::ws && o.protocol == Protocol::realtime && o.scenario != Scenario::fanout)
+    throw std::invalid_argument("--via ws applies to the fanout scenario only");
+  if (o.scenario == Scenario::users) {
+    if (o.rate <= 0) throw std::invalid_argument("the users scenario needs --rate");
+    if (!o.token.empty()) throw std::invalid_argument("the users scenario needs --secret (distinct users)");
+  }
+}
+
+}  // namespace
+
+const char* to_string(Scenario s) noexcept {
+  switch (s) {
+    case Scenario::connect: return "connect";
+    case Scenario::fanout: return "fanout";
+    case Scenario::broadcast: return "broadcast";
+    case Scenario::users: return "users";
+  }
+  return "?";
+}
+
+Options parse_options(int argc, char** argv) {
+  Options o;
+  using Setter = std::function<void(const std::string&)>;
+  const std::map<std::string, Setter, std::less<>> flags = {
+      {"--host", [&](const std::string& v) { o.host = v; }},
+      {"--port", [&](const std::string& v) {
+         const auto p = to_count("--port", v);
+         if (p == 0 || p > 65535) throw std::invalid_argument("--port: out of range: " + v);
+         o.port = static_cast<std::uint16_t>(p);
+       }},
+      {"--secret", [&](const std::string& v) { o.secret = v; }},
+      {"--token", [&](const std::string& v) { o.token = v; }},
+      {"--api-key", [&](const std::string& v) { o.api_key = v; }},
+      {"--roles", [&](const std::string& v) { o.roles = v; }},
+      {"--topic", [&](const std::string& v) { o.topic = v; }},
+      {"--path", [&](const std::string& v) { o.path = v; }},
+      {"--scenario", [&](const std::string& v) { o.scenario = to_scenario(v); }},
+      {"--via", [&](const std::string& v) {
+         if (v != "api" && v != "ws") throw std::invalid_argument("--via: expected api or ws, got '" + v + "'");
+         o.via = v == "ws" ? Via::ws : Via::api;
+       }},
+      {"--protocol", [&](const std::string& v) {
+         if (v != "realtime" && v != "plain-ws")
+           throw std::invalid_argument("--protocol: expected realtime or plain-ws, got '" + v + "'");
+         o.protocol = v == "plain-ws" ? Protocol::plain : Protocol::realtime;
+       }},
+      {"--connections", [&](const std::string& v) { o.connections = to_count("--connections", v); }},
+      {"--messages", [&](const std::string& v) { o.messages = to_count("--messages", v); }},
+      {"--size", [&](const std::string& v) { o.size = to_count("--size", v); }},
+      {"--in-flight", [&](const std::string& v) { o.in_flight = to_count("--in-flight", v); }},
+      {"--source-ips", [&](const std::string& v) { o.source_ips = to_count("--source-ips", v); }},
+      {"--id-offset", [&](const std::string& v) { o.id_offset = to_count("--id-offset", v); }},
+      {"--server-pid", [&](const std::string& v) { o.server_pid = static_cast<int>(to_count("--server-pid", v)); }},
+      {"--rate", [&](const std::string& v) { o.rate = to_seconds("--rate", v); }},
+      {"--duration", [&](const std::string& v) { o.duration = to_seconds("--duration", v); }},
+      {"--hold", [&](const std::string& v) { o.hold = to_seconds("--hold", v); }},
+      {"--timeout", [&](const std::string& v) { o.timeout = to_seconds("--timeout", v); }},
+      {"--drain", [&](const std::string& v) { o.drain = to_seconds("--drain", v); }},
+      {"--connect-timeout", [&](const std::string& v) { o.connect_timeout = to_seconds("--connect-timeout", v); }},
+  };
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      std::fputs(usage, stdout);
+      std::exit(0);
+    }
+    if (arg == "--quiet") {
+      o.quiet = true;
+      continue;
+    }
+    std::string value;
+    if (const auto eq = arg.find('='); eq != std::string::npos) {
+      value = arg.substr(eq + 1);
+      arg.resize(eq);
+    } else if (i + 1 < argc) {
+      value = argv[++i];
+    } else {
+      throw std::invalid_argument(arg + ": missing value (see --help)");
+    }
+    const auto f = flags.find(arg);
+    if (f == flags.end()) throw std::invalid_argument("unknown option " + arg + " (see --help)");
+    f->second(value);
+  }
+  check(o);
+  return o;
+}
+
+}  // namespace loadgen

@@ -1,0 +1,465 @@
+#include "run.hpp"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <stdexcept>
+
+#include "shell/adapters/jwt_openssl.hpp"
+
+namespace loadgen {
+
+namespace {
+
+constexpr std::uint64_t api_key_tag = std::uint64_t{1} << 40;
+constexpr Nanos tick_interval = 50'000'000;       // how often deadlines and handshakes are checked
+constexpr Nanos progress_interval = 2'000'000'000;
+// Plain-ws publishing at full speed: messages written per loop pass before reading again.
+constexpr int plain_burst = 64;
+// Duplicate tracking keeps one bit per (client, message); refuse runs that would need more.
+constexpr std::uint64_t max_tracking_bits = std::uint64_t{8} << 30;
+
+// The unsigned number right after `key` in `s`, or -1.
+std::int64_t number_after(std::string_view s, std::string_view key) {
+  const void* hit = memmem(s.data(), s.size(), key.data(), key.size());
+  if (hit == nullptr) return -1;
+  const char* p = static_cast<const char*>(hit) + key.size();
+  std::int64_t v = -1;
+  if (std::from_chars(p, s.data() + s.size(), v).ec != std::errc{}) return -1;
+  return v;
+}
+
+bool contains(std::string_view s, std::string_view what) {
+  return memmem(s.data(), s.size(), what.data(), what.size()) != nullptr;
+}
+
+std::string shorten(std::string_view s) { return std::string(s.substr(0, 160)); }
+
+}  // namespace
+
+Run::Run(const Options& options) : o_(options), publisher_index_(options.connections) {
+  roles_json_.push_back('[');  // append, not operator=/operator+: GCC 12 -Wrestrict false positive
+  std::size_t start = 0;
+  while (start <= o_.roles.size() && !o_.roles.empty()) {
+    const std::size_t comma = std::min(o_.roles.find(',', start), o_.roles.size());
+    if (roles_json_.size() > 1) roles_json_ += ',';
+    roles_json_.append(1, '"').append(o_.roles, start, comma - start).append(1, '"');
+    start = comma + 1;
+  }
+  roles_json_ += ']';
+
+  WsTarget target;
+  target.address = resolve(o_.host, o_.port);
+  target.host_header = o_.host + ":" + std::to_string(o_.port);
+  target.protocol = o_.protocol;
+  const bool loopback = (ntohl(target.address.sin_addr.s_addr) >> 24) == 127;
+  target.source_ips = loopback ? static_cast<std::uint32_t>(o_.source_ips) : 0;
+  pool_ = std::make_unique<WsPool>(reactor_, target, *this, o_.connections + 1);
+  if (o_.protocol == Protocol::realtime && o_.scenario != Scenario::connect && o_.via == Via::api)
+    api_ = std::make_unique<HttpClient>(reactor_, target.address, target.host_header, api_key_tag, *this);
+}
+
+Run::~Run() = default;
+
+std::string Run::token_for(const std::string& user_id) const {
+  if (!o_.token.empty()) return o_.token;
+  const auto now = static_cast<long long>(std::time(nullptr));
+  const std::string claims = R"({"user-id":")" + user_id + R"(","roles":)" + roles_json_ +
+                             R"(,"iat":)" + std::to_string(now) + R"(,"exp":)" + std::to_string(now + 86400) + "}";
+  return boundary::realtime::shell::sign_hs256(o_.secret, claims);
+}
+
+std::string Run::request_target(const std::string& user_id) const {
+  if (o_.protocol == Protocol::plain) return o_.path;
+  std::string target = "/ws?token=";
+  target += token_for(user_id);
+  return target;
+}
+
+void Run::dispatch(std::uint64_t key, std::uint32_t events) {
+  if (key == api_key_tag) {
+    if (api_) api_->on_event(events);
+    return;
+  }
+  pool_->on_event(static_cast<std::uint32_t>(key), events);
+}
+
+template <class Done, class Tick>
+bool Run::loop_until(Nanos deadline, Done done, Tick tick) {
+  Nanos wake = tick(now_ns());
+  while (!done()) {
+    const Nanos now = now_ns();
+    if (now >= deadline) return false;
+    reactor_.poll(std::min({deadline, wake, now + tick_interval}),
+                  [this](std::uint64_t key, std::uint32_t events) { dispatch(key, events); });
+    const Nanos after = now_ns();
+    wake = tick(after);
+    progress(after);
+  }
+  return true;
+}
+
+int Run::execute() {
+  results_.started = now_ns();
+  deadline_ = results_.started + seconds_ns(o_.timeout);
+  next_progress_ = results_.started + progress_interval;
+  results_.server.rss_baseline = read_rss_bytes(o_.server_pid);
+
+  bool ok = connect_phase();
+  results_.server.rss_connected = read_rss_bytes(o_.server_pid);
+  if (ok && o_.scenario == Scenario::connect) hold_phase();
+  if (ok && o_.scenario == Scenario::fanout) ok = subscribe_phase();
+  if (ok && o_.scenario != Scenario::connect) ok = delivery_phase();
+  phase_ = Phase::done;
+  results_.finished = now_ns();
+  results_.bytes_received = pool_->bytes_received();
+  return ok ? 0 : 2;
+}
+
+// ---------------------------------------------------------------------------------------------
+// connect
+
+void Run::start_client(std::size_t i, Nanos now) {
+  ++in_flight_;
+  handshakes_.push_back(static_cast<std::uint32_t>(i));
+  std::string user(1, 'u');
+  user += std::to_string(o_.id_offset + i);
+  pool_->start(i, request_target(user), now);
+}
+
+void Run::expire_handshakes(Nanos now) {
+  const Nanos limit = seconds_ns(o_.connect_timeout);
+  while (!handshakes_.empty()) {
+    WsClient& c = pool_->client(handshakes_.front());
+    const bool pending = c.state != WsClient::State::open && c.state != WsClient::State::closed;
+    if (pending && now - c.started < limit) return;
+    handshakes_.pop_front();
+    if (pending) {
+      const char* stage = c.state == WsClient::State::connecting    ? "connect"
+                          : c.state == WsClient::State::handshaking ? "upgrade response"
+                                                                    : "connected frame";
+      pool_->close(c);
+      on_failed(c, std::string("timeout waiting for ") + stage);
+    }
+  }
+}
+
+bool Run::connect_phase() {
+  phase_ = Phase::connecting;
+  const std::size_t n = o_.connections;
+  results_.connect.first_start = now_ns();
+  auto tick = [&](Nanos now) {
+    while (in_flight_ < o_.in_flight && next_client_ < n) start_client(next_client_++, now);
+    expire_handshakes(now);
+    return now + tick_interval;
+  };
+  auto& r = results_.connect;
+  const bool ok = loop_until(deadline_, [&] { return r.opened + r.failed == n; }, tick);
+  r.timed_out = !ok;
+  return ok && r.opened > 0;
+}
+
+void Run::on_open(WsClient& c, Nanos now) {
+  if (c.index == publisher_index_) return;
+  auto& r = results_.connect;
+  ++r.opened;
+  --in_flight_;
+  r.last_open = now;
+  r.handshake.record(now - c.started);
+  if (o_.scenario == Scenario::fanout)
+    pool_->send_text(c, R"({"action":"subscribe","topic":")" + o_.topic + R"("})");
+}
+
+void Run::on_failed(WsClient& c, const std::string& why) {
+  if (c.index == publisher_index_) {
+    results_.delivery.publisher_failed = shorten(why);
+    return;
+  }
+  ++results_.connect.failed;
+  --in_flight_;
+  ++results_.connect.errors[shorten(why)];
+}
+
+void Run::on_closed(WsClient& c, const std::string& why) {
+  if (c.index == publisher_index_) {
+    results_.delivery.publisher_failed = shorten(why);
+    return;
+  }
+  ++closed_;
+  ++results_.closes[shorten(why)];
+  static constexpr const char* names[] = {"connecting", "holding", "subscribing", "delivering", "done"};
+  ++results_.closes_by_phase[names[static_cast<int>(phase_)]];
+}
+
+void Run::hold_phase() {
+  phase_ = Phase::holding;
+  const Nanos end = std::min(deadline_, now_ns() + seconds_ns(o_.hold));
+  loop_until(end, [] { return false; }, [](Nanos now) { return now + tick_interval; });
+  results_.server.rss_after_hold = read_rss_bytes(o_.server_pid);
+}
+
+bool Run::subscribe_phase() {
+  phase_ = Phase::subscribing;
+  auto& d = results_.delivery;
+  // Every open client has answered, been refused, or been closed.
+  return loop_until(deadline_, [&] { return d.subscribed + d.command_errors + closed_ >= results_.connect.opened; },
+                    [](Nanos now) { return now + tick_interval; });
+}
+
+// ---------------------------------------------------------------------------------------------
+// delivery
+
+std::string Run::message_json(std::uint64_t seq, Nanos t) const {
+  std::string m = R"({"type":"bench","seq":)" + std::to_string(seq) + R"(,"t":)" + std::to_string(t) + R"(,"pad":")";
+  if (m.size() + 2 < o_.size) m.append(o_.size - m.size() - 2, 'x');
+  m += "\"}";
+  return m;
+}
+
+std::uint64_t Run::total_messages() const {
+  if (o_.scenario == Scenario::users) return static_cast<std::uint64_t>(o_.rate * o_.duration);
+  return o_.messages;
+}
+
+void Run::prepare_tracking() {
+  auto& d = results_.delivery;
+  const std::uint64_t n = o_.connections;
+  const std::uint64_t m = total_messages();
+  const bool users = o_.scenario == Scenario::users;
+  bits_per_client_ = users ? (m + n - 1) / n : m;
+  if (bits_per_client_ * n > max_tracking_bits)
+    throw std::invalid_argument("too many messages x connections to track duplicates (over 8 Gbit)");
+  for (std::size_t i = 0; i < n; ++i) {
+    WsClient& c = pool_->client(i);
+    if (c.state != WsClient::State::open) continue;
+    ++d.subscribers;
+    c.seen.assign((bits_per_client_ + 63) / 64, 0);
+    // users: client i gets seq i, i+n, i+2n, ... below m.
+    d.expected += users ? (i < m ? (m - i + n - 1) / n : 0) : m;
+  }
+}
+
+bool Run::open_publisher() {
+  if (api_) return true;
+  const Nanos now = now_ns();
+  pool_->start(publisher_index_, request_target("loadgen-publisher"), now);
+  WsClient& p = pool_->client(publisher_index_);
+  const Nanos until = std::min(deadline_, now + seconds_ns(o_.connect_timeout));
+  loop_until(until, [&] { return p.state == WsClient::State::open || p.state == WsClient::State::closed; },
+             [](Nanos t) { return t + tick_interval; });
+  if (p.state == WsClient::State::open) return true;
+  if (results_.delivery.publisher_failed.empty()) results_.delivery.publisher_failed = "publisher did not open in time";
+  return false;
+}
+
+bool Run::publisher_ready() const {
+  if (api_) return !api_->busy();
+  WsClient& p = pool_->client(publisher_index_);
+  if (p.state != WsClient::State::open) return false;
+  if (o_.protocol == Protocol::plain) return p.out.empty();
+  return !awaiting_reply_;
+}
+
+void Run::send_next() {
+  auto& d = results_.delivery;
+  const std::uint64_t seq = d.sent;
+  const Nanos t = now_ns();
+  const std::string message = message_json(seq, t);
+  if (api_) {
+    std::string body;
+    const char* path = "/api/broadcast";
+    if (o_.scenario == Scenario::fanout) {
+      path = "/api/publish";
+      body = R"({"topic":")" + o_.topic + R"(","message":)" + message + "}";
+    } else if (o_.scenario == Scenario::users) {
+      path = "/api/send-to-user";
+      const std::uint64_t user = o_.id_offset + seq % o_.connections;
+      body = R"({"user-id":"u)" + std::to_string(user) + R"(","message":)" + message + "}";
+    } else {
+      body = R"({"message":)" + message + "}";
+    }
+    api_->request("POST", path, o_.api_key, body);
+  } else if (o_.protocol == Protocol::realtime) {
+    awaiting_reply_ = true;
+    pool_->send_text(pool_->client(publisher_index_),
+                     R"({"action":"publish","topic":")" + o_.topic + R"(","message":)" + message + "}");
+  } else {
+    pool_->send_text(pool_->client(publisher_index_), message);
+  }
+  request_sent_ = t;
+  if (d.sent == 0) d.first_send = t;
+  d.last_send = t;
+  last_progress_ = t;
+  ++d.sent;
+}
+
+// Sends what is due; returns when the loop must wake up at the latest.
+Nanos Run::publish_tick(Nanos now, Nanos start) {
+  auto& d = results_.delivery;
+  const std::uint64_t total = total_messages();
+  for (int burst = 0; d.sent < total && publisher_ready() && burst < plain_burst; ++burst) {
+    if (o_.rate > 0) {
+      const Nanos due = start + static_cast<Nanos>(static_cast<double>(d.sent) * 1e9 / o_.rate);
+      if (now < due) return due;
+    }
+    send_next();
+    now = now_ns();
+  }
+  return now + tick_interval;
+}
+
+bool Run::delivery_phase() {
+  auto& d = results_.delivery;
+  d.ran = true;
+  if (!open_publisher()) return false;
+  prepare_tracking();
+  phase_ = Phase::delivering;
+  const std::uint64_t total = total_messages();
+  const double server_cpu0 = read_cpu_seconds(o_.server_pid);
+  const double self_cpu0 = self_cpu_seconds();
+  const Nanos start = now_ns();
+  last_progress_ = start;
+  const Nanos drain = seconds_ns(o_.drain);
+  auto done = [&] {
+    if (!d.publisher_failed.empty()) return true;
+    const bool idle = d.sent == total && publisher_ready();
+    if (idle && d.unique >= d.expected) return true;
+    // No delivery, send or reply for --drain seconds while nothing is left to send or the
+    // publisher waits for an answer: the server has lost messages or stalled.
+    if ((d.sent == total || !publisher_ready()) && now_ns() - last_progress_ > drain) {
+      d.stalled = true;
+      return true;
+    }
+    return false;
+  };
+  const bool ok = loop_until(deadline_, done, [&](Nanos now) { return publish_tick(now, start); });
+  d.deadline_hit = !ok;
+  d.server_cpu_seconds = server_cpu0 >= 0 ? read_cpu_seconds(o_.server_pid) - server_cpu0 : -1;
+  d.loadgen_cpu_seconds = self_cpu_seconds() - self_cpu0;
+  results_.server.rss_after_delivery = read_rss_bytes(o_.server_pid);
+  return ok && d.publisher_failed.empty();
+}
+
+void Run::on_message(WsClient& c, std::string_view payload, Nanos now) {
+  if (c.index == publisher_index_) return on_publisher_message(payload, now);
+  const std::int64_t seq = number_after(payload, R"("seq":)");
+  if (seq < 0) return on_control(c, payload);
+  auto& d = results_.delivery;
+  ++d.received;
+  ++c.received;
+  std::uint64_t slot = static_cast<std::uint64_t>(seq);
+  if (o_.scenario == Scenario::users) {
+    if (slot % o_.connections != c.index) {
+      ++d.misrouted;
+      return;
+    }
+    slot /= o_.connections;
+  }
+  if (slot >= bits_per_client_ || c.seen.empty()) {
+    ++d.foreign;
+    return;
+  }
+  std::uint64_t& word = c.seen[slot >> 6];
+  const std::uint64_t bit = std::uint64_t{1} << (slot & 63);
+  if ((word & bit) != 0) {
+    ++d.duplicates;
+    return;
+  }
+  word |= bit;
+  ++d.unique;
+  if (seq < c.last_seq) ++d.reordered;
+  c.last_seq = seq;
+  if (const std::int64_t t = number_after(payload, R"("t":)"); t >= 0) d.latency.record(now - t);
+  d.last_delivery = now;
+  last_progress_ = now;
+}
+
+void Run::on_control(WsClient& c, std::string_view payload) {
+  auto& d = results_.delivery;
+  if (contains(payload, R"("type":"subscribed")")) {
+    if (!c.acked) ++d.subscribed;
+    c.acked = true;
+  } else if (contains(payload, R"("type":"error")")) {
+    if (d.command_errors++ == 0) d.first_command_error = shorten(payload);
+  }
+}
+
+void Run::on_publisher_message(std::string_view payload, Nanos now) {
+  auto& d = results_.delivery;
+  if (o_.protocol == Protocol::plain) {
+    if (contains(payload, R"("seq":)")) ++d.publisher_echoes;
+    return;
+  }
+  if (contains(payload, R"("type":"published")")) {
+    awaiting_reply_ = false;
+    d.reply_latency.record(now - request_sent_);
+    last_progress_ = now;
+    if (const auto n = number_after(payload, R"("delivered":)"); n > 0)
+      d.server_delivered += static_cast<std::uint64_t>(n);
+  } else if (contains(payload, R"("type":"error")")) {
+    awaiting_reply_ = false;
+    last_progress_ = now;
+    if (d.send_errors++ == 0) d.first_send_error = shorten(payload);
+    forget_refused(d.sent - 1);
+  }
+}
+
+void Run::on_response(int status, std::string_view body, Nanos now) {
+  auto& d = results_.delivery;
+  last_progress_ = now;
+  d.reply_latency.record(now - request_sent_);
+  if (status != 200) {
+    if (d.send_errors++ == 0) d.first_send_error = "HTTP " + std::to_string(status) + " " + shorten(body);
+    return forget_refused(d.sent - 1);
+  }
+  if (const auto n = number_after(body, R"("delivered":)"); n > 0) d.server_delivered += static_cast<std::uint64_t>(n);
+}
+
+// A message the server refused (non-200, `error` reply) is not expected anywhere: the refusal is
+// reported as a send error, not as lost deliveries. A request whose connection broke stays
+// expected, since the server may or may not have acted on it.
+void Run::forget_refused(std::uint64_t seq) {
+  auto& d = results_.delivery;
+  std::uint64_t targets = d.subscribers;
+  if (o_.scenario == Scenario::users)
+    targets = pool_->client(seq % o_.connections).seen.empty() ? 0 : 1;
+  d.expected -= std::min(d.expected, targets);
+}
+
+void Run::on_http_error(const std::string& why, Nanos now) {
+  auto& d = results_.delivery;
+  last_progress_ = now;
+  if (d.send_errors++ == 0) d.first_send_error = shorten(why);
+}
+
+void Run::progress(Nanos now) {
+  if (o_.quiet || now < next_progress_) return;
+  next_progress_ = now + progress_interval;
+  const double at = static_cast<double>(now - results_.started) / 1e9;
+  const auto& c = results_.connect;
+  const auto& d = results_.delivery;
+  switch (phase_) {
+    case Phase::connecting:
+      std::fprintf(stderr, "[%6.1fs] connecting: %llu open, %llu failed, %zu in flight\n", at,
+                   (unsigned long long)c.opened, (unsigned long long)c.failed, in_flight_);
+      break;
+    case Phase::holding:
+      std::fprintf(stderr, "[%6.1fs] holding %llu connections\n", at, (unsigned long long)c.opened);
+      break;
+    case Phase::subscribing:
+      std::fprintf(stderr, "[%6.1fs] subscribing: %llu/%llu\n", at, (unsigned long long)d.subscribed,
+                   (unsigned long long)c.opened);
+      break;
+    case Phase::delivering:
+      std::fprintf(stderr, "[%6.1fs] delivering: sent %llu, delivered %llu/%llu\n", at, (unsigned long long)d.sent,
+                   (unsigned long long)d.unique, (unsigned long long)d.expected);
+      break;
+    case Phase::done: break;
+  }
+}
+
+}  // namespace loadgen

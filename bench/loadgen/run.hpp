@@ -1,0 +1,152 @@
+#pragma once
+// One load-generator run: connect N clients, then (by scenario) hold them, subscribe them, and
+// drive a publisher while every delivery is timed and checked for loss, order and duplicates.
+//
+// Messages carry "seq" (the publisher's send number) and "t" (send time, CLOCK_MONOTONIC ns).
+// Receivers find both with memmem and never parse the JSON: the generator must stay cheaper per
+// delivery than the server. Per connection a bitset of delivered message indexes detects
+// duplicates, and seq going backwards counts as a reorder.
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "histogram.hpp"
+#include "http_client.hpp"
+#include "options.hpp"
+#include "reactor.hpp"
+#include "ws_client.hpp"
+
+namespace loadgen {
+
+struct ConnectResults {
+  std::uint64_t opened = 0;
+  std::uint64_t failed = 0;
+  std::map<std::string, std::uint64_t> errors;  // reason -> count
+  Nanos first_start = 0;
+  Nanos last_open = 0;
+  Histogram handshake;  // connect() to the `connected` frame (or the 101 for plain-ws)
+  bool timed_out = false;
+};
+
+struct DeliveryResults {
+  bool ran = false;
+  std::uint64_t subscribers = 0;   // open clients when publishing began
+  std::uint64_t subscribed = 0;    // `subscribed` replies (fanout)
+  std::uint64_t expected = 0;
+  std::uint64_t received = 0;      // every data message, duplicates included
+  std::uint64_t unique = 0;
+  std::uint64_t duplicates = 0;
+  std::uint64_t reordered = 0;
+  std::uint64_t misrouted = 0;     // users: a message for another user
+  std::uint64_t foreign = 0;       // seq outside this run's messages
+  std::uint64_t sent = 0;
+  std::uint64_t send_errors = 0;   // non-200 API answers, `error` replies, lost API connections
+  std::string first_send_error;
+  std::uint64_t server_delivered = 0;  // sum of the server's "delivered" counts
+  std::uint64_t command_errors = 0;    // `error` replies to subscribers
+  std::string first_command_error;
+  std::uint64_t publisher_echoes = 0;  // plain-ws: the relay sent our own message back
+  Nanos first_send = 0;
+  Nanos last_send = 0;
+  Nanos last_delivery = 0;
+  Histogram latency;
+  Histogram reply_latency;     // publisher request -> API response or `published` reply
+  bool stalled = false;        // no progress for --drain seconds
+  bool deadline_hit = false;
+  std::string publisher_failed;
+  double server_cpu_seconds = -1;
+  double loadgen_cpu_seconds = -1;
+};
+
+struct ServerSamples {
+  std::int64_t rss_baseline = -1;
+  std::int64_t rss_connected = -1;
+  std::int64_t rss_after_hold = -1;
+  std::int64_t rss_after_delivery = -1;
+};
+
+struct Results {
+  ConnectResults connect;
+  DeliveryResults delivery;
+  ServerSamples server;
+  std::map<std::string, std::uint64_t> closes;  // open clients closed by the server, by reason
+  std::map<std::string, std::uint64_t> closes_by_phase;
+  Nanos started = 0;
+  Nanos finished = 0;
+  std::uint64_t bytes_received = 0;
+  std::uint64_t fd_limit = 0;
+};
+
+class Run final : public WsHandler, public HttpHandler {
+ public:
+  explicit Run(const Options& options);
+  ~Run() override;
+
+  // Runs every phase of the scenario; returns 0, or 2 when a phase hit a deadline.
+  int execute();
+  const Results& results() const noexcept { return results_; }
+
+  void on_open(WsClient& c, Nanos now) override;
+  void on_message(WsClient& c, std::string_view payload, Nanos now) override;
+  void on_failed(WsClient& c, const std::string& why) override;
+  void on_closed(WsClient& c, const std::string& why) override;
+  void on_response(int status, std::string_view body, Nanos now) override;
+  void on_http_error(const std::string& why, Nanos now) override;
+
+ private:
+  enum class Phase { connecting, holding, subscribing, delivering, done };
+
+  template <class Done, class Tick>
+  bool loop_until(Nanos deadline, Done done, Tick tick);
+  void dispatch(std::uint64_t key, std::uint32_t events);
+
+  bool connect_phase();
+  void hold_phase();
+  bool subscribe_phase();
+  bool delivery_phase();
+  bool open_publisher();
+  std::uint64_t total_messages() const;
+  void prepare_tracking();
+  Nanos publish_tick(Nanos now, Nanos start);
+  bool publisher_ready() const;
+  void send_next();
+  std::string message_json(std::uint64_t seq, Nanos t) const;
+
+  void start_client(std::size_t i, Nanos now);
+  void expire_handshakes(Nanos now);
+  std::string token_for(const std::string& user_id) const;
+  std::string request_target(const std::string& user_id) const;
+  void on_control(WsClient& c, std::string_view payload);
+  void on_publisher_message(std::string_view payload, Nanos now);
+  void forget_refused(std::uint64_t seq);
+  void progress(Nanos now);
+
+  const Options& o_;
+  Results results_;
+  Reactor reactor_;
+  std::unique_ptr<WsPool> pool_;
+  std::unique_ptr<HttpClient> api_;
+  Phase phase_ = Phase::connecting;
+  Nanos deadline_ = 0;
+  std::string roles_json_;
+  std::string pad_;
+
+  // connect
+  std::size_t next_client_ = 0;
+  std::size_t in_flight_ = 0;
+  std::deque<std::uint32_t> handshakes_;  // start order, so the oldest expires first
+  std::uint64_t closed_ = 0;              // open clients the server closed
+
+  // delivery
+  std::size_t publisher_index_;  // the pool slot after the subscribers
+  std::uint64_t bits_per_client_ = 0;
+  bool awaiting_reply_ = false;
+  Nanos request_sent_ = 0;
+  Nanos last_progress_ = 0;
+  Nanos next_progress_ = 0;
+};
+
+}  // namespace loadgen

@@ -1,0 +1,333 @@
+#include "ws_client.hpp"
+
+#include <arpa/inet.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <random>
+
+#include "core/frame.hpp"
+
+namespace loadgen {
+namespace core = boundary::realtime::core;
+
+namespace {
+
+constexpr std::size_t no_frame = static_cast<std::size_t>(-1);
+// A server message larger than this is treated as a protocol error rather than buffered: the
+// generator never sends anything that could come back this big.
+constexpr std::uint64_t max_frame_bytes = 16u << 20;
+constexpr std::size_t max_handshake_bytes = 16 * 1024;
+
+// One server frame at the front of `b`: its size, 0 when incomplete, no_frame when invalid.
+// Server frames are never masked (RFC 6455 5.1), so the payload is a view into `b`.
+std::size_t parse_frame(std::string_view b, bool& fin, std::uint8_t& opcode, std::string_view& payload) {
+  if (b.size() < 2) return 0;
+  auto byte = [&](std::size_t i) { return static_cast<std::uint8_t>(b[i]); };
+  fin = (byte(0) & 0x80) != 0;
+  opcode = byte(0) & 0x0F;
+  if ((byte(1) & 0x80) != 0 || (byte(0) & 0x70) != 0) return no_frame;
+  std::uint64_t length = byte(1) & 0x7F;
+  std::size_t header = 2;
+  if (length == 126) {
+    if (b.size() < 4) return 0;
+    length = (std::uint64_t{byte(2)} << 8) | byte(3);
+    header = 4;
+  } else if (length == 127) {
+    if (b.size() < 10) return 0;
+    length = 0;
+    for (std::size_t i = 2; i < 10; ++i) length = (length << 8) | byte(i);
+    header = 10;
+  }
+  if (length > max_frame_bytes) return no_frame;
+  if (b.size() - header < length) return 0;
+  payload = b.substr(header, static_cast<std::size_t>(length));
+  return header + static_cast<std::size_t>(length);
+}
+
+std::string base64(const unsigned char* data, std::size_t n) {
+  std::string out(4 * ((n + 2) / 3) + 1, '\0');
+  const int len = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data, static_cast<int>(n));
+  out.resize(static_cast<std::size_t>(len));
+  return out;
+}
+
+std::string accept_for(const std::string& key) {
+  const std::string input = key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+  unsigned char digest[SHA_DIGEST_LENGTH];
+  SHA1(reinterpret_cast<const unsigned char*>(input.data()), input.size(), digest);
+  return base64(digest, sizeof digest);
+}
+
+// Case-insensitive header lookup in a response head; empty when absent.
+std::string_view header_value(std::string_view head, std::string_view name) {
+  std::size_t pos = head.find("\r\n");
+  while (pos != std::string_view::npos && pos + 2 < head.size()) {
+    const std::size_t start = pos + 2;
+    const std::size_t end = head.find("\r\n", start);
+    const std::string_view line = head.substr(start, end - start);
+    if (line.size() > name.size() && line[name.size()] == ':' &&
+        strncasecmp(line.data(), name.data(), name.size()) == 0) {
+      std::string_view v = line.substr(name.size() + 1);
+      while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+      while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+      return v;
+    }
+    pos = end;
+  }
+  return {};
+}
+
+}  // namespace
+
+WsPool::WsPool(Reactor& reactor, WsTarget target, WsHandler& handler, std::size_t count)
+    : reactor_(reactor), target_(std::move(target)), handler_(handler), clients_(count) {
+  std::random_device rd;
+  rng_ = (std::uint64_t{rd()} << 32) | rd() | 1;
+  nonce_ = (std::uint64_t{rd()} << 32) | rd();
+  for (std::size_t i = 0; i < count; ++i) clients_[i].index = static_cast<std::uint32_t>(i);
+}
+
+WsPool::~WsPool() {
+  for (auto& c : clients_)
+    if (c.fd >= 0) ::close(c.fd);
+}
+
+std::array<std::uint8_t, 4> WsPool::next_mask() noexcept {
+  rng_ ^= rng_ << 13;  // xorshift64: masks only need to be unpredictable to proxies, not secret
+  rng_ ^= rng_ >> 7;
+  rng_ ^= rng_ << 17;
+  return {static_cast<std::uint8_t>(rng_), static_cast<std::uint8_t>(rng_ >> 8),
+          static_cast<std::uint8_t>(rng_ >> 16), static_cast<std::uint8_t>(rng_ >> 24)};
+}
+
+std::string WsPool::key_for(std::uint32_t index) const {
+  unsigned char raw[16];
+  std::memcpy(raw, &nonce_, 8);
+  std::memcpy(raw + 8, &index, 4);
+  std::memcpy(raw + 12, "lgen", 4);
+  return base64(raw, sizeof raw);
+}
+
+void WsPool::start(std::size_t i, std::string request_target, Nanos now) {
+  WsClient& c = clients_[i];
+  c.started = now;
+  std::uint32_t src = 0;
+  if (target_.source_ips > 0) src = htonl((127u << 24) | static_cast<std::uint32_t>(1 + i % target_.source_ips));
+  const int fd = start_connect(target_.address, src);
+  if (fd < 0) {
+    c.state = WsClient::State::closed;
+    handler_.on_failed(c, "connect: " + errno_name(-fd));
+    return;
+  }
+  c.fd = fd;
+  c.state = WsClient::State::connecting;
+  c.out = "GET " + request_target + " HTTP/1.1\r\nHost: " + target_.host_header +
+          "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key_for(c.index) +
+          "\r\nSec-WebSocket-Version: 13\r\n\r\n";
+  c.want_write = true;
+  reactor_.add(fd, EPOLLIN | EPOLLOUT, c.index);
+}
+
+void WsPool::on_event(std::uint32_t index, std::uint32_t events) {
+  WsClient& c = clients_[index];
+  if (c.state == WsClient::State::closed || c.state == WsClient::State::idle) return;
+  if (c.state == WsClient::State::connecting) return finish_connect(c);
+  if ((events & EPOLLOUT) != 0) flush(c);
+  if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0 && c.state != WsClient::State::closed) on_readable(c);
+}
+
+void WsPool::finish_connect(WsClient& c) {
+  if (const int err = connect_result(c.fd); err != 0) return fail(c, "connect: " + errno_name(err));
+  c.state = WsClient::State::handshaking;
+  flush(c);
+}
+
+void WsPool::on_readable(WsClient& c) {
+  const ssize_t n = ::recv(c.fd, buffer_.data(), buffer_.size(), 0);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
+    return fail(c, "read: " + errno_name(errno));
+  }
+  if (n == 0) return fail(c, "eof");
+  bytes_received_ += static_cast<std::uint64_t>(n);
+  const Nanos now = now_ns();
+  const auto size = static_cast<std::size_t>(n);
+  if (c.state == WsClient::State::handshaking) {
+    c.in.append(buffer_.data(), size);
+    on_handshake_bytes(c, now);
+  } else if (c.in.empty()) {
+    const std::size_t used = process(c, std::string_view(buffer_.data(), size), now);
+    if (used != no_frame && used < size) c.in.assign(buffer_.data() + used, size - used);
+  } else {
+    c.in.append(buffer_.data(), size);
+    const std::size_t used = process(c, c.in, now);
+    if (used != no_frame) c.in.erase(0, used);
+  }
+  // Idle clients keep no buffers: 10k clients x a few KiB of capacity would skew the run.
+  if (c.in.empty() || c.state == WsClient::State::closed) std::string().swap(c.in);
+  if (c.state == WsClient::State::closed) std::string().swap(c.assembly);
+}
+
+void WsPool::on_handshake_bytes(WsClient& c, Nanos now) {
+  const std::size_t end = c.in.find("\r\n\r\n");
+  if (end == std::string::npos) {
+    if (c.in.size() > max_handshake_bytes) fail(c, "upgrade response headers too large");
+    return;
+  }
+  const std::string_view head(c.in.data(), end + 4);
+  if (head.size() < 12 || head.substr(0, 5) != "HTTP/") return fail(c, "upgrade: not an HTTP response");
+  const std::string_view status = head.substr(9, 3);
+  if (status != "101") {
+    std::string body = c.in.substr(end + 4, 120);
+    return fail(c, "upgrade refused: HTTP " + std::string(status) + (body.empty() ? "" : " " + body));
+  }
+  if (header_value(head, "sec-websocket-accept") != accept_for(key_for(c.index)))
+    return fail(c, "upgrade: wrong Sec-WebSocket-Accept");
+  std::string rest = c.in.substr(end + 4);
+  std::string().swap(c.in);
+  if (target_.protocol == Protocol::plain) {
+    c.state = WsClient::State::open;
+    handler_.on_open(c, now);
+  } else {
+    c.state = WsClient::State::awaiting_connected;
+  }
+  if (rest.empty() || c.state == WsClient::State::closed) return;
+  const std::size_t used = process(c, rest, now);
+  if (used != no_frame && used < rest.size()) c.in.assign(rest, used);
+}
+
+std::size_t WsPool::process(WsClient& c, std::string_view bytes, Nanos now) {
+  std::size_t offset = 0;
+  while (c.state != WsClient::State::closed) {
+    bool fin = false;
+    std::uint8_t opcode = 0;
+    std::string_view payload;
+    const std::size_t size = parse_frame(bytes.substr(offset), fin, opcode, payload);
+    if (size == 0) return offset;
+    if (size == no_frame) {
+      fail(c, "protocol error: bad frame header from server");
+      return no_frame;
+    }
+    offset += size;
+    if (!handle_frame(c, fin, opcode, payload, now)) return no_frame;
+  }
+  return no_frame;
+}
+
+bool WsPool::handle_frame(WsClient& c, bool fin, std::uint8_t opcode, std::string_view payload, Nanos now) {
+  switch (opcode) {
+    case 0x1:
+    case 0x2:  // binary: plain echo servers (Node `ws`) relay text as binary
+      if (c.fragmented) {
+        fail(c, "protocol error: new message inside a fragmented one");
+        return false;
+      }
+      if (!fin) {
+        c.assembly.assign(payload);
+        c.fragmented = true;
+        return true;
+      }
+      deliver(c, payload, now);
+      break;
+    case 0x0:
+      if (!c.fragmented) {
+        fail(c, "protocol error: unexpected continuation");
+        return false;
+      }
+      c.assembly.append(payload);
+      if (fin) {
+        c.fragmented = false;
+        deliver(c, c.assembly, now);
+        std::string().swap(c.assembly);
+      }
+      break;
+    case 0x8: {
+      c.close_code = payload.size() >= 2
+                         ? static_cast<std::uint16_t>((static_cast<std::uint8_t>(payload[0]) << 8) |
+                                                      static_cast<std::uint8_t>(payload[1]))
+                         : 1005;
+      const std::string reason(payload.size() > 2 ? payload.substr(2) : std::string_view{});
+      send_raw(c, core::encode_client_frame(core::Opcode::close, payload.substr(0, 2), next_mask()));
+      fail(c, "close " + std::to_string(c.close_code) + (reason.empty() ? "" : " (" + reason + ")"));
+      return false;
+    }
+    case 0x9: send_raw(c, core::encode_client_frame(core::Opcode::pong, payload, next_mask())); break;
+    case 0xA: break;
+    default: fail(c, "protocol error: opcode " + std::to_string(opcode)); return false;
+  }
+  return c.state != WsClient::State::closed;
+}
+
+void WsPool::deliver(WsClient& c, std::string_view message, Nanos now) {
+  if (c.state == WsClient::State::awaiting_connected) {
+    if (message.find(R"("type":"connected")") == std::string_view::npos)
+      return fail(c, "first frame was not 'connected': " + std::string(message.substr(0, 120)));
+    c.state = WsClient::State::open;
+    return handler_.on_open(c, now);
+  }
+  handler_.on_message(c, message, now);
+}
+
+void WsPool::send_text(WsClient& c, std::string_view payload) {
+  send_raw(c, core::encode_client_frame(core::Opcode::text, payload, next_mask()));
+}
+
+void WsPool::send_raw(WsClient& c, std::string_view bytes) {
+  if (c.state == WsClient::State::closed) return;
+  if (c.state == WsClient::State::connecting || !c.out.empty()) {
+    c.out.append(bytes);
+    return;
+  }
+  const long n = write_some(c.fd, bytes);
+  if (n < 0) return fail(c, "write: " + errno_name(static_cast<int>(-n)));
+  if (static_cast<std::size_t>(n) < bytes.size()) {
+    c.out.assign(bytes.substr(static_cast<std::size_t>(n)));
+    set_write_interest(c, true);
+  }
+}
+
+void WsPool::flush(WsClient& c) {
+  if (!c.out.empty()) {
+    const long n = write_some(c.fd, c.out);
+    if (n < 0) return fail(c, "write: " + errno_name(static_cast<int>(-n)));
+    c.out.erase(0, static_cast<std::size_t>(n));
+  }
+  if (c.out.empty()) {
+    std::string().swap(c.out);
+    set_write_interest(c, false);
+  } else {
+    set_write_interest(c, true);
+  }
+}
+
+void WsPool::set_write_interest(WsClient& c, bool on) {
+  if (c.want_write == on) return;
+  c.want_write = on;
+  reactor_.modify(c.fd, EPOLLIN | (on ? EPOLLOUT : 0u), c.index);
+}
+
+void WsPool::close(WsClient& c) {
+  if (c.fd >= 0) {
+    reactor_.remove(c.fd);
+    ::close(c.fd);
+    c.fd = -1;
+  }
+  c.state = WsClient::State::closed;
+  std::string().swap(c.out);
+}
+
+void WsPool::fail(WsClient& c, const std::string& why) {
+  const bool was_open = c.state == WsClient::State::open;
+  close(c);
+  if (was_open)
+    handler_.on_closed(c, why);
+  else
+    handler_.on_failed(c, why);
+}
+
+}  // namespace loadgen
