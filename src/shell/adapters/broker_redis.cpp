@@ -31,7 +31,7 @@ std::string_view str(const redisReply* r) {
 BrokerRedis::BrokerRedis(asio::io_context& io, Options options)
     : io_(io),
       opt_(std::move(options)),
-      reply_channel_(core::reply_channel(opt_.node_id)),
+      requests_(opt_.node_id, opt_.reply_timeout, opt_.metrics),
       cmd_(io, false),
       sub_(io, true),
       resolver_(io),
@@ -105,7 +105,7 @@ void BrokerRedis::on_links(const error_code& ec) {
 void BrokerRedis::subscribe_all() {
   sub_sent_ = sub_confirmed_ = 0;
   // One SUBSCRIBE per channel keeps commands small; they are pipelined into few writes anyway.
-  sub_.command({"SUBSCRIBE", core::all_channel, reply_channel_});
+  sub_.command({"SUBSCRIBE", core::all_channel, requests_.reply_channel()});
   sub_sent_ += 2;
   for (const auto& c : interests_) {
     sub_.command({"SUBSCRIBE", c});
@@ -121,7 +121,7 @@ void BrokerRedis::on_down() {
   sub_.close();
   set_up(false);
   if (was_up) spdlog::warn("cluster: lost redis {}:{}; serving local connections only", opt_.url.host, opt_.url.port);
-  for (const auto& o : gather_.drain()) finish(o, false);
+  requests_.fail_all();
   sub_sent_ = sub_confirmed_ = 0;
   auto waiters = std::move(ready_waiters_);
   ready_waiters_.clear();
@@ -157,44 +157,13 @@ void BrokerRedis::ready_reached() {
 }
 
 void BrokerRedis::on_message(std::string_view channel, std::string_view payload) {
-  if (channel == reply_channel_) {
-    if (auto reply = core::decode_reply(payload))
-      if (auto o = gather_.answered(reply->request_id, reply->count)) finish(*o, true);
-    return;
-  }
-  auto w = core::decode_fanout(payload);
-  if (!w) {
-    spdlog::warn("cluster: ignoring a malformed message on {}", channel);
-    return;
-  }
-  if (w->origin == opt_.node_id) {
-    // Our own fan-out coming back: delivered locally already; it only counts as an answer.
-    if (w->request_id != 0)
-      if (auto o = gather_.answered(w->request_id, 0)) finish(*o, true);
-    return;
-  }
-  if (!handler_) return;
-  Answer answer;
-  if (w->request_id != 0) {
-    answer = [this, origin = w->origin, id = w->request_id](std::size_t n) {
-      asio::post(io_, [this, origin, id, n] {
-        cmd_.command({"PUBLISH", core::reply_channel(origin), core::encode_reply(id, n)});
-      });
-    };
-  } else {
-    answer = [](std::size_t) {};
-  }
-  handler_(w->fanout, std::move(answer));
+  requests_.on_message(channel, payload, handler_, [this](const std::string& origin, std::uint64_t id, std::size_t n) {
+    asio::post(io_, [this, origin, id, n] {
+      cmd_.command({"PUBLISH", core::reply_channel(origin), core::encode_reply(id, n)});
+    });
+  });
 }
 
-void BrokerRedis::finish(const core::ReplyGather::Outcome& o, bool reached) {
-  auto it = waiting_.find(o.request_id);
-  if (it == waiting_.end()) return;
-  auto done = std::move(it->second);
-  waiting_.erase(it);
-  if (!o.complete && reached && opt_.metrics) opt_.metrics->cluster_reply_timeouts.fetch_add(1, std::memory_order_relaxed);
-  if (done) done(FanoutResult{reached, o.count, o.complete});
-}
 
 void BrokerRedis::publish(Fanout f, bool wait, Done done) {
   asio::post(io_, [this, f = std::move(f), wait, done = std::move(done)]() mutable {
@@ -207,7 +176,7 @@ void BrokerRedis::do_publish(Fanout f, bool wait, Done done) {
     if (done) done(FanoutResult{false, 0, false});
     return;
   }
-  const std::uint64_t id = wait ? ++next_request_ : 0;
+  const std::uint64_t id = wait ? requests_.begin(std::move(done)) : 0;
   const std::string channel = core::channel_for(f.route, f.target);
   const std::string payload = core::encode_fanout(f, opt_.node_id, id);
   if (!wait) {
@@ -215,15 +184,7 @@ void BrokerRedis::do_publish(Fanout f, bool wait, Done done) {
     if (done) done(FanoutResult{true, 0, true});
     return;
   }
-  gather_.start(id, std::chrono::steady_clock::now() + opt_.reply_timeout);
-  waiting_.emplace(id, std::move(done));
-  cmd_.command({"PUBLISH", channel, payload}, [this, id](const redisReply* r) {
-    if (!r || r->type != REDIS_REPLY_INTEGER || r->integer < 0) {
-      if (auto o = gather_.failed(id)) finish(*o, false);
-      return;
-    }
-    if (auto o = gather_.published(id, static_cast<std::size_t>(r->integer))) finish(*o, true);
-  });
+  cmd_.command({"PUBLISH", channel, payload}, [this, id](const redisReply* r) { requests_.on_publish_reply(id, r); });
 }
 
 void BrokerRedis::set_interest(Route route, std::string_view name, bool interested) {
@@ -253,7 +214,7 @@ void BrokerRedis::do_heartbeat() {
 }
 
 void BrokerRedis::do_sweep() {
-  for (const auto& o : gather_.expire(std::chrono::steady_clock::now())) finish(o, true);
+  requests_.expire(std::chrono::steady_clock::now());
   sweep_timer_.expires_after(sweep_interval);
   sweep_timer_.async_wait([this](const error_code& ec) {
     if (!ec) do_sweep();

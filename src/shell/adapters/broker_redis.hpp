@@ -25,6 +25,7 @@
 
 #include "boundary/realtime/ports/broker.hpp"
 #include "core/cluster_codec.hpp"
+#include "shell/adapters/cluster_requests.hpp"
 #include "shell/adapters/redis_link.hpp"
 
 namespace boundary::realtime::shell {
@@ -62,7 +63,6 @@ class BrokerRedis final : public Broker {
   void subscribe_all();
   void on_push(const redisReply* reply);
   void on_message(std::string_view channel, std::string_view payload);
-  void finish(const core::ReplyGather::Outcome& outcome, bool reached);
   void do_publish(Fanout f, bool wait, Done done);
   void do_heartbeat();
   void do_sweep();
@@ -70,7 +70,6 @@ class BrokerRedis final : public Broker {
 
   boost::asio::io_context& io_;
   Options opt_;
-  const std::string reply_channel_;
   RedisLink cmd_;
   RedisLink sub_;
   boost::asio::ip::tcp::resolver resolver_;
@@ -85,9 +84,7 @@ class BrokerRedis final : public Broker {
   std::chrono::milliseconds backoff_{100};
   Handler handler_;
   std::set<std::string> interests_;  // channels this node wants besides rt:all and its reply channel
-  std::uint64_t next_request_ = 0;
-  core::ReplyGather gather_;
-  std::unordered_map<std::uint64_t, Done> waiting_;
+  ClusterRequests requests_;
   // Subscribe barrier: (UN)SUBSCRIBE confirmations arrive in the order the channels were sent.
   std::uint64_t sub_sent_ = 0;
   std::uint64_t sub_confirmed_ = 0;

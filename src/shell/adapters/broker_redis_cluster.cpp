@@ -52,7 +52,7 @@ core::RespValue to_resp(const redisReply* r) {
 BrokerRedisCluster::BrokerRedisCluster(asio::io_context& io, Options options)
     : io_(io),
       opt_(std::move(options)),
-      reply_channel_(core::reply_channel(opt_.node_id)),
+      requests_(opt_.node_id, opt_.reply_timeout, opt_.metrics),
       probe_(io, false),
       resolver_(io),
       reconnect_timer_(io),
@@ -73,7 +73,7 @@ BrokerRedisCluster::~BrokerRedisCluster() {
     s->cmd.close();
     s->sub.close();
   }
-  for (const auto& o : gather_.drain()) finish(o, false);
+  requests_.fail_all();
 }
 
 void BrokerRedisCluster::start() {
@@ -198,7 +198,7 @@ std::vector<std::pair<BrokerRedisCluster::Shard*, std::uint64_t>> BrokerRedisClu
 
 void BrokerRedisCluster::subscribe_all() {
   Shard& home = *shards_[home_];
-  home.sub.command({"SUBSCRIBE", core::all_channel, reply_channel_});
+  home.sub.command({"SUBSCRIBE", core::all_channel, requests_.reply_channel()});
   home.sub_sent += 2;
   for (const auto& c : others_) subscribe(false, c, true);
   for (const auto& c : topics_) subscribe(true, c, true);
@@ -231,7 +231,7 @@ void BrokerRedisCluster::on_down() {
   refresh_timer_.cancel();
   set_up(false);
   if (was_up) spdlog::warn("cluster: lost the redis cluster; serving local connections only");
-  for (const auto& o : gather_.drain()) finish(o, false);
+  requests_.fail_all();
   auto waiters = std::move(ready_waiters_);
   ready_waiters_.clear();
   for (auto& w : waiters) w.fn();
@@ -294,45 +294,14 @@ void BrokerRedisCluster::ready_reached() {
 }
 
 void BrokerRedisCluster::on_message(std::string_view channel, std::string_view payload) {
-  if (channel == reply_channel_) {
-    if (auto reply = core::decode_reply(payload))
-      if (auto o = gather_.answered(reply->request_id, reply->count)) finish(*o, true);
-    return;
-  }
-  auto w = core::decode_fanout(payload);
-  if (!w) {
-    spdlog::warn("cluster: ignoring a malformed message on {}", channel);
-    return;
-  }
-  if (w->origin == opt_.node_id) {
-    // Our own fan-out coming back: delivered locally already; it only counts as an answer.
-    if (w->request_id != 0)
-      if (auto o = gather_.answered(w->request_id, 0)) finish(*o, true);
-    return;
-  }
-  if (!handler_) return;
-  Answer answer;
-  if (w->request_id != 0) {
-    answer = [this, origin = w->origin, id = w->request_id](std::size_t n) {
-      asio::post(io_, [this, origin, id, n] {
-        if (state_ != State::up && state_ != State::subscribing) return;
-        shards_[home_]->cmd.command({"PUBLISH", core::reply_channel(origin), core::encode_reply(id, n)});
-      });
-    };
-  } else {
-    answer = [](std::size_t) {};
-  }
-  handler_(w->fanout, std::move(answer));
+  requests_.on_message(channel, payload, handler_, [this](const std::string& origin, std::uint64_t id, std::size_t n) {
+    asio::post(io_, [this, origin, id, n] {
+      if (state_ != State::up && state_ != State::subscribing) return;
+      shards_[home_]->cmd.command({"PUBLISH", core::reply_channel(origin), core::encode_reply(id, n)});
+    });
+  });
 }
 
-void BrokerRedisCluster::finish(const core::ReplyGather::Outcome& o, bool reached) {
-  auto it = waiting_.find(o.request_id);
-  if (it == waiting_.end()) return;
-  auto done = std::move(it->second);
-  waiting_.erase(it);
-  if (!o.complete && reached && opt_.metrics) opt_.metrics->cluster_reply_timeouts.fetch_add(1, std::memory_order_relaxed);
-  if (done) done(FanoutResult{reached, o.count, o.complete});
-}
 
 void BrokerRedisCluster::publish(Fanout f, bool wait, Done done) {
   asio::post(io_, [this, f = std::move(f), wait, done = std::move(done)]() mutable {
@@ -345,13 +314,9 @@ void BrokerRedisCluster::do_publish(Fanout f, bool wait, Done done) {
     if (done) done(FanoutResult{false, 0, false});
     return;
   }
-  const std::uint64_t id = wait ? ++next_request_ : 0;
+  const std::uint64_t id = wait ? requests_.begin(std::move(done)) : 0;
   auto msg = std::make_shared<const std::pair<std::string, std::string>>(core::channel_for(f.route, f.target),
                                                                         core::encode_fanout(f, opt_.node_id, id));
-  if (wait) {
-    gather_.start(id, std::chrono::steady_clock::now() + opt_.reply_timeout);
-    waiting_.emplace(id, std::move(done));
-  }
   if (f.route == Route::topic) {
     spublish(shard_for(msg->first), msg, id, false, true);
   } else if (!wait) {
@@ -359,12 +324,7 @@ void BrokerRedisCluster::do_publish(Fanout f, bool wait, Done done) {
   } else {
     const auto epoch = epoch_;
     shards_[home_]->cmd.command({"PUBLISH", msg->first, msg->second}, [this, epoch, id](const redisReply* r) {
-      if (epoch != epoch_) return;
-      if (!r || r->type != REDIS_REPLY_INTEGER || r->integer < 0) {
-        if (auto o = gather_.failed(id)) finish(*o, false);
-        return;
-      }
-      if (auto o = gather_.published(id, static_cast<std::size_t>(r->integer))) finish(*o, true);
+      if (epoch == epoch_) requests_.on_publish_reply(id, r);
     });
   }
   if (!wait && done) done(FanoutResult{true, 0, true});
@@ -380,8 +340,7 @@ void BrokerRedisCluster::spublish(std::size_t shard, std::shared_ptr<const std::
   s.cmd.command({"SPUBLISH", msg->first, msg->second}, [this, epoch, from = &s, msg, id, follow](const redisReply* r) {
     if (epoch != epoch_) return;
     if (r && r->type == REDIS_REPLY_INTEGER && r->integer >= 0) {
-      if (id != 0)
-        if (auto o = gather_.published(id, static_cast<std::size_t>(r->integer))) finish(*o, true);
+      if (id != 0) requests_.on_publish_reply(id, r);
       return;
     }
     if (r && r->type == REDIS_REPLY_ERROR) {
@@ -396,8 +355,7 @@ void BrokerRedisCluster::spublish(std::size_t shard, std::shared_ptr<const std::
       if (spublish_errors_++ % 1000 == 0)
         spdlog::warn("cluster: SPUBLISH {} refused: {} ({} so far)", msg->first, str(r), spublish_errors_);
     }
-    if (id != 0)
-      if (auto o = gather_.failed(id)) finish(*o, false);
+    if (id != 0) requests_.failed(id);
   });
 }
 
@@ -491,7 +449,7 @@ void BrokerRedisCluster::do_heartbeat() {
 }
 
 void BrokerRedisCluster::do_sweep() {
-  for (const auto& o : gather_.expire(std::chrono::steady_clock::now())) finish(o, true);
+  requests_.expire(std::chrono::steady_clock::now());
   sweep_timer_.expires_after(sweep_interval);
   sweep_timer_.async_wait([this](const error_code& ec) {
     if (!ec) do_sweep();

@@ -43,6 +43,7 @@
 #include "boundary/realtime/ports/broker.hpp"
 #include "core/cluster_codec.hpp"
 #include "core/redis_cluster.hpp"
+#include "shell/adapters/cluster_requests.hpp"
 #include "shell/adapters/redis_link.hpp"
 
 namespace boundary::realtime::shell {
@@ -100,7 +101,6 @@ class BrokerRedisCluster final : public Broker {
   void subscribe(bool topic, const std::string& channel, bool on);
   void on_push(Shard* shard, const redisReply* reply);
   void on_message(std::string_view channel, std::string_view payload);
-  void finish(const core::ReplyGather::Outcome& outcome, bool reached);
   void do_publish(Fanout f, bool wait, Done done);
   void spublish(std::size_t shard, std::shared_ptr<const std::pair<std::string, std::string>> msg, std::uint64_t id,
                 bool asking, bool follow);
@@ -116,7 +116,6 @@ class BrokerRedisCluster final : public Broker {
 
   boost::asio::io_context& io_;
   Options opt_;
-  const std::string reply_channel_;
   RedisLink probe_;  // asks a seed for the slot map
   std::vector<std::unique_ptr<Shard>> pool_;
   std::vector<Shard*> shards_;  // the current map's masters, in map order
@@ -141,9 +140,7 @@ class BrokerRedisCluster final : public Broker {
   Handler handler_;
   std::set<std::string> topics_;  // rt:t: channels, sharded
   std::set<std::string> others_;   // rt:u: and rt:r: channels, on the home master
-  std::uint64_t next_request_ = 0;
-  core::ReplyGather gather_;
-  std::unordered_map<std::uint64_t, Done> waiting_;
+  ClusterRequests requests_;
   std::deque<ReadyWaiter> ready_waiters_;
 };
 
