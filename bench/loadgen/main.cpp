@@ -8,6 +8,7 @@
 #include <exception>
 #include <string>
 
+#include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -137,7 +138,13 @@ json::object report(const Options& o, const Results& r) {
                    {"messages", o.messages},
                    {"size", o.size},
                    {"rate", o.rate},
+                   {"window", o.window},
                    {"connect", connect_json(r.connect)}};
+  if (!o.ports.empty()) {
+    json::array ports;
+    for (const auto p : o.ports) ports.emplace_back(p);
+    out["ports"] = std::move(ports);
+  }
   if (r.delivery.ran) out["delivery"] = delivery_json(r.delivery);
   out["server"] = server_json(o, r);
   out["closed_by_server"] = counts_json(r.closes);

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <algorithm>
 #include <map>
 #include <stdexcept>
 #include <string_view>
@@ -18,6 +19,8 @@ Usage: realtime-loadgen --scenario connect|fanout|broadcast|users [options]
 
   --host H              server address (default 127.0.0.1)
   --port P              server port (default 3000)
+  --ports P1,P2,...     several nodes of one cluster: client i connects to port i mod count;
+                        the publisher uses the first (default: --port only)
   --secret S            JWT HS256 secret: each connection gets a token for user u<offset+i>
   --token T             one ready-made JWT for every connection (instead of --secret)
   --api-key K           bearer key for /api/*
@@ -29,6 +32,8 @@ Usage: realtime-loadgen --scenario connect|fanout|broadcast|users [options]
   --duration D          seconds, users scenario: messages = rate * duration (default 10)
   --topic T             topic for fanout (default bench)
   --via api|ws          fanout publisher: POST /api/publish, or a WebSocket `publish` command
+  --window K            --via ws: up to K `publish` commands awaiting their reply (default 1);
+                        with --rate 0 this publishes at full speed, K messages ahead
   --protocol realtime|plain-ws
                         plain-ws: any broadcast WebSocket server at ws://H:P<path>, no token;
                         the publisher is a client whose messages the server relays to all
@@ -74,6 +79,7 @@ Scenario to_scenario(const std::string& v) {
 void check(const Options& o) {
   if (o.connections == 0) throw std::invalid_argument("--connections must be at least 1");
   if (o.size > 1'000'000) throw std::invalid_argument("--size must be at most 1000000");
+  if (o.window == 0) throw std::invalid_argument("--window must be at least 1");
   if (o.in_flight == 0) throw std::invalid_argument("--in-flight must be at least 1");
   if (o.source_ips > 254) throw std::invalid_argument("--source-ips must be at most 254");
   if (o.protocol == Protocol::realtime && o.secret.empty() && o.token.empty())
@@ -129,6 +135,19 @@ Options parse_options(int argc, char** argv) {
            throw std::invalid_argument("--protocol: expected realtime or plain-ws, got '" + v + "'");
          o.protocol = v == "plain-ws" ? Protocol::plain : Protocol::realtime;
        }},
+      {"--ports", [&](const std::string& v) {
+         o.ports.clear();
+         std::size_t start = 0;
+         while (start <= v.size()) {
+           const std::size_t comma = std::min(v.find(',', start), v.size());
+           const auto p = to_count("--ports", v.substr(start, comma - start));
+           if (p == 0 || p > 65535) throw std::invalid_argument("--ports: out of range: " + v);
+           o.ports.push_back(static_cast<std::uint16_t>(p));
+           start = comma + 1;
+         }
+         o.port = o.ports.front();
+       }},
+      {"--window", [&](const std::string& v) { o.window = to_count("--window", v); }},
       {"--connections", [&](const std::string& v) { o.connections = to_count("--connections", v); }},
       {"--messages", [&](const std::string& v) { o.messages = to_count("--messages", v); }},
       {"--size", [&](const std::string& v) { o.size = to_count("--size", v); }},

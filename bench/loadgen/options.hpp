@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "ws_client.hpp"
 
@@ -14,6 +15,7 @@ enum class Via { api, ws };
 struct Options {
   std::string host = "127.0.0.1";
   std::uint16_t port = 3000;
+  std::vector<std::uint16_t> ports;  // --ports: client i connects to ports[i % size]; empty = port
   std::string secret;   // HS256 secret: one token per connection, user-id u<offset+i>
   std::string token;    // or one ready-made token for every connection
   std::string api_key;
@@ -30,6 +32,7 @@ struct Options {
   std::size_t source_ips = 254;   // 127.0.0.1..N as source addresses (loopback targets only)
   std::size_t id_offset = 0;      // user ids start at u<id_offset> (several processes, one server)
   double rate = 0;                // messages/s from the publisher; 0 = next send after each reply
+  std::size_t window = 1;         // --via ws: `publish` commands awaiting their reply at once
   double duration = 10;           // seconds (users scenario: messages = rate * duration)
   double hold = 0;                // seconds to hold connections idle (connect scenario)
   double timeout = 120;           // overall deadline, seconds

@@ -53,14 +53,19 @@ Run::Run(const Options& options) : o_(options), publisher_index_(options.connect
   roles_json_ += ']';
 
   WsTarget target;
-  target.address = resolve(o_.host, o_.port);
-  target.host_header = o_.host + ":" + std::to_string(o_.port);
+  const std::vector<std::uint16_t> ports = o_.ports.empty() ? std::vector<std::uint16_t>{o_.port} : o_.ports;
+  for (const std::uint16_t port : ports) {
+    target.addresses.push_back(resolve(o_.host, port));
+    target.host_headers.push_back(o_.host + ":" + std::to_string(port));
+  }
   target.protocol = o_.protocol;
-  const bool loopback = (ntohl(target.address.sin_addr.s_addr) >> 24) == 127;
+  const sockaddr_in api_address = target.addresses.front();
+  const std::string api_host = target.host_headers.front();
+  const bool loopback = (ntohl(api_address.sin_addr.s_addr) >> 24) == 127;
   target.source_ips = loopback ? static_cast<std::uint32_t>(o_.source_ips) : 0;
   pool_ = std::make_unique<WsPool>(reactor_, target, *this, o_.connections + 1);
   if (o_.protocol == Protocol::realtime && o_.scenario != Scenario::connect && o_.via == Via::api)
-    api_ = std::make_unique<HttpClient>(reactor_, target.address, target.host_header, api_key_tag, *this);
+    api_ = std::make_unique<HttpClient>(reactor_, api_address, api_host, api_key_tag, *this);
 }
 
 Run::~Run() = default;
@@ -261,7 +266,7 @@ bool Run::publisher_ready() const {
   WsClient& p = pool_->client(publisher_index_);
   if (p.state != WsClient::State::open) return false;
   if (o_.protocol == Protocol::plain) return p.out.empty();
-  return !awaiting_reply_;
+  return awaiting_replies_ < o_.window;
 }
 
 void Run::send_next() {
@@ -284,7 +289,8 @@ void Run::send_next() {
     }
     api_->request("POST", path, o_.api_key, body);
   } else if (o_.protocol == Protocol::realtime) {
-    awaiting_reply_ = true;
+    ++awaiting_replies_;
+    requests_sent_.push_back(t);
     pool_->send_text(pool_->client(publisher_index_),
                      R"({"action":"publish","topic":")" + o_.topic + R"(","message":)" + message + "}");
   } else {
@@ -395,17 +401,25 @@ void Run::on_publisher_message(std::string_view payload, Nanos now) {
     return;
   }
   if (contains(payload, R"("type":"published")")) {
-    awaiting_reply_ = false;
-    d.reply_latency.record(now - request_sent_);
+    d.reply_latency.record(now - take_request_time());
     last_progress_ = now;
     if (const auto n = number_after(payload, R"("delivered":)"); n > 0)
       d.server_delivered += static_cast<std::uint64_t>(n);
   } else if (contains(payload, R"("type":"error")")) {
-    awaiting_reply_ = false;
+    take_request_time();
     last_progress_ = now;
     if (d.send_errors++ == 0) d.first_send_error = shorten(payload);
     forget_refused(d.sent - 1);
   }
+}
+
+// Replies come in request order: the oldest outstanding `publish` is the one answered.
+Nanos Run::take_request_time() {
+  if (awaiting_replies_ > 0) --awaiting_replies_;
+  if (requests_sent_.empty()) return now_ns();
+  const Nanos t = requests_sent_.front();
+  requests_sent_.pop_front();
+  return t;
 }
 
 void Run::on_response(int status, std::string_view body, Nanos now) {

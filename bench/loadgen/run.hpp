@@ -122,6 +122,7 @@ class Run final : public WsHandler, public HttpHandler {
   void on_control(WsClient& c, std::string_view payload);
   void on_publisher_message(std::string_view payload, Nanos now);
   void forget_refused(std::uint64_t seq);
+  Nanos take_request_time();
   void progress(Nanos now);
 
   const Options& o_;
@@ -143,7 +144,8 @@ class Run final : public WsHandler, public HttpHandler {
   // delivery
   std::size_t publisher_index_;  // the pool slot after the subscribers
   std::uint64_t bits_per_client_ = 0;
-  bool awaiting_reply_ = false;
+  std::size_t awaiting_replies_ = 0;    // `publish` commands sent, not yet answered
+  std::deque<Nanos> requests_sent_;     // their send times, oldest first
   Nanos request_sent_ = 0;
   Nanos last_progress_ = 0;
   Nanos next_progress_ = 0;

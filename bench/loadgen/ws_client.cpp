@@ -118,7 +118,8 @@ void WsPool::start(std::size_t i, std::string request_target, Nanos now) {
   c.started = now;
   std::uint32_t src = 0;
   if (target_.source_ips > 0) src = htonl((127u << 24) | static_cast<std::uint32_t>(1 + i % target_.source_ips));
-  const int fd = start_connect(target_.address, src);
+  const std::size_t node = i % target_.addresses.size();
+  const int fd = start_connect(target_.addresses[node], src);
   if (fd < 0) {
     c.state = WsClient::State::closed;
     handler_.on_failed(c, "connect: " + errno_name(-fd));
@@ -126,7 +127,7 @@ void WsPool::start(std::size_t i, std::string request_target, Nanos now) {
   }
   c.fd = fd;
   c.state = WsClient::State::connecting;
-  c.out = "GET " + request_target + " HTTP/1.1\r\nHost: " + target_.host_header +
+  c.out = "GET " + request_target + " HTTP/1.1\r\nHost: " + target_.host_headers[node] +
           "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key_for(c.index) +
           "\r\nSec-WebSocket-Version: 13\r\n\r\n";
   c.want_write = true;

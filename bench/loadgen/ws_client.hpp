@@ -55,8 +55,10 @@ class WsHandler {
 };
 
 struct WsTarget {
-  sockaddr_in address{};
-  std::string host_header;      // "host:port"
+  // Client i connects to addresses[i % size] (several nodes of one cluster), with the matching
+  // Host header ("host:port").
+  std::vector<sockaddr_in> addresses;
+  std::vector<std::string> host_headers;
   Protocol protocol = Protocol::realtime;
   std::uint32_t source_ips = 0;  // rotate over 127.0.0.1..N (0: let the kernel choose)
 };
