@@ -27,7 +27,7 @@ struct Membership {
 struct Entry {
   std::shared_ptr<Connection> connection;
   Identity identity;
-  std::string id;
+  std::string_view id;  // the connection's own id(), valid while `connection` lives
   std::vector<Membership> memberships;
   std::size_t topic_count = 0;
 };
@@ -120,11 +120,14 @@ ConnectionRegistry::~ConnectionRegistry() = default;
 bool ConnectionRegistry::register_connection(std::shared_ptr<Connection> connection, Identity identity) {
   if (!connection || impl_->entry(connection->id())) return false;
   auto e = std::make_unique<Entry>();
-  e->id = std::string(connection->id());
+  e->id = connection->id();
   e->connection = std::move(connection);
   e->identity = std::move(identity);
+  // Everyone, the user, and each role: sized once, as an idle connection's record is most of
+  // what the server holds per connection.
+  e->memberships.reserve(2 + e->identity.roles.size());
   Entry& ref = *e;
-  impl_->entries.emplace(std::string_view(ref.id), std::move(e));
+  impl_->entries.emplace(ref.id, std::move(e));
   impl_->join(ref, impl_->everyone);
   impl_->join(ref, impl_->users, GroupKind::user, ref.identity.user_id);
   for (std::size_t i = 0; i < ref.identity.roles.size(); ++i) {

@@ -7,13 +7,19 @@
 // bytes of an incomplete frame are kept) and no write buffer (the queue is empty and
 // releases its capacity). Writes are non-blocking gather writes straight from the shared
 // frames; only when the kernel buffer is full does the session wait for writability.
+// The socket is bound to the loop's io_context executor rather than the polymorphic
+// any_io_executor: the read wait every idle connection keeps pending (and the socket object)
+// is about 250 bytes smaller per connection, measured with heaptrack.
 
+#include <array>
 #include <chrono>
 #include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
+#include <boost/asio/basic_stream_socket.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
 #include "boundary/realtime/identity.hpp"
@@ -29,14 +35,15 @@ class WsSession final : public Connection, public std::enable_shared_from_this<W
  public:
   using Clock = std::chrono::steady_clock;
 
-  WsSession(Loop& loop, boost::asio::ip::tcp::socket socket, std::string id);
+  // `id` is at most 36 characters (a UUID v4).
+  WsSession(Loop& loop, boost::asio::ip::tcp::socket socket, std::string_view id);
   ~WsSession() override;
 
   // Registers with the loop, queues the 101 response and the `connected` frame, starts reading.
   // `early_bytes` are frame bytes that arrived with the upgrade request.
   void start(Identity identity, std::string upgrade_response, std::string_view early_bytes);
 
-  std::string_view id() const noexcept override { return id_; }
+  std::string_view id() const noexcept override { return {id_.data(), id_size_}; }
   bool is_open() const noexcept override { return state_ == State::open; }
   void send(const Message& message) override;
   void close(CloseCode code, std::string_view reason) override;
@@ -51,6 +58,7 @@ class WsSession final : public Connection, public std::enable_shared_from_this<W
 
  private:
   enum class State : std::uint8_t { open, closing, closed };
+  using Socket = boost::asio::basic_stream_socket<boost::asio::ip::tcp, boost::asio::io_context::executor_type>;
 
   void do_wait_readable();
   void on_readable(const boost::system::error_code& ec);
@@ -72,8 +80,9 @@ class WsSession final : public Connection, public std::enable_shared_from_this<W
   void finish();
 
   Loop& loop_;
-  boost::asio::ip::tcp::socket socket_;
-  std::string id_;
+  Socket socket_;
+  std::array<char, 36> id_;             // inline: the registry keys its index with a view of it
+  std::uint8_t id_size_;
   const Identity* identity_ = nullptr;  // owned by the registry entry while registered
   core::InboundDecoder decoder_;
   core::TokenBucket bucket_;

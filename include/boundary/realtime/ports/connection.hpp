@@ -19,7 +19,9 @@ namespace boundary::realtime {
 class Connection {
  public:
   virtual ~Connection() = default;
-  virtual std::string_view id() const noexcept = 0;  // UUID v4 text
+  // UUID v4 text. The view stays valid and unchanged for the object's lifetime: the registry
+  // keys its index with it instead of keeping a copy.
+  virtual std::string_view id() const noexcept = 0;
   virtual bool is_open() const noexcept = 0;
   virtual void send(const Message& message) = 0;
   virtual void close(CloseCode code, std::string_view reason) = 0;
