@@ -1,7 +1,5 @@
 #include "shell/loop.hpp"
 
-#include <malloc.h>
-
 #include <boost/asio/post.hpp>
 #include <boost/asio/socket_base.hpp>
 #include <spdlog/spdlog.h>
@@ -15,8 +13,6 @@ namespace asio = boost::asio;
 using boost::system::error_code;
 
 namespace {
-// Connections accepted since the last malloc_trim that make the next sweep trim.
-constexpr std::size_t trim_after_accepts = 256;
 // Scratch read size: one read per readiness event takes at most this much from one socket, so
 // one busy client cannot starve the rest of the loop.
 constexpr std::size_t read_buffer_bytes = 64 * 1024;
@@ -124,7 +120,6 @@ void Loop::on_accept(const error_code& ec, asio::ip::tcp::socket socket) {
     });
     return;
   }
-  ++accepted_since_trim_;
   std::make_shared<HttpSession>(*this, std::move(socket))->start();
   do_accept();
 }
@@ -137,20 +132,8 @@ void Loop::do_sweep() {
     const auto now = WsSession::Clock::now();
     registry_.for_each([now](Connection& c, const Identity&) { static_cast<WsSession&>(c).check_idle(now); });
     std::erase_if(closing_, [now](const std::shared_ptr<WsSession>& s) { return s->close_expired(now); });
-    release_handshake_memory();
     do_sweep();
   });
-}
-
-// Handshakes use a few KB each (HTTP parser, buffers) for a moment, and the long-lived
-// connection records end up between those freed blocks, so after a burst of connects the heap
-// holds free pages that malloc keeps. Hand them back (glibc's malloc_trim releases whole free
-// pages anywhere in the heap) at most once per sweep and only after a burst: measured at 10k
-// connections, about 300 bytes of RSS per idle connection.
-void Loop::release_handshake_memory() {
-  if (accepted_since_trim_ < trim_after_accepts) return;
-  accepted_since_trim_ = 0;
-  malloc_trim(0);
 }
 
 }  // namespace boundary::realtime::shell

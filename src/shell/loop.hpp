@@ -51,7 +51,6 @@ class Loop {
   void on_accept(const boost::system::error_code& ec, boost::asio::ip::tcp::socket socket);
   void do_sweep();
   void flush_all();
-  void release_handshake_memory();
 
   ServerCore& server_;
   unsigned index_;
@@ -65,7 +64,6 @@ class Loop {
   boost::asio::steady_timer sweep_timer_;
   std::thread thread_;
   bool accepting_ = false;
-  std::size_t accepted_since_trim_ = 0;
 };
 
 }  // namespace boundary::realtime::shell
