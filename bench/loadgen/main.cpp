@@ -127,12 +127,18 @@ json::object server_json(const Options& o, const Results& r) {
   if (s.rss_baseline >= 0 && s.rss_after_hold >= 0 && opened > 0)
     out["rss_per_connection_after_hold_bytes"] =
         std::round(static_cast<double>(s.rss_after_hold - s.rss_baseline) / opened);
+  if (s.rss_warm >= 0 && s.rss_after_hold >= 0 && opened > static_cast<double>(s.warm_connections)) {
+    out["rss_warm_bytes"] = s.rss_warm;
+    out["warm_connections"] = s.warm_connections;
+    out["rss_marginal_per_connection_bytes"] = std::round(
+        static_cast<double>(s.rss_after_hold - s.rss_warm) / (opened - static_cast<double>(s.warm_connections)));
+  }
   return out;
 }
 
 json::object report(const Options& o, const Results& r) {
   json::object out{{"scenario", to_string(o.scenario)},
-                   {"protocol", o.protocol == Protocol::plain ? "plain-ws" : "realtime"},
+                   {"protocol", to_string(o.protocol)},
                    {"via", o.via == Via::ws ? "ws" : "api"},
                    {"connections", o.connections},
                    {"messages", o.messages},
@@ -175,6 +181,10 @@ void summary_connect(const Options& o, const Results& r) {
     std::fprintf(stderr, "server RSS after hold: %lld B, %.0f B/connection\n",
                  static_cast<long long>(r.server.rss_after_hold),
                  s.at("rss_per_connection_after_hold_bytes").to_number<double>());
+  if (s.contains("rss_marginal_per_connection_bytes"))
+    std::fprintf(stderr, "server RSS after the first %llu connections: %lld B; %.0f B per further connection\n",
+                 ull(r.server.warm_connections), static_cast<long long>(r.server.rss_warm),
+                 s.at("rss_marginal_per_connection_bytes").to_number<double>());
 }
 
 void summary_delivery(const DeliveryResults& d) {

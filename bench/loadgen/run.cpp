@@ -39,6 +39,9 @@ bool contains(std::string_view s, std::string_view what) {
 
 std::string shorten(std::string_view s) { return std::string(s.substr(0, 160)); }
 
+// Connections opened before the warm RSS sample: a tenth, at most 1,000.
+std::uint64_t warm_connections(std::uint64_t n) { return std::min<std::uint64_t>(1000, n / 10); }
+
 }  // namespace
 
 Run::Run(const Options& options) : o_(options), publisher_index_(options.connections) {
@@ -80,6 +83,8 @@ std::string Run::token_for(const std::string& user_id) const {
 
 std::string Run::request_target(const std::string& user_id) const {
   if (o_.protocol == Protocol::plain) return o_.path;
+  if (o_.protocol == Protocol::socketio)
+    return o_.path + (o_.path.find('?') == std::string::npos ? "?" : "&") + "EIO=4&transport=websocket";
   std::string target = "/ws?token=";
   target += token_for(user_id);
   return target;
@@ -146,6 +151,7 @@ void Run::expire_handshakes(Nanos now) {
     if (pending) {
       const char* stage = c.state == WsClient::State::connecting    ? "connect"
                           : c.state == WsClient::State::handshaking ? "upgrade response"
+                          : o_.protocol == Protocol::socketio       ? "socket.io connect"
                                                                     : "connected frame";
       pool_->close(c);
       on_failed(c, std::string("timeout waiting for ") + stage);
@@ -175,6 +181,10 @@ void Run::on_open(WsClient& c, Nanos now) {
   --in_flight_;
   r.last_open = now;
   r.handshake.record(now - c.started);
+  if (r.opened == warm_connections(o_.connections)) {
+    results_.server.warm_connections = r.opened;
+    results_.server.rss_warm = read_rss_bytes(o_.server_pid);
+  }
   if (o_.scenario == Scenario::fanout)
     pool_->send_text(c, R"({"action":"subscribe","topic":")" + o_.topic + R"("})");
 }
@@ -265,7 +275,7 @@ bool Run::publisher_ready() const {
   if (api_) return !api_->busy();
   WsClient& p = pool_->client(publisher_index_);
   if (p.state != WsClient::State::open) return false;
-  if (o_.protocol == Protocol::plain) return p.out.empty();
+  if (o_.protocol != Protocol::realtime) return p.out.empty();
   return awaiting_replies_ < o_.window;
 }
 
@@ -293,6 +303,8 @@ void Run::send_next() {
     requests_sent_.push_back(t);
     pool_->send_text(pool_->client(publisher_index_),
                      R"({"action":"publish","topic":")" + o_.topic + R"(","message":)" + message + "}");
+  } else if (o_.protocol == Protocol::socketio) {
+    pool_->send_text(pool_->client(publisher_index_), R"(42["publish",)" + message + "]");
   } else {
     pool_->send_text(pool_->client(publisher_index_), message);
   }
@@ -396,7 +408,7 @@ void Run::on_control(WsClient& c, std::string_view payload) {
 
 void Run::on_publisher_message(std::string_view payload, Nanos now) {
   auto& d = results_.delivery;
-  if (o_.protocol == Protocol::plain) {
+  if (o_.protocol != Protocol::realtime) {
     if (contains(payload, R"("seq":)")) ++d.publisher_echoes;
     return;
   }

@@ -27,7 +27,7 @@ struct ConnectResults {
   std::map<std::string, std::uint64_t> errors;  // reason -> count
   Nanos first_start = 0;
   Nanos last_open = 0;
-  Histogram handshake;  // connect() to the `connected` frame (or the 101 for plain-ws)
+  Histogram handshake;  // connect() to the `connected` frame (the 101 for plain-ws, `40` for socketio)
   bool timed_out = false;
 };
 
@@ -48,7 +48,7 @@ struct DeliveryResults {
   std::uint64_t server_delivered = 0;  // sum of the server's "delivered" counts
   std::uint64_t command_errors = 0;    // `error` replies to subscribers
   std::string first_command_error;
-  std::uint64_t publisher_echoes = 0;  // plain-ws: the relay sent our own message back
+  std::uint64_t publisher_echoes = 0;  // plain-ws, socketio: the relay sent our own message back
   Nanos first_send = 0;
   Nanos last_send = 0;
   Nanos last_delivery = 0;
@@ -64,6 +64,11 @@ struct DeliveryResults {
 struct ServerSamples {
   std::int64_t rss_baseline = -1;
   std::int64_t rss_connected = -1;
+  // After the first `warm_connections` opened: the marginal figure (rss_after_hold - rss_warm)
+  // / (opened - warm) leaves out what the first connections page in once (code, libraries,
+  // allocator arenas) and keeps what each further idle connection costs.
+  std::int64_t rss_warm = -1;
+  std::uint64_t warm_connections = 0;
   std::int64_t rss_after_hold = -1;
   std::int64_t rss_after_delivery = -1;
 };

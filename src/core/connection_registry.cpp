@@ -4,6 +4,17 @@
 #include <cassert>
 #include <unordered_map>
 
+// GCC 12 reports a -Wstringop-overread false positive inside small_vector's inline-capacity
+// copy (its length bound is the heap case's); the header is fine.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wstringop-overread"
+#endif
+#include <boost/container/small_vector.hpp>
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
 namespace boundary::realtime {
 namespace {
 
@@ -12,10 +23,11 @@ struct Entry;
 enum class GroupKind { all, user, role, topic };
 
 // A set of connections (everyone, one user, one role or one topic) as a swap-remove vector.
+// Most users have one connection: a group of one keeps it inline.
 struct Group {
   GroupKind kind;
   std::string name;
-  std::vector<Entry*> members;
+  boost::container::small_vector<Entry*, 1> members;
 };
 
 // Where an entry sits inside one group, so that leaving is O(1).
@@ -24,20 +36,30 @@ struct Membership {
   std::uint32_t index;
 };
 
+// What the registry holds per connection. Entries and groups live in the nodes of their maps
+// (node-based, so their addresses are stable) rather than in allocations of their own, and
+// the memberships of a connection without topics (everyone, its user, its role) are inline:
+// an idle connection costs few and small allocations.
 struct Entry {
   std::shared_ptr<Connection> connection;
   Identity identity;
-  std::string_view id;  // the connection's own id(), valid while `connection` lives
-  std::vector<Membership> memberships;
-  std::size_t topic_count = 0;
+  boost::container::small_vector<Membership, 3> memberships;
 };
 
-using GroupMap = std::unordered_map<std::string_view, std::unique_ptr<Group>>;
+// The entry's topics: memberships past everyone, the user and the roles. Counted when asked
+// (subscribe scans the memberships anyway) rather than stored in every entry.
+std::size_t topics_in(const Entry& e) {
+  return static_cast<std::size_t>(std::count_if(e.memberships.begin(), e.memberships.end(), [](const Membership& m) {
+    return m.group->kind == GroupKind::topic;
+  }));
+}
+
+using GroupMap = std::unordered_map<std::string_view, Group>;
 
 }  // namespace
 
 struct ConnectionRegistry::Impl {
-  std::unordered_map<std::string_view, std::unique_ptr<Entry>> entries;
+  std::unordered_map<std::string_view, Entry> entries;
   Group everyone{GroupKind::all, {}, {}};
   GroupMap users, roles, topics;
   IndexObserver observer;
@@ -51,12 +73,12 @@ struct ConnectionRegistry::Impl {
 
   Entry* entry(std::string_view id) const {
     auto it = entries.find(id);
-    return it == entries.end() ? nullptr : it->second.get();
+    return it == entries.end() ? nullptr : const_cast<Entry*>(&it->second);
   }
 
   static const Group* group(const GroupMap& map, std::string_view name) {
     auto it = map.find(name);
-    return it == map.end() ? nullptr : it->second.get();
+    return it == map.end() ? nullptr : &it->second;
   }
 
   void join(Entry& e, Group& g) {
@@ -67,12 +89,15 @@ struct ConnectionRegistry::Impl {
   void join(Entry& e, GroupMap& map, GroupKind kind, std::string_view name) {
     auto it = map.find(name);
     if (it == map.end()) {
-      auto g = std::make_unique<Group>(Group{kind, std::string(name), {}});
-      std::string_view key = g->name;
-      it = map.emplace(key, std::move(g)).first;
-      notify(*it->second, true);
+      // Keyed by a view of the group's own name: emplace under a temporary key, then point the
+      // key at the stored name (the node, and so the name, never moves).
+      it = map.emplace(name, Group{kind, std::string(name), {}}).first;
+      auto node = map.extract(it);
+      node.key() = node.mapped().name;
+      it = map.insert(std::move(node)).position;
+      notify(it->second, true);
     }
-    join(e, *it->second);
+    join(e, it->second);
   }
 
   // Swap-remove `e` from the group of its membership `m`, fixing the moved entry's index.
@@ -91,7 +116,7 @@ struct ConnectionRegistry::Impl {
   void erase_group(Group& g) {
     notify(g, false);
     GroupMap& map = g.kind == GroupKind::user ? users : g.kind == GroupKind::role ? roles : topics;
-    map.erase(std::string_view(g.name));
+    map.erase(map.find(std::string_view(g.name)));  // by position: the key views g.name
   }
 
   static std::size_t deliver(const Group* g, const Message& message) {
@@ -119,15 +144,10 @@ ConnectionRegistry::~ConnectionRegistry() = default;
 
 bool ConnectionRegistry::register_connection(std::shared_ptr<Connection> connection, Identity identity) {
   if (!connection || impl_->entry(connection->id())) return false;
-  auto e = std::make_unique<Entry>();
-  e->id = connection->id();
-  e->connection = std::move(connection);
-  e->identity = std::move(identity);
-  // Everyone, the user, and each role: sized once, as an idle connection's record is most of
-  // what the server holds per connection.
-  e->memberships.reserve(2 + e->identity.roles.size());
-  Entry& ref = *e;
-  impl_->entries.emplace(ref.id, std::move(e));
+  // Keyed by a view of the connection's own id, valid while the entry holds the connection.
+  Entry& ref = impl_->entries.try_emplace(connection->id()).first->second;
+  ref.connection = std::move(connection);
+  ref.identity = std::move(identity);
   impl_->join(ref, impl_->everyone);
   impl_->join(ref, impl_->users, GroupKind::user, ref.identity.user_id);
   for (std::size_t i = 0; i < ref.identity.roles.size(); ++i) {
@@ -143,7 +163,7 @@ bool ConnectionRegistry::register_connection(std::shared_ptr<Connection> connect
 bool ConnectionRegistry::unregister_connection(std::string_view connection_id) {
   auto it = impl_->entries.find(connection_id);
   if (it == impl_->entries.end()) return false;
-  Entry& e = *it->second;
+  Entry& e = it->second;
   // Leave in reverse order so no membership of this entry is moved while still pending.
   while (!e.memberships.empty()) {
     Membership m = e.memberships.back();
@@ -190,9 +210,8 @@ ConnectionRegistry::SubscribeResult ConnectionRegistry::subscribe(std::string_vi
     for (const auto& m : e->memberships)
       if (m.group == g) return SubscribeResult::already_subscribed;
   }
-  if (max_subscriptions != 0 && e->topic_count >= max_subscriptions) return SubscribeResult::limit_reached;
+  if (max_subscriptions != 0 && topics_in(*e) >= max_subscriptions) return SubscribeResult::limit_reached;
   impl_->join(*e, impl_->topics, GroupKind::topic, topic);
-  ++e->topic_count;
   return SubscribeResult::subscribed;
 }
 
@@ -205,7 +224,6 @@ bool ConnectionRegistry::unsubscribe(std::string_view connection_id, std::string
   if (it == e->memberships.end()) return false;
   Membership m = *it;
   e->memberships.erase(it);
-  --e->topic_count;
   impl_->leave(m);
   return true;
 }

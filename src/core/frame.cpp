@@ -234,7 +234,7 @@ struct InboundDecoder::Header {
 
 DecodeStep InboundDecoder::next(std::span<std::uint8_t> bytes) {
   if (release_pending_) {
-    std::string().swap(assembly_);  // clear() would keep the capacity of the largest message
+    assembly_.reset();  // clear() would keep the capacity of the largest message
     release_pending_ = false;
   }
   Header h;
@@ -272,7 +272,7 @@ auto InboundDecoder::parse_header(std::span<const std::uint8_t> bytes, Header& h
   }
   // assembly_ never exceeds the limit, so the subtraction cannot wrap.
   const bool continues = h.opcode == static_cast<std::uint8_t>(Opcode::continuation);
-  const std::size_t assembled = continues ? assembly_.size() : 0;
+  const std::size_t assembled = continues && assembly_ ? assembly_->size() : 0;
   if (!is_control(h.opcode) && h.length > max_message_bytes_ - assembled) {
     e = FrameError::message_too_big;
     return HeaderStatus::error;
@@ -298,18 +298,18 @@ DecodeStep InboundDecoder::dispatch(const Header& h, std::span<std::uint8_t> pay
 
 DecodeStep InboundDecoder::on_text(const Header& h, std::string_view payload) {
   if (h.fin) return text_step(payload);  // the common case: no copy
-  assembly_.assign(payload);
+  assembly_ = std::make_unique<std::string>(payload);
   fragmented_ = true;
   return {};
 }
 
 // UTF-8 is checked once over the whole message: a code point may straddle fragments.
 DecodeStep InboundDecoder::on_continuation(const Header& h, std::string_view payload) {
-  assembly_.append(payload);
+  assembly_->append(payload);  // parse_header refuses a continuation outside a fragmented message
   if (!h.fin) return {};
   fragmented_ = false;
   release_pending_ = true;  // the returned view points into assembly_ until the next call
-  return text_step(assembly_);
+  return text_step(*assembly_);
 }
 
 std::size_t InboundDecoder::bytes_needed(std::span<const std::uint8_t> bytes) noexcept {

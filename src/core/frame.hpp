@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -86,7 +87,9 @@ class InboundDecoder {
   DecodeStep on_continuation(const Header& h, std::string_view payload);
 
   std::size_t max_message_bytes_;
-  std::string assembly_;     // fragments of the open message; released after delivery
+  // Fragments of the open message, allocated only while one is open (released after delivery):
+  // every connection holds a decoder, few ever send fragmented messages.
+  std::unique_ptr<std::string> assembly_;
   bool fragmented_ = false;
   bool release_pending_ = false;  // assembly_ was delivered; free it on the next call
 };

@@ -143,14 +143,16 @@ OptionalDate check_types(const json::object& claims, Identity& id) {
   auto roles = roles_from(claims);
   auto permissions = string_array(claims, "permissions");
   if (!exp || !iat || !nbf || !roles || !permissions) return AuthError::malformed;
-  if (const auto* email = claims.if_contains("email")) {
-    if (!email->is_string()) return AuthError::malformed;
-    id.email = std::string(email->get_string());
+  std::optional<std::string> email;
+  if (const auto* e = claims.if_contains("email")) {
+    if (!e->is_string()) return AuthError::malformed;
+    email = std::string(e->get_string());
   }
   id.exp = *exp;
   id.iat = *iat;
   id.roles = std::move(*roles);
-  id.permissions = std::move(*permissions);
+  if (email || !permissions->empty())
+    id.profile = std::make_shared<const ProfileClaims>(ProfileClaims{std::move(email), std::move(*permissions)});
   return *nbf;
 }
 

@@ -1,7 +1,7 @@
 #pragma once
 // Token bucket for client commands: `rate` commands per second on average, bursts up to
-// `burst`. Time is passed in; the bucket holds two durations and a time point, so it costs
-// little per connection.
+// `burst`. Time is passed in; per bucket the state is one time point (the policy, two
+// durations, can be shared).
 //
 // Kept in integer clock ticks (the GCRA form of a token bucket) rather than fractional tokens:
 // floating-point refills drift (ten refills of 0.1 token in double are not one token, so a
@@ -14,22 +14,25 @@
 
 namespace boundary::realtime::core {
 
-class TokenBucket {
+// The rate and burst, shared by every bucket with the same limit. A bucket's own state is
+// one time point, so a server keeps one policy and a time point per connection.
+class TokenBucketPolicy {
  public:
   using Clock = std::chrono::steady_clock;
 
   // rate 0 disables limiting; a burst below 1 refuses everything.
-  TokenBucket(double rate_per_second, double burst)
+  TokenBucketPolicy(double rate_per_second, double burst)
       : interval_(rate_per_second > 0 ? std::max(to_ticks(1.0 / rate_per_second), Clock::duration(1))
                                       : Clock::duration::zero()),
         tolerance_(to_ticks((burst - 1) * std::chrono::duration<double>(interval_).count())) {}
 
-  bool try_take(Clock::time_point now) noexcept {
+  // `full_at`: the bucket's state, when it is full again (start with time_point::min()).
+  bool try_take(Clock::time_point& full_at, Clock::time_point now) const noexcept {
     if (interval_ == Clock::duration::zero()) return true;
-    const auto full_at = std::max(full_at_, now);
-    // Tokens available now = burst - (full_at - now) / interval: at least one is needed.
-    if (full_at - now > tolerance_) return false;
-    full_at_ = full_at + interval_;
+    const auto at = std::max(full_at, now);
+    // Tokens available now = burst - (at - now) / interval: at least one is needed.
+    if (at - now > tolerance_) return false;
+    full_at = at + interval_;
     return true;
   }
 
@@ -41,7 +44,20 @@ class TokenBucket {
   }
 
   Clock::duration interval_;   // time that earns one command; zero = unlimited
-  Clock::duration tolerance_;  // (burst - 1) intervals: how far full_at_ may run ahead of now
+  Clock::duration tolerance_;  // (burst - 1) intervals: how far full_at may run ahead of now
+};
+
+// A bucket with its own policy.
+class TokenBucket {
+ public:
+  using Clock = TokenBucketPolicy::Clock;
+
+  TokenBucket(double rate_per_second, double burst) : policy_(rate_per_second, burst) {}
+
+  bool try_take(Clock::time_point now) noexcept { return policy_.try_take(full_at_, now); }
+
+ private:
+  TokenBucketPolicy policy_;
   Clock::time_point full_at_ = Clock::time_point::min();  // when the bucket is full again
 };
 

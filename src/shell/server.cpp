@@ -66,6 +66,7 @@ ServerCore::ServerCore(Config cfg, std::unique_ptr<TokenVerifier> token_verifier
     : config(std::move(cfg)),
       verifier(std::move(token_verifier)),
       publish_patterns(config.publish_patterns),
+      command_rate(config.commands_per_second, config.command_burst),
       ping_frame(Message::from_wire(core::encode_frame(core::Opcode::ping, {}))) {
   if (!verifier) throw std::invalid_argument("a token verifier is required");
   if (config.api_key.empty()) throw std::invalid_argument("an API key is required");

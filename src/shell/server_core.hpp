@@ -21,6 +21,7 @@
 #include "boundary/realtime/ports/token_verifier.hpp"
 #include "boundary/realtime/server.hpp"
 #include "boundary/realtime/connection_registry.hpp"
+#include "core/rate_limiter.hpp"
 #include "core/topic.hpp"
 #include "shell/metrics.hpp"
 
@@ -45,6 +46,7 @@ struct ServerCore {
   Config config;
   std::unique_ptr<TokenVerifier> verifier;
   core::PublishPatterns publish_patterns;
+  core::TokenBucketPolicy command_rate;  // --commands-per-second and --command-burst, per connection
   Metrics metrics;
   std::vector<std::unique_ptr<Loop>> loops;
   std::map<std::pair<std::string, std::string>, Server::RouteHandler> routes;  // (method, path)

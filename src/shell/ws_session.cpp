@@ -58,8 +58,7 @@ WsSession::WsSession(Loop& loop, asio::ip::tcp::socket socket, std::string_view 
     : loop_(loop),
       socket_(rebind<Socket>(loop.io(), std::move(socket))),
       id_size_(static_cast<std::uint8_t>(std::min(id.size(), id_.size()))),
-      decoder_(loop.server().config.max_message_bytes),
-      bucket_(loop.server().config.commands_per_second, loop.server().config.command_burst) {
+      decoder_(loop.server().config.max_message_bytes) {
   std::copy_n(id.data(), id_size_, id_.data());
   loop.server().live_sessions.fetch_add(1, std::memory_order_relaxed);
 }
@@ -82,18 +81,17 @@ void WsSession::start(Identity identity, std::string upgrade_response, std::stri
     socket_.close(ec);
     return;
   }
-  identity_ = loop_.registry().identity_of(id());
   server.metrics.connections.fetch_add(1, std::memory_order_relaxed);
   server.metrics.connections_total.fetch_add(1, std::memory_order_relaxed);
   last_activity_ = Clock::now();
   enqueue(Message::from_wire(std::move(upgrade_response)));
   enqueue(core::make_envelope(std::move(connected), std::chrono::system_clock::now()));
   if (!early_bytes.empty()) {
-    partial_.assign(early_bytes);
-    auto bytes = std::span(reinterpret_cast<std::uint8_t*>(partial_.data()), partial_.size());
+    partial_ = std::make_unique<std::string>(early_bytes);
+    auto bytes = std::span(reinterpret_cast<std::uint8_t*>(partial_->data()), partial_->size());
     const std::size_t used = process(bytes);
     if (used == std::string::npos) return;
-    partial_.erase(0, used);
+    drop_consumed(used);
   }
   do_wait_readable();
 }
@@ -117,22 +115,28 @@ void WsSession::on_readable(const error_code& ec) {
   if (discard_input_) return do_wait_readable();
 
   std::size_t used;
-  if (partial_.empty()) {
+  if (!partial_) {
     auto bytes = std::span(buf.data(), n);
     used = process(bytes);
-    if (used != std::string::npos && used < n) partial_.assign(reinterpret_cast<const char*>(buf.data()) + used, n - used);
+    if (used != std::string::npos && used < n)
+      partial_ = std::make_unique<std::string>(reinterpret_cast<const char*>(buf.data()) + used, n - used);
   } else {
-    partial_.append(reinterpret_cast<const char*>(buf.data()), n);
-    auto bytes = std::span(reinterpret_cast<std::uint8_t*>(partial_.data()), partial_.size());
+    partial_->append(reinterpret_cast<const char*>(buf.data()), n);
+    auto bytes = std::span(reinterpret_cast<std::uint8_t*>(partial_->data()), partial_->size());
     used = process(bytes);
-    if (used != std::string::npos) partial_.erase(0, used);
+    if (used != std::string::npos) drop_consumed(used);
   }
-  if (partial_.empty()) std::string().swap(partial_);  // idle connections keep no read buffer
   if (used == std::string::npos) {
-    std::string().swap(partial_);
+    partial_.reset();
     if (finished_) return;
   }
   do_wait_readable();
+}
+
+void WsSession::drop_consumed(std::size_t used) {
+  if (!partial_) return;
+  partial_->erase(0, used);
+  if (partial_->empty()) partial_.reset();  // idle connections keep no read buffer
 }
 
 std::size_t WsSession::process(std::span<std::uint8_t> bytes) {
@@ -180,7 +184,7 @@ void WsSession::handle_text(std::string_view text) {
   // Parsed before the rate check so that a rate-limited reply can echo the command's ref; the
   // parse is bounded by --max-message-bytes.
   auto parsed = core::parse_command(text);
-  if (!bucket_.try_take(Clock::now())) {
+  if (!server.command_rate.try_take(bucket_full_at_, Clock::now())) {
     server.metrics.rate_limited.fetch_add(1, std::memory_order_relaxed);
     return refuse(CommandErrorCode::rate_limited, "too many commands; slow down",
                   parsed ? parsed->ref : parsed.error().ref);
@@ -190,7 +194,9 @@ void WsSession::handle_text(std::string_view text) {
   switch (cmd.action) {
     case core::Action::ping: return answer(core::reply_pong(cmd.ref));
     case core::Action::subscribe: {
-      if (auto denied = core::check_subscribe(*identity_, cmd.topic))
+      const Identity* who = loop_.registry().identity_of(id());  // registered while open
+      if (!who) return;
+      if (auto denied = core::check_subscribe(*who, cmd.topic))
         return refuse(*denied, "not allowed to subscribe to this topic", cmd.ref);
       auto r = loop_.registry().subscribe(id(), cmd.topic, server.config.max_subscriptions);
       if (r == ConnectionRegistry::SubscribeResult::limit_reached)
@@ -269,7 +275,7 @@ bool WsSession::admit(const Message& message) {
 void WsSession::close(CloseCode code, std::string_view reason) {
   if (state_ != State::open) return;
   state_ = State::closing;
-  close_deadline_ = Clock::now() + close_grace;
+  ping_sent_at_or_close_deadline_ = Clock::now() + close_grace;
   enqueue(Message::from_wire(core::encode_close_frame(code, reason)));
   shutdown_after_flush_ = true;
   loop_.track_closing(shared_from_this());
@@ -327,7 +333,7 @@ void WsSession::consume_written(std::size_t bytes) {
   while (bytes > 0 && head_ < queue_.size()) {
     const std::size_t remaining = queue_[head_].frame_bytes() - head_offset_;
     if (bytes < remaining) {
-      head_offset_ += bytes;
+      head_offset_ += static_cast<std::uint32_t>(bytes);
       return;
     }
     bytes -= remaining;
@@ -356,19 +362,19 @@ void WsSession::check_idle(Clock::time_point now) {
   const auto silent = now - last_activity_;
   // Close only a peer that was pinged and had half the timeout to answer: the sweep's period
   // must never decide whether a live client survives.
-  if (silent >= timeout && ping_outstanding_ && now - ping_sent_at_ >= timeout / 2) {
+  if (silent >= timeout && ping_outstanding_ && now - ping_sent_at_or_close_deadline_ >= timeout / 2) {
     loop_.server().metrics.idle_disconnects.fetch_add(1, std::memory_order_relaxed);
     close(CloseCode::policy_violation, "idle timeout");
   } else if (silent >= timeout / 2 && !ping_outstanding_) {
     ping_outstanding_ = true;
-    ping_sent_at_ = now;
+    ping_sent_at_or_close_deadline_ = now;
     reply(loop_.server().ping_frame);
   }
 }
 
 bool WsSession::close_expired(Clock::time_point now) {
   if (finished_) return true;
-  if (now < close_deadline_) return false;
+  if (now < ping_sent_at_or_close_deadline_) return false;
   finish();
   return true;
 }
@@ -376,7 +382,6 @@ bool WsSession::close_expired(Clock::time_point now) {
 void WsSession::unregister() {
   if (!registered_) return;
   registered_ = false;
-  identity_ = nullptr;
   loop_.server().metrics.connections.fetch_sub(1, std::memory_order_relaxed);
   loop_.registry().unregister_connection(id());  // may drop the registry's reference to us
 }
@@ -391,7 +396,7 @@ void WsSession::finish() {
   const std::size_t pending = queue_.size() - head_;
   if (pending > 0) loop_.server().metrics.dropped_messages.fetch_add(pending, std::memory_order_relaxed);
   release_queue();
-  std::string().swap(partial_);
+  partial_.reset();
   error_code ec;
   socket_.close(ec);
 }

@@ -64,6 +64,8 @@ class WsSession final : public Connection, public std::enable_shared_from_this<W
   void on_readable(const boost::system::error_code& ec);
   // Decodes and handles whole frames; returns bytes consumed, or npos when reading must stop.
   std::size_t process(std::span<std::uint8_t> bytes);
+  // Drops the first `used` bytes of partial_, and partial_ itself once it is empty.
+  void drop_consumed(std::size_t used);
   bool handle_step(const core::DecodeStep& step);
   void handle_text(std::string_view text);
   void handle_peer_close(std::uint16_t code);
@@ -83,25 +85,26 @@ class WsSession final : public Connection, public std::enable_shared_from_this<W
   Socket socket_;
   std::array<char, 36> id_;             // inline: the registry keys its index with a view of it
   std::uint8_t id_size_;
-  const Identity* identity_ = nullptr;  // owned by the registry entry while registered
   core::InboundDecoder decoder_;
-  core::TokenBucket bucket_;
-  std::string partial_;                 // an incomplete frame's bytes; empty while idle
+  Clock::time_point bucket_full_at_ = Clock::time_point::min();  // command rate (ServerCore::command_rate)
+  std::unique_ptr<std::string> partial_;  // an incomplete frame's bytes; null while idle
   std::vector<Message> queue_;          // frames to write; [head_, end) pending
   std::size_t head_ = 0;
-  std::size_t head_offset_ = 0;         // bytes of queue_[head_] already written
   std::size_t queued_bytes_ = 0;
   Clock::time_point last_activity_;
-  Clock::time_point close_deadline_;
-  Clock::time_point ping_sent_at_;
+  // While open: when the outstanding ping left. While closing: when the close gives up.
+  Clock::time_point ping_sent_at_or_close_deadline_;
+  // Bytes of queue_[head_] already written; frames are under 2 GiB (--max-message-bytes and
+  // --max-body-bytes are at most 1 GiB). Kept next to the flags: an idle session is small.
+  std::uint32_t head_offset_ = 0;
   State state_ = State::open;
-  bool registered_ = false;
-  bool flush_scheduled_ = false;
-  bool waiting_writable_ = false;
-  bool ping_outstanding_ = false;
-  bool shutdown_after_flush_ = false;
-  bool discard_input_ = false;          // after a close frame or a protocol error
-  bool finished_ = false;
+  bool registered_ : 1 = false;
+  bool flush_scheduled_ : 1 = false;
+  bool waiting_writable_ : 1 = false;
+  bool ping_outstanding_ : 1 = false;
+  bool shutdown_after_flush_ : 1 = false;
+  bool discard_input_ : 1 = false;      // after a close frame or a protocol error
+  bool finished_ : 1 = false;
 };
 
 }  // namespace boundary::realtime::shell

@@ -412,19 +412,31 @@ TEST(JwtClaims, EmailPermissionsExpAndIatAreKept) {
              R"("exp":1700000100,"iat":1699999000})"),
       now);
   ASSERT_TRUE(id) << why(id);
-  EXPECT_EQ(id->email, "a@b.c");
-  EXPECT_EQ(id->permissions, (std::vector<std::string>{"read", "write"}));
+  EXPECT_EQ(id->email(), "a@b.c");
+  EXPECT_EQ(id->permissions(), (std::vector<std::string>{"read", "write"}));
   EXPECT_EQ(id->exp, 1700000100);
   EXPECT_EQ(id->iat, 1699999000);
+}
+
+TEST(JwtClaims, EitherProfileClaimAloneIsKept) {
+  auto only_email = identity_from_claims(claims(R"({"sub":"1","email":"a@b.c"})"), now);
+  ASSERT_TRUE(only_email) << why(only_email);
+  EXPECT_EQ(only_email->email(), "a@b.c");
+  EXPECT_TRUE(only_email->permissions().empty());
+  auto only_permissions = identity_from_claims(claims(R"({"sub":"1","permissions":["x"]})"), now);
+  ASSERT_TRUE(only_permissions) << why(only_permissions);
+  EXPECT_FALSE(only_permissions->email());
+  EXPECT_EQ(only_permissions->permissions(), (std::vector<std::string>{"x"}));
 }
 
 TEST(JwtClaims, OptionalClaimsAbsentStayEmpty) {
   auto id = identity_from_claims(claims(R"({"sub":"1"})"), now);
   ASSERT_TRUE(id) << why(id);
-  EXPECT_FALSE(id->email);
+  EXPECT_FALSE(id->email());
+  EXPECT_FALSE(id->profile);  // nothing allocated for a token without them
   EXPECT_FALSE(id->exp);
   EXPECT_FALSE(id->iat);
-  EXPECT_TRUE(id->permissions.empty());
+  EXPECT_TRUE(id->permissions().empty());
 }
 
 TEST(JwtClaims, MistypedEmailOrPermissionsAreMalformed) {

@@ -2,19 +2,36 @@
 // Who a connection belongs to, as decided from its token's claims.
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace boundary::realtime {
 
+// Claims kept on the connection that routing does not use.
+struct ProfileClaims {
+  std::optional<std::string> email;      // `email`, when present
+  std::vector<std::string> permissions;  // `permissions`, when present
+};
+
+// Every connection keeps one of these for its lifetime, so the rarely present claims sit
+// behind one shared, immutable pointer: 16 bytes per connection instead of 64 when absent.
 struct Identity {
   std::string user_id;               // `user-id` claim, else `sub`; numbers become strings
   std::vector<std::string> roles;    // `roles` (array), else `role` (one string); may be empty
-  std::optional<std::string> email;  // `email`, when present
-  std::vector<std::string> permissions;  // `permissions`, when present
   std::optional<std::int64_t> exp;   // seconds since the epoch
   std::optional<std::int64_t> iat;
+  std::shared_ptr<const ProfileClaims> profile;  // null when the token has neither claim
+
+  const std::optional<std::string>& email() const noexcept {
+    static const std::optional<std::string> none;
+    return profile ? profile->email : none;
+  }
+  const std::vector<std::string>& permissions() const noexcept {
+    static const std::vector<std::string> none;
+    return profile ? profile->permissions : none;
+  }
 
   bool has_role(std::string_view role) const {
     for (const auto& r : roles)
