@@ -145,6 +145,7 @@ json::object report(const Options& o, const Results& r) {
                    {"size", o.size},
                    {"rate", o.rate},
                    {"window", o.window},
+                   {"no_wait", o.no_wait},
                    {"connect", connect_json(r.connect)}};
   if (!o.ports.empty()) {
     json::array ports;

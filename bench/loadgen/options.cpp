@@ -32,12 +32,20 @@ Usage: realtime-loadgen --scenario connect|fanout|broadcast|users [options]
   --duration D          seconds, users scenario: messages = rate * duration (default 10)
   --topic T             topic for fanout (default bench)
   --via api|ws          fanout publisher: POST /api/publish, or a WebSocket `publish` command
+  --no-wait             API publisher: add "wait": false to each body (cluster mode answers at
+                        once, without gathering the other nodes' delivery counts)
   --window K            --via ws: up to K `publish` commands awaiting their reply (default 1);
                         with --rate 0 this publishes at full speed, K messages ahead
-  --protocol realtime|plain-ws
+  --protocol realtime|plain-ws|socketio
                         plain-ws: any broadcast WebSocket server at ws://H:P<path>, no token;
                         the publisher is a client whose messages the server relays to all
-  --path P              request target for plain-ws (default /)
+                        (the others, or all: an echo to the publisher is counted, not used)
+                        socketio: a Socket.IO v4 server, WebSocket transport only, no token;
+                        the publisher emits `publish` with each message, which the server
+                        must emit to the others as `message` (pings are answered);
+                        plain-ws and socketio support the connect and broadcast scenarios
+  --path P              plain-ws: request target (default /); socketio: the server's path,
+                        sent as <path>?EIO=4&transport=websocket (default /socket.io/)
   --in-flight K         handshakes in progress at once (default 500)
   --source-ips K        spread clients over 127.0.0.1..K, loopback only (default 254, 0 = off)
   --id-offset K         first user id number (default 0), for several processes on one server
@@ -84,8 +92,9 @@ void check(const Options& o) {
   if (o.source_ips > 254) throw std::invalid_argument("--source-ips must be at most 254");
   if (o.protocol == Protocol::realtime && o.secret.empty() && o.token.empty())
     throw std::invalid_argument("--secret (or --token) is required for the realtime protocol");
-  if (o.protocol == Protocol::plain && o.scenario != Scenario::connect && o.scenario != Scenario::broadcast)
-    throw std::invalid_argument("--protocol plain-ws supports the connect and broadcast scenarios");
+  if (o.protocol != Protocol::realtime && o.scenario != Scenario::connect && o.scenario != Scenario::broadcast)
+    throw std::invalid_argument(std::string("--protocol ") + to_string(o.protocol) +
+                                " supports the connect and broadcast scenarios");
   const bool api = o.protocol == Protocol::realtime && o.scenario != Scenario::connect &&
                    !(o.scenario == Scenario::fanout && o.via == Via::ws);
   if (api && o.api_key.empty()) throw std::invalid_argument("--api-key is required for the HTTP API publisher");
@@ -105,6 +114,15 @@ const char* to_string(Scenario s) noexcept {
     case Scenario::fanout: return "fanout";
     case Scenario::broadcast: return "broadcast";
     case Scenario::users: return "users";
+  }
+  return "?";
+}
+
+const char* to_string(Protocol p) noexcept {
+  switch (p) {
+    case Protocol::realtime: return "realtime";
+    case Protocol::plain: return "plain-ws";
+    case Protocol::socketio: return "socketio";
   }
   return "?";
 }
@@ -131,9 +149,10 @@ Options parse_options(int argc, char** argv) {
          o.via = v == "ws" ? Via::ws : Via::api;
        }},
       {"--protocol", [&](const std::string& v) {
-         if (v != "realtime" && v != "plain-ws")
-           throw std::invalid_argument("--protocol: expected realtime or plain-ws, got '" + v + "'");
-         o.protocol = v == "plain-ws" ? Protocol::plain : Protocol::realtime;
+         if (v == "realtime") o.protocol = Protocol::realtime;
+         else if (v == "plain-ws") o.protocol = Protocol::plain;
+         else if (v == "socketio") o.protocol = Protocol::socketio;
+         else throw std::invalid_argument("--protocol: expected realtime, plain-ws or socketio, got '" + v + "'");
        }},
       {"--ports", [&](const std::string& v) {
          o.ports.clear();
@@ -168,6 +187,10 @@ Options parse_options(int argc, char** argv) {
       std::fputs(usage, stdout);
       std::exit(0);
     }
+    if (arg == "--no-wait") {
+      o.no_wait = true;
+      continue;
+    }
     if (arg == "--quiet") {
       o.quiet = true;
       continue;
@@ -185,6 +208,7 @@ Options parse_options(int argc, char** argv) {
     if (f == flags.end()) throw std::invalid_argument("unknown option " + arg + " (see --help)");
     f->second(value);
   }
+  if (o.path.empty()) o.path = o.protocol == Protocol::socketio ? "/socket.io/" : "/";
   check(o);
   return o;
 }

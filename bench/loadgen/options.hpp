@@ -21,7 +21,7 @@ struct Options {
   std::string api_key;
   std::string roles = "bench";
   std::string topic = "bench";
-  std::string path = "/";  // request target for --protocol plain-ws
+  std::string path;  // plain-ws: request target (default /); socketio: Socket.IO path (default /socket.io/)
   Scenario scenario = Scenario::connect;
   Via via = Via::api;
   Protocol protocol = Protocol::realtime;
@@ -32,6 +32,7 @@ struct Options {
   std::size_t source_ips = 254;   // 127.0.0.1..N as source addresses (loopback targets only)
   std::size_t id_offset = 0;      // user ids start at u<id_offset> (several processes, one server)
   double rate = 0;                // messages/s from the publisher; 0 = next send after each reply
+  bool no_wait = false;           // API bodies carry "wait": false (cluster fire-and-forget)
   std::size_t window = 1;         // --via ws: `publish` commands awaiting their reply at once
   double duration = 10;           // seconds (users scenario: messages = rate * duration)
   double hold = 0;                // seconds to hold connections idle (connect scenario)
@@ -46,5 +47,6 @@ struct Options {
 Options parse_options(int argc, char** argv);
 
 const char* to_string(Scenario s) noexcept;
+const char* to_string(Protocol p) noexcept;
 
 }  // namespace loadgen

@@ -297,6 +297,7 @@ void Run::send_next() {
     } else {
       body = R"({"message":)" + message + "}";
     }
+    if (o_.no_wait) body.insert(body.size() - 1, R"(,"wait":false)");
     api_->request("POST", path, o_.api_key, body);
   } else if (o_.protocol == Protocol::realtime) {
     ++awaiting_replies_;

@@ -265,6 +265,7 @@ bool WsPool::handle_frame(WsClient& c, bool fin, std::uint8_t opcode, std::strin
 }
 
 void WsPool::deliver(WsClient& c, std::string_view message, Nanos now) {
+  if (target_.protocol == Protocol::socketio) return deliver_socketio(c, message, now);
   if (c.state == WsClient::State::awaiting_connected) {
     if (message.find(R"("type":"connected")") == std::string_view::npos)
       return fail(c, "first frame was not 'connected': " + std::string(message.substr(0, 120)));
@@ -272,6 +273,55 @@ void WsPool::deliver(WsClient& c, std::string_view message, Nanos now) {
     return handler_.on_open(c, now);
   }
   handler_.on_message(c, message, now);
+}
+
+// One Engine.IO v4 packet (one WebSocket message; the first character is its type) carrying, for
+// type 4, a Socket.IO v5 packet (the second character is its type). Handshake: the server's
+// `0{...}` open packet is answered with `40` (connect to the main namespace), and the client is
+// open when `40{"sid":...}` comes back. Events are not parsed: `42["message",X]` hands X (the
+// JSON text between the event name and the closing bracket) to the handler as is.
+void WsPool::deliver_socketio(WsClient& c, std::string_view packet, Nanos now) {
+  static constexpr std::string_view message_event = R"(42["message",)";
+  if (packet.size() > message_event.size() && packet.back() == ']' &&
+      packet.compare(0, message_event.size(), message_event) == 0) {
+    if (c.state != WsClient::State::open) return;  // an event before the connect reply: not ours
+    const std::size_t n = packet.size() - message_event.size() - 1;
+    return handler_.on_message(c, packet.substr(message_event.size(), n), now);
+  }
+  const char engine_type = packet.empty() ? '\0' : packet[0];
+  switch (engine_type) {
+    case '0':  // open: connect to the main namespace
+      if (c.state == WsClient::State::awaiting_connected) send_text(c, "40");
+      return;
+    case '1': return fail(c, "engine.io close");
+    case '2': {  // ping: the pong echoes its payload (none from the server in v4)
+      std::string pong(1, '3');
+      pong.append(packet.substr(1));
+      return send_text(c, pong);
+    }
+    case '3':    // pong
+    case '6':    // noop
+      return;
+    case '4': break;
+    default: return fail(c, "protocol error: engine.io packet '" + std::string(packet.substr(0, 120)) + "'");
+  }
+  const char socket_type = packet.size() > 1 ? packet[1] : '\0';
+  switch (socket_type) {
+    case '0':  // connect reply
+      if (c.state != WsClient::State::awaiting_connected) return;
+      c.state = WsClient::State::open;
+      return handler_.on_open(c, now);
+    case '1': return fail(c, "socket.io disconnect");
+    case '2':  // another event, or an event with a namespace or ack id: its text after `42`
+      if (c.state == WsClient::State::open) handler_.on_message(c, packet.substr(2), now);
+      return;
+    case '4': return fail(c, "socket.io connect error: " + std::string(packet.substr(2, 120)));
+    case '3':  // ack
+    case '5':  // binary event
+    case '6':  // binary ack
+      return;
+    default: return fail(c, "protocol error: socket.io packet '" + std::string(packet.substr(0, 120)) + "'");
+  }
 }
 
 void WsPool::send_text(WsClient& c, std::string_view payload) {

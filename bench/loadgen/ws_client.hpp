@@ -20,6 +20,8 @@ namespace loadgen {
 enum class Protocol {
   realtime,  // Boundary Realtime: the first frame after the 101 must be {"type":"connected",...}
   plain,     // any RFC 6455 server: open as soon as the 101 arrives
+  socketio,  // Socket.IO v4 (Engine.IO v4, websocket transport only): open on the `40` connect
+             // reply; pings answered; `42["message",X]` events deliver X (see deliver_socketio)
 };
 
 struct WsClient {
@@ -88,6 +90,7 @@ class WsPool {
   std::size_t process(WsClient& c, std::string_view bytes, Nanos now);
   bool handle_frame(WsClient& c, bool fin, std::uint8_t opcode, std::string_view payload, Nanos now);
   void deliver(WsClient& c, std::string_view message, Nanos now);
+  void deliver_socketio(WsClient& c, std::string_view packet, Nanos now);
   void send_raw(WsClient& c, std::string_view bytes);
   void flush(WsClient& c);
   void set_write_interest(WsClient& c, bool on);
