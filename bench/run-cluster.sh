@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Broadcast to N WebSocket connections spread over two cluster nodes (Redis mode), next to the
+# same on one node: deliveries/s and latency percentiles. Prints a markdown table (the one in
+# docs/cluster.md) and keeps every run's JSON in OUTDIR.
+#
+#   bench/run-cluster.sh [SERVER] [LOADGEN] [OUTDIR]
+#
+# Environment: RUNS (3), CONNECTIONS (10000), MESSAGES (200), SIZE (100), REDIS_PORT (6391),
+# PORTS ("3821 3822"). The machine has two cores: every server process and redis-server share
+# CPU 0, the load generator has CPU 1.
+#
+# Rows:
+#   one node            no --redis: the in-memory broker
+#   one node, Redis     --redis: a cluster of one, every message goes through Redis
+#   two nodes, Redis    half of the connections on each node, the API call on the first
+# each with the API waiting for the delivery count, and with "wait": false (fire-and-forget).
+set -euo pipefail
+
+SERVER=${1:-build/release/realtime-server}
+LOADGEN=${2:-build/release/bench/realtime-loadgen}
+OUT=${3:-$(mktemp -d /tmp/realtime-cluster-bench.XXXXXX)}
+RUNS=${RUNS:-3}
+N=${CONNECTIONS:-10000}
+M=${MESSAGES:-200}
+SIZE=${SIZE:-100}
+REDIS_PORT=${REDIS_PORT:-6391}
+read -r PORT_A PORT_B <<<"${PORTS:-3821 3822}"
+SECRET=bench-secret-0123456789abcdef0123456789a
+mkdir -p "$OUT"
+cp "$SERVER" "$OUT/realtime-server"   # a private copy: others may rebuild build/release meanwhile
+SERVER=$OUT/realtime-server
+command -v redis-server >/dev/null || { echo "redis-server is missing: run scripts/install-deps.sh" >&2; exit 1; }
+
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  pids=()
+}
+trap cleanup EXIT
+
+wait_http() {
+  for _ in $(seq 100); do
+    curl -sf "http://127.0.0.1:$1/health/realtime" >/dev/null && return 0
+    sleep 0.1
+  done
+  echo "server on port $1 did not come up" >&2
+  exit 1
+}
+
+start_redis() {
+  taskset -c 0 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+    --logfile "$OUT/redis.log" &
+  pids+=($!)
+  for _ in $(seq 100); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "redis-server did not start" >&2
+  exit 1
+}
+
+start_node() {  # port, log, extra args...
+  local port=$1 log=$2
+  shift 2
+  taskset -c 0 "$SERVER" --port "$port" --threads 1 --jwt-secret "$SECRET" --api-key k \
+    --log-level warn "$@" >"$log" 2>&1 &
+  pids+=($!)
+  wait_http "$port"
+}
+
+run_case() {  # tag, nodes (1|2), redis (yes|no), wait (yes|no)
+  local tag=$1 nodes=$2 redis=$3 wait=$4
+  for run in $(seq "$RUNS"); do
+    local redis_args=() ports=(--port "$PORT_A") extra=()
+    if [[ $redis == yes ]]; then
+      start_redis
+      redis_args=(--redis "redis://127.0.0.1:$REDIS_PORT")
+    fi
+    start_node "$PORT_A" "$OUT/$tag-$run.a.log" "${redis_args[@]}" --node-id a
+    local server_pid=${pids[-1]}
+    if [[ $nodes == 2 ]]; then
+      start_node "$PORT_B" "$OUT/$tag-$run.b.log" "${redis_args[@]}" --node-id b
+      ports=(--ports "$PORT_A,$PORT_B")
+    fi
+    [[ $wait == no ]] && extra=(--no-wait)
+    taskset -c 1 "$LOADGEN" "${ports[@]}" --secret "$SECRET" --api-key k --scenario broadcast \
+      --connections "$N" --messages "$M" --size "$SIZE" --server-pid "$server_pid" --quiet "${extra[@]}" \
+      >"$OUT/$tag-$run.json" 2>"$OUT/$tag-$run.stderr" || echo "$tag-$run: load generator exit $?" >&2
+    cleanup
+    sleep 1
+  done
+}
+
+run_case one-node 1 no yes
+run_case one-node-redis 1 yes yes
+run_case two-nodes 2 yes yes
+run_case one-node-nowait 1 no no
+run_case one-node-redis-nowait 1 yes no
+run_case two-nodes-nowait 2 yes no
+
+python3 - "$OUT" "$N" "$M" <<'EOF'
+import glob, json, statistics, sys
+out, n, m = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rows = [("one node, in-memory", "one-node"), ("one node, Redis", "one-node-redis"),
+        ("two nodes, Redis", "two-nodes")]
+def fmt(x): return f"{x:,.0f}"
+print(f"Broadcast of {m} messages to {n:,} connections (median of the runs; min-max in brackets).\n")
+print("| setup | API waits for counts | deliveries/s | p50 ms | p99 ms | max ms | lost | API reply p50 ms |")
+print("|---|---|---|---|---|---|---|---|")
+for label, tag in rows:
+    for wait, suffix in (("yes", ""), ("no (`\"wait\": false`)", "-nowait")):
+        runs = [json.load(open(f)) for f in sorted(glob.glob(f"{out}/{tag}{suffix}-[0-9]*.json"))]
+        runs = [r for r in runs if "delivery" in r]
+        if not runs:
+            continue
+        d = [r["delivery"] for r in runs]
+        rate = [x["deliveries_per_second"] for x in d]
+        lat = lambda q: statistics.median(x["latency_us"][q] for x in d) / 1000
+        lost = sum(x["expected"] - x["unique"] for x in d)
+        reply = statistics.median(x["reply_latency_us"]["p50"] for x in d) / 1000
+        print(f"| {label} | {wait} | {fmt(statistics.median(rate))} ({fmt(min(rate))}-{fmt(max(rate))}) | "
+              f"{lat('p50'):.1f} | {lat('p99'):.1f} | {lat('max'):.1f} | {lost} | {reply:.1f} |")
+print(f"\nraw results: {out}")
+EOF
