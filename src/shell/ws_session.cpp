@@ -22,8 +22,11 @@ namespace json = boost::json;
 using boost::system::error_code;
 
 namespace {
-// Gather writes take at most this many frames per system call (well under IOV_MAX).
+// Gather writes take at most this many frames per system call (well under IOV_MAX). 256 made
+// no measurable difference in the 10k fanout with 256 messages in flight.
 constexpr std::size_t max_gather = 64;
+// Frames a drained queue makes room for at its first enqueue.
+constexpr std::size_t initial_queue_capacity = 16;
 // How long a closing connection may take to flush its close frame and answer it.
 constexpr auto close_grace = std::chrono::seconds(5);
 
@@ -248,9 +251,7 @@ void WsSession::fail(core::FrameError error) {
 }
 
 void WsSession::send(const Message& message) {
-  if (!admit(message)) return;
-  loop_.server().metrics.messages_sent.fetch_add(1, std::memory_order_relaxed);
-  enqueue(message);
+  if (admit(message)) enqueue(message);  // counted in messages_sent by the fan-out
 }
 
 void WsSession::reply(const Message& message) {
@@ -285,6 +286,9 @@ void WsSession::close(CloseCode code, std::string_view reason) {
 
 void WsSession::enqueue(const Message& message) {
   if (finished_) return;
+  // The queue is released whenever it drains (idle connections hold none); start it at a size
+  // that holds a typical burst rather than growing 1, 2, 4, ... on every burst.
+  if (queue_.capacity() == 0) queue_.reserve(initial_queue_capacity);
   queue_.push_back(message);
   queued_bytes_ += message.frame_bytes();
   if (!flush_scheduled_ && !waiting_writable_) {
