@@ -1,18 +1,9 @@
 #include "core/cluster_codec.hpp"
 
-#include <charconv>
+#include "core/parse_util.hpp"
 
 namespace boundary::realtime::core {
 namespace {
-
-template <class T>
-std::optional<T> number(std::string_view s) {
-  T v{};
-  if (s.empty()) return std::nullopt;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
-  return v;
-}
 
 // Splits off the text up to the next '\n'.
 std::optional<std::string_view> line(std::string_view& rest) {
@@ -76,8 +67,8 @@ std::optional<WireFanout> decode_fanout(std::string_view payload) {
   auto id_text = line(payload);
   auto len_text = line(payload);
   if (!id_text || !len_text) return std::nullopt;
-  auto id = number<std::uint64_t>(*id_text);
-  auto len = number<std::size_t>(*len_text);
+  auto id = parse_number<std::uint64_t>(*id_text);
+  auto len = parse_number<std::size_t>(*len_text);
   if (!id || !len || *len > payload.size()) return std::nullopt;
   w.origin = std::string(*origin);
   w.request_id = *id;
@@ -93,8 +84,8 @@ std::string encode_reply(std::uint64_t request_id, std::size_t count) {
 std::optional<WireReply> decode_reply(std::string_view payload) {
   const auto sp = payload.find(' ');
   if (sp == std::string_view::npos) return std::nullopt;
-  auto id = number<std::uint64_t>(payload.substr(0, sp));
-  auto count = number<std::size_t>(payload.substr(sp + 1));
+  auto id = parse_number<std::uint64_t>(payload.substr(0, sp));
+  auto count = parse_number<std::size_t>(payload.substr(sp + 1));
   if (!id || !count || *id == 0) return std::nullopt;
   return WireReply{*id, *count};
 }
@@ -107,7 +98,7 @@ boost::system::result<RedisUrl, std::string> parse_redis_url(std::string_view ur
   if (const auto slash = url.find('/'); slash != std::string_view::npos) {
     auto db_text = url.substr(slash + 1);
     if (!db_text.empty()) {
-      auto db = number<unsigned>(db_text);
+      auto db = parse_number<unsigned>(db_text);
       if (!db || *db > 10000) return url_error("bad database number '" + std::string(db_text) + "'");
       out.db = *db;
     }
@@ -115,7 +106,7 @@ boost::system::result<RedisUrl, std::string> parse_redis_url(std::string_view ur
   }
   if (url.find('@') != std::string_view::npos) return url_error("credentials in the URL are not supported");
   if (const auto colon = url.rfind(':'); colon != std::string_view::npos && url.find(']') == std::string_view::npos) {
-    auto port = number<std::uint16_t>(url.substr(colon + 1));
+    auto port = parse_number<std::uint16_t>(url.substr(colon + 1));
     if (!port || *port == 0) return url_error("bad port '" + std::string(url.substr(colon + 1)) + "'");
     out.port = *port;
     url = url.substr(0, colon);

@@ -5,6 +5,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include "core/parse_util.hpp"
 #include "core/topic.hpp"
 
 namespace boundary::realtime::core {
@@ -46,6 +47,8 @@ boost::system::result<Command, CommandError> parse_command(std::string_view text
       return fail(CommandErrorCode::bad_request, "ref must be a string or a number");
     cmd.ref = *r;
   }
+  if (!all_numbers_finite(v))
+    return fail(CommandErrorCode::bad_request, "numbers must be within the range of a double", cmd.ref);
   auto* action = obj.if_contains("action");
   if (!action || !action->is_string())
     return fail(CommandErrorCode::bad_request, "missing field: action", cmd.ref);

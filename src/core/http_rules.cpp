@@ -5,6 +5,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include "core/parse_util.hpp"
 #include "core/topic.hpp"
 
 namespace boundary::realtime::core {
@@ -210,6 +211,7 @@ boost::system::result<ApiRequest, HttpRefusal> parse_api_body(ApiCall call, std:
   json::value v = json::parse(body, ec);
   if (ec) return bad("body is not valid JSON");
   if (!v.is_object()) return bad("body must be a JSON object");
+  if (!all_numbers_finite(v)) return bad("numbers must be within the range of a double");
   if (auto err = fill(req, v.get_object())) return *err;
   return req;
 }

@@ -1,18 +1,9 @@
 #include "core/redis_cluster.hpp"
 
-#include <charconv>
+#include "core/parse_util.hpp"
 
 namespace boundary::realtime::core {
 namespace {
-
-template <class T>
-std::optional<T> number(std::string_view s) {
-  T v{};
-  if (s.empty()) return std::nullopt;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
-  return v;
-}
 
 // host[:port] or [v6][:port]; an empty host is allowed here (redirects may carry one).
 std::optional<Endpoint> host_port(std::string_view s, std::uint16_t default_port) {
@@ -37,7 +28,7 @@ std::optional<Endpoint> host_port(std::string_view s, std::uint16_t default_port
     e.host = std::string(s);
   }
   if (!port_text.empty()) {
-    auto port = number<std::uint16_t>(port_text);
+    auto port = parse_number<std::uint16_t>(port_text);
     if (!port || *port == 0) return std::nullopt;
     e.port = *port;
   }
@@ -139,13 +130,13 @@ std::optional<Redirect> parse_redirect(std::string_view error) {
   }
   const auto sp = error.find(' ');
   if (sp == std::string_view::npos) return std::nullopt;
-  auto slot = number<std::uint16_t>(error.substr(0, sp));
+  auto slot = parse_number<std::uint16_t>(error.substr(0, sp));
   if (!slot || *slot >= cluster_slots) return std::nullopt;
   // The port follows the last ':'; Redis does not bracket an IPv6 address here.
   const auto addr = error.substr(sp + 1);
   const auto colon = addr.rfind(':');
   if (colon == std::string_view::npos) return std::nullopt;
-  auto port = number<std::uint16_t>(addr.substr(colon + 1));
+  auto port = parse_number<std::uint16_t>(addr.substr(colon + 1));
   if (!port || *port == 0) return std::nullopt;
   r.slot = *slot;
   r.to = Endpoint{std::string(addr.substr(0, colon)), *port};

@@ -152,6 +152,15 @@ TEST(ParseCommand, RefOfWrongTypeIsBadRequestWithoutRef) {
   }
 }
 
+TEST(ParseCommand, NumbersPastDoubleRangeInAMessageAreRefused) {
+  auto e = error_of(R"({"action":"publish","topic":"t","ref":7,"message":{"type":"x","v":[1e400]}})");
+  EXPECT_EQ(e.code, CommandErrorCode::bad_request);
+  EXPECT_EQ(e.ref, json::value(7));
+  EXPECT_NE(e.message.find("range"), std::string::npos);
+  auto ok = parse_command(R"({"action":"publish","topic":"t","message":{"type":"x","v":1.5e300}})");
+  ASSERT_TRUE(ok);
+}
+
 TEST(ParseCommand, ErrorsWithoutRefCarryNone) {
   EXPECT_TRUE(error_of("nope").ref.is_null());
   EXPECT_TRUE(error_of(R"({"action":"dance"})").ref.is_null());

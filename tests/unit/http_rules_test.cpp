@@ -338,6 +338,17 @@ TEST(ParseApiBody, ConnectionsIgnoresTheBody) {
   EXPECT_EQ(parse_ok(ApiCall::connections, "not json").call, ApiCall::connections);
 }
 
+TEST(ParseApiBody, NumbersPastDoubleRangeAreRefused) {
+  // Boost.JSON reads them as infinity; framed, they would become `Infinity`, which is not JSON.
+  expect_400(ApiCall::broadcast, R"({"message":{"type":"t","n":1e400}})",
+             "numbers must be within the range of a double");
+  expect_400(ApiCall::publish, R"({"topic":"t","message":{"type":"t","a":[1,{"b":-1e999}]}})",
+             "numbers must be within the range of a double");
+  // Large but finite numbers, and integers past 64 bits (read as doubles), are fine.
+  EXPECT_EQ(parse_ok(ApiCall::broadcast, R"({"message":{"type":"t","n":1e308,"i":123456789012345678901234}})").call,
+            ApiCall::broadcast);
+}
+
 TEST(ParseApiBody, BodyMustBeAJsonObject) {
   expect_400(ApiCall::broadcast, "", "body is not valid JSON");
   expect_400(ApiCall::broadcast, "{", "body is not valid JSON");

@@ -1,0 +1,29 @@
+#pragma once
+// Small parsing helpers shared by the core's parsers.
+
+#include <charconv>
+#include <optional>
+#include <string_view>
+
+#include <boost/json/value.hpp>
+
+namespace boundary::realtime::core {
+
+// The whole of `s` as a decimal number of type T; nullopt for empty text, a sign where T has
+// none, trailing bytes or overflow.
+template <class T>
+std::optional<T> parse_number(std::string_view s) {
+  T v{};
+  if (s.empty()) return std::nullopt;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+// False when a number anywhere in `v` is not finite. Boost.JSON reads a number past double's
+// range (1e400) as infinity, and serializing it would write `Infinity`, which is not JSON: a
+// message holding one must be refused before it is framed for anybody. Nesting is bounded by
+// the parser (depth 32), so the recursion is too.
+bool all_numbers_finite(const boost::json::value& v);
+
+}  // namespace boundary::realtime::core
