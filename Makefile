@@ -7,7 +7,7 @@ JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 15
 ARGS ?=
 
-.PHONY: all deps js build build-debug build-fuzz run test test-release test-debug fuzz fuzz-long clean
+.PHONY: all deps js build build-debug build-fuzz run test test-release test-debug fuzz fuzz-long clean bench bench-quick
 
 all: build
 
@@ -50,6 +50,18 @@ fuzz-long: build-fuzz
 
 test: test-release test-debug fuzz
 	@echo "make test: all suites passed"
+
+# Benchmarks against the Node peers (bench/peers): `make bench` writes docs/benchmarks.md, its charts
+# and raw results (about an hour; wants a quiet machine); `make bench-quick` is a one-run smoke test
+# (a few minutes) that writes build/bench-quick/benchmarks.md instead. Knobs: see bench/bench.py,
+# e.g. `make bench RUNS=5` or `make bench SERVERS="ours-1t ws" SCENARIOS=fanout`.
+bench: build
+	@bash bench/peers/install.sh || echo "make bench: bench/peers/install.sh failed: the Node peers will be skipped" >&2
+	@python3 bench/bench.py
+
+bench-quick: build
+	@bash bench/peers/install.sh || echo "make bench-quick: bench/peers/install.sh failed: the Node peers will be skipped" >&2
+	@python3 bench/bench.py --quick
 
 clean:
 	rm -rf build
