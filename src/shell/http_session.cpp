@@ -83,7 +83,7 @@ HttpResponse refusal(const core::HttpRefusal& r) { return HttpResponse{r.status,
 
 }  // namespace
 
-HttpSession::HttpSession(Loop& loop, asio::ip::tcp::socket socket) : loop_(loop), stream_(std::move(socket)) {}
+HttpSession::HttpSession(Loop& loop, TcpSocket socket) : loop_(loop), stream_(std::move(socket)) {}
 
 void HttpSession::start() { do_read(); }
 

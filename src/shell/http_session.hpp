@@ -6,12 +6,13 @@
 #include <optional>
 
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/core/basic_stream.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
 
 #include "boundary/realtime/server.hpp"
+#include "shell/tcp_socket.hpp"
 
 namespace boundary::realtime::shell {
 
@@ -21,7 +22,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
   using Request = boost::beast::http::request<boost::beast::http::string_body>;
 
-  HttpSession(Loop& loop, boost::asio::ip::tcp::socket socket);
+  HttpSession(Loop& loop, TcpSocket socket);
   void start();
 
  private:
@@ -37,7 +38,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void do_close();
 
   Loop& loop_;
-  boost::beast::tcp_stream stream_;
+  boost::beast::basic_stream<boost::asio::ip::tcp, boost::asio::io_context::executor_type> stream_;
   boost::beast::flat_buffer buffer_;
   std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
   bool keep_alive_ = false;

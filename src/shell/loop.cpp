@@ -99,12 +99,12 @@ void Loop::join() {
 }
 
 void Loop::do_accept() {
-  acceptor_.async_accept(io_, [this](const error_code& ec, asio::ip::tcp::socket socket) {
+  acceptor_.async_accept(io_, [this](const error_code& ec, TcpSocket socket) {
     on_accept(ec, std::move(socket));
   });
 }
 
-void Loop::on_accept(const error_code& ec, asio::ip::tcp::socket socket) {
+void Loop::on_accept(const error_code& ec, TcpSocket socket) {
   if (!accepting_) return;
   if (ec) {
     server_.metrics.accept_errors.fetch_add(1, std::memory_order_relaxed);

@@ -12,6 +12,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "boundary/realtime/connection_registry.hpp"
+#include "shell/tcp_socket.hpp"
 
 namespace boundary::realtime::shell {
 
@@ -48,7 +49,7 @@ class Loop {
 
  private:
   void do_accept();
-  void on_accept(const boost::system::error_code& ec, boost::asio::ip::tcp::socket socket);
+  void on_accept(const boost::system::error_code& ec, TcpSocket socket);
   void do_sweep();
   void flush_all();
 

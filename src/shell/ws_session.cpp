@@ -30,17 +30,6 @@ constexpr std::size_t initial_queue_capacity = 16;
 // How long a closing connection may take to flush its close frame and answer it.
 constexpr auto close_grace = std::chrono::seconds(5);
 
-// Moves an accepted socket onto the loop's concrete executor (see the header). The descriptor
-// stays open throughout; only its reactor registration is redone.
-template <class Socket>
-Socket rebind(asio::io_context& io, asio::ip::tcp::socket socket) {
-  error_code ec;
-  const auto endpoint = socket.local_endpoint(ec);
-  const auto protocol = ec ? asio::ip::tcp::v4() : endpoint.protocol();
-  const auto fd = socket.release(ec);
-  if (ec) return Socket(io.get_executor());  // not open: the session finishes on first use
-  return Socket(io.get_executor(), protocol, fd);
-}
 // Allocates a socket wait operation with plain operator new. Asio's default recycles a
 // thread-local block from an earlier, larger operation (the handshake's timer wait, 258 bytes),
 // and an idle connection keeps its read wait pending all its life: exact-size blocks save about
@@ -57,9 +46,9 @@ struct ExactAllocator {
 };
 }  // namespace
 
-WsSession::WsSession(Loop& loop, asio::ip::tcp::socket socket, std::string_view id)
+WsSession::WsSession(Loop& loop, TcpSocket socket, std::string_view id)
     : loop_(loop),
-      socket_(rebind<Socket>(loop.io(), std::move(socket))),
+      socket_(std::move(socket)),
       id_size_(static_cast<std::uint8_t>(std::min(id.size(), id_.size()))),
       decoder_(loop.server().config.max_message_bytes) {
   std::copy_n(id.data(), id_size_, id_.data());
