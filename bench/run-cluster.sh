@@ -13,7 +13,9 @@
 #   one node            no --redis: the in-memory broker
 #   one node, Redis     --redis: a cluster of one, every message goes through Redis
 #   two nodes, Redis    half of the connections on each node, the API call on the first
-# each with the API waiting for the delivery count, and with "wait": false (fire-and-forget).
+# each with the API waiting for the delivery count, and with "wait": false (fire-and-forget);
+# then the same three with every connection subscribed to one topic and a WebSocket publisher
+# keeping WINDOW (256) `publish` commands in flight (FANOUT_MESSAGES, 2000, messages).
 set -euo pipefail
 
 SERVER=${1:-build/release/realtime-server}
@@ -66,7 +68,7 @@ start_node() {  # port, log, extra args...
   wait_http "$port"
 }
 
-run_case() {  # tag, nodes (1|2), redis (yes|no), wait (yes|no)
+run_case() {  # tag, nodes (1|2), redis (yes|no), wait (yes|no|window)
   local tag=$1 nodes=$2 redis=$3 wait=$4
   for run in $(seq "$RUNS"); do
     local redis_args=() ports=(--port "$PORT_A") extra=()
@@ -74,27 +76,37 @@ run_case() {  # tag, nodes (1|2), redis (yes|no), wait (yes|no)
       start_redis
       redis_args=(--redis "redis://127.0.0.1:$REDIS_PORT")
     fi
-    start_node "$PORT_A" "$OUT/$tag-$run.a.log" "${redis_args[@]}" --node-id a
+    local node_args=("${redis_args[@]}" --publish-patterns bench --commands-per-second 0)
+    start_node "$PORT_A" "$OUT/$tag-$run.a.log" "${node_args[@]}" --node-id a
     local server_pid=${pids[-1]}
     if [[ $nodes == 2 ]]; then
-      start_node "$PORT_B" "$OUT/$tag-$run.b.log" "${redis_args[@]}" --node-id b
+      start_node "$PORT_B" "$OUT/$tag-$run.b.log" "${node_args[@]}" --node-id b
       ports=(--ports "$PORT_A,$PORT_B")
     fi
+    local scenario=(--scenario broadcast --messages "$M")
     [[ $wait == no ]] && extra=(--no-wait)
-    taskset -c 1 "$LOADGEN" "${ports[@]}" --secret "$SECRET" --api-key k --scenario broadcast \
-      --connections "$N" --messages "$M" --size "$SIZE" --server-pid "$server_pid" --quiet "${extra[@]}" \
+    [[ $wait == window ]] && scenario=(--scenario fanout --via ws --window "${WINDOW:-256}" --messages "${FANOUT_MESSAGES:-2000}")
+    taskset -c 1 "$LOADGEN" "${ports[@]}" --secret "$SECRET" --api-key k "${scenario[@]}" \
+      --connections "$N" --size "$SIZE" --server-pid "$server_pid" --quiet "${extra[@]}" \
       >"$OUT/$tag-$run.json" 2>"$OUT/$tag-$run.stderr" || echo "$tag-$run: load generator exit $?" >&2
     cleanup
     sleep 1
   done
 }
 
-run_case one-node 1 no yes
-run_case one-node-redis 1 yes yes
-run_case two-nodes 2 yes yes
-run_case one-node-nowait 1 no no
-run_case one-node-redis-nowait 1 yes no
-run_case two-nodes-nowait 2 yes no
+# CASES selects some of them (results already in OUTDIR are kept and summarized too).
+CASES=${CASES:-"one-node one-node-redis two-nodes one-node-nowait one-node-redis-nowait two-nodes-nowait
+                one-node-window one-node-redis-window two-nodes-window"}
+want() { [[ " $(echo $CASES) " == *" $1 "* ]]; }
+want one-node && run_case one-node 1 no yes
+want one-node-redis && run_case one-node-redis 1 yes yes
+want two-nodes && run_case two-nodes 2 yes yes
+want one-node-nowait && run_case one-node-nowait 1 no no
+want one-node-redis-nowait && run_case one-node-redis-nowait 1 yes no
+want two-nodes-nowait && run_case two-nodes-nowait 2 yes no
+want one-node-window && run_case one-node-window 1 no window
+want one-node-redis-window && run_case one-node-redis-window 1 yes window
+want two-nodes-window && run_case two-nodes-window 2 yes window
 
 python3 - "$OUT" "$N" "$M" <<'EOF'
 import glob, json, statistics, sys
@@ -102,11 +114,13 @@ out, n, m = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 rows = [("one node, in-memory", "one-node"), ("one node, Redis", "one-node-redis"),
         ("two nodes, Redis", "two-nodes")]
 def fmt(x): return f"{x:,.0f}"
-print(f"Broadcast of {m} messages to {n:,} connections (median of the runs; min-max in brackets).\n")
-print("| setup | API waits for counts | deliveries/s | p50 ms | p99 ms | max ms | lost | API reply p50 ms |")
+print(f"Broadcast of {m} messages (API) or publish of 2000 (WebSocket, 256 in flight) to {n:,} connections "
+      "(median of the runs; min-max in brackets).\n")
+print("| setup | publisher | deliveries/s | p50 ms | p99 ms | max ms | lost | reply p50 ms |")
 print("|---|---|---|---|---|---|---|---|")
 for label, tag in rows:
-    for wait, suffix in (("yes", ""), ("no (`\"wait\": false`)", "-nowait")):
+    for wait, suffix in (("API, waits for counts", ""), ("API, `\"wait\": false`", "-nowait"),
+                         ("WebSocket `publish` to a topic, 256 in flight", "-window")):
         runs = [json.load(open(f)) for f in sorted(glob.glob(f"{out}/{tag}{suffix}-[0-9]*.json"))]
         runs = [r for r in runs if "delivery" in r]
         if not runs:
