@@ -23,7 +23,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       if (!type || !type->is_string()) std::abort();
     }
     reply = core::reply_subscribed(parsed->topic, parsed->ref);
-    Identity who{"42", {"admin"}, {}, {}, {}, {}};
+    Identity who{.user_id = "42", .roles = {"admin"}};
     (void)core::check_subscribe(who, parsed->topic);
   } else {
     reply = core::reply_error(parsed.error().code, parsed.error().message, parsed.error().ref);
