@@ -21,7 +21,7 @@ kept under <out>/benchmarks/raw/, and the markdown is rendered from that directo
 Environment knobs (defaults for a full run; QUICK=1 changes the ones marked *):
   QUICK=1             quick smoke run: writes build/bench-quick/benchmarks.md, never docs/
   RUNS (3*)           runs per server and scenario; tables show median (min-max)
-  MESSAGES (2000*)    fanout messages, full speed        CONNECTIONS (10000)  fanout/connect/users N
+  MESSAGES (1000*)    fanout messages, full speed        CONNECTIONS (10000)  fanout/connect/users N
   RATE (1000)         fixed-rate messages/s               RATE_MESSAGES (5000*)  RATE_CONNECTIONS (1000)
   WINDOW (256)        ours: `publish` commands in flight  SIZE (100)  message bytes
   USERS_RATE (5000)   USERS_DURATION (10*)  HOLD (2*)  idle seconds in the connect scenario
@@ -160,7 +160,7 @@ def load_config() -> Config:
     cfg = Config(
         quick=quick,
         runs=env("RUNS", q(3, 1), int),
-        messages=env("MESSAGES", q(2000, 50), int),
+        messages=env("MESSAGES", q(1000, 50), int),
         connections=env("CONNECTIONS", 10000, int),
         size=env("SIZE", 100, int),
         window=env("WINDOW", 256, int),
@@ -935,7 +935,7 @@ def render(cfg: Config) -> str:
           "make bench-quick   # smoke run (1 run, few messages, N = 1k/10k, ~2 min): writes build/bench-quick/benchmarks.md",
           "python3 bench/bench.py --render   # re-render this file and the charts from docs/benchmarks/raw/",
           "```", "")
-    d.add("Knobs (environment or `make bench VAR=value`): `RUNS` (3), `MESSAGES` (2000), `CONNECTIONS` (10000), "
+    d.add("Knobs (environment or `make bench VAR=value`): `RUNS` (3), `MESSAGES` (1000), `CONNECTIONS` (10000), "
           "`RATE` (1000 msg/s), `RATE_MESSAGES` (5000), `RATE_CONNECTIONS` (1000), `USERS_RATE` (5000), "
           "`USERS_DURATION` (10 s), `HOLD` (2 s), `GROWTH_N` (\"1000 5000 10000 19000\"), `GROWTH_MESSAGES` (200), "
           "`SIZE` (100 B), `WINDOW` (256), `SERVERS` (\"ours-1t ours-2t ws socketio\"), "
