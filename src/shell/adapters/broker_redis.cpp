@@ -31,13 +31,13 @@ std::string_view str(const redisReply* r) {
 BrokerRedis::BrokerRedis(asio::io_context& io, Options options)
     : io_(io),
       opt_(std::move(options)),
-      requests_(opt_.node_id, opt_.reply_timeout, opt_.metrics),
       cmd_(io, false),
       sub_(io, true),
       resolver_(io),
       reconnect_timer_(io),
       heartbeat_timer_(io),
-      sweep_timer_(io) {
+      sweep_timer_(io),
+      requests_(opt_.node_id, opt_.reply_timeout, opt_.metrics) {
   sub_.set_push_handler([this](const redisReply* r) { on_push(r); });
   cmd_.set_down_handler([this] { on_down(); });
   sub_.set_down_handler([this] { on_down(); });

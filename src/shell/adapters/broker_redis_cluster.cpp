@@ -52,13 +52,13 @@ core::RespValue to_resp(const redisReply* r) {
 BrokerRedisCluster::BrokerRedisCluster(asio::io_context& io, Options options)
     : io_(io),
       opt_(std::move(options)),
-      requests_(opt_.node_id, opt_.reply_timeout, opt_.metrics),
       probe_(io, false),
       resolver_(io),
       reconnect_timer_(io),
       heartbeat_timer_(io),
       sweep_timer_(io),
-      refresh_timer_(io) {
+      refresh_timer_(io),
+      requests_(opt_.node_id, opt_.reply_timeout, opt_.metrics) {
   if (opt_.seeds.empty()) throw std::invalid_argument("a Redis Cluster needs at least one seed node");
 }
 
