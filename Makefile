@@ -52,8 +52,8 @@ test: test-release test-debug fuzz
 	@echo "make test: all suites passed"
 
 # Benchmarks against the Node peers (bench/peers): `make bench` writes docs/benchmarks.md, its charts
-# and raw results (about an hour; wants a quiet machine); `make bench-quick` is a one-run smoke test
-# (a few minutes) that writes build/bench-quick/benchmarks.md instead. Knobs: see bench/bench.py,
+# and raw results (about half an hour; wants a quiet machine); `make bench-quick` is a one-run smoke test
+# (about a minute and a half) that writes build/bench-quick/benchmarks.md instead. Knobs: see bench/bench.py,
 # e.g. `make bench RUNS=5` or `make bench SERVERS="ours-1t ws" SCENARIOS=fanout`.
 bench: build
 	@bash bench/peers/install.sh || echo "make bench: bench/peers/install.sh failed: the Node peers will be skipped" >&2
