@@ -934,7 +934,7 @@ def render(cfg: Config) -> str:
     d.add("## How to reproduce", "")
     d.add("```sh",
           "make bench         # release build, npm ci in bench/peers, every scenario x server, RUNS=3: writes this file",
-          "make bench-quick   # smoke run (1 run, few messages, N = 1k/10k, ~2 min): writes build/bench-quick/benchmarks.md",
+          "make bench-quick   # smoke run (1 run, few messages, N = 1k/10k, ~1.5 min): writes build/bench-quick/benchmarks.md",
           "python3 bench/bench.py --render   # re-render this file and the charts from docs/benchmarks/raw/",
           "```", "")
     d.add("Knobs (environment or `make bench VAR=value`): `RUNS` (3), `MESSAGES` (1000), `CONNECTIONS` (10000), "
