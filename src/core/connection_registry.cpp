@@ -26,7 +26,7 @@ enum class GroupKind { all, user, role, topic };
 // Most users have one connection: a group of one keeps it inline.
 struct Group {
   GroupKind kind;
-  std::string name;
+  const std::string* name;  // the key of the map node holding this group (nodes never move)
   boost::container::small_vector<Entry*, 1> members;
 };
 
@@ -54,13 +54,18 @@ std::size_t topics_in(const Entry& e) {
   }));
 }
 
-using GroupMap = std::unordered_map<std::string_view, Group>;
+// Owning keys, looked up by string_view without a temporary string.
+struct NameHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+};
+using GroupMap = std::unordered_map<std::string, Group, NameHash, std::equal_to<>>;
 
 }  // namespace
 
 struct ConnectionRegistry::Impl {
   std::unordered_map<std::string_view, Entry> entries;
-  Group everyone{GroupKind::all, {}, {}};
+  Group everyone{GroupKind::all, nullptr, {}};
   GroupMap users, roles, topics;
   IndexObserver observer;
 
@@ -68,7 +73,7 @@ struct ConnectionRegistry::Impl {
     if (!observer) return;
     const auto kind = g.kind == GroupKind::user ? IndexKind::user : g.kind == GroupKind::role ? IndexKind::role
                                                                                              : IndexKind::topic;
-    observer(kind, g.name, created);
+    observer(kind, *g.name, created);
   }
 
   Entry* entry(std::string_view id) const {
@@ -89,12 +94,8 @@ struct ConnectionRegistry::Impl {
   void join(Entry& e, GroupMap& map, GroupKind kind, std::string_view name) {
     auto it = map.find(name);
     if (it == map.end()) {
-      // Keyed by a view of the group's own name: emplace under a temporary key, then point the
-      // key at the stored name (the node, and so the name, never moves).
-      it = map.emplace(name, Group{kind, std::string(name), {}}).first;
-      auto node = map.extract(it);
-      node.key() = node.mapped().name;
-      it = map.insert(std::move(node)).position;
+      it = map.try_emplace(std::string(name), Group{kind, nullptr, {}}).first;
+      it->second.name = &it->first;
       notify(it->second, true);
     }
     join(e, it->second);
@@ -116,7 +117,7 @@ struct ConnectionRegistry::Impl {
   void erase_group(Group& g) {
     notify(g, false);
     GroupMap& map = g.kind == GroupKind::user ? users : g.kind == GroupKind::role ? roles : topics;
-    map.erase(map.find(std::string_view(g.name)));  // by position: the key views g.name
+    map.erase(map.find(*g.name));  // by position: the argument is the node's own key
   }
 
   static std::size_t deliver(const Group* g, const Message& message) {
@@ -232,7 +233,7 @@ std::vector<std::string> ConnectionRegistry::topics_of(std::string_view connecti
   std::vector<std::string> out;
   if (Entry* e = impl_->entry(connection_id))
     for (const auto& m : e->memberships)
-      if (m.group->kind == GroupKind::topic) out.push_back(m.group->name);
+      if (m.group->kind == GroupKind::topic) out.push_back(*m.group->name);
   return out;
 }
 
