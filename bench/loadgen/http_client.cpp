@@ -7,28 +7,13 @@
 #include <charconv>
 #include <cstring>
 
+#include "http_head.hpp"
+
 namespace loadgen {
 
 namespace {
 
 constexpr std::size_t max_response_bytes = 1 << 20;
-
-std::string_view header_value(std::string_view head, std::string_view name) {
-  std::size_t pos = head.find("\r\n");
-  while (pos != std::string_view::npos && pos + 2 < head.size()) {
-    const std::size_t start = pos + 2;
-    const std::size_t end = head.find("\r\n", start);
-    const std::string_view line = head.substr(start, end - start);
-    if (line.size() > name.size() && line[name.size()] == ':' &&
-        strncasecmp(line.data(), name.data(), name.size()) == 0) {
-      std::string_view v = line.substr(name.size() + 1);
-      while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
-      return v;
-    }
-    pos = end;
-  }
-  return {};
-}
 
 }  // namespace
 

@@ -11,6 +11,7 @@
 #include <random>
 
 #include "core/frame.hpp"
+#include "http_head.hpp"
 
 namespace loadgen {
 namespace core = boundary::realtime::core;
@@ -61,25 +62,6 @@ std::string accept_for(const std::string& key) {
   unsigned char digest[SHA_DIGEST_LENGTH];
   SHA1(reinterpret_cast<const unsigned char*>(input.data()), input.size(), digest);
   return base64(digest, sizeof digest);
-}
-
-// Case-insensitive header lookup in a response head; empty when absent.
-std::string_view header_value(std::string_view head, std::string_view name) {
-  std::size_t pos = head.find("\r\n");
-  while (pos != std::string_view::npos && pos + 2 < head.size()) {
-    const std::size_t start = pos + 2;
-    const std::size_t end = head.find("\r\n", start);
-    const std::string_view line = head.substr(start, end - start);
-    if (line.size() > name.size() && line[name.size()] == ':' &&
-        strncasecmp(line.data(), name.data(), name.size()) == 0) {
-      std::string_view v = line.substr(name.size() + 1);
-      while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
-      while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
-      return v;
-    }
-    pos = end;
-  }
-  return {};
 }
 
 }  // namespace

@@ -1,7 +1,5 @@
 #include "core/command.hpp"
 
-#include <cmath>
-
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -41,9 +39,9 @@ boost::system::result<Command, CommandError> parse_command(std::string_view text
 
   Command cmd;
   if (auto* r = obj.if_contains("ref")) {
-    // Boost.JSON reads a number past double's range as infinity and would echo it as
-    // `Infinity`, which is not JSON: such a ref is refused like a ref of the wrong type.
-    if ((!r->is_string() && !r->is_number()) || (r->is_double() && !std::isfinite(r->get_double())))
+    // A ref past double's range is refused like one of the wrong type: it must not be echoed
+    // in the error below (see all_numbers_finite).
+    if ((!r->is_string() && !r->is_number()) || !all_numbers_finite(*r))
       return fail(CommandErrorCode::bad_request, "ref must be a string or a number");
     cmd.ref = *r;
   }

@@ -199,13 +199,11 @@ std::pair<const Alg*, std::size_t> es_alg_for_curve(int nid) {
 }  // namespace
 
 struct OpenSslJwtVerifier::Impl {
-  std::string secret;              // HMAC verifiers only
-  std::vector<std::pair<const Alg*, KeyedHmac>> hmacs;  // one per allowed HS* alg
+  std::vector<std::pair<const Alg*, KeyedHmac>> hmacs;  // HMAC verifiers: one per HS* alg, keyed
   PkeyPtr key;                     // public-key verifiers only; read-only after construction
   std::vector<const Alg*> allowed;  // the key pins the algorithm (no alg confusion)
   std::size_t ec_scalar_bytes = 0;
 
-  ~Impl() { OPENSSL_cleanse(secret.data(), secret.size()); }  // no secret left in freed heap
 
   const Alg* allowed_alg(std::string_view name) const {
     for (const Alg* alg : allowed)
@@ -264,9 +262,11 @@ std::unique_ptr<OpenSslJwtVerifier> OpenSslJwtVerifier::from_secret(std::string 
   if (secret.size() > static_cast<std::size_t>(INT_MAX))
     throw std::invalid_argument("JWT secret is too long");
   auto impl = std::make_unique<Impl>();
-  impl->secret = std::move(secret);
   impl->allowed = algs_of({Family::hmac});
-  for (const Alg* alg : impl->allowed) impl->hmacs.emplace_back(alg, KeyedHmac(alg->md(), impl->secret));
+  // The keyed contexts hold the key from here on (OpenSSL wipes them when freed); no copy of
+  // the secret is kept, and this one is wiped before its memory goes back to the heap.
+  for (const Alg* alg : impl->allowed) impl->hmacs.emplace_back(alg, KeyedHmac(alg->md(), secret));
+  OPENSSL_cleanse(secret.data(), secret.size());
   return std::unique_ptr<OpenSslJwtVerifier>(new OpenSslJwtVerifier(std::move(impl)));
 }
 
