@@ -9,14 +9,17 @@
 
 namespace boundary::realtime {
 
-// Claims kept on the connection that routing does not use.
+// Claims kept on the connection that routing does not use, and what the application attached
+// to it (Hooks::on_connect).
 struct ProfileClaims {
   std::optional<std::string> email;      // `email`, when present
   std::vector<std::string> permissions;  // `permissions`, when present
+  std::shared_ptr<const void> app_data;  // ConnectDecision::app_data
 };
 
-// Every connection keeps one of these for its lifetime, so the rarely present claims sit
-// behind one shared, immutable pointer: 16 bytes per connection instead of 64 when absent.
+// Every connection keeps one of these for its lifetime, so the rarely present claims and the
+// application's data sit behind one shared, immutable pointer: 16 bytes per connection instead
+// of 80 when absent.
 struct Identity {
   std::string user_id;               // `user-id` claim, else `sub`; numbers become strings
   std::vector<std::string> roles;    // `roles` (array), else `role` (one string); may be empty
@@ -31,6 +34,13 @@ struct Identity {
   const std::vector<std::string>& permissions() const noexcept {
     static const std::vector<std::string> none;
     return profile ? profile->permissions : none;
+  }
+
+  // What Hooks::on_connect attached (null when nothing was): cast it back with
+  // std::static_pointer_cast<const YourType>.
+  const std::shared_ptr<const void>& app_data() const noexcept {
+    static const std::shared_ptr<const void> none;
+    return profile ? profile->app_data : none;
   }
 
   bool has_role(std::string_view role) const {

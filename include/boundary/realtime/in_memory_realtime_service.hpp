@@ -4,7 +4,8 @@
 // RecordingConnection, FixedClaimsVerifier and ManualClock (testing/).
 //
 // Single-threaded: every call must come from one thread. Delivery is synchronous: when a send
-// returns, each target's Connection::send() has been called exactly once, in call order.
+// returns, each target's Connection::send() has been called exactly once, in call order, and
+// `done` has been called with the outcome.
 // The verifier and the clock are borrowed and must outlive the service.
 
 #include <cstddef>
@@ -23,16 +24,16 @@ class InMemoryRealtimeService final : public RealtimeService {
 
   boost::system::result<std::string, AuthError> connect(std::shared_ptr<Connection> connection,
                                                         std::string_view token) override;
-  bool disconnect(std::string_view connection_id) override;
 
-  std::size_t send_to_user(std::string_view user_id, boost::json::object message) override;
-  std::size_t send_to_role(std::string_view role, boost::json::object message) override;
-  std::size_t broadcast(boost::json::object message) override;
-  bool send_to_connection(std::string_view connection_id, boost::json::object message) override;
-  std::size_t publish_to_topic(std::string_view topic, boost::json::object message) override;
-
-  SubscribeResult subscribe(std::string_view connection_id, std::string_view topic) override;
-  bool unsubscribe(std::string_view connection_id, std::string_view topic) override;
+  void send_to_user(std::string user_id, boost::json::object message, CountHandler done = {}) override;
+  void send_to_role(std::string role, boost::json::object message, CountHandler done = {}) override;
+  void broadcast(boost::json::object message, CountHandler done = {}) override;
+  void send_to_connection(std::string connection_id, boost::json::object message, BoolHandler done = {}) override;
+  void publish(std::string topic, boost::json::object message, CountHandler done = {}) override;
+  void subscribe(std::string connection_id, std::string topic, SubscribeHandler done = {}) override;
+  void unsubscribe(std::string connection_id, std::string topic, BoolHandler done = {}) override;
+  void disconnect_connection(std::string connection_id, CountHandler done = {}) override;
+  void disconnect_user(std::string user_id, CountHandler done = {}) override;
 
   std::size_t connection_count() const override;
 

@@ -2,6 +2,11 @@
 // The realtime server, embeddable: WebSocket endpoint, HTTP API, health and metrics on one port,
 // `threads` event loops each owning its connections.
 //
+// It implements RealtimeService (realtime_service.hpp has the contract of the sends): code
+// tested against InMemoryRealtimeService runs unchanged against it. Hooks (hooks.hpp) let the
+// application refuse connections, attach its data to them, authorize topics and handle its own
+// client actions.
+//
 // Thread-safety: every public member may be called from any thread. Sends are asynchronous:
 // they return at once and call `done` (on one of the server's loop threads) with how many
 // connections the message was handed to. Sends made one after another from one thread reach
@@ -24,7 +29,10 @@
 #include <boost/json/object.hpp>
 
 #include "boundary/realtime/config.hpp"
+#include "boundary/realtime/hooks.hpp"
+#include "boundary/realtime/ports/broker.hpp"
 #include "boundary/realtime/ports/token_verifier.hpp"
+#include "boundary/realtime/realtime_service.hpp"
 
 namespace boundary::realtime {
 
@@ -41,23 +49,25 @@ struct HttpResponse {
   std::string content_type = "application/json";
 };
 
-class Server {
+class Server final : public RealtimeService {
  public:
-  using CountHandler = std::function<void(std::size_t)>;
-  using BoolHandler = std::function<void(bool)>;
   using Responder = std::function<void(HttpResponse)>;
   using RouteHandler = std::function<void(const HttpRequest&, Responder)>;
 
-  // Throws std::invalid_argument for an unusable configuration.
-  Server(Config config, std::unique_ptr<TokenVerifier> verifier);
-  ~Server();
+  // Throws std::invalid_argument for an unusable configuration (the message names the option).
+  // `broker`: the link to the other nodes of a cluster. Null: made from Config::redis_url (none:
+  // a single node). An application may pass its own adapter of the Broker port instead
+  // (ports/broker.hpp states what it must guarantee); then Config::redis_url must be empty.
+  Server(Config config, std::unique_ptr<TokenVerifier> verifier, Hooks hooks = {},
+         std::unique_ptr<Broker> broker = nullptr);
+  ~Server() override;
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
   // Binds the listening port (0 picks a free one) and starts the loop threads. Throws
   // std::system_error when the address cannot be bound. Returns the bound port.
   std::uint16_t start();
-  // Graceful shutdown (SPEC.md section 5): stop accepting, send `server-shutdown` and close 1001
+  // Graceful shutdown: stop accepting, send `server-shutdown` and close 1001
   // to every connection, wait up to `grace` for them to go, then stop the loops. Idempotent.
   void shutdown(std::chrono::milliseconds grace = std::chrono::milliseconds(3000));
   // Blocks until shutdown() has finished.
@@ -67,16 +77,16 @@ class Server {
   // embed the server. Register before start(). Requests under /api/ still need the API key.
   void add_route(std::string method, std::string path, RouteHandler handler);
 
-  void send_to_user(std::string user_id, boost::json::object message, CountHandler done = {});
-  void send_to_role(std::string role, boost::json::object message, CountHandler done = {});
-  void broadcast(boost::json::object message, CountHandler done = {});
-  void send_to_connection(std::string connection_id, boost::json::object message, BoolHandler done = {});
-  void publish(std::string topic, boost::json::object message, CountHandler done = {});
-  void subscribe(std::string connection_id, std::string topic, BoolHandler done = {});
-  void unsubscribe(std::string connection_id, std::string topic, BoolHandler done = {});
-  void disconnect_connection(std::string connection_id, CountHandler done = {});
-  void disconnect_user(std::string user_id, CountHandler done = {});
-  std::size_t connection_count() const noexcept;
+  void send_to_user(std::string user_id, boost::json::object message, CountHandler done = {}) override;
+  void send_to_role(std::string role, boost::json::object message, CountHandler done = {}) override;
+  void broadcast(boost::json::object message, CountHandler done = {}) override;
+  void send_to_connection(std::string connection_id, boost::json::object message, BoolHandler done = {}) override;
+  void publish(std::string topic, boost::json::object message, CountHandler done = {}) override;
+  void subscribe(std::string connection_id, std::string topic, SubscribeHandler done = {}) override;
+  void unsubscribe(std::string connection_id, std::string topic, BoolHandler done = {}) override;
+  void disconnect_connection(std::string connection_id, CountHandler done = {}) override;
+  void disconnect_user(std::string user_id, CountHandler done = {}) override;
+  std::size_t connection_count() const noexcept override;
 
   struct Impl;
 
