@@ -22,8 +22,12 @@ class InMemoryRealtimeService final : public RealtimeService {
   // `max_subscriptions` bounds the topics of one connection (the server's default); 0 = no limit.
   InMemoryRealtimeService(const TokenVerifier& verifier, const Clock& clock, std::size_t max_subscriptions = 1000);
 
+  // Verifies `token` at the clock's now, registers the connection and sends it the `connected`
+  // message {"type","connection-id","user-id","roles","timestamp"} before anything else (what
+  // the server does for a WebSocket upgrade). Returns the connection id. On refusal nothing is
+  // registered or sent.
   boost::system::result<std::string, AuthError> connect(std::shared_ptr<Connection> connection,
-                                                        std::string_view token) override;
+                                                        std::string_view token);
 
   void send_to_user(std::string user_id, boost::json::object message, CountHandler done = {}) override;
   void send_to_role(std::string role, boost::json::object message, CountHandler done = {}) override;
