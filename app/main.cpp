@@ -13,10 +13,10 @@
 #include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 
+#include "boundary/realtime/jwt_verifier.hpp"
 #include "boundary/realtime/server.hpp"
 #include "config_loader.hpp"
 #include "core/topic.hpp"
-#include "shell/adapters/jwt_openssl.hpp"
 
 namespace rt = boundary::realtime;
 namespace json = boost::json;
@@ -41,7 +41,7 @@ std::string mint(const std::string& secret, const std::string& user_id, const st
   json::array role_list;
   for (const auto& r : rt::core::split_list(roles)) role_list.emplace_back(r);
   json::object claims{{"user-id", user_id}, {"roles", std::move(role_list)}, {"iat", now}, {"exp", now + ttl}};
-  return rt::shell::sign_hs256(secret, json::serialize(claims));
+  return rt::sign_hs256(secret, json::serialize(claims));
 }
 
 void print_dev_mode(const rt::Config& c, std::uint16_t port) {
@@ -71,8 +71,8 @@ std::unique_ptr<rt::TokenVerifier> make_verifier(const rt::app::LoadedConfig& lo
   const auto& c = loaded.config;
   if (!c.jwt_secret.empty() && !c.jwt_public_key_file.empty())
     throw std::invalid_argument("give either --jwt-secret or --jwt-public-key, not both");
-  if (!c.jwt_public_key_file.empty()) return rt::shell::OpenSslJwtVerifier::from_public_key_pem(loaded.jwt_public_key_pem);
-  return rt::shell::OpenSslJwtVerifier::from_secret(c.jwt_secret);
+  if (!c.jwt_public_key_file.empty()) return rt::make_public_key_verifier(loaded.jwt_public_key_pem);
+  return rt::make_hmac_verifier(c.jwt_secret);
 }
 
 int run_server(rt::app::LoadedConfig loaded) {

@@ -22,8 +22,8 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include "boundary/realtime/jwt_verifier.hpp"
 #include "boundary/realtime/server.hpp"
-#include "shell/adapters/jwt_openssl.hpp"
 
 namespace rt = boundary::realtime;
 namespace json = boost::json;
@@ -82,7 +82,7 @@ int main(int argc, char** argv) {
   config.api_key = arg(argc, argv, "--api-key", "");
   config.threads = 1;
   try {
-    rt::Server server(config, rt::shell::OpenSslJwtVerifier::from_secret(arg(argc, argv, "--jwt-secret", "")));
+    rt::Server server(config, rt::make_hmac_verifier(arg(argc, argv, "--jwt-secret", "")));
     Jobs jobs(server);
     server.add_route("POST", "/jobs/start", [&jobs](const rt::HttpRequest& req, rt::Server::Responder respond) {
       boost::system::error_code ec;

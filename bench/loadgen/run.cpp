@@ -9,7 +9,7 @@
 #include <ctime>
 #include <stdexcept>
 
-#include "shell/adapters/jwt_openssl.hpp"
+#include "boundary/realtime/jwt_verifier.hpp"
 
 namespace loadgen {
 
@@ -78,7 +78,7 @@ std::string Run::token_for(const std::string& user_id) const {
   const auto now = static_cast<long long>(std::time(nullptr));
   const std::string claims = R"({"user-id":")" + user_id + R"(","roles":)" + roles_json_ +
                              R"(,"iat":)" + std::to_string(now) + R"(,"exp":)" + std::to_string(now + 86400) + "}";
-  return boundary::realtime::shell::sign_hs256(o_.secret, claims);
+  return boundary::realtime::sign_hs256(o_.secret, claims);
 }
 
 std::string Run::request_target(const std::string& user_id) const {

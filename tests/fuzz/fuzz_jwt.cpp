@@ -10,8 +10,8 @@
 
 #include <boost/json/parse.hpp>
 
+#include "boundary/realtime/jwt_verifier.hpp"
 #include "core/jwt.hpp"
-#include "shell/adapters/jwt_openssl.hpp"
 
 namespace {
 
@@ -28,7 +28,7 @@ void check(bool invariant) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view input(reinterpret_cast<const char*>(data), size);
-  static const auto verifier = shell::OpenSslJwtVerifier::from_secret(secret);
+  static const auto verifier = make_hmac_verifier(secret);
 
   if (auto parsed = core::parse_jwt(input)) (void)core::identity_from_claims(parsed->claims, now);
 
@@ -41,7 +41,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   (void)verifier->verify(input, now);
 
-  if (auto r = verifier->verify(shell::sign_hs256(secret, input), now); !r)
+  if (auto r = verifier->verify(sign_hs256(secret, input), now); !r)
     check(r.error() != AuthError::bad_signature && r.error() != AuthError::wrong_algorithm);
   return 0;
 }
