@@ -10,8 +10,9 @@ include(CMakePackageConfigHelpers)
 
 set(BR_INSTALL_CMAKEDIR ${CMAKE_INSTALL_LIBDIR}/cmake/BoundaryRealtime)
 
-set_target_properties(br_core PROPERTIES EXPORT_NAME core)
-set_target_properties(br_shell PROPERTIES EXPORT_NAME shell)
+# Installed as libboundary_realtime_{core,shell}.a: br_* is too short a name for /usr/lib.
+set_target_properties(br_core PROPERTIES EXPORT_NAME core OUTPUT_NAME boundary_realtime_core)
+set_target_properties(br_shell PROPERTIES EXPORT_NAME shell OUTPUT_NAME boundary_realtime_shell)
 
 install(TARGETS br_core br_shell br_realtime
   EXPORT BoundaryRealtimeTargets
