@@ -2,6 +2,7 @@
 
 #include <stdexcept>
 #include <utility>
+#include <vector>
 
 #include <boost/json/array.hpp>
 
@@ -24,21 +25,56 @@ boost::system::result<std::string, AuthError> InMemoryRealtimeService::connect(
   auto identity = verifier_.verify(token, unix_seconds);
   if (!identity) return identity.error();
 
-  json::array roles;
-  for (const auto& role : identity->roles) roles.emplace_back(role);
-  json::object connected{{"type", "connected"},
-                         {"connection-id", connection->id()},
-                         {"user-id", identity->user_id},
-                         {"roles", std::move(roles)}};
+  auto connected = core::make_connected(connection->id(), *identity, now);
   std::string id(connection->id());
   Connection& target = *connection;
   if (!registry_.register_connection(std::move(connection), std::move(*identity)))
     throw std::invalid_argument("connect: connection id already registered: " + id);
-  target.send(core::make_envelope(std::move(connected), now));
+  target.send(connected);
   return id;
 }
 
-bool InMemoryRealtimeService::disconnect(std::string_view connection_id) {
+namespace {
+
+// `done` is optional: the port calls it exactly once when given, before returning here.
+template <class Handler, class Value>
+void complete(Handler& done, Value value) {
+  if (done) done(value);
+}
+
+}  // namespace
+
+void InMemoryRealtimeService::send_to_user(std::string user_id, json::object message, CountHandler done) {
+  complete(done, registry_.send_to_user(user_id, core::make_envelope(std::move(message), clock_.now())));
+}
+
+void InMemoryRealtimeService::send_to_role(std::string role, json::object message, CountHandler done) {
+  complete(done, registry_.send_to_role(role, core::make_envelope(std::move(message), clock_.now())));
+}
+
+void InMemoryRealtimeService::broadcast(json::object message, CountHandler done) {
+  complete(done, registry_.broadcast(core::make_envelope(std::move(message), clock_.now())));
+}
+
+void InMemoryRealtimeService::send_to_connection(std::string connection_id, json::object message,
+                                                 BoolHandler done) {
+  complete(done,
+           registry_.send_to_connection(connection_id, core::make_envelope(std::move(message), clock_.now())));
+}
+
+void InMemoryRealtimeService::publish(std::string topic, json::object message, CountHandler done) {
+  complete(done, registry_.publish(topic, core::make_envelope(std::move(message), clock_.now(), topic)));
+}
+
+void InMemoryRealtimeService::subscribe(std::string connection_id, std::string topic, SubscribeHandler done) {
+  complete(done, registry_.subscribe(connection_id, topic, max_subscriptions_));
+}
+
+void InMemoryRealtimeService::unsubscribe(std::string connection_id, std::string topic, BoolHandler done) {
+  complete(done, registry_.unsubscribe(connection_id, topic));
+}
+
+bool InMemoryRealtimeService::close_and_unregister(std::string_view connection_id) {
   Connection* connection = registry_.find(connection_id);
   if (!connection) return false;
   // Close before unregistering: the registry may hold the last reference to the connection.
@@ -47,33 +83,17 @@ bool InMemoryRealtimeService::disconnect(std::string_view connection_id) {
   return true;
 }
 
-std::size_t InMemoryRealtimeService::send_to_user(std::string_view user_id, json::object message) {
-  return registry_.send_to_user(user_id, core::make_envelope(std::move(message), clock_.now()));
+void InMemoryRealtimeService::disconnect_connection(std::string connection_id, CountHandler done) {
+  complete(done, std::size_t{close_and_unregister(connection_id) ? 1u : 0u});
 }
 
-std::size_t InMemoryRealtimeService::send_to_role(std::string_view role, json::object message) {
-  return registry_.send_to_role(role, core::make_envelope(std::move(message), clock_.now()));
-}
-
-std::size_t InMemoryRealtimeService::broadcast(json::object message) {
-  return registry_.broadcast(core::make_envelope(std::move(message), clock_.now()));
-}
-
-bool InMemoryRealtimeService::send_to_connection(std::string_view connection_id, json::object message) {
-  return registry_.send_to_connection(connection_id, core::make_envelope(std::move(message), clock_.now()));
-}
-
-std::size_t InMemoryRealtimeService::publish_to_topic(std::string_view topic, json::object message) {
-  return registry_.publish(topic, core::make_envelope(std::move(message), clock_.now(), topic));
-}
-
-InMemoryRealtimeService::SubscribeResult InMemoryRealtimeService::subscribe(std::string_view connection_id,
-                                                                            std::string_view topic) {
-  return registry_.subscribe(connection_id, topic, max_subscriptions_);
-}
-
-bool InMemoryRealtimeService::unsubscribe(std::string_view connection_id, std::string_view topic) {
-  return registry_.unsubscribe(connection_id, topic);
+void InMemoryRealtimeService::disconnect_user(std::string user_id, CountHandler done) {
+  // Ids first: unregistering invalidates the pointers find_by_user returned.
+  std::vector<std::string> ids;
+  for (const Connection* connection : registry_.find_by_user(user_id)) ids.emplace_back(connection->id());
+  std::size_t closed = 0;
+  for (const auto& id : ids) closed += close_and_unregister(id) ? 1 : 0;
+  complete(done, closed);
 }
 
 std::size_t InMemoryRealtimeService::connection_count() const { return registry_.count(); }

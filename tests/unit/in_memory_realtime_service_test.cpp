@@ -1,6 +1,7 @@
 #include "boundary/realtime/in_memory_realtime_service.hpp"
 
 #include <memory>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -33,6 +34,36 @@ std::int64_t unix_seconds(std::chrono::system_clock::time_point t) {
   return std::chrono::floor<std::chrono::seconds>(t.time_since_epoch()).count();
 }
 
+// Runs `call` with a completion handler and returns the value the handler was given. The
+// in-memory service completes synchronously, so the handler must have run exactly once by the
+// time `call` returns.
+template <class T, class Call>
+T outcome_of(Call call) {
+  std::optional<T> value;
+  int calls = 0;
+  call([&](T v) {
+    ++calls;
+    value = v;
+  });
+  EXPECT_EQ(calls, 1) << "done must be called exactly once before the call returns";
+  return value.value_or(T{});
+}
+
+template <class Call>
+std::size_t count_of(Call call) {
+  return outcome_of<std::size_t>(std::move(call));
+}
+
+template <class Call>
+bool bool_of(Call call) {
+  return outcome_of<bool>(std::move(call));
+}
+
+template <class Call>
+SubscribeResult subscribe_result_of(Call call) {
+  return outcome_of<SubscribeResult>(std::move(call));
+}
+
 class InMemoryRealtimeServiceTest : public ::testing::Test {
  protected:
   InMemoryRealtimeServiceTest() {
@@ -49,6 +80,33 @@ class InMemoryRealtimeServiceTest : public ::testing::Test {
     EXPECT_TRUE(r.has_value()) << token;
     c->clear();
     return c;
+  }
+
+  SubscribeResult subscribe(std::string_view connection_id, std::string topic) {
+    return subscribe_result_of(
+        [&](auto done) { service.subscribe(std::string(connection_id), std::move(topic), done); });
+  }
+  bool unsubscribe(std::string_view connection_id, std::string topic) {
+    return bool_of([&](auto done) { service.unsubscribe(std::string(connection_id), std::move(topic), done); });
+  }
+  std::size_t disconnect(std::string_view connection_id) {
+    return count_of([&](auto done) { service.disconnect_connection(std::string(connection_id), done); });
+  }
+  std::size_t publish(std::string topic, json::object message) {
+    return count_of([&](auto done) { service.publish(std::move(topic), std::move(message), done); });
+  }
+  std::size_t send_to_user(std::string user_id, json::object message) {
+    return count_of([&](auto done) { service.send_to_user(std::move(user_id), std::move(message), done); });
+  }
+  std::size_t send_to_role(std::string role, json::object message) {
+    return count_of([&](auto done) { service.send_to_role(std::move(role), std::move(message), done); });
+  }
+  std::size_t broadcast(json::object message) {
+    return count_of([&](auto done) { service.broadcast(std::move(message), done); });
+  }
+  bool send_to_connection(std::string_view connection_id, json::object message) {
+    return bool_of(
+        [&](auto done) { service.send_to_connection(std::string(connection_id), std::move(message), done); });
   }
 
   FixedClaimsVerifier verifier;
@@ -129,32 +187,68 @@ TEST_F(InMemoryRealtimeServiceTest, ReusedConnectionIdIsAProgrammingError) {
 TEST_F(InMemoryRealtimeServiceTest, DisconnectClosesWithNormalCodeAndForgetsTheConnection) {
   auto c = connect("alice");
   auto other = connect("bob");
-  ASSERT_EQ(service.subscribe(c->id(), "order:1"), SubscribeResult::subscribed);
-  ASSERT_EQ(service.subscribe(c->id(), "order:2"), SubscribeResult::subscribed);
-  ASSERT_EQ(service.subscribe(other->id(), "order:2"), SubscribeResult::subscribed);
+  ASSERT_EQ(subscribe(c->id(), "order:1"), SubscribeResult::subscribed);
+  ASSERT_EQ(subscribe(c->id(), "order:2"), SubscribeResult::subscribed);
+  ASSERT_EQ(subscribe(other->id(), "order:2"), SubscribeResult::subscribed);
 
-  EXPECT_TRUE(service.disconnect(c->id()));
+  EXPECT_EQ(disconnect(c->id()), 1u);
   EXPECT_EQ(c->close_code(), CloseCode::normal);
   EXPECT_FALSE(c->is_open());
   EXPECT_EQ(service.connection_count(), 1u);
   EXPECT_EQ(service.registry().find(c->id()), nullptr);
   EXPECT_EQ(service.registry().topic_count(), 1u);  // order:1 is gone, order:2 still has bob
-  EXPECT_EQ(service.publish_to_topic("order:1", {{"type", "x"}}), 0u);
-  EXPECT_EQ(service.send_to_user("1", {{"type", "x"}}), 0u);
-  EXPECT_EQ(service.send_to_role("admin", {{"type", "x"}}), 0u);
+  EXPECT_EQ(publish("order:1", {{"type", "x"}}), 0u);
+  EXPECT_EQ(send_to_user("1", {{"type", "x"}}), 0u);
+  EXPECT_EQ(send_to_role("admin", {{"type", "x"}}), 0u);
   EXPECT_EQ(c->sent_count(), 0u);
-  EXPECT_FALSE(service.disconnect(c->id()));
+  EXPECT_EQ(disconnect(c->id()), 0u);
 }
 
 TEST_F(InMemoryRealtimeServiceTest, DisconnectOfTheLastReferenceIsSafe) {
   auto c = std::make_shared<RecordingConnection>();
   const std::string id(c->id());
   ASSERT_TRUE(service.connect(std::move(c), "alice").has_value());
-  EXPECT_TRUE(service.disconnect(id));  // the registry held the only reference
+  EXPECT_EQ(disconnect(id), 1u);  // the registry held the only reference
   EXPECT_EQ(service.connection_count(), 0u);
 }
 
-TEST_F(InMemoryRealtimeServiceTest, DisconnectUnknownIsFalse) { EXPECT_FALSE(service.disconnect("ghost")); }
+TEST_F(InMemoryRealtimeServiceTest, DisconnectUnknownCountsNothing) { EXPECT_EQ(disconnect("ghost"), 0u); }
+
+TEST_F(InMemoryRealtimeServiceTest, DisconnectUserClosesEveryConnectionOfThatUserOnly) {
+  auto a1 = connect("alice");
+  auto a2 = connect("alice");
+  auto b = connect("bob");
+  ASSERT_EQ(subscribe(a1->id(), "t"), SubscribeResult::subscribed);
+  ASSERT_EQ(subscribe(b->id(), "t"), SubscribeResult::subscribed);
+
+  EXPECT_EQ(count_of([&](auto done) { service.disconnect_user("1", done); }), 2u);
+  EXPECT_EQ(a1->close_code(), CloseCode::normal);
+  EXPECT_EQ(a2->close_code(), CloseCode::normal);
+  EXPECT_TRUE(b->is_open());
+  EXPECT_EQ(service.connection_count(), 1u);
+  EXPECT_EQ(service.registry().user_connection_count("1"), 0u);
+  EXPECT_EQ(service.registry().subscriber_count("t"), 1u);
+  EXPECT_EQ(send_to_role("admin", {{"type", "x"}}), 0u);
+  EXPECT_EQ(send_to_user("2", {{"type", "x"}}), 1u);
+  EXPECT_EQ(count_of([&](auto done) { service.disconnect_user("1", done); }), 0u);
+  EXPECT_EQ(count_of([&](auto done) { service.disconnect_user("nobody", done); }), 0u);
+}
+
+TEST_F(InMemoryRealtimeServiceTest, DisconnectUserHoldingTheLastReferencesIsSafe) {
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(service.connect(std::make_shared<RecordingConnection>(), "bob").has_value());
+  EXPECT_EQ(count_of([&](auto done) { service.disconnect_user("2", done); }), 3u);
+  EXPECT_EQ(service.connection_count(), 0u);
+}
+
+TEST_F(InMemoryRealtimeServiceTest, DisconnectUserCountsAClientClosedConnectionItForgets) {
+  // Closed by the client but not yet unregistered: it still leaves every index and is counted,
+  // as disconnect_connection counts it.
+  auto a = connect("alice");
+  a->close(CloseCode::going_away, "client left");
+  EXPECT_EQ(count_of([&](auto done) { service.disconnect_user("1", done); }), 1u);
+  EXPECT_EQ(a->close_code(), CloseCode::going_away);  // the first close stands
+  EXPECT_EQ(service.connection_count(), 0u);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Routing
@@ -163,19 +257,19 @@ TEST_F(InMemoryRealtimeServiceTest, SendToUserReachesEveryConnectionOfThatUserOn
   auto a1 = connect("alice");
   auto a2 = connect("alice");
   auto b = connect("bob");
-  EXPECT_EQ(service.send_to_user("1", {{"type", "note"}}), 2u);
+  EXPECT_EQ(send_to_user("1", {{"type", "note"}}), 2u);
   EXPECT_EQ(a1->sent_count(), 1u);
   EXPECT_EQ(a2->sent_count(), 1u);
   EXPECT_EQ(b->sent_count(), 0u);
-  EXPECT_EQ(service.send_to_user("nobody", {{"type", "note"}}), 0u);
+  EXPECT_EQ(send_to_user("nobody", {{"type", "note"}}), 0u);
 }
 
 TEST_F(InMemoryRealtimeServiceTest, SendToRoleReachesHoldersOnly) {
   auto a = connect("alice");
   auto b = connect("bob");
   auto c = connect("carol");
-  EXPECT_EQ(service.send_to_role("user", {{"type", "note"}}), 2u);
-  EXPECT_EQ(service.send_to_role("admin", {{"type", "note"}}), 1u);
+  EXPECT_EQ(send_to_role("user", {{"type", "note"}}), 2u);
+  EXPECT_EQ(send_to_role("admin", {{"type", "note"}}), 1u);
   EXPECT_EQ(a->sent_count(), 2u);
   EXPECT_EQ(b->sent_count(), 1u);
   EXPECT_EQ(c->sent_count(), 0u);
@@ -186,7 +280,7 @@ TEST_F(InMemoryRealtimeServiceTest, BroadcastReachesEveryOpenConnection) {
   auto b = connect("bob");
   auto c = connect("carol");
   c->close(CloseCode::going_away, "client left");  // closed but not yet disconnected
-  EXPECT_EQ(service.broadcast({{"type", "news"}}), 2u);
+  EXPECT_EQ(broadcast({{"type", "news"}}), 2u);
   EXPECT_EQ(a->sent_count(), 1u);
   EXPECT_EQ(b->sent_count(), 1u);
   EXPECT_EQ(c->sent_count(), 0u);
@@ -195,10 +289,10 @@ TEST_F(InMemoryRealtimeServiceTest, BroadcastReachesEveryOpenConnection) {
 TEST_F(InMemoryRealtimeServiceTest, SendToConnectionReportsWhetherItWasDelivered) {
   auto a = connect("alice");
   auto b = connect("bob");
-  EXPECT_TRUE(service.send_to_connection(a->id(), {{"type", "direct"}}));
-  EXPECT_FALSE(service.send_to_connection("ghost", {{"type", "direct"}}));
+  EXPECT_TRUE(send_to_connection(a->id(), {{"type", "direct"}}));
+  EXPECT_FALSE(send_to_connection("ghost", {{"type", "direct"}}));
   b->close(CloseCode::normal, "");
-  EXPECT_FALSE(service.send_to_connection(b->id(), {{"type", "direct"}}));
+  EXPECT_FALSE(send_to_connection(b->id(), {{"type", "direct"}}));
   EXPECT_EQ(a->sent_count(), 1u);
   EXPECT_EQ(a->last().at("type"), json::value("direct"));
 }
@@ -207,29 +301,29 @@ TEST_F(InMemoryRealtimeServiceTest, PublishReachesSubscribersAndAddsTopic) {
   auto a = connect("alice");
   auto b = connect("bob");
   auto c = connect("carol");
-  service.subscribe(a->id(), "chat:general");
-  service.subscribe(b->id(), "chat:general");
-  EXPECT_EQ(service.publish_to_topic("chat:general", {{"type", "chat"}, {"text", "hi"}}), 2u);
+  subscribe(a->id(), "chat:general");
+  subscribe(b->id(), "chat:general");
+  EXPECT_EQ(publish("chat:general", {{"type", "chat"}, {"text", "hi"}}), 2u);
   EXPECT_EQ(c->sent_count(), 0u);
   EXPECT_EQ(a->last(), json::parse(R"({"type":"chat","text":"hi","topic":"chat:general",)"
                                    R"("timestamp":"2025-01-01T12:00:00.000Z"})"));
   EXPECT_EQ(b->last(), a->last());
-  EXPECT_EQ(service.publish_to_topic("chat:empty", {{"type", "chat"}}), 0u);
+  EXPECT_EQ(publish("chat:empty", {{"type", "chat"}}), 0u);
 }
 
 TEST_F(InMemoryRealtimeServiceTest, PublishKeepsTopicTheMessageAlreadyHas) {
   auto a = connect("alice");
-  service.subscribe(a->id(), "t");
-  service.publish_to_topic("t", {{"type", "x"}, {"topic", "custom"}});
+  subscribe(a->id(), "t");
+  publish("t", {{"type", "x"}, {"topic", "custom"}});
   EXPECT_EQ(a->last().at("topic"), json::value("custom"));
 }
 
 TEST_F(InMemoryRealtimeServiceTest, NonTopicSendsCarryNoTopic) {
   auto a = connect("alice");
-  service.send_to_user("1", {{"type", "x"}});
-  service.send_to_role("admin", {{"type", "x"}});
-  service.broadcast({{"type", "x"}});
-  service.send_to_connection(a->id(), {{"type", "x"}});
+  send_to_user("1", {{"type", "x"}});
+  send_to_role("admin", {{"type", "x"}});
+  broadcast({{"type", "x"}});
+  send_to_connection(a->id(), {{"type", "x"}});
   ASSERT_EQ(a->sent_count(), 4u);
   for (std::size_t i = 0; i < 4; ++i) EXPECT_FALSE(a->object(i).contains("topic")) << i;
 }
@@ -237,8 +331,8 @@ TEST_F(InMemoryRealtimeServiceTest, NonTopicSendsCarryNoTopic) {
 TEST_F(InMemoryRealtimeServiceTest, EverySendIsTimestampedByTheClock) {
   auto a = connect("alice");
   clock.advance(1234ms);
-  service.send_to_user("1", {{"type", "x"}});
-  service.send_to_connection(a->id(), {{"type", "x"}, {"timestamp", "kept"}});
+  send_to_user("1", {{"type", "x"}});
+  send_to_connection(a->id(), {{"type", "x"}, {"timestamp", "kept"}});
   EXPECT_EQ(a->object(0).at("timestamp"), json::value("2025-01-01T12:00:01.234Z"));
   EXPECT_EQ(a->object(1).at("timestamp"), json::value("kept"));
 }
@@ -246,16 +340,16 @@ TEST_F(InMemoryRealtimeServiceTest, EverySendIsTimestampedByTheClock) {
 TEST_F(InMemoryRealtimeServiceTest, RecipientsShareOneEncoding) {
   auto a = connect("alice");
   auto b = connect("bob");
-  ASSERT_EQ(service.send_to_role("user", {{"type", "x"}}), 2u);
+  ASSERT_EQ(send_to_role("user", {{"type", "x"}}), 2u);
   EXPECT_EQ(a->messages()[0].frame().data(), b->messages()[0].frame().data());
 }
 
 TEST_F(InMemoryRealtimeServiceTest, MessagesArriveInSendOrder) {
   auto a = connect("alice");
-  service.subscribe(a->id(), "t");
+  subscribe(a->id(), "t");
   for (int i = 0; i < 5; ++i) {
-    service.send_to_user("1", {{"type", "n"}, {"i", i * 2}});
-    service.publish_to_topic("t", {{"type", "n"}, {"i", i * 2 + 1}});
+    send_to_user("1", {{"type", "n"}, {"i", i * 2}});
+    publish("t", {{"type", "n"}, {"i", i * 2 + 1}});
   }
   ASSERT_EQ(a->sent_count(), 10u);
   for (std::size_t i = 0; i < 10; ++i) EXPECT_EQ(a->object(i).at("i"), json::value(static_cast<int>(i)));
@@ -266,29 +360,84 @@ TEST_F(InMemoryRealtimeServiceTest, MessagesArriveInSendOrder) {
 
 TEST_F(InMemoryRealtimeServiceTest, SubscribeReportsEveryOutcome) {
   auto a = connect("alice");
-  EXPECT_EQ(service.subscribe(a->id(), "t1"), SubscribeResult::subscribed);
-  EXPECT_EQ(service.subscribe(a->id(), "t1"), SubscribeResult::already_subscribed);
-  EXPECT_EQ(service.subscribe("ghost", "t1"), SubscribeResult::unknown_connection);
-  EXPECT_EQ(service.subscribe(a->id(), "t2"), SubscribeResult::subscribed);
-  EXPECT_EQ(service.subscribe(a->id(), "t3"), SubscribeResult::subscribed);
-  EXPECT_EQ(service.subscribe(a->id(), "t4"), SubscribeResult::limit_reached);  // limit is 3 here
+  EXPECT_EQ(subscribe(a->id(), "t1"), SubscribeResult::subscribed);
+  EXPECT_EQ(subscribe(a->id(), "t1"), SubscribeResult::already_subscribed);
+  EXPECT_EQ(subscribe("ghost", "t1"), SubscribeResult::unknown_connection);
+  EXPECT_EQ(subscribe(a->id(), "t2"), SubscribeResult::subscribed);
+  EXPECT_EQ(subscribe(a->id(), "t3"), SubscribeResult::subscribed);
+  EXPECT_EQ(subscribe(a->id(), "t4"), SubscribeResult::limit_reached);  // limit is 3 here
 }
 
 TEST_F(InMemoryRealtimeServiceTest, SubscribeSkipsTheClientPolicy) {
   auto b = connect("bob");
-  EXPECT_EQ(service.subscribe(b->id(), "user:1"), SubscribeResult::subscribed);
-  EXPECT_EQ(service.subscribe(b->id(), "role:admin"), SubscribeResult::subscribed);
-  EXPECT_EQ(service.publish_to_topic("user:1", {{"type", "x"}}), 1u);
+  EXPECT_EQ(subscribe(b->id(), "user:1"), SubscribeResult::subscribed);
+  EXPECT_EQ(subscribe(b->id(), "role:admin"), SubscribeResult::subscribed);
+  EXPECT_EQ(publish("user:1", {{"type", "x"}}), 1u);
 }
 
 TEST_F(InMemoryRealtimeServiceTest, UnsubscribeStopsTopicDeliveries) {
   auto a = connect("alice");
-  service.subscribe(a->id(), "t");
-  EXPECT_TRUE(service.unsubscribe(a->id(), "t"));
-  EXPECT_FALSE(service.unsubscribe(a->id(), "t"));
-  EXPECT_FALSE(service.unsubscribe("ghost", "t"));
-  EXPECT_EQ(service.publish_to_topic("t", {{"type", "x"}}), 0u);
+  subscribe(a->id(), "t");
+  EXPECT_TRUE(unsubscribe(a->id(), "t"));
+  EXPECT_FALSE(unsubscribe(a->id(), "t"));
+  EXPECT_FALSE(unsubscribe("ghost", "t"));
+  EXPECT_EQ(publish("t", {{"type", "x"}}), 0u);
   EXPECT_EQ(service.registry().topic_count(), 0u);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Completion handlers
+
+TEST_F(InMemoryRealtimeServiceTest, EveryOperationCallsDoneExactlyOnceBeforeReturning) {
+  auto a = connect("alice");
+  const std::string id(a->id());
+  // Each handler appends its outcome: one entry per call, present when the call returns.
+  std::vector<std::string> log;
+  auto count_done = [&](std::string name) {
+    return [&log, name](std::size_t n) { log.push_back(name + "=" + std::to_string(n)); };
+  };
+  auto bool_done = [&](std::string name) {
+    return [&log, name](bool ok) { log.push_back(name + "=" + (ok ? "true" : "false")); };
+  };
+  auto step = [&](std::string expected, auto call) {
+    const auto before = log.size();
+    call();
+    ASSERT_EQ(log.size(), before + 1) << expected;
+    EXPECT_EQ(log.back(), expected);
+  };
+  step("user=1", [&] { service.send_to_user("1", {{"type", "x"}}, count_done("user")); });
+  step("role=1", [&] { service.send_to_role("admin", {{"type", "x"}}, count_done("role")); });
+  step("broadcast=1", [&] { service.broadcast({{"type", "x"}}, count_done("broadcast")); });
+  step("direct=true", [&] { service.send_to_connection(id, {{"type", "x"}}, bool_done("direct")); });
+  step("subscribe=subscribed", [&] {
+    service.subscribe(id, "t", [&log](SubscribeResult r) {
+      log.push_back(r == SubscribeResult::subscribed ? "subscribe=subscribed" : "subscribe=other");
+    });
+  });
+  step("publish=1", [&] { service.publish("t", {{"type", "x"}}, count_done("publish")); });
+  step("unsubscribe=true", [&] { service.unsubscribe(id, "t", bool_done("unsubscribe")); });
+  step("connection=1", [&] { service.disconnect_connection(id, count_done("connection")); });
+  step("user-disconnect=0", [&] { service.disconnect_user("1", count_done("user-disconnect")); });
+}
+
+TEST_F(InMemoryRealtimeServiceTest, OperationsWithoutDoneStillTakeEffect) {
+  auto a = connect("alice");
+  auto b = connect("bob");
+  const std::string id(a->id());
+  service.subscribe(id, "t");
+  service.publish("t", {{"type", "x"}});
+  service.send_to_user("1", {{"type", "x"}});
+  service.send_to_role("admin", {{"type", "x"}});
+  service.broadcast({{"type", "x"}});
+  service.send_to_connection(id, {{"type", "x"}});
+  EXPECT_EQ(a->sent_count(), 5u);
+  service.unsubscribe(id, "t");
+  EXPECT_EQ(service.registry().topic_count(), 0u);
+  service.disconnect_connection(id);
+  EXPECT_EQ(a->close_code(), CloseCode::normal);
+  service.disconnect_user("2");
+  EXPECT_EQ(b->close_code(), CloseCode::normal);
+  EXPECT_EQ(service.connection_count(), 0u);
 }
 
 TEST(InMemoryRealtimeService, DefaultSubscriptionLimitIs1000) {
@@ -298,9 +447,12 @@ TEST(InMemoryRealtimeService, DefaultSubscriptionLimitIs1000) {
   InMemoryRealtimeService service(verifier, clock);
   auto c = std::make_shared<RecordingConnection>();
   ASSERT_TRUE(service.connect(c, "t").has_value());
+  const std::string id(c->id());
   for (int i = 0; i < 1000; ++i)
-    ASSERT_EQ(service.subscribe(c->id(), "t" + std::to_string(i)), SubscribeResult::subscribed);
-  EXPECT_EQ(service.subscribe(c->id(), "one-more"), SubscribeResult::limit_reached);
+    ASSERT_EQ(subscribe_result_of([&](auto done) { service.subscribe(id, "t" + std::to_string(i), done); }),
+              SubscribeResult::subscribed);
+  EXPECT_EQ(subscribe_result_of([&](auto done) { service.subscribe(id, "one-more", done); }),
+            SubscribeResult::limit_reached);
 }
 
 TEST(InMemoryRealtimeService, WorksThroughTheAbstractInterface) {
@@ -310,8 +462,8 @@ TEST(InMemoryRealtimeService, WorksThroughTheAbstractInterface) {
   InMemoryRealtimeService concrete(verifier, clock);
   RealtimeService& service = concrete;
   auto c = std::make_shared<RecordingConnection>();
-  ASSERT_TRUE(service.connect(c, "t").has_value());
-  EXPECT_EQ(service.broadcast({{"type", "x"}}), 1u);
+  ASSERT_TRUE(concrete.connect(c, "t").has_value());  // connect is the in-memory service's own
+  EXPECT_EQ(count_of([&](auto done) { service.broadcast({{"type", "x"}}, done); }), 1u);
   EXPECT_EQ(service.connection_count(), 1u);
   const auto stamp = c->last().at("timestamp").as_string();
   EXPECT_EQ(stamp.size(), std::string_view("2025-01-01T12:00:00.000Z").size());

@@ -45,6 +45,9 @@ class InMemoryRealtimeService final : public RealtimeService {
   const ConnectionRegistry& registry() const noexcept { return registry_; }
 
  private:
+  // Closes with 1000, then leaves every index. False when the id is unknown.
+  bool close_and_unregister(std::string_view connection_id);
+
   const TokenVerifier& verifier_;
   const Clock& clock_;
   std::size_t max_subscriptions_;
