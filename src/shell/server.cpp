@@ -14,9 +14,7 @@
 #include "core/cluster_codec.hpp"
 #include "core/envelope.hpp"
 #include "core/frame.hpp"
-#include "shell/adapters/broker_memory.hpp"
-#include "shell/adapters/broker_redis.hpp"
-#include "shell/adapters/broker_redis_cluster.hpp"
+#include "shell/adapters/make_broker.hpp"
 #include "shell/loop.hpp"
 #include "shell/server_core.hpp"
 #include "shell/ws_session.hpp"
@@ -75,34 +73,14 @@ ServerCore::ServerCore(Config cfg, std::unique_ptr<TokenVerifier> token_verifier
   if (config.idle_timeout.count() < 2) throw std::invalid_argument("idle-timeout must be at least 2 seconds");
   if (config.threads == 0) config.threads = std::max(1u, std::thread::hardware_concurrency());
   for (unsigned i = 0; i < config.threads; ++i) loops.push_back(std::make_unique<Loop>(*this, i));
-  if (config.redis_url.empty()) {
-    broker = std::make_unique<BrokerMemory>();
-    return;
+  if (!config.redis_url.empty()) {
+    if (config.node_id.empty()) config.node_id = random_node_id();
+    if (!core::valid_node_id(config.node_id))
+      throw std::invalid_argument("--node-id: 1 to 64 characters of letters, digits, '.', '_' and '-'");
   }
-  // redis-cluster://... is a Redis Cluster (sharded pub/sub for topics); redis://... one Redis.
-  const bool redis_cluster = core::is_cluster_url(config.redis_url);
-  std::vector<core::Endpoint> seeds;
-  core::RedisUrl url;
-  if (redis_cluster) {
-    auto parsed = core::parse_cluster_url(config.redis_url);
-    if (!parsed) throw std::invalid_argument("--redis: " + parsed.error());
-    seeds = std::move(*parsed);
-  } else {
-    auto parsed = core::parse_redis_url(config.redis_url);
-    if (!parsed) throw std::invalid_argument("--redis: " + parsed.error());
-    url = std::move(*parsed);
-  }
-  if (config.node_id.empty()) config.node_id = random_node_id();
-  if (!core::valid_node_id(config.node_id))
-    throw std::invalid_argument("--node-id: 1 to 64 characters of letters, digits, '.', '_' and '-'");
-  auto count = [this] { return connection_count(); };
-  if (redis_cluster)
-    broker = std::make_unique<BrokerRedisCluster>(
-        loops.front()->io(),
-        BrokerRedisCluster::Options{std::move(seeds), config.node_id, config.cluster_reply_timeout, count, &metrics});
-  else
-    broker = std::make_unique<BrokerRedis>(
-        loops.front()->io(), BrokerRedis::Options{url, config.node_id, config.cluster_reply_timeout, count, &metrics});
+  broker = make_broker({config.redis_url, config.node_id, config.cluster_reply_timeout}, loops.front()->io(),
+                       [this] { return connection_count(); }, &metrics);
+  if (!broker->distributed()) return;
   metrics.cluster = true;
   broker->set_handler([this](const Fanout& f, Broker::Answer answer) { deliver_remote(f, std::move(answer)); });
   for (auto& l : loops)
