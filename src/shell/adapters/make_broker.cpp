@@ -6,23 +6,28 @@
 #include "core/redis_cluster.hpp"
 #include "shell/adapters/broker_memory.hpp"
 #include "shell/adapters/broker_redis.hpp"
-#include "shell/adapters/broker_redis_cluster.hpp"
 
 namespace boundary::realtime::shell {
 
-std::unique_ptr<Broker> make_broker(const BrokerSettings& s, boost::asio::io_context& io,
-                                    std::function<std::size_t()> local_connections, Metrics* metrics) {
-  if (s.redis_url.empty()) return std::make_unique<BrokerMemory>();
-  if (core::is_cluster_url(s.redis_url)) {
-    auto seeds = core::parse_cluster_url(s.redis_url);
+namespace {
+RedisTopology topology_of(const std::string& url) {
+  if (core::is_cluster_url(url)) {
+    auto seeds = core::parse_cluster_url(url);
     if (!seeds) throw std::invalid_argument("--redis: " + seeds.error());
-    return std::make_unique<BrokerRedisCluster>(
-        io, BrokerRedisCluster::Options{std::move(*seeds), s.node_id, s.reply_timeout, std::move(local_connections), metrics});
+    return RedisTopology::redis_cluster(std::move(*seeds));
   }
-  auto url = core::parse_redis_url(s.redis_url);
-  if (!url) throw std::invalid_argument("--redis: " + url.error());
+  auto parsed = core::parse_redis_url(url);
+  if (!parsed) throw std::invalid_argument("--redis: " + parsed.error());
+  return RedisTopology::single(*parsed);
+}
+}  // namespace
+
+std::unique_ptr<Broker> make_broker(const BrokerSettings& settings, boost::asio::io_context& io,
+                                    std::function<std::size_t()> local_connections, Metrics* metrics) {
+  if (settings.redis_url.empty()) return std::make_unique<BrokerMemory>();
   return std::make_unique<BrokerRedis>(
-      io, BrokerRedis::Options{std::move(*url), s.node_id, s.reply_timeout, std::move(local_connections), metrics});
+      io, BrokerRedis::Options{topology_of(settings.redis_url), settings.node_id, settings.reply_timeout,
+                               std::move(local_connections), metrics});
 }
 
 }  // namespace boundary::realtime::shell

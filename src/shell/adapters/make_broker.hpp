@@ -1,6 +1,7 @@
 #pragma once
-// Builds the Broker adapter a configuration asks for: none (single node, BrokerMemory),
-// redis://... (one Redis) or redis-cluster://... (a Redis Cluster).
+// Chooses and builds the broker from the --redis setting (docs/cluster.md): none is a single
+// node (BrokerMemory), redis://host[:port][/db] one Redis, redis-cluster://host[:port],... a
+// Redis Cluster (both BrokerRedis, with the matching topology).
 
 #include <chrono>
 #include <cstddef>
@@ -18,11 +19,12 @@ struct Metrics;
 
 struct BrokerSettings {
   std::string redis_url;  // empty: a single node
-  std::string node_id;    // valid (the caller checked or generated it)
+  std::string node_id;    // already validated (core::valid_node_id) by the caller
   std::chrono::milliseconds reply_timeout{1000};
 };
 
-// Throws std::invalid_argument ("--redis: ...") for an unusable URL. The broker runs on `io`.
+// Throws std::invalid_argument ("--redis: ...") for a malformed URL. `io` runs the broker;
+// `local_connections` feeds the heartbeat; `metrics` may be null.
 std::unique_ptr<Broker> make_broker(const BrokerSettings& settings, boost::asio::io_context& io,
                                     std::function<std::size_t()> local_connections, Metrics* metrics);
 
