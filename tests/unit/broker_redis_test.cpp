@@ -4,6 +4,7 @@
 #include "shell/adapters/broker_redis.hpp"
 
 #include <optional>
+#include <ostream>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -11,6 +12,16 @@
 #include "core/cluster_codec.hpp"
 #include "fake_redis.hpp"
 #include "shell/metrics.hpp"
+
+namespace boundary::realtime {
+// Found by argument-dependent lookup from gtest's EXPECT_EQ.
+bool operator==(const FanoutResult& a, const FanoutResult& b) {
+  return a.reached == b.reached && a.count == b.count && a.complete == b.complete;
+}
+void PrintTo(const FanoutResult& r, std::ostream* os) {
+  *os << "{reached " << r.reached << ", count " << r.count << ", complete " << r.complete << "}";
+}
+}  // namespace boundary::realtime
 
 namespace {
 namespace asio = boost::asio;
@@ -66,6 +77,17 @@ class BrokerRedis : public ::testing::Test {
     broker->when_ready([&] { ready = true; });
     return run_until(io, [&] { return ready; });
   }
+  // Up, then an interest whose SUBSCRIBE Redis receives but does not confirm yet, and a
+  // when_ready behind it that sets `ready`.
+  void wait_on_held_subscription(bool& ready) {
+    start();
+    ASSERT_TRUE(up());
+    redis.hold = true;
+    broker->set_interest(Route::topic, "t1", true);
+    broker->when_ready([&ready] { ready = true; });
+    ASSERT_TRUE(run_until(io, [&] { return redis.saw({"SUBSCRIBE", "rt:t:t1"}); }));
+    ASSERT_FALSE(ready);
+  }
   std::size_t index_of(const fake::Argv& argv) const {
     for (std::size_t i = 0; i < redis.commands.size(); ++i)
       if (redis.commands[i] == argv) return i;
@@ -118,9 +140,7 @@ TEST_F(BrokerRedis, ReplyTimeoutEndsWaitIncomplete) {
   auto r = publish(Route::all, "");
   ASSERT_TRUE(done(r));
   EXPECT_GE(Clock::now() - t0, milliseconds(200));
-  EXPECT_TRUE((*r)->reached);
-  EXPECT_FALSE((*r)->complete);
-  EXPECT_EQ((*r)->count, 0u);  // our own echo answers 0
+  EXPECT_EQ(**r, (FanoutResult{true, 0, false}));  // reached; our own echo answered 0
   EXPECT_EQ(metrics.cluster_reply_timeouts.load(), 1u);
 }
 
@@ -139,9 +159,7 @@ TEST_F(BrokerRedis, AnswersFromOtherNodesCompleteTheWaitBeforeTheTimeout) {
   auto r = publish(Route::all, "");
   ASSERT_TRUE(done(r));
   EXPECT_LT(Clock::now() - t0, milliseconds(5000));
-  EXPECT_TRUE((*r)->reached);
-  EXPECT_TRUE((*r)->complete);
-  EXPECT_EQ((*r)->count, 5u);
+  EXPECT_EQ(**r, (FanoutResult{true, 5, true}));
   EXPECT_EQ(metrics.cluster_reply_timeouts.load(), 0u);
 }
 
@@ -192,27 +210,15 @@ TEST_F(BrokerRedis, ReconnectsWithDoublingBackoffAndSubscribesInterestsAgain) {
 }
 
 TEST_F(BrokerRedis, WhenReadyWaitsForTheSubscribeConfirmation) {
-  start();
-  ASSERT_TRUE(up());
-  redis.hold = true;
-  broker->set_interest(Route::topic, "t1", true);
   bool ready = false;
-  broker->when_ready([&] { ready = true; });
-  ASSERT_TRUE(run_until(io, [&] { return redis.saw({"SUBSCRIBE", "rt:t:t1"}); }));
-  EXPECT_FALSE(ready);
+  ASSERT_NO_FATAL_FAILURE(wait_on_held_subscription(ready));
   redis.release();
   EXPECT_TRUE(run_until(io, [&] { return ready; }));
 }
 
 TEST_F(BrokerRedis, DroppedConnectionReleasesWhenReadyWaiters) {
-  start();
-  ASSERT_TRUE(up());
-  redis.hold = true;
-  broker->set_interest(Route::topic, "t1", true);
   bool ready = false;
-  broker->when_ready([&] { ready = true; });
-  ASSERT_TRUE(run_until(io, [&] { return redis.saw({"SUBSCRIBE", "rt:t:t1"}); }));
-  EXPECT_FALSE(ready);
+  ASSERT_NO_FATAL_FAILURE(wait_on_held_subscription(ready));
   redis.drop_all();
   EXPECT_TRUE(run_until(io, [&] { return ready; }));
   EXPECT_FALSE(broker->connected());
@@ -313,7 +319,8 @@ TEST_F(BrokerRedis, ClusterFollowsMovedOnceAndReadsTheSlotMapAgain) {
 
 TEST_F(BrokerRedis, ClusterStaysDownWhileTheSlotMapIsRefused) {
   redis.script = [](const fake::Argv& a) {
-    return a[0] == "CLUSTER" ? fake::Redis::Reply{fake::Redis::Reply::raw, "-CLUSTERDOWN not ok\r\n"} : fake::Redis::Reply{};
+    if (a[0] != "CLUSTER") return fake::Redis::Reply{};
+    return fake::Redis::Reply{fake::Redis::Reply::raw, "-CLUSTERDOWN not ok\r\n"};
   };
   start(true);
   ASSERT_TRUE(run_until(io, [&] { return redis.count("CLUSTER") >= 2; }));  // retried
@@ -321,6 +328,22 @@ TEST_F(BrokerRedis, ClusterStaysDownWhileTheSlotMapIsRefused) {
   EXPECT_EQ(redis.count("SUBSCRIBE"), 0u);
   redis.script = {};
   EXPECT_TRUE(up());
+}
+
+TEST_F(BrokerRedis, ClusterDroppedSubscriptionRereadsTheMapThenReconnectsWhileItStaysUnchanged) {
+  start(true);
+  ASSERT_TRUE(up());
+  ASSERT_TRUE(ready_after_interest(Route::topic, "t1"));
+  const auto slot_reads = redis.count("CLUSTER");
+  const auto accepted = redis.accepted_at.size();
+  redis.migrate_away("rt:t:t1");
+  // The same map every time: read again every 200 ms, ten times, then a reconnect.
+  ASSERT_TRUE(run_until(io, [&] { return redis.count("CLUSTER") >= slot_reads + 3; }));
+  EXPECT_EQ(redis.accepted_at.size(), accepted);
+  ASSERT_TRUE(run_until(io, [&] { return redis.accepted_at.size() > accepted; }));
+  EXPECT_GE(redis.count("CLUSTER"), slot_reads + 11);
+  ASSERT_TRUE(up());
+  EXPECT_TRUE(run_until(io, [&] { return redis.count("SSUBSCRIBE") == 2; }));  // subscribed again
 }
 
 }  // namespace

@@ -27,7 +27,9 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 using Argv = std::vector<std::string>;
 
-inline std::string bulk(std::string_view s) { return "$" + std::to_string(s.size()) + "\r\n" + std::string(s) + "\r\n"; }
+inline std::string bulk(std::string_view s) {
+  return "$" + std::to_string(s.size()) + "\r\n" + std::string(s) + "\r\n";
+}
 inline std::string integer(long long n) { return ":" + std::to_string(n) + "\r\n"; }
 inline std::string push(std::string_view kind, std::string_view channel, std::string_view third) {
   return "*3\r\n" + bulk(kind) + bulk(channel) + std::string(third);
@@ -97,6 +99,12 @@ class Redis {
       send(*s, s->held);
       s->held.clear();
     }
+  }
+  // What a shard does when the slot of a sharded channel moves away: it drops every
+  // subscription to the channel and tells each subscriber with a sunsubscribe push.
+  void migrate_away(const std::string& channel) {
+    for (auto& s : sessions_)
+      if (!s->dead && s->schannels.erase(channel) > 0) send(*s, push("sunsubscribe", channel, integer(0)));
   }
   // A message from elsewhere (another node): delivered as PUBLISH / SPUBLISH would.
   long long deliver(std::string_view channel, std::string_view payload, bool sharded = false) {

@@ -18,6 +18,11 @@ using fake::run_until;
 
 constexpr int commands_sent = 4;
 
+// The fake's script: the `nth` command (1-based) gets `reply`, every other one the default.
+fake::Redis::Script fail_nth(int nth, fake::Redis::Reply reply) {
+  return [nth, reply, seen = 0](const fake::Argv&) mutable { return ++seen == nth ? reply : fake::Redis::Reply{}; };
+}
+
 struct Link {
   asio::io_context io;
   fake::Redis redis{io};
@@ -54,16 +59,15 @@ struct Link {
       return true;
     });
   }
-  // Pipelines `commands_sent` PUBLISHes (the fake answers each with an integer).
-  void send_batch() {
+  // Connects and pipelines `commands_sent` PUBLISHes, the `nth` of which gets `reply` (the
+  // others an integer), then waits until every handler ran.
+  void batch_failing_at(int nth, fake::Redis::Reply reply) {
+    ASSERT_TRUE(connect());
+    redis.script = fail_nth(nth, std::move(reply));
     for (int i = 0; i < commands_sent; ++i) send({"PUBLISH", "ch", std::to_string(i)});
+    ASSERT_TRUE(all_answered());
   }
 };
-
-// The fake's script: the `nth` command (1-based) gets `reply`, every other one the default.
-fake::Redis::Script fail_nth(int nth, fake::Redis::Reply reply) {
-  return [nth, reply, seen = 0](const fake::Argv&) mutable { return ++seen == nth ? reply : fake::Redis::Reply{}; };
-}
 
 TEST(RedisLink, RepliesReachTheirCommandsInOrder) {
   Link t;
@@ -85,10 +89,7 @@ TEST(RedisLink, DroppedConnectionAtNthCommandFailsItAndLaterOnesAndCallsDownOnce
   for (int nth = 1; nth <= commands_sent; ++nth) {
     SCOPED_TRACE("drop at command " + std::to_string(nth));
     Link t;
-    ASSERT_TRUE(t.connect());
-    t.redis.script = fail_nth(nth, {fake::Redis::Reply::drop, {}});
-    t.send_batch();
-    ASSERT_TRUE(t.all_answered());
+    ASSERT_NO_FATAL_FAILURE(t.batch_failing_at(nth, {fake::Redis::Reply::drop, {}}));
     for (int i = 0; i < commands_sent; ++i) {
       EXPECT_EQ(t.lost[i], i + 1 >= nth) << "command " << i + 1;
       if (i + 1 < nth) {
@@ -105,10 +106,7 @@ TEST(RedisLink, ErrorReplyAtNthCommandReachesOnlyThatCommandAndKeepsTheLink) {
   for (int nth = 1; nth <= commands_sent; ++nth) {
     SCOPED_TRACE("error at command " + std::to_string(nth));
     Link t;
-    ASSERT_TRUE(t.connect());
-    t.redis.script = fail_nth(nth, {fake::Redis::Reply::raw, "-ERR injected\r\n"});
-    t.send_batch();
-    ASSERT_TRUE(t.all_answered());
+    ASSERT_NO_FATAL_FAILURE(t.batch_failing_at(nth, {fake::Redis::Reply::raw, "-ERR injected\r\n"}));
     for (int i = 0; i < commands_sent; ++i) {
       EXPECT_FALSE(t.lost[i]);
       EXPECT_EQ(t.replies[i]->kind, i + 1 == nth ? Kind::error : Kind::integer) << "command " << i + 1;
@@ -123,10 +121,7 @@ TEST(RedisLink, GarbageAtNthCommandFailsItAndLaterOnesAndCallsDownOnce) {
   for (int nth = 1; nth <= commands_sent; ++nth) {
     SCOPED_TRACE("garbage at command " + std::to_string(nth));
     Link t;
-    ASSERT_TRUE(t.connect());
-    t.redis.script = fail_nth(nth, {fake::Redis::Reply::raw, "?not resp\r\n"});
-    t.send_batch();
-    ASSERT_TRUE(t.all_answered());
+    ASSERT_NO_FATAL_FAILURE(t.batch_failing_at(nth, {fake::Redis::Reply::raw, "?not resp\r\n"}));
     for (int i = 0; i < commands_sent; ++i) EXPECT_EQ(t.lost[i], i + 1 >= nth) << "command " << i + 1;
     EXPECT_EQ(t.downs, 1);
     EXPECT_FALSE(t.link.is_open());

@@ -26,8 +26,10 @@ constexpr auto max_backoff = std::chrono::milliseconds(2000);
 constexpr auto stale_refresh_interval = std::chrono::milliseconds(200);
 constexpr unsigned max_stale_refreshes = 10;
 
-constexpr PubSubType global_pubsub{"SUBSCRIBE", "UNSUBSCRIBE", "PUBLISH", "subscribe", "unsubscribe", "message", false};
-constexpr PubSubType shard_pubsub{"SSUBSCRIBE", "SUNSUBSCRIBE", "SPUBLISH", "ssubscribe", "sunsubscribe", "smessage", true};
+constexpr PubSubType global_pubsub{
+    "SUBSCRIBE", "UNSUBSCRIBE", "PUBLISH", "subscribe", "unsubscribe", "message", false};
+constexpr PubSubType shard_pubsub{
+    "SSUBSCRIBE", "SUNSUBSCRIBE", "SPUBLISH", "ssubscribe", "sunsubscribe", "smessage", true};
 
 // A single Redis as a slot map: one master serving every slot.
 core::SlotMap single_map(const core::Endpoint& e) {
@@ -168,7 +170,8 @@ void BrokerRedis::connect_shards(core::SlotMap map) {
 // Every shard's two links report here; the last one decides.
 void BrokerRedis::on_links(std::uint64_t epoch, const Shard* shard, const error_code& ec) {
   if (epoch != epoch_ || state_ != State::connecting) return;
-  if (ec && links_error_.empty()) links_error_ = core::to_string(shard->endpoint) + " unreachable (" + ec.message() + ")";
+  if (ec && links_error_.empty())
+    links_error_ = core::to_string(shard->endpoint) + " unreachable (" + ec.message() + ")";
   if (--links_pending_ > 0) return;
   if (!links_error_.empty()) {
     if (log_retry()) spdlog::warn("cluster: redis {}; retrying", links_error_);
@@ -183,10 +186,9 @@ void BrokerRedis::on_subscribing() {
     s->sub_sent = s->sub_confirmed = 0;
     s->unsubscribing.clear();
   }
-  const auto key = core::node_key(opt_.node_id);
-  Shard& beat = *shards_[shard_for(key)];
-  if (opt_.topology.db != 0) beat.cmd.command({"SELECT", std::to_string(opt_.topology.db)});
-  beat.cmd.command({"SET", key, std::to_string(opt_.local_connections()), "PX", heartbeat_ttl_ms});
+  // Only a single Redis has a database number, and it has one shard.
+  if (opt_.topology.db != 0) shards_.front()->cmd.command({"SELECT", std::to_string(opt_.topology.db)});
+  send_heartbeat();
   subscribe_all();
   // The node counts as connected once every subscription on every shard is confirmed: from then
   // on, fan-outs from any node reach its connections.
@@ -343,7 +345,7 @@ void BrokerRedis::do_publish(Fanout f, bool wait, Done done) {
 // The reply counts the subscribers that received it: with PUBLISH on the home shard every node
 // subscribed to the channel, with SPUBLISH the topic's subscribers in the owning shard, which are
 // exactly the nodes subscribed to it. `follow`: a redirect may still be followed (once).
-void BrokerRedis::send_publish(const PubSubType& type, std::size_t shard, Message msg, std::uint64_t id, bool asking,
+void BrokerRedis::send_publish(const PubSubType& type, std::size_t shard, Published msg, std::uint64_t id, bool asking,
                                bool follow) {
   Shard& s = *shards_[shard];
   if (asking) s.cmd.command({"ASKING"});
@@ -361,7 +363,7 @@ void BrokerRedis::send_publish(const PubSubType& type, std::size_t shard, Messag
                 });
 }
 
-void BrokerRedis::on_publish_refused(const PubSubType& type, const Shard& from, const Message& msg, std::uint64_t id,
+void BrokerRedis::on_publish_refused(const PubSubType& type, const Shard& from, const Published& msg, std::uint64_t id,
                                      const std::string& error, bool follow) {
   if (auto redirect = type.sharded ? core::parse_redirect(error) : std::nullopt) {
     request_refresh(false);
@@ -455,14 +457,16 @@ void BrokerRedis::when_ready(std::function<void()> ready) {
 }
 
 void BrokerRedis::do_heartbeat() {
-  if (state_ == State::up || state_ == State::subscribing) {
-    const auto key = core::node_key(opt_.node_id);
-    shards_[shard_for(key)]->cmd.command({"SET", key, std::to_string(opt_.local_connections()), "PX", heartbeat_ttl_ms});
-  }
+  if (state_ == State::up || state_ == State::subscribing) send_heartbeat();
   heartbeat_timer_.expires_after(heartbeat_interval);
   heartbeat_timer_.async_wait([this](const error_code& ec) {
     if (!ec) do_heartbeat();
   });
+}
+
+void BrokerRedis::send_heartbeat() {
+  const auto key = core::node_key(opt_.node_id);
+  shards_[shard_for(key)]->cmd.command({"SET", key, std::to_string(opt_.local_connections()), "PX", heartbeat_ttl_ms});
 }
 
 void BrokerRedis::do_sweep() {

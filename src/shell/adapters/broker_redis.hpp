@@ -121,7 +121,7 @@ class BrokerRedis final : public Broker {
     std::vector<std::pair<Shard*, std::uint64_t>> targets;  // confirmations each shard must reach
     std::function<void()> fn;
   };
-  using Message = std::shared_ptr<const std::pair<std::string, std::string>>;  // channel, payload
+  using Published = std::shared_ptr<const std::pair<std::string, std::string>>;  // channel, payload
 
   void do_connect();
   void discover();
@@ -137,14 +137,15 @@ class BrokerRedis final : public Broker {
   void on_unsubscribed(Shard* shard, const std::string& channel);
   void on_message(std::string_view channel, std::string_view payload);
   void do_publish(Fanout f, bool wait, Done done);
-  void send_publish(const PubSubType& type, std::size_t shard, Message msg, std::uint64_t id, bool asking,
+  void send_publish(const PubSubType& type, std::size_t shard, Published msg, std::uint64_t id, bool asking,
                     bool follow);
-  void on_publish_refused(const PubSubType& type, const Shard& from, const Message& msg, std::uint64_t id,
+  void on_publish_refused(const PubSubType& type, const Shard& from, const Published& msg, std::uint64_t id,
                           const std::string& error, bool follow);
   void request_refresh(bool force);
   void on_refresh(const core::RespValue* reply, const std::string& asked_host);
   void remap(core::SlotMap map);
   void do_heartbeat();
+  void send_heartbeat();
   void do_sweep();
   void ready_reached();
   const PubSubType& type_for(bool topic) const noexcept;
