@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <limits>
 #include <cstdlib>
 #include <fstream>
 #include <map>
@@ -73,8 +74,10 @@ std::optional<std::string> toml_value(const toml::table& t, const std::string& k
   throw std::invalid_argument("config file: '" + key + "' has an unsupported type");
 }
 
+// Syntax only: the allowed ranges are core::validate_config's (one place for every rule).
 template <class T>
-T parse_number(const std::string& name, const std::string& text, T min, T max) {
+T parse_number(const std::string& name, const std::string& text, T min = std::numeric_limits<T>::min(),
+               T max = std::numeric_limits<T>::max()) {
   T value{};
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (ec != std::errc() || ptr != text.data() + text.size() || value < min || value > max)
@@ -105,20 +108,20 @@ void apply(LoadedConfig& out, const std::string& name, const std::string& v) {
   Config& c = out.config;
   if (name == "host") c.host = v;
   else if (name == "port") c.port = parse_number<std::uint16_t>(name, v, 0, 65535);
-  else if (name == "threads") c.threads = parse_number<unsigned>(name, v, 1, 256);
+  else if (name == "threads") c.threads = parse_number<unsigned>(name, v, 1, 256);  // 0 (one per core) is the default, not a choice
   else if (name == "jwt-secret") c.jwt_secret = v;
   else if (name == "jwt-public-key") { c.jwt_public_key_file = v; out.jwt_public_key_pem = read_file(v, "--jwt-public-key"); }
   else if (name == "api-key") c.api_key = v;
   else if (name == "redis") c.redis_url = v;
   else if (name == "node-id") c.node_id = v;
-  else if (name == "cluster-reply-timeout") c.cluster_reply_timeout = std::chrono::milliseconds(parse_number<long>(name, v, 1, 60000));
+  else if (name == "cluster-reply-timeout") c.cluster_reply_timeout = std::chrono::milliseconds(parse_number<long>(name, v));
   else if (name == "allowed-origins") c.allowed_origins = core::split_list(v);
   else if (name == "publish-patterns") c.publish_patterns = core::split_list(v);
-  else if (name == "max-message-bytes") c.max_message_bytes = parse_number<std::size_t>(name, v, 125, std::size_t{1} << 30);
-  else if (name == "max-outbound-bytes") c.max_outbound_bytes = parse_number<std::size_t>(name, v, 4096, std::size_t{1} << 34);
-  else if (name == "max-subscriptions") c.max_subscriptions = parse_number<std::size_t>(name, v, 1, 1000000);
-  else if (name == "idle-timeout") c.idle_timeout = std::chrono::seconds(parse_number<long>(name, v, 2, 86400 * 7));
-  else if (name == "max-body-bytes") c.max_body_bytes = parse_number<std::size_t>(name, v, 1024, std::size_t{1} << 30);
+  else if (name == "max-message-bytes") c.max_message_bytes = parse_number<std::size_t>(name, v);
+  else if (name == "max-outbound-bytes") c.max_outbound_bytes = parse_number<std::size_t>(name, v);
+  else if (name == "max-subscriptions") c.max_subscriptions = parse_number<std::size_t>(name, v);
+  else if (name == "idle-timeout") c.idle_timeout = std::chrono::seconds(parse_number<long>(name, v));
+  else if (name == "max-body-bytes") c.max_body_bytes = parse_number<std::size_t>(name, v);
   else if (name == "commands-per-second") c.commands_per_second = parse_double(name, v);
   else if (name == "log-level") {
     static const std::vector<std::string> levels{"trace", "debug", "info", "warn", "error", "critical", "off"};

@@ -51,7 +51,11 @@ boost::system::result<Command, CommandError> parse_command(std::string_view text
   if (!action || !action->is_string())
     return fail(CommandErrorCode::bad_request, "missing field: action", cmd.ref);
   auto named = action_named(action->get_string());
-  if (!named) return fail(CommandErrorCode::bad_request, "unknown action", cmd.ref);
+  if (!named) {
+    cmd.action = Action::custom;
+    cmd.message = std::move(obj);
+    return cmd;
+  }
   cmd.action = *named;
   if (cmd.action == Action::ping) return cmd;
 
@@ -70,6 +74,36 @@ boost::system::result<Command, CommandError> parse_command(std::string_view text
     return fail(CommandErrorCode::bad_request, "message must have a string type", cmd.ref);
   cmd.message = std::move(message->get_object());
   return cmd;
+}
+
+CommandDecision decide_command(std::string_view text, const Identity& who, const CommandRules& rules,
+                               TokenBucketPolicy::Clock::time_point& bucket_full_at,
+                               TokenBucketPolicy::Clock::time_point now) {
+  auto refuse = [](CommandErrorCode code, std::string_view why, const json::value& ref) {
+    return Refusal{code, reply_error(code, why, ref)};
+  };
+  auto parsed = parse_command(text);
+  if (!rules.rate.try_take(bucket_full_at, now))
+    return refuse(CommandErrorCode::rate_limited, "too many commands; slow down",
+                  parsed ? parsed->ref : parsed.error().ref);
+  if (!parsed) return refuse(parsed.error().code, parsed.error().message, parsed.error().ref);
+  auto& cmd = *parsed;
+  switch (cmd.action) {
+    case Action::custom:
+      if (!rules.custom_actions) return refuse(CommandErrorCode::bad_request, "unknown action", cmd.ref);
+      break;
+    case Action::subscribe:
+      if (auto denied = check_subscribe(who, cmd.topic))
+        return refuse(*denied, "not allowed to subscribe to this topic", cmd.ref);
+      break;
+    case Action::publish:
+      if (!rules.publish.allows(cmd.topic))
+        return refuse(CommandErrorCode::forbidden, "publishing to this topic is not allowed", cmd.ref);
+      break;
+    case Action::unsubscribe:
+    case Action::ping: break;
+  }
+  return std::move(cmd);
 }
 
 std::string reply_subscribed(std::string_view topic, const json::value& ref) {

@@ -1,24 +1,30 @@
 #pragma once
 // Client commands (text frames, one JSON object each) and the server's replies. Pure.
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 #include <boost/system/result.hpp>
 
 #include "boundary/realtime/errors.hpp"
+#include "boundary/realtime/identity.hpp"
+#include "core/rate_limiter.hpp"
+#include "core/topic.hpp"
 
 namespace boundary::realtime::core {
 
-enum class Action { subscribe, unsubscribe, publish, ping };
+// `custom`: an action the server does not know, for the application (Hooks::on_action).
+enum class Action { subscribe, unsubscribe, publish, ping, custom };
 
 struct Command {
   Action action{};
   std::string topic;              // subscribe, unsubscribe, publish
-  boost::json::object message;    // publish
+  boost::json::object message;    // publish: the message; custom: the whole command
   boost::json::value ref;         // null when absent; string or number otherwise
 };
 
@@ -29,8 +35,33 @@ struct CommandError {
 };
 
 // Parses and validates one command. Topic syntax is checked here (invalid-topic); policy
-// (forbidden) is the caller's, with check_subscribe and PublishPatterns.
+// (forbidden) is decide_command's.
 boost::system::result<Command, CommandError> parse_command(std::string_view text);
+
+// The rules every client command passes, shared by all connections of a server.
+struct CommandRules {
+  PublishPatterns publish;        // --publish-patterns
+  TokenBucketPolicy rate{0, 1};   // --commands-per-second, --command-burst
+  bool custom_actions = false;    // the application handles unknown actions
+};
+
+// What a command leads to. A Refusal is answered with its serialized error reply (the
+// connection stays open); a Command (subscribe, unsubscribe, publish, ping, custom) passed
+// every rule that needs no server state and is the shell's to carry out (the subscription
+// limit is the registry's).
+struct Refusal {
+  CommandErrorCode code{};
+  std::string reply;
+};
+using CommandDecision = std::variant<Refusal, Command>;
+
+// Parse, rate (one token from the connection's bucket, `bucket_full_at`), then policy: the
+// default subscribe rule for `who` and the publish patterns. The command is parsed before the
+// rate check so that a rate-limited reply can echo its ref; the parse is bounded by the
+// inbound message limit.
+CommandDecision decide_command(std::string_view text, const Identity& who, const CommandRules& rules,
+                               TokenBucketPolicy::Clock::time_point& bucket_full_at,
+                               TokenBucketPolicy::Clock::time_point now);
 
 // Replies, serialized. `ref` is omitted when null.
 std::string reply_subscribed(std::string_view topic, const boost::json::value& ref);

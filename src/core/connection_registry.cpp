@@ -202,9 +202,9 @@ std::size_t ConnectionRegistry::user_connection_count(std::string_view user_id) 
   return g ? g->members.size() : 0;
 }
 
-ConnectionRegistry::SubscribeResult ConnectionRegistry::subscribe(std::string_view connection_id,
-                                                                  std::string_view topic,
-                                                                  std::size_t max_subscriptions) {
+ConnectionRegistry::SubscribeResult ConnectionRegistry::check_subscribe(std::string_view connection_id,
+                                                                        std::string_view topic,
+                                                                        std::size_t max_subscriptions) const {
   Entry* e = impl_->entry(connection_id);
   if (!e) return SubscribeResult::unknown_connection;
   if (const Group* g = Impl::group(impl_->topics, topic)) {
@@ -212,8 +212,15 @@ ConnectionRegistry::SubscribeResult ConnectionRegistry::subscribe(std::string_vi
       if (m.group == g) return SubscribeResult::already_subscribed;
   }
   if (max_subscriptions != 0 && topics_in(*e) >= max_subscriptions) return SubscribeResult::limit_reached;
-  impl_->join(*e, impl_->topics, GroupKind::topic, topic);
   return SubscribeResult::subscribed;
+}
+
+ConnectionRegistry::SubscribeResult ConnectionRegistry::subscribe(std::string_view connection_id,
+                                                                  std::string_view topic,
+                                                                  std::size_t max_subscriptions) {
+  const auto r = check_subscribe(connection_id, topic, max_subscriptions);
+  if (r == SubscribeResult::subscribed) impl_->join(*impl_->entry(connection_id), impl_->topics, GroupKind::topic, topic);
+  return r;
 }
 
 bool ConnectionRegistry::unsubscribe(std::string_view connection_id, std::string_view topic) {

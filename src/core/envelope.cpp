@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <ctime>
 
+#include <boost/json/array.hpp>
 #include <boost/json/serialize.hpp>
 
 namespace boundary::realtime::core {
@@ -27,8 +28,16 @@ Message make_envelope(boost::json::object message, std::chrono::system_clock::ti
   return Message::from_json(boost::json::serialize(message));
 }
 
-Message make_message(const boost::json::object& message) {
-  return Message::from_json(boost::json::serialize(message));
+Message make_connected(std::string_view connection_id, const Identity& identity,
+                       std::chrono::system_clock::time_point now) {
+  boost::json::array roles;
+  roles.reserve(identity.roles.size());
+  for (const auto& r : identity.roles) roles.emplace_back(r);
+  boost::json::object connected{{"type", "connected"},
+                                {"connection-id", connection_id},
+                                {"user-id", identity.user_id},
+                                {"roles", std::move(roles)}};
+  return make_envelope(std::move(connected), now);
 }
 
 }  // namespace boundary::realtime::core

@@ -7,6 +7,7 @@
 
 #include <boost/json/object.hpp>
 
+#include "boundary/realtime/identity.hpp"
 #include "boundary/realtime/message.hpp"
 
 namespace boundary::realtime::core {
@@ -19,7 +20,9 @@ std::string format_timestamp(std::chrono::system_clock::time_point t);
 Message make_envelope(boost::json::object message, std::chrono::system_clock::time_point now,
                       std::string_view topic = {});
 
-// Server-originated messages: connected, server-shutdown, replies.
-Message make_message(const boost::json::object& message);
+// The first message of every connection, before anything else:
+// {"type":"connected","connection-id","user-id","roles","timestamp"}.
+Message make_connected(std::string_view connection_id, const Identity& identity,
+                       std::chrono::system_clock::time_point now);
 
 }  // namespace boundary::realtime::core

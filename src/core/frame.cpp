@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "boundary/realtime/errors.hpp"
+#include "core/utf8.hpp"
 
 namespace boundary::realtime::core {
 
@@ -134,41 +135,6 @@ DecodeStep close_step(std::string_view payload) noexcept {
   return step;
 }
 
-// Length of the valid multi-byte sequence at p (Unicode Table 3-7), or 0 when it is invalid:
-// overlong forms, surrogates and code points above U+10FFFF are excluded by narrowing the
-// allowed range of the second byte.
-std::size_t multibyte_length(const unsigned char* p, std::size_t avail) noexcept {
-  const unsigned char lead = p[0];
-  unsigned char lo = 0x80;
-  unsigned char hi = 0xBF;
-  std::size_t n = 0;
-  if (lead >= 0xC2 && lead <= 0xDF) {
-    n = 2;
-  } else if (lead >= 0xE0 && lead <= 0xEF) {
-    n = 3;
-    if (lead == 0xE0) lo = 0xA0;  // overlong
-    if (lead == 0xED) hi = 0x9F;  // surrogates
-  } else if (lead >= 0xF0 && lead <= 0xF4) {
-    n = 4;
-    if (lead == 0xF0) lo = 0x90;  // overlong
-    if (lead == 0xF4) hi = 0x8F;  // above U+10FFFF
-  } else {
-    return 0;
-  }
-  if (avail < n || p[1] < lo || p[1] > hi) return 0;
-  for (std::size_t i = 2; i < n; ++i) {
-    if ((p[i] & 0xC0) != 0x80) return 0;
-  }
-  return n;
-}
-
-// Cut s to at most n bytes without splitting a UTF-8 sequence.
-std::string_view truncate_utf8(std::string_view s, std::size_t n) noexcept {
-  if (s.size() <= n) return s;
-  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
-  return s.substr(0, n);
-}
-
 }  // namespace
 
 CloseCode close_code_for(FrameError e) noexcept {
@@ -197,31 +163,6 @@ std::string_view to_string(FrameError e) noexcept {
     case FrameError::message_too_big: return "message too big";
   }
   return "unknown frame error";
-}
-
-bool is_valid_utf8(std::string_view s) noexcept {
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  const auto* const end = p + s.size();
-  constexpr std::uint64_t high_bits = 0x8080808080808080ULL;
-  while (p != end) {
-    // Protocol traffic is mostly ASCII JSON: skip it a word at a time.
-    if (end - p >= 8) {
-      std::uint64_t word = 0;
-      std::memcpy(&word, p, sizeof word);
-      if ((word & high_bits) == 0) {
-        p += 8;
-        continue;
-      }
-    }
-    if (*p < 0x80) {
-      ++p;
-      continue;
-    }
-    const std::size_t n = multibyte_length(p, static_cast<std::size_t>(end - p));
-    if (n == 0) return false;
-    p += n;
-  }
-  return true;
 }
 
 struct InboundDecoder::Header {
@@ -310,19 +251,6 @@ DecodeStep InboundDecoder::on_continuation(const Header& h, std::string_view pay
   fragmented_ = false;
   release_pending_ = true;  // the returned view points into assembly_ until the next call
   return text_step(*assembly_);
-}
-
-std::size_t InboundDecoder::bytes_needed(std::span<const std::uint8_t> bytes) noexcept {
-  if (bytes.size() < 2) return min_client_header - bytes.size();
-  const std::size_t ext = extended_length_size(bytes[1]);
-  const std::size_t mask = (bytes[1] & mask_bit) != 0 ? mask_key_size : 0;
-  const std::size_t header = 2 + ext + mask;
-  if (bytes.size() < 2 + ext) return header - bytes.size();
-  const std::uint64_t length = read_length(bytes);
-  constexpr auto max_size = std::numeric_limits<std::size_t>::max();
-  if (length > max_size - header) return max_size - bytes.size();  // saturate
-  const std::size_t total = header + static_cast<std::size_t>(length);
-  return total > bytes.size() ? total - bytes.size() : 0;
 }
 
 std::size_t write_frame_header(std::span<std::uint8_t, 10> out, Opcode op, std::uint64_t length,

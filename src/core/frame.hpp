@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "boundary/realtime/errors.hpp"
+#include "core/utf8.hpp"  // the decoder validates text with it
 
 namespace boundary::realtime::core {
 
@@ -38,8 +39,6 @@ enum class FrameError {
 
 CloseCode close_code_for(FrameError e) noexcept;
 std::string_view to_string(FrameError e) noexcept;
-
-bool is_valid_utf8(std::string_view s) noexcept;
 
 // What one call to InboundDecoder::next() produced.
 struct DecodeStep {
@@ -69,13 +68,6 @@ class InboundDecoder {
 
   DecodeStep next(std::span<std::uint8_t> bytes);
 
-  // Bytes still needed before the frame at the front of `bytes` is complete: 0 when it is
-  // complete, otherwise at least 1. While the header is incomplete it counts the missing header
-  // bytes (assuming a masked client frame) plus the payload when the length is already known.
-  // Lets the shell size a partial-frame buffer exactly; saturates instead of overflowing.
-  static std::size_t bytes_needed(std::span<const std::uint8_t> bytes) noexcept;
-
-  bool in_fragmented_message() const noexcept { return fragmented_; }
 
  private:
   struct Header;

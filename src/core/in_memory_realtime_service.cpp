@@ -25,17 +25,12 @@ boost::system::result<std::string, AuthError> InMemoryRealtimeService::connect(
   auto identity = verifier_.verify(token, unix_seconds);
   if (!identity) return identity.error();
 
-  json::array roles;
-  for (const auto& role : identity->roles) roles.emplace_back(role);
-  json::object connected{{"type", "connected"},
-                         {"connection-id", connection->id()},
-                         {"user-id", identity->user_id},
-                         {"roles", std::move(roles)}};
+  auto connected = core::make_connected(connection->id(), *identity, now);
   std::string id(connection->id());
   Connection& target = *connection;
   if (!registry_.register_connection(std::move(connection), std::move(*identity)))
     throw std::invalid_argument("connect: connection id already registered: " + id);
-  target.send(core::make_envelope(std::move(connected), now));
+  target.send(connected);
   return id;
 }
 

@@ -152,7 +152,7 @@ OptionalDate check_types(const json::object& claims, Identity& id) {
   id.iat = *iat;
   id.roles = std::move(*roles);
   if (email || !permissions->empty())
-    id.profile = std::make_shared<const ProfileClaims>(ProfileClaims{std::move(email), std::move(*permissions)});
+    id.profile = std::make_shared<const ProfileClaims>(ProfileClaims{std::move(email), std::move(*permissions), {}});
   return *nbf;
 }
 

@@ -47,18 +47,4 @@ class TokenBucketPolicy {
   Clock::duration tolerance_;  // (burst - 1) intervals: how far full_at may run ahead of now
 };
 
-// A bucket with its own policy.
-class TokenBucket {
- public:
-  using Clock = TokenBucketPolicy::Clock;
-
-  TokenBucket(double rate_per_second, double burst) : policy_(rate_per_second, burst) {}
-
-  bool try_take(Clock::time_point now) noexcept { return policy_.try_take(full_at_, now); }
-
- private:
-  TokenBucketPolicy policy_;
-  Clock::time_point full_at_ = Clock::time_point::min();  // when the bucket is full again
-};
-
 }  // namespace boundary::realtime::core

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <stdexcept>
 
-#include "core/frame.hpp"
+#include "core/utf8.hpp"
 
 namespace boundary::realtime::core {
 namespace {
@@ -34,27 +34,13 @@ constexpr bool is_space_or_control(char32_t c) noexcept {
          c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
 }
 
-// `s` must be valid UTF-8.
-bool has_non_ascii_space_or_control(std::string_view s) noexcept {
-  for (std::size_t i = 0; i < s.size();) {
-    const auto lead = static_cast<unsigned char>(s[i]);
-    if (lead < 0x80) { ++i; continue; }
-    const std::size_t n = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
-    char32_t c = lead & (0xFF >> (n + 1));
-    for (std::size_t k = 1; k < n; ++k) c = (c << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
-    if (is_space_or_control(c)) return true;
-    i += n;
-  }
-  return false;
-}
-
 }  // namespace
 
 bool is_valid_topic(std::string_view topic) noexcept {
   if (topic.empty() || topic.size() > max_topic_bytes) return false;
   for (unsigned char c : topic)
     if (c <= 0x20 || c == 0x7F) return false;
-  return is_valid_utf8(topic) && !has_non_ascii_space_or_control(topic);
+  return visit_non_ascii(topic, [](char32_t c) { return !is_space_or_control(c); });
 }
 
 std::optional<CommandErrorCode> check_subscribe(const Identity& who, std::string_view topic) {

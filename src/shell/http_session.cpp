@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <array>
-#include <random>
 
 #include <boost/asio/post.hpp>
 #include <boost/beast/core/string.hpp>
@@ -11,15 +10,14 @@
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <boost/json/serialize.hpp>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/rand.h>
-#include <openssl/sha.h>
 #include <spdlog/spdlog.h>
 
 #include "core/http_rules.hpp"
+#include "shell/adapters/random.hpp"
+#include "shell/adapters/websocket_accept.hpp"
+#include "shell/hub.hpp"
 #include "shell/loop.hpp"
-#include "shell/server_core.hpp"
+#include "shell/node.hpp"
 #include "shell/web_assets.hpp"
 #include "shell/ws_session.hpp"
 
@@ -34,66 +32,6 @@ namespace {
 // Slow or silent HTTP clients (including half-open ones) are dropped after this.
 constexpr auto request_timeout = std::chrono::seconds(30);
 constexpr std::uint32_t header_limit_bytes = 16 * 1024;
-
-// SHA-1 fetched once: OpenSSL 3's SHA1() looks the digest up by name on every call, which was
-// about a tenth of the user-space instructions of a handshake (callgrind).
-const EVP_MD* sha1() {
-  static const EVP_MD* const md = [] {
-    const EVP_MD* fetched = EVP_MD_fetch(nullptr, "SHA1", nullptr);
-    return fetched ? fetched : EVP_sha1();
-  }();
-  return md;
-}
-
-std::string websocket_accept(std::string_view key) {
-  std::string input(key);
-  input += "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-  unsigned int digest_len = 0;
-  if (EVP_Digest(input.data(), input.size(), digest.data(), &digest_len, sha1(), nullptr) != 1 ||
-      digest_len != SHA_DIGEST_LENGTH)
-    SHA1(reinterpret_cast<const unsigned char*>(input.data()), input.size(), digest.data());
-  std::array<unsigned char, 4 * ((SHA_DIGEST_LENGTH + 2) / 3) + 1> out{};
-  const int n = EVP_EncodeBlock(out.data(), digest.data(), SHA_DIGEST_LENGTH);
-  return std::string(reinterpret_cast<const char*>(out.data()), static_cast<std::size_t>(n));
-}
-
-// 16 bytes from OpenSSL's CSPRNG, drawn 512 at a time: one RAND_bytes call costs about as much
-// as the rest of a UUID's work many times over (8,000 instructions, callgrind), whatever the
-// size. Each event loop thread has its own pool; used bytes are wiped.
-std::array<unsigned char, 16> random_16() {
-  thread_local std::array<unsigned char, 512> pool{};
-  thread_local std::size_t used = pool.size();
-  std::array<unsigned char, 16> b{};
-  if (used == pool.size()) {
-    if (RAND_bytes(pool.data(), static_cast<int>(pool.size())) != 1) {
-      std::random_device rd;  // RAND_bytes failing is near impossible; do not stop serving
-      for (auto& x : b) x = static_cast<unsigned char>(rd());
-      return b;
-    }
-    used = 0;
-  }
-  std::copy_n(pool.begin() + static_cast<std::ptrdiff_t>(used), b.size(), b.begin());
-  OPENSSL_cleanse(pool.data() + used, b.size());
-  used += b.size();
-  return b;
-}
-
-// UUID v4 from OpenSSL's CSPRNG.
-std::string uuid_v4() {
-  std::array<unsigned char, 16> b = random_16();
-  b[6] = static_cast<unsigned char>((b[6] & 0x0F) | 0x40);
-  b[8] = static_cast<unsigned char>((b[8] & 0x3F) | 0x80);
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string s;
-  s.reserve(36);
-  for (std::size_t i = 0; i < b.size(); ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) s += '-';
-    s += hex[b[i] >> 4];
-    s += hex[b[i] & 0xF];
-  }
-  return s;
-}
 
 HttpResponse json_response(unsigned status, const json::object& body) {
   return HttpResponse{status, json::serialize(body), "application/json"};
@@ -121,7 +59,7 @@ void HttpSession::start() { do_read(); }
 
 void HttpSession::do_read() {
   parser_.emplace();
-  parser_->body_limit(loop_.server().config.max_body_bytes);
+  parser_->body_limit(loop_.node().config().max_body_bytes);
   parser_->header_limit(header_limit_bytes);
   stream_.expires_after(request_timeout);
   http::async_read(stream_, buffer_, *parser_,
@@ -143,50 +81,51 @@ void HttpSession::on_read(const error_code& ec) {
 }
 
 void HttpSession::route(Request& req) {
-  auto& server = loop_.server();
+  auto& node = loop_.node();
+  auto& hub = node.hub();
   const auto path = core::target_path(req.target());
   const auto method = req.method_string();
   if (path == "/ws") return handle_upgrade(req);
   if (path == "/health/realtime" && method == "GET") {
-    const bool shutting_down = server.shutting_down.load();
+    const bool shutting_down = node.shutting_down();
     json::object body{{"status", shutting_down ? "shutting-down" : "healthy"},
-                      {"active-connections", server.connection_count()},
+                      {"active-connections", hub.connection_count()},
                       {"service", "realtime"}};
-    if (server.broker->distributed()) {
+    if (hub.distributed()) {
       // Without Redis the node still serves its own connections: degraded, not down.
-      const bool up = server.broker->connected();
+      const bool up = hub.cluster_reachable();
       body["redis"] = up ? "up" : "down";
-      body["node-id"] = server.config.node_id;
+      body["node-id"] = node.config().node_id;
       if (!up && !shutting_down) body["status"] = "degraded";
     }
     return respond(json_response(shutting_down ? 503 : 200, body));
   }
   if (path == "/metrics" && method == "GET")
-    return respond(HttpResponse{200, server.metrics.render_prometheus(), "text/plain; version=0.0.4"});
-  if (server.config.dev_mode && method == "GET") {
+    return respond(HttpResponse{200, node.metrics().render_prometheus(), "text/plain; version=0.0.4"});
+  if (node.config().dev_mode && method == "GET") {
     for (const auto& asset : web_assets()) {
       if (asset.path != path) continue;
       std::string body(asset.body);
-      if (path == "/") body = fill_dev_page(std::move(body), server.config);
+      if (path == "/") body = fill_dev_page(std::move(body), node.config());
       return respond(HttpResponse{200, std::move(body), std::string(asset.content_type) + "; charset=utf-8"});
     }
   }
-  auto custom = server.routes.find({std::string(method), std::string(path)});
+  const auto* custom = node.find_route(method, path);
   if (path.starts_with("/api/")) {
     auto key = core::bearer_token(req[http::field::authorization]);
-    if (!key || !core::secrets_equal(*key, server.config.api_key))
+    if (!key || !core::secrets_equal(*key, node.config().api_key))
       return respond(json_response(401, {{"error", "Unauthorized"}}));
-    if (custom != server.routes.end()) return handle_custom(custom->second, req);
+    if (custom) return handle_custom(*custom, req);
     return handle_api(req);
   }
-  if (custom != server.routes.end()) return handle_custom(custom->second, req);
+  if (custom) return handle_custom(*custom, req);
   respond(json_response(404, {{"error", "Not found"}}));
 }
 
 void HttpSession::handle_upgrade(Request& req) {
-  auto& server = loop_.server();
+  auto& node = loop_.node();
   keep_alive_ = false;
-  if (server.shutting_down.load()) return respond(json_response(503, {{"error", "Server shutting down"}}));
+  if (node.shutting_down()) return respond(json_response(503, {{"error", "Server shutting down"}}));
   core::UpgradeRequest u{req.method_string(),
                          req.target(),
                          beast::websocket::is_upgrade(req),
@@ -194,18 +133,38 @@ void HttpSession::handle_upgrade(Request& req) {
                          req[http::field::sec_websocket_key],
                          req[http::field::origin],
                          req[http::field::authorization]};
-  auto token = core::check_upgrade(u, server.config.allowed_origins);
+  auto token = core::check_upgrade(u, node.config().allowed_origins);
   if (!token) {
-    if (token.error().status == 401) server.metrics.auth_failures.fetch_add(1, std::memory_order_relaxed);
+    if (token.error().status == 401) node.metrics().auth_failures.fetch_add(1, std::memory_order_relaxed);
     return respond(refusal(token.error()));
   }
   const auto now = std::chrono::duration_cast<std::chrono::seconds>(
                        std::chrono::system_clock::now().time_since_epoch()).count();
-  auto identity = server.verifier->verify(*token, now);
+  auto identity = node.verifier().verify(*token, now);
   if (!identity) {
-    server.metrics.auth_failures.fetch_add(1, std::memory_order_relaxed);
+    node.metrics().auth_failures.fetch_add(1, std::memory_order_relaxed);
     spdlog::debug("upgrade refused: {}", to_string(identity.error()));
     return respond(json_response(401, {{"error", "Unauthorized"}}));
+  }
+  std::string id = uuid_v4();
+  if (const auto& hook = node.hooks().on_connect) {
+    ConnectDecision decision;
+    try {
+      decision = hook(ConnectionInfo{id, *identity});
+    } catch (const std::exception& e) {
+      spdlog::error("connect hook failed: {}", e.what());
+      decision = ConnectDecision::refuse("Forbidden");
+    }
+    if (!decision.accept) {
+      spdlog::debug("upgrade refused by the application: {}", decision.reason);
+      return respond(json_response(403, {{"error", decision.reason.empty() ? "Forbidden" : decision.reason}}));
+    }
+    if (decision.app_data) {
+      auto profile = identity->profile ? std::make_shared<ProfileClaims>(*identity->profile)
+                                       : std::make_shared<ProfileClaims>();
+      profile->app_data = std::move(decision.app_data);
+      identity->profile = std::move(profile);
+    }
   }
   std::string response =
       "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " +
@@ -213,7 +172,7 @@ void HttpSession::handle_upgrade(Request& req) {
   const auto early = buffer_.cdata();
   std::string_view early_bytes(static_cast<const char*>(early.data()), early.size());
   stream_.expires_never();
-  auto session = std::make_shared<WsSession>(loop_, stream_.release_socket(), uuid_v4());
+  auto session = std::make_shared<WsSession>(loop_, stream_.release_socket(), id);
   session->start(std::move(*identity), std::move(response), early_bytes);
 }
 
@@ -222,11 +181,11 @@ void HttpSession::handle_api(Request& req) {
   if (!call) return respond(refusal(call.error()));
   auto parsed = core::parse_api_body(*call, req.body());
   if (!parsed) return respond(refusal(parsed.error()));
-  auto& server = loop_.server();
+  auto& hub = loop_.node().hub();
   auto r = std::move(*parsed);
   auto reply = responder();
   // Cluster fire-and-forget: body "wait": false or header Prefer: respond-async.
-  const bool wait = r.wait && req["Prefer"].find("respond-async") == std::string_view::npos;
+  const SendOptions options{r.wait && req["Prefer"].find("respond-async") == std::string_view::npos};
   auto answer = [reply](const char* key, bool as_flag) {
     return [reply, key, as_flag](Delivery d) {
       json::value v = as_flag ? json::value(d.count > 0) : json::value(d.count);
@@ -240,21 +199,26 @@ void HttpSession::handle_api(Request& req) {
   auto flag = [&](const char* key) { return answer(key, true); };
   switch (r.call) {
     case core::ApiCall::send_to_user:
-      return server.send_to_user(r.user_id, std::move(r.message), count("delivered"), wait);
-    case core::ApiCall::send_to_role: return server.send_to_role(r.role, std::move(r.message), count("delivered"), wait);
-    case core::ApiCall::broadcast: return server.broadcast(std::move(r.message), count("delivered"), wait);
+      return hub.send(Route::user, r.user_id, std::move(r.message), options, count("delivered"));
+    case core::ApiCall::send_to_role: return hub.send(Route::role, r.role, std::move(r.message), options, count("delivered"));
+    case core::ApiCall::broadcast: return hub.send(Route::all, {}, std::move(r.message), options, count("delivered"));
     case core::ApiCall::send_to_connection:
-      return server.send_to_connection(r.connection_id, std::move(r.message), flag("delivered"), wait);
-    case core::ApiCall::publish: return server.publish(r.topic, std::move(r.message), count("delivered"), wait);
-    case core::ApiCall::subscribe: return server.subscribe(r.connection_id, r.topic, flag("subscribed"), wait);
-    case core::ApiCall::unsubscribe: return server.unsubscribe(r.connection_id, r.topic, flag("unsubscribed"), wait);
+      return hub.send(Route::connection, r.connection_id, std::move(r.message), options, flag("delivered"));
+    case core::ApiCall::publish: return hub.send(Route::topic, r.topic, std::move(r.message), options, count("delivered"));
+    case core::ApiCall::subscribe:
+      return hub.control(Route::subscribe, r.connection_id, r.topic, options, [reply, subscribed = flag("subscribed")](Delivery d) {
+        // --max-subscriptions binds the API too: a refusal the backend can tell from "no such
+        // connection".
+        if (!d.queued && d.reached && d.count == static_cast<std::size_t>(SubscribeAnswer::limit_reached))
+          return reply(json_response(409, {{"error", "subscription limit reached"}, {"subscribed", false}}));
+        subscribed(d);
+      });
+    case core::ApiCall::unsubscribe: return hub.control(Route::unsubscribe, r.connection_id, r.topic, options, flag("unsubscribed"));
     case core::ApiCall::disconnect:
       if (!r.connection_id.empty())
-        return server.disconnect_connection(r.connection_id, count("disconnected"), wait);
-      return server.disconnect_user(r.user_id, count("disconnected"), wait);
-    case core::ApiCall::connections:
-      if (!server.broker->distributed()) return reply(json_response(200, {{"count", server.connection_count()}}));
-      return server.count_connections(count("count"));
+        return hub.control(Route::disconnect, r.connection_id, {}, options, count("disconnected"));
+      return hub.control(Route::disconnect_user, r.user_id, {}, options, count("disconnected"));
+    case core::ApiCall::connections: return hub.control(Route::count, {}, {}, {}, count("count"));
   }
 }
 
@@ -276,16 +240,16 @@ Server::Responder HttpSession::responder() {
 }
 
 void HttpSession::respond(HttpResponse r) {
-  auto& server = loop_.server();
+  auto& node = loop_.node();
   if (parser_ && core::target_path(parser_->get().target()).starts_with("/api/")) {
-    server.metrics.api_requests.fetch_add(1, std::memory_order_relaxed);
-    if (r.status >= 400) server.metrics.api_errors.fetch_add(1, std::memory_order_relaxed);
+    node.metrics().api_requests.fetch_add(1, std::memory_order_relaxed);
+    if (r.status >= 400) node.metrics().api_errors.fetch_add(1, std::memory_order_relaxed);
   }
   auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(r.status), version_);
   res->set(http::field::server, "boundary-realtime");
   res->set(http::field::content_type, r.content_type);
   if (r.status == 426) res->set(http::field::sec_websocket_version, "13");  // RFC 6455 section 4.4
-  res->keep_alive(keep_alive_ && !server.shutting_down.load());
+  res->keep_alive(keep_alive_ && !node.shutting_down());
   res->body() = std::move(r.body);
   res->prepare_payload();
   stream_.expires_after(request_timeout);

@@ -5,7 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "shell/http_session.hpp"
-#include "shell/server_core.hpp"
+#include "shell/node.hpp"
 #include "shell/ws_session.hpp"
 
 namespace boundary::realtime::shell {
@@ -21,8 +21,8 @@ constexpr auto max_sweep_interval = std::chrono::milliseconds(1000);
 constexpr auto accept_backoff = std::chrono::milliseconds(100);
 }  // namespace
 
-Loop::Loop(ServerCore& server, unsigned index)
-    : server_(server),
+Loop::Loop(Node& node, unsigned index)
+    : node_(node),
       index_(index),
       read_buffer_(read_buffer_bytes),
       acceptor_(io_),
@@ -107,7 +107,7 @@ void Loop::do_accept() {
 void Loop::on_accept(const error_code& ec, TcpSocket socket) {
   if (!accepting_) return;
   if (ec) {
-    server_.metrics.accept_errors.fetch_add(1, std::memory_order_relaxed);
+    node_.metrics().accept_errors.fetch_add(1, std::memory_order_relaxed);
     // Out of descriptors (EMFILE/ENFILE) and similar: back off instead of spinning on a
     // listening socket that stays readable, and log at most once a second.
     static std::atomic<std::int64_t> last_log{0};
@@ -125,7 +125,7 @@ void Loop::on_accept(const error_code& ec, TcpSocket socket) {
 }
 
 void Loop::do_sweep() {
-  const auto quarter = std::chrono::duration_cast<std::chrono::milliseconds>(server_.config.idle_timeout) / 4;
+  const auto quarter = std::chrono::duration_cast<std::chrono::milliseconds>(node_.config().idle_timeout) / 4;
   sweep_timer_.expires_after(std::min(max_sweep_interval, quarter));
   sweep_timer_.async_wait([this](const error_code& ec) {
     if (ec) return;

@@ -17,16 +17,16 @@
 namespace boundary::realtime::shell {
 
 class WsSession;
-struct ServerCore;
+class Node;
 
 class Loop {
  public:
-  Loop(ServerCore& server, unsigned index);
+  Loop(Node& node, unsigned index);
   ~Loop();
 
   boost::asio::io_context& io() noexcept { return io_; }
   ConnectionRegistry& registry() noexcept { return registry_; }
-  ServerCore& server() noexcept { return server_; }
+  Node& node() noexcept { return node_; }
   unsigned index() const noexcept { return index_; }
 
   // Scratch buffer for socket reads, shared by every connection of this loop: an idle
@@ -53,7 +53,7 @@ class Loop {
   void do_sweep();
   void flush_all();
 
-  ServerCore& server_;
+  Node& node_;
   unsigned index_;
   boost::asio::io_context io_{1};
   ConnectionRegistry registry_;

@@ -10,11 +10,14 @@
 #include <boost/json/object.hpp>
 #include <spdlog/spdlog.h>
 
+#include <boost/json/serialize.hpp>
+
 #include "core/command.hpp"
+#include "core/connection_policy.hpp"
 #include "core/envelope.hpp"
-#include "core/topic.hpp"
+#include "shell/hub.hpp"
 #include "shell/loop.hpp"
-#include "shell/server_core.hpp"
+#include "shell/node.hpp"
 
 namespace boundary::realtime::shell {
 namespace asio = boost::asio;
@@ -50,34 +53,31 @@ WsSession::WsSession(Loop& loop, TcpSocket socket, std::string_view id)
     : loop_(loop),
       socket_(std::move(socket)),
       id_size_(static_cast<std::uint8_t>(std::min(id.size(), id_.size()))),
-      decoder_(loop.server().config.max_message_bytes) {
+      decoder_(loop.node().config().max_message_bytes) {
   std::copy_n(id.data(), id_size_, id_.data());
-  loop.server().live_sessions.fetch_add(1, std::memory_order_relaxed);
+  loop.node().session_opened();
 }
 
 WsSession::~WsSession() {
-  if (!finished_) loop_.server().live_sessions.fetch_sub(1, std::memory_order_relaxed);
+  if (!finished_) loop_.node().session_finished();
 }
 
 void WsSession::start(Identity identity, std::string upgrade_response, std::string_view early_bytes) {
-  auto& server = loop_.server();
+  auto& metrics = loop_.node().metrics();
   error_code ec;
   socket_.non_blocking(true, ec);
   socket_.set_option(asio::ip::tcp::no_delay(true), ec);
-  json::array roles;
-  for (const auto& r : identity.roles) roles.emplace_back(r);
-  json::object connected{{"type", "connected"}, {"connection-id", id()}, {"user-id", identity.user_id},
-                         {"roles", std::move(roles)}};
+  auto connected = core::make_connected(id(), identity, std::chrono::system_clock::now());
   registered_ = loop_.registry().register_connection(shared_from_this(), std::move(identity));
   if (!registered_) {  // a random 122-bit id collided: refuse rather than alias two clients
     socket_.close(ec);
     return;
   }
-  server.metrics.connections.fetch_add(1, std::memory_order_relaxed);
-  server.metrics.connections_total.fetch_add(1, std::memory_order_relaxed);
+  metrics.connections.fetch_add(1, std::memory_order_relaxed);
+  metrics.connections_total.fetch_add(1, std::memory_order_relaxed);
   last_activity_ = Clock::now();
   enqueue(Message::from_wire(std::move(upgrade_response)));
-  enqueue(core::make_envelope(std::move(connected), std::chrono::system_clock::now()));
+  enqueue(connected);
   if (!early_bytes.empty()) {
     partial_ = std::make_unique<std::string>(early_bytes);
     auto bytes = std::span(reinterpret_cast<std::uint8_t*>(partial_->data()), partial_->size());
@@ -101,7 +101,7 @@ void WsSession::on_readable(const error_code& ec) {
   const std::size_t n = socket_.read_some(asio::buffer(buf), read_ec);
   if (read_ec == asio::error::would_block || read_ec == asio::error::try_again) return do_wait_readable();
   if (read_ec || n == 0) return finish();
-  loop_.server().metrics.bytes_received.fetch_add(n, std::memory_order_relaxed);
+  loop_.node().metrics().bytes_received.fetch_add(n, std::memory_order_relaxed);
   last_activity_ = Clock::now();
   ping_outstanding_ = false;
   if (discard_input_) return do_wait_readable();
@@ -157,7 +157,7 @@ bool WsSession::handle_step(const core::DecodeStep& step) {
       return true;
     case Kind::ping:
       if (state_ == State::open)
-        reply(Message::from_wire(core::encode_frame(core::Opcode::pong, step.payload), 0));
+        send(Message::from_wire(core::encode_frame(core::Opcode::pong, step.payload), 0));
       return true;
     case Kind::pong: return true;
     case Kind::close: handle_peer_close(step.close_code); return false;
@@ -165,64 +165,105 @@ bool WsSession::handle_step(const core::DecodeStep& step) {
   }
 }
 
-void WsSession::handle_text(std::string_view text) {
-  auto& server = loop_.server();
-  server.metrics.messages_received.fetch_add(1, std::memory_order_relaxed);
-  auto answer = [this](std::string json) { reply(Message::from_json(json)); };
-  auto refuse = [&](CommandErrorCode code, std::string_view why, const json::value& ref) {
-    server.metrics.command_errors.fetch_add(1, std::memory_order_relaxed);
-    answer(core::reply_error(code, why, ref));
+template <class F>
+auto WsSession::on_this_loop(F f) {
+  // Answers may come from another loop's thread (counts) or the application's: the session is
+  // touched only on its own loop, and only while it is still open.
+  return [weak = weak_from_this(), &loop = loop_, f = std::move(f)](auto... args) {
+    asio::post(loop.io(), [weak, f, args...]() mutable {
+      if (auto self = weak.lock(); self && self->is_open()) f(*self, std::move(args)...);
+    });
   };
-  // Parsed before the rate check so that a rate-limited reply can echo the command's ref; the
-  // parse is bounded by --max-message-bytes.
-  auto parsed = core::parse_command(text);
-  if (!server.command_rate.try_take(bucket_full_at_, Clock::now())) {
-    server.metrics.rate_limited.fetch_add(1, std::memory_order_relaxed);
-    return refuse(CommandErrorCode::rate_limited, "too many commands; slow down",
-                  parsed ? parsed->ref : parsed.error().ref);
+}
+
+void WsSession::handle_text(std::string_view text) {
+  auto& node = loop_.node();
+  node.metrics().messages_received.fetch_add(1, std::memory_order_relaxed);
+  const Identity* who = loop_.registry().identity_of(id());  // registered while open
+  if (!who) return;
+  auto decided = core::decide_command(text, *who, node.command_rules(), bucket_full_at_, Clock::now());
+  if (auto* refusal = std::get_if<core::Refusal>(&decided)) {
+    if (refusal->code == CommandErrorCode::rate_limited)
+      node.metrics().rate_limited.fetch_add(1, std::memory_order_relaxed);
+    node.metrics().command_errors.fetch_add(1, std::memory_order_relaxed);
+    return send(Message::from_json(refusal->reply));
   }
-  if (!parsed) return refuse(parsed.error().code, parsed.error().message, parsed.error().ref);
-  auto& cmd = *parsed;
+  auto& cmd = std::get<core::Command>(decided);
   switch (cmd.action) {
-    case core::Action::ping: return answer(core::reply_pong(cmd.ref));
-    case core::Action::subscribe: {
-      const Identity* who = loop_.registry().identity_of(id());  // registered while open
-      if (!who) return;
-      if (auto denied = core::check_subscribe(*who, cmd.topic))
-        return refuse(*denied, "not allowed to subscribe to this topic", cmd.ref);
-      auto r = loop_.registry().subscribe(id(), cmd.topic, server.config.max_subscriptions);
-      if (r == ConnectionRegistry::SubscribeResult::limit_reached)
-        return refuse(CommandErrorCode::too_many_subscriptions, "subscription limit reached", cmd.ref);
-      if (!server.broker->distributed()) return answer(core::reply_subscribed(cmd.topic, cmd.ref));
-      // Cluster: answer once the node's subscription is in effect, so that anything published
-      // anywhere after the reply reaches this connection.
-      std::weak_ptr<WsSession> weak = shared_from_this();
-      server.broker->when_ready([weak, &loop = loop_, text = core::reply_subscribed(cmd.topic, cmd.ref)] {
-        asio::post(loop.io(), [weak, text] {
-          if (auto self = weak.lock(); self && self->is_open()) self->reply(Message::from_json(text));
-        });
-      });
-      return;
-    }
+    case core::Action::ping: return send(Message::from_json(core::reply_pong(cmd.ref)));
+    case core::Action::subscribe: return ask_subscribe(*who, std::move(cmd.topic), std::move(cmd.ref));
     case core::Action::unsubscribe:
       loop_.registry().unsubscribe(id(), cmd.topic);
-      return answer(core::reply_unsubscribed(cmd.topic, cmd.ref));
+      return send(Message::from_json(core::reply_unsubscribed(cmd.topic, cmd.ref)));
     case core::Action::publish: {
-      if (!server.publish_patterns.allows(cmd.topic))
-        return refuse(CommandErrorCode::forbidden, "publishing to this topic is not allowed", cmd.ref);
-      std::weak_ptr<WsSession> weak = shared_from_this();
-      auto& loop = loop_;
-      server.publish(cmd.topic, std::move(cmd.message),
-                     [weak, &loop, topic = cmd.topic, ref = cmd.ref](Delivery d) {
-                       const std::size_t delivered = d.count;
-                       // Counts are gathered on another loop: answer on this one.
-                       asio::post(loop.io(), [weak, topic, ref, delivered] {
-                         if (auto self = weak.lock(); self && self->is_open())
-                           self->reply(Message::from_json(core::reply_published(topic, delivered, ref)));
-                       });
-                     });
+      auto answer = on_this_loop([topic = cmd.topic, ref = cmd.ref](WsSession& self, Delivery d) {
+        self.send(Message::from_json(core::reply_published(topic, d.count, ref)));
+      });
+      node.hub().send(Route::topic, std::move(cmd.topic), std::move(cmd.message), {}, std::move(answer));
       return;
     }
+    case core::Action::custom: return run_custom(*who, std::move(cmd.message), std::move(cmd.ref));
+  }
+}
+
+void WsSession::refuse(CommandErrorCode code, std::string_view why, const json::value& ref) {
+  loop_.node().metrics().command_errors.fetch_add(1, std::memory_order_relaxed);
+  send(Message::from_json(core::reply_error(code, why, ref)));
+}
+
+void WsSession::ask_subscribe(const Identity& who, std::string topic, json::value ref) {
+  const auto& node = loop_.node();
+  const auto& hook = node.hooks().on_subscribe;
+  const auto check = loop_.registry().check_subscribe(id(), topic, node.config().max_subscriptions);
+  if (!hook || check != ConnectionRegistry::SubscribeResult::subscribed) return subscribe(topic, ref);
+  // The application decides, now or later, from any thread; only the first answer counts.
+  auto decide = on_this_loop([topic, ref](WsSession& self, bool allowed) {
+    if (allowed) return self.subscribe(topic, ref);
+    self.refuse(CommandErrorCode::forbidden, "not allowed to subscribe to this topic", ref);
+  });
+  auto once = std::make_shared<std::atomic<bool>>(false);
+  Hooks::Decide decide_once = [once, decide](bool allowed) mutable {
+    if (!once->exchange(true)) decide(allowed);
+  };
+  try {
+    hook(ConnectionInfo{id(), who}, topic, decide_once);
+  } catch (const std::exception& e) {
+    spdlog::error("subscribe hook failed: {}", e.what());
+    decide_once(false);
+  }
+}
+
+void WsSession::subscribe(const std::string& topic, const json::value& ref) {
+  auto& node = loop_.node();
+  const auto r = loop_.registry().subscribe(id(), topic, node.config().max_subscriptions);
+  if (r == ConnectionRegistry::SubscribeResult::limit_reached)
+    return refuse(CommandErrorCode::too_many_subscriptions, "subscription limit reached", ref);
+  auto reply = core::reply_subscribed(topic, ref);
+  if (!node.hub().distributed()) return send(Message::from_json(reply));
+  // Cluster: answer once the node's subscription is in effect, so that anything published
+  // anywhere after the reply reaches this connection.
+  node.hub().when_ready(on_this_loop([reply = std::move(reply)](WsSession& self) {
+    self.send(Message::from_json(reply));
+  }));
+}
+
+void WsSession::run_custom(const Identity& who, json::object command, json::value ref) {
+  auto deliver = on_this_loop([](WsSession& self, std::string text) { self.send(Message::from_json(text)); });
+  auto once = std::make_shared<std::atomic<bool>>(false);
+  Hooks::Reply reply = [once, deliver, ref](json::object r) mutable {
+    if (once->exchange(true)) return;
+    const auto* type = r.if_contains("type");
+    if (!type || !type->is_string()) {
+      spdlog::error("action hook replied without a string \"type\"; reply dropped");
+      return;
+    }
+    if (!ref.is_null() && !r.contains("ref")) r["ref"] = ref;
+    deliver(json::serialize(r));
+  };
+  try {
+    loop_.node().hooks().on_action(ConnectionInfo{id(), who}, command, std::move(reply));
+  } catch (const std::exception& e) {
+    spdlog::error("action hook failed: {}", e.what());
   }
 }
 
@@ -234,28 +275,23 @@ void WsSession::handle_peer_close(std::uint16_t code) {
 }
 
 void WsSession::fail(core::FrameError error) {
-  loop_.server().metrics.protocol_errors.fetch_add(1, std::memory_order_relaxed);
+  loop_.node().metrics().protocol_errors.fetch_add(1, std::memory_order_relaxed);
   close(core::close_code_for(error), core::to_string(error));
   discard_input_ = true;
 }
 
 void WsSession::send(const Message& message) {
-  if (admit(message)) enqueue(message);  // counted in messages_sent by the fan-out
-}
-
-void WsSession::reply(const Message& message) {
-  if (admit(message)) enqueue(message);
+  if (admit(message)) enqueue(message);  // deliveries are counted in messages_sent by the fan-out
 }
 
 bool WsSession::admit(const Message& message) {
   if (state_ != State::open) return false;
-  auto& server = loop_.server();
-  if (queued_bytes_ + message.frame_bytes() <= server.config.max_outbound_bytes) return true;
-  // Slow consumer (or a client that sends commands without reading the replies): drop what
-  // has not started to leave and close, rather than grow.
-  server.metrics.slow_consumer_disconnects.fetch_add(1, std::memory_order_relaxed);
+  auto& node = loop_.node();
+  if (core::fits_outbound(queued_bytes_, message.frame_bytes(), node.config().max_outbound_bytes)) return true;
+  // Drop what has not started to leave and close, rather than grow.
+  node.metrics().slow_consumer_disconnects.fetch_add(1, std::memory_order_relaxed);
   const std::size_t keep = head_offset_ > 0 ? head_ + 1 : head_;
-  server.metrics.dropped_messages.fetch_add(queue_.size() - keep + 1, std::memory_order_relaxed);
+  node.metrics().dropped_messages.fetch_add(queue_.size() - keep + 1, std::memory_order_relaxed);
   for (std::size_t i = keep; i < queue_.size(); ++i) queued_bytes_ -= queue_[i].frame_bytes();
   queue_.resize(keep);
   close(CloseCode::policy_violation, "slow consumer");
@@ -301,7 +337,7 @@ void WsSession::flush() {
     const std::size_t written = socket_.write_some(std::span(buffers.data(), n), ec);
     if (ec == asio::error::would_block || ec == asio::error::try_again) return do_wait_writable();
     if (ec) return finish();
-    loop_.server().metrics.bytes_sent.fetch_add(written, std::memory_order_relaxed);
+    loop_.node().metrics().bytes_sent.fetch_add(written, std::memory_order_relaxed);
     consume_written(written);
   }
   release_queue();
@@ -351,17 +387,17 @@ void WsSession::release_queue() {
 
 void WsSession::check_idle(Clock::time_point now) {
   if (state_ != State::open) return;
-  const auto timeout = loop_.server().config.idle_timeout;
-  const auto silent = now - last_activity_;
-  // Close only a peer that was pinged and had half the timeout to answer: the sweep's period
-  // must never decide whether a live client survives.
-  if (silent >= timeout && ping_outstanding_ && now - ping_sent_at_or_close_deadline_ >= timeout / 2) {
-    loop_.server().metrics.idle_disconnects.fetch_add(1, std::memory_order_relaxed);
-    close(CloseCode::policy_violation, "idle timeout");
-  } else if (silent >= timeout / 2 && !ping_outstanding_) {
-    ping_outstanding_ = true;
-    ping_sent_at_or_close_deadline_ = now;
-    reply(loop_.server().ping_frame);
+  auto& node = loop_.node();
+  const core::Liveness liveness{last_activity_, ping_outstanding_, ping_sent_at_or_close_deadline_};
+  switch (core::idle_action(liveness, now, node.config().idle_timeout)) {
+    case core::IdleAction::none: return;
+    case core::IdleAction::ping:
+      ping_outstanding_ = true;
+      ping_sent_at_or_close_deadline_ = now;
+      return send(node.ping_frame());
+    case core::IdleAction::close:
+      node.metrics().idle_disconnects.fetch_add(1, std::memory_order_relaxed);
+      return close(CloseCode::policy_violation, "idle timeout");
   }
 }
 
@@ -375,19 +411,34 @@ bool WsSession::close_expired(Clock::time_point now) {
 void WsSession::unregister() {
   if (!registered_) return;
   registered_ = false;
-  loop_.server().metrics.connections.fetch_sub(1, std::memory_order_relaxed);
-  loop_.registry().unregister_connection(id());  // may drop the registry's reference to us
+  auto& node = loop_.node();
+  node.metrics().connections.fetch_sub(1, std::memory_order_relaxed);
+  const auto& hook = node.hooks().on_disconnect;
+  if (!hook) {
+    loop_.registry().unregister_connection(id());  // may drop the registry's reference to us
+    return;
+  }
+  // The hook runs once the connection has left every index, with the identity it had.
+  const Identity* who = loop_.registry().identity_of(id());
+  std::optional<Identity> last = who ? std::optional<Identity>(*who) : std::nullopt;
+  loop_.registry().unregister_connection(id());
+  if (!last) return;
+  try {
+    hook(ConnectionInfo{id(), *last});
+  } catch (const std::exception& e) {
+    spdlog::error("disconnect hook failed: {}", e.what());
+  }
 }
 
 void WsSession::finish() {
   if (finished_) return;
   auto self = shared_from_this();  // unregistering may release the last other reference
   finished_ = true;
-  loop_.server().live_sessions.fetch_sub(1, std::memory_order_relaxed);
+  loop_.node().session_finished();
   state_ = State::closed;
   unregister();
   const std::size_t pending = queue_.size() - head_;
-  if (pending > 0) loop_.server().metrics.dropped_messages.fetch_add(pending, std::memory_order_relaxed);
+  if (pending > 0) loop_.node().metrics().dropped_messages.fetch_add(pending, std::memory_order_relaxed);
   release_queue();
   partial_.reset();
   error_code ec;

@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
 
 #include "boundary/realtime/identity.hpp"
 #include "boundary/realtime/ports/connection.hpp"
@@ -62,13 +64,20 @@ class WsSession final : public Connection, public std::enable_shared_from_this<W
   // Drops the first `used` bytes of partial_, and partial_ itself once it is empty.
   void drop_consumed(std::size_t used);
   bool handle_step(const core::DecodeStep& step);
+  // Client commands: core::decide_command decides, these carry the decision out.
   void handle_text(std::string_view text);
+  void ask_subscribe(const Identity& who, std::string topic, boost::json::value ref);  // Hooks::on_subscribe
+  void subscribe(const std::string& topic, const boost::json::value& ref);
+  void run_custom(const Identity& who, boost::json::object command, boost::json::value ref);  // Hooks::on_action
+  void refuse(CommandErrorCode code, std::string_view why, const boost::json::value& ref);
+  // Wraps `f(session, args...)` to run later on this session's loop, if it is still open then.
+  template <class F>
+  auto on_this_loop(F f);
   void handle_peer_close(std::uint16_t code);
   void fail(core::FrameError error);
   // Every outbound frame passes the --max-outbound-bytes check (admit), except the upgrade
   // response, the `connected` frame and the close frame, which enqueue directly.
   bool admit(const Message& message);
-  void reply(const Message& message);
   void enqueue(const Message& message);
   void do_wait_writable();
   void consume_written(std::size_t bytes);
@@ -81,7 +90,7 @@ class WsSession final : public Connection, public std::enable_shared_from_this<W
   std::array<char, 36> id_;             // inline: the registry keys its index with a view of it
   std::uint8_t id_size_;
   core::InboundDecoder decoder_;
-  Clock::time_point bucket_full_at_ = Clock::time_point::min();  // command rate (ServerCore::command_rate)
+  Clock::time_point bucket_full_at_ = Clock::time_point::min();  // command rate (CommandRules::rate)
   std::unique_ptr<std::string> partial_;  // an incomplete frame's bytes; null while idle
   std::vector<Message> queue_;          // frames to write; [head_, end) pending
   std::size_t head_ = 0;

@@ -1,6 +1,7 @@
 // libFuzzer target: client commands (text frames) from hostile clients.
-// Invariants: parse_command never crashes; a success has a valid topic where the action needs
-// one and a message with a string type for publish; every reply serializes to a JSON object.
+// Invariants: parse_command and decide_command never crash; a success has a valid topic where
+// the action needs one and a message with a string type for publish; every reply serializes to
+// a JSON object.
 #include <cstdint>
 #include <cstdlib>
 #include <string_view>
@@ -17,7 +18,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   auto parsed = core::parse_command(text);
   std::string reply;
   if (parsed) {
-    if (parsed->action != core::Action::ping && !core::is_valid_topic(parsed->topic)) std::abort();
+    const bool topical = parsed->action != core::Action::ping && parsed->action != core::Action::custom;
+    if (topical && !core::is_valid_topic(parsed->topic)) std::abort();
     if (parsed->action == core::Action::publish) {
       auto* type = parsed->message.if_contains("type");
       if (!type || !type->is_string()) std::abort();
@@ -31,5 +33,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   boost::system::error_code ec;
   auto v = boost::json::parse(reply, ec);
   if (ec || !v.is_object()) std::abort();
+  static const core::CommandRules rules{core::PublishPatterns({"chat:*"}), core::TokenBucketPolicy(0, 1), true};
+  auto bucket = core::TokenBucketPolicy::Clock::time_point::min();
+  const Identity who{.user_id = "7", .roles = {}};
+  auto decided = core::decide_command(text, who, rules, bucket, core::TokenBucketPolicy::Clock::time_point{});
+  if (auto* refusal = std::get_if<core::Refusal>(&decided)) {
+    auto r = boost::json::parse(refusal->reply, ec);
+    if (ec || !r.is_object()) std::abort();
+  }
   return 0;
 }

@@ -85,10 +85,74 @@ TEST(ParseCommand, MissingOrNonStringActionIsBadRequest) {
   EXPECT_NE(error_of("{}").message.find("action"), std::string::npos);
 }
 
-TEST(ParseCommand, UnknownActionIsBadRequest) {
-  expect_error(R"({"action":"dance"})", CommandErrorCode::bad_request);
-  expect_error(R"({"action":"Subscribe","topic":"t"})", CommandErrorCode::bad_request);
-  EXPECT_NE(error_of(R"({"action":"dance"})").message.find("unknown"), std::string::npos);
+TEST(ParseCommand, UnknownActionIsCustomWithTheWholeCommand) {
+  auto r = parse_command(R"({"action":"dance","style":"tango","ref":7})");
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->action, Action::custom);
+  EXPECT_EQ(r->message, json::parse(R"({"action":"dance","style":"tango","ref":7})").as_object());
+  EXPECT_EQ(r->ref, json::value(7));
+  auto cased = parse_command(R"({"action":"Subscribe","topic":"t"})");  // names are case-sensitive
+  ASSERT_TRUE(cased.has_value());
+  EXPECT_EQ(cased->action, Action::custom);
+}
+
+// ---------------------------------------------------------------------------------------------
+// decide_command: parse, rate, policy
+
+using Clock = TokenBucketPolicy::Clock;
+const Clock::time_point t0 = Clock::time_point{} + std::chrono::hours(1);
+const Identity alice{.user_id = "alice", .roles = {"user"}, .exp = {}, .iat = {}, .profile = {}};
+
+CommandRules rules_with(std::vector<std::string> publish = {}, double rate = 0, double burst = 1,
+                        bool custom = false) {
+  return CommandRules{PublishPatterns(publish), TokenBucketPolicy(rate, burst), custom};
+}
+
+Refusal refusal_of(const CommandDecision& d) {
+  EXPECT_TRUE(std::holds_alternative<Refusal>(d));
+  return std::holds_alternative<Refusal>(d) ? std::get<Refusal>(d) : Refusal{};
+}
+
+TEST(DecideCommand, UnknownActionIsBadRequestWithoutAnApplicationHandler) {
+  auto bucket = Clock::time_point::min();
+  auto r = refusal_of(decide_command(R"({"action":"dance","ref":"a"})", alice, rules_with(), bucket, t0));
+  EXPECT_EQ(r.code, CommandErrorCode::bad_request);
+  EXPECT_EQ(json::parse(r.reply), json::parse(
+      R"({"type":"error","code":"bad-request","message":"unknown action","ref":"a"})"));
+}
+
+TEST(DecideCommand, UnknownActionGoesToTheApplicationWhenItHandlesThem) {
+  auto bucket = Clock::time_point::min();
+  auto d = decide_command(R"({"action":"dance"})", alice, rules_with({}, 0, 1, true), bucket, t0);
+  ASSERT_TRUE(std::holds_alternative<Command>(d));
+  EXPECT_EQ(std::get<Command>(d).action, Action::custom);
+}
+
+TEST(DecideCommand, RateLimitedCommandEchoesItsRef) {
+  auto bucket = Clock::time_point::min();
+  auto rules = rules_with({}, 1, 1);
+  EXPECT_TRUE(std::holds_alternative<Command>(decide_command(R"({"action":"ping"})", alice, rules, bucket, t0)));
+  auto r = refusal_of(decide_command(R"({"action":"ping","ref":9})", alice, rules, bucket, t0));
+  EXPECT_EQ(r.code, CommandErrorCode::rate_limited);
+  EXPECT_EQ(json::parse(r.reply).as_object().at("ref"), json::value(9));
+  // Even a command that does not parse takes a token: floods of garbage are limited too.
+  auto garbage = refusal_of(decide_command("not json", alice, rules, bucket, t0));
+  EXPECT_EQ(garbage.code, CommandErrorCode::rate_limited);
+}
+
+TEST(DecideCommand, SubscribePolicyRefusesOtherUsersTopics) {
+  auto bucket = Clock::time_point::min();
+  auto r = refusal_of(decide_command(R"({"action":"subscribe","topic":"user:bob"})", alice, rules_with(), bucket, t0));
+  EXPECT_EQ(r.code, CommandErrorCode::forbidden);
+  EXPECT_TRUE(std::holds_alternative<Command>(
+      decide_command(R"({"action":"subscribe","topic":"user:alice"})", alice, rules_with(), bucket, t0)));
+}
+
+TEST(DecideCommand, PublishNeedsAMatchingPattern) {
+  auto bucket = Clock::time_point::min();
+  const auto publish = R"({"action":"publish","topic":"chat:1","message":{"type":"m"}})";
+  EXPECT_EQ(refusal_of(decide_command(publish, alice, rules_with(), bucket, t0)).code, CommandErrorCode::forbidden);
+  EXPECT_TRUE(std::holds_alternative<Command>(decide_command(publish, alice, rules_with({"chat:*"}), bucket, t0)));
 }
 
 TEST(ParseCommand, MissingOrNonStringTopicIsBadRequest) {
@@ -129,7 +193,7 @@ TEST(ParseCommand, PublishedMessageNeedsStringType) {
 // ref
 
 TEST(ParseCommand, StringRefIsEchoedOnErrors) {
-  auto e = error_of(R"({"action":"dance","ref":"abc"})");
+  auto e = error_of(R"({"action":"subscribe","ref":"abc"})");  // no topic
   EXPECT_EQ(e.ref, json::value("abc"));
   e = error_of(R"({"action":"subscribe","topic":"a b","ref":"r2"})");
   EXPECT_EQ(e.code, CommandErrorCode::invalid_topic);
@@ -163,7 +227,7 @@ TEST(ParseCommand, NumbersPastDoubleRangeInAMessageAreRefused) {
 
 TEST(ParseCommand, ErrorsWithoutRefCarryNone) {
   EXPECT_TRUE(error_of("nope").ref.is_null());
-  EXPECT_TRUE(error_of(R"({"action":"dance"})").ref.is_null());
+  EXPECT_TRUE(error_of(R"({"action":"subscribe"})").ref.is_null());
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -73,9 +73,11 @@ TEST(Envelope, KeepsEveryOtherField) {
                                    R"("timestamp":"2025-01-01T12:00:00.000Z"})"));
 }
 
-TEST(Envelope, ServerMessagesAreSerializedAsGiven) {
-  auto m = make_message({{"type", "pong"}});
-  EXPECT_EQ(m.json(), R"({"type":"pong"})");
+TEST(Envelope, ConnectedCarriesTheIdentityAndATimestamp) {
+  Identity who{"42", {"admin", "user"}, {}, {}, {}};
+  auto m = make_connected("c-1", who, noon_2025());
+  EXPECT_EQ(parsed(m), json::parse(R"({"type":"connected","connection-id":"c-1","user-id":"42",)"
+                                   R"("roles":["admin","user"],"timestamp":"2025-01-01T12:00:00.000Z"})"));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -85,7 +85,7 @@ class ShellSim {
   }
 
   std::size_t pending_size() const { return pending_.size(); }
-  const InboundDecoder& decoder() const { return decoder_; }
+  InboundDecoder& decoder() { return decoder_; }
 
   std::vector<Event> events;
 
@@ -347,7 +347,10 @@ TEST(FrameDecoder, NonFinalFragmentIsConsumedWithNeedMore) {
   const auto step = decoder.next(buf);
   EXPECT_EQ(step.kind, Kind::need_more);
   EXPECT_EQ(step.consumed, buf.size());
-  EXPECT_TRUE(decoder.in_fragmented_message());
+  auto last = client(Opcode::continuation, "!");
+  const auto done = decoder.next(last);  // the message is open: a continuation completes it
+  EXPECT_EQ(done.kind, Kind::text);
+  EXPECT_EQ(done.payload, "part!");
 }
 
 TEST(FrameDecoder, FragmentsAreAssembledAroundAnInterleavedPing) {
@@ -357,7 +360,8 @@ TEST(FrameDecoder, FragmentsAreAssembledAroundAnInterleavedPing) {
                    client(Opcode::continuation, "world")}));
   const std::vector<Event> expected{{Kind::ping, "p"}, {Kind::text, "Hello, world"}};
   EXPECT_EQ(sim.events, expected);
-  EXPECT_FALSE(sim.decoder().in_fragmented_message());
+  auto stray = client(Opcode::continuation, "x");  // the message is closed: nothing to continue
+  EXPECT_EQ(sim.decoder().next(stray).error, FrameError::unexpected_continuation);
   EXPECT_EQ(sim.pending_size(), 0u);
 }
 
@@ -513,35 +517,6 @@ TEST(FrameDecoder, CloseReasonIsThePayloadAfterTheCode) {
 
 TEST(FrameDecoder, CloseReasonWithInvalidUtf8IsRejectedWith1007) {
   EXPECT_EQ(decode_error(client(Opcode::close, "\x03\xE8\xFF")), FrameError::invalid_utf8);
-}
-
-// ---- bytes_needed ----
-
-TEST(FrameDecoder, BytesNeededCountsMissingHeaderBytes) {
-  EXPECT_EQ(InboundDecoder::bytes_needed({}), 6u);
-  const Bytes one{0x81};
-  EXPECT_EQ(InboundDecoder::bytes_needed(one), 5u);
-  const Bytes ext16{0x81, 0x80 | 126, 0x01};  // 16-bit length not yet readable
-  EXPECT_EQ(InboundDecoder::bytes_needed(ext16), 5u);
-}
-
-TEST(FrameDecoder, BytesNeededIncludesThePayloadOnceTheLengthIsKnown) {
-  const auto full = client(Opcode::text, std::string(300, 'a'));
-  for (std::size_t n : {4u, 8u, 100u, 307u}) {
-    EXPECT_EQ(InboundDecoder::bytes_needed(std::span(full).first(n)), full.size() - n) << n;
-  }
-  const Bytes seven{0x81, 0x80 | 5};
-  EXPECT_EQ(InboundDecoder::bytes_needed(seven), 9u);
-}
-
-TEST(FrameDecoder, BytesNeededIsZeroForACompleteFrame) {
-  const auto two = concat({client(Opcode::text, "a"), client(Opcode::text, "b")});
-  EXPECT_EQ(InboundDecoder::bytes_needed(two), 0u);
-}
-
-TEST(FrameDecoder, BytesNeededSaturatesForHugeLengths) {
-  const Bytes huge{0x81, 0x80 | 127, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF};
-  EXPECT_EQ(InboundDecoder::bytes_needed(huge), SIZE_MAX - huge.size());
 }
 
 // ---- encoders ----

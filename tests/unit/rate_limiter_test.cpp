@@ -7,7 +7,15 @@
 namespace boundary::realtime::core {
 namespace {
 using namespace std::chrono_literals;
-using Clock = TokenBucket::Clock;
+using Clock = TokenBucketPolicy::Clock;
+
+// One bucket as the server keeps it: a shared policy and the connection's time point.
+struct TokenBucket {
+  TokenBucket(double rate_per_second, double burst) : policy(rate_per_second, burst) {}
+  bool try_take(Clock::time_point now) { return policy.try_take(full_at, now); }
+  TokenBucketPolicy policy;
+  Clock::time_point full_at = Clock::time_point::min();
+};
 
 // An arbitrary, realistic steady-clock reading.
 const Clock::time_point t0 = Clock::time_point{} + 3600s;

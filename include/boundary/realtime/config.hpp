@@ -1,6 +1,6 @@
 #pragma once
 // Server configuration. Every field has a flag, an environment variable and a TOML key
-// (SPEC.md section 1); app/config_loader.cpp fills it.
+// (docs/protocol.md, README "Configuration"); app/config_loader.cpp fills it.
 
 #include <chrono>
 #include <cstddef>

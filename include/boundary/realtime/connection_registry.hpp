@@ -46,6 +46,9 @@ class ConnectionRegistry {
   // `max_subscriptions` bounds the topics of one connection; 0 means no limit.
   SubscribeResult subscribe(std::string_view connection_id, std::string_view topic,
                             std::size_t max_subscriptions = 0);
+  // What subscribe() would answer now, without subscribing (`subscribed`: it would).
+  SubscribeResult check_subscribe(std::string_view connection_id, std::string_view topic,
+                                  std::size_t max_subscriptions = 0) const;
   // False when the connection is unknown or was not subscribed.
   bool unsubscribe(std::string_view connection_id, std::string_view topic);
   std::vector<std::string> topics_of(std::string_view connection_id) const;

@@ -1,5 +1,5 @@
 #pragma once
-// Error enums that map one-to-one to the contract's codes (SPEC.md sections 2 and 4).
+// Error enums that map one-to-one to the protocol's error and close codes (docs/protocol.md).
 
 #include <cstdint>
 #include <stdexcept>

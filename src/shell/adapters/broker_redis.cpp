@@ -1,9 +1,10 @@
 #include "shell/adapters/broker_redis.hpp"
 
 #include <algorithm>
+#include <stdexcept>
+#include <utility>
 
 #include <boost/asio/post.hpp>
-#include <hiredis/hiredis.h>
 #include <spdlog/spdlog.h>
 
 #include "shell/metrics.hpp"
@@ -11,6 +12,7 @@
 namespace boundary::realtime::shell {
 namespace asio = boost::asio;
 using boost::system::error_code;
+using Kind = core::RespValue::Kind;
 
 namespace {
 constexpr auto heartbeat_interval = std::chrono::milliseconds(1000);
@@ -20,36 +22,51 @@ constexpr std::string_view heartbeat_ttl_ms = "3000";
 constexpr auto sweep_interval = std::chrono::milliseconds(50);
 constexpr auto min_backoff = std::chrono::milliseconds(100);
 constexpr auto max_backoff = std::chrono::milliseconds(2000);
+// A forced refresh that finds the map unchanged is retried this often, this many times.
+constexpr auto stale_refresh_interval = std::chrono::milliseconds(200);
+constexpr unsigned max_stale_refreshes = 10;
 
-std::string_view str(const redisReply* r) {
-  return r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS)
-             ? std::string_view(r->str, r->len)
-             : std::string_view();
+constexpr PubSubType global_pubsub{
+    "SUBSCRIBE", "UNSUBSCRIBE", "PUBLISH", "subscribe", "unsubscribe", "message", false};
+constexpr PubSubType shard_pubsub{
+    "SSUBSCRIBE", "SUNSUBSCRIBE", "SPUBLISH", "ssubscribe", "sunsubscribe", "smessage", true};
+
+// A single Redis as a slot map: one master serving every slot.
+core::SlotMap single_map(const core::Endpoint& e) {
+  core::SlotMap map;
+  map.masters.push_back(e);
+  map.owner.fill(0);
+  return map;
 }
 }  // namespace
 
 BrokerRedis::BrokerRedis(asio::io_context& io, Options options)
     : io_(io),
       opt_(std::move(options)),
-      cmd_(io, false),
-      sub_(io, true),
+      probe_(io, false),
       resolver_(io),
       reconnect_timer_(io),
       heartbeat_timer_(io),
       sweep_timer_(io),
+      refresh_timer_(io),
       requests_(opt_.node_id, opt_.reply_timeout, opt_.metrics) {
-  sub_.set_push_handler([this](const redisReply* r) { on_push(r); });
-  cmd_.set_down_handler([this] { on_down(); });
-  sub_.set_down_handler([this] { on_down(); });
+  if (opt_.topology.nodes.empty()) throw std::invalid_argument("a Redis Cluster needs at least one seed node");
+  if (!opt_.topology.cluster) opt_.topology.nodes.resize(1);
 }
 
 BrokerRedis::~BrokerRedis() {
   // Runs after the loops stopped. Closing fails the pending commands, whose handlers use the
-  // members below: close while they are all alive, and without reconnecting.
-  cmd_.set_down_handler({});
-  sub_.set_down_handler({});
-  cmd_.close();
-  sub_.close();
+  // members: close every link while they are all alive, without reacting (no reconnect), then
+  // end what was waiting.
+  ++epoch_;
+  probe_.close();
+  for (auto& s : pool_) {
+    s->cmd.set_down_handler({});
+    s->sub.set_down_handler({});
+    s->cmd.close();
+    s->sub.close();
+  }
+  requests_.fail_all();
 }
 
 void BrokerRedis::start() {
@@ -60,72 +77,178 @@ void BrokerRedis::start() {
   });
 }
 
-void BrokerRedis::do_connect() {
-  state_ = State::connecting;
-  if (attempt_++ > 0 && opt_.metrics) opt_.metrics->redis_reconnects.fetch_add(1, std::memory_order_relaxed);
-  resolver_.async_resolve(opt_.url.host, std::to_string(opt_.url.port),
-                          [this](const error_code& ec, asio::ip::tcp::resolver::results_type results) {
-                            links_pending_ = 0;
-                            links_failed_ = false;
-                            if (ec) return on_links(ec);
-                            links_pending_ = 2;
-                            links_failed_ = false;
-                            cmd_.connect(results, [this](const error_code& e) { on_links(e); });
-                            sub_.connect(results, [this](const error_code& e) { on_links(e); });
-                          });
+const PubSubType& BrokerRedis::type_for(bool topic) const noexcept {
+  return topic && opt_.topology.cluster ? shard_pubsub : global_pubsub;
 }
 
-// Both connections report here (or the resolver, with links_pending_ 0); the last one decides.
-void BrokerRedis::on_links(const error_code& ec) {
-  if (state_ != State::connecting) return;
-  if (ec) links_failed_ = true;
-  if (links_pending_ > 0 && --links_pending_ > 0) return;
-  if (links_failed_) {
-    if (attempt_ == 1 || attempt_ % 20 == 0)
-      spdlog::warn("cluster: redis {}:{} unreachable ({}); retrying", opt_.url.host, opt_.url.port,
-                   ec ? ec.message() : "connection failed");
+BrokerRedis::Shard* BrokerRedis::shard_at(const core::Endpoint& e) {
+  for (auto& s : pool_)
+    if (s->endpoint == e) return s.get();
+  auto& s = pool_.emplace_back(std::make_unique<Shard>(io_, e));
+  s->sub.set_push_handler([this, p = s.get()](const core::RespValue* r) { on_push(p, r); });
+  s->cmd.set_down_handler([this] { on_down(); });
+  s->sub.set_down_handler([this] { on_down(); });
+  return s.get();
+}
+
+std::size_t BrokerRedis::shard_for(std::string_view channel) const {
+  if (shards_.size() == 1) return 0;
+  return static_cast<std::size_t>(map_.owner[core::key_slot(channel)]);
+}
+
+std::string BrokerRedis::describe() const {
+  if (!opt_.topology.cluster) return "redis " + core::to_string(opt_.topology.nodes.front());
+  return fmt::format("redis cluster ({} masters, home {})", shards_.size(),
+                     shards_.empty() ? std::string("?") : core::to_string(shards_[home_]->endpoint));
+}
+
+void BrokerRedis::do_connect() {
+  if (attempt_++ > 0 && opt_.metrics) opt_.metrics->redis_reconnects.fetch_add(1, std::memory_order_relaxed);
+  if (opt_.topology.cluster) return discover();
+  connect_shards(single_map(opt_.topology.nodes.front()));
+}
+
+// Asks the seeds in turn, then the masters of the last map (a seed may be the node that died).
+void BrokerRedis::discover() {
+  state_ = State::discovering;
+  std::vector<core::Endpoint> candidates = opt_.topology.nodes;
+  for (const auto& m : map_.masters)
+    if (std::find(candidates.begin(), candidates.end(), m) == candidates.end()) candidates.push_back(m);
+  const core::Endpoint seed = candidates[(attempt_ - 1) % candidates.size()];
+  const auto epoch = epoch_;
+  auto unusable = [this, seed](std::string why) {
+    if (log_retry()) spdlog::warn("cluster: redis cluster node {} unusable ({}); retrying", core::to_string(seed), why);
+    on_down();
+  };
+  resolver_.async_resolve(
+      seed.host, std::to_string(seed.port),
+      [this, epoch, seed, unusable](const error_code& ec, asio::ip::tcp::resolver::results_type results) {
+        if (epoch != epoch_) return;
+        if (ec) return unusable(ec.message());
+        probe_.connect(results, [this, epoch, seed, unusable](const error_code& e) {
+          if (epoch != epoch_) return;
+          if (e) return unusable(e.message());
+          probe_.command({"CLUSTER", "SLOTS"}, [this, epoch, seed, unusable](const core::RespValue* r) {
+            if (epoch != epoch_) return;
+            probe_.close();
+            if (!r) return unusable("connection lost");
+            if (r->kind == Kind::error) return unusable(r->str);
+            auto map = core::parse_cluster_slots(*r, seed.host);
+            if (!map) {
+              if (log_retry()) spdlog::warn("cluster: {}; retrying", map.error());
+              return on_down();
+            }
+            connect_shards(std::move(*map));
+          });
+        });
+      });
+}
+
+void BrokerRedis::connect_shards(core::SlotMap map) {
+  map_ = std::move(map);
+  shards_.clear();
+  for (const auto& m : map_.masters) shards_.push_back(shard_at(m));
+  home_ = shard_for(core::all_channel);
+  state_ = State::connecting;
+  links_pending_ = static_cast<int>(2 * shards_.size());
+  links_error_.clear();
+  const auto epoch = epoch_;
+  for (Shard* s : shards_) {
+    resolver_.async_resolve(s->endpoint.host, std::to_string(s->endpoint.port),
+                            [this, epoch, s](const error_code& ec, asio::ip::tcp::resolver::results_type results) {
+                              if (epoch != epoch_) return;
+                              if (ec) {
+                                on_links(epoch, s, ec);
+                                return on_links(epoch, s, ec);
+                              }
+                              s->cmd.connect(results, [this, epoch, s](const error_code& e) { on_links(epoch, s, e); });
+                              s->sub.connect(results, [this, epoch, s](const error_code& e) { on_links(epoch, s, e); });
+                            });
+  }
+}
+
+// Every shard's two links report here; the last one decides.
+void BrokerRedis::on_links(std::uint64_t epoch, const Shard* shard, const error_code& ec) {
+  if (epoch != epoch_ || state_ != State::connecting) return;
+  if (ec && links_error_.empty())
+    links_error_ = core::to_string(shard->endpoint) + " unreachable (" + ec.message() + ")";
+  if (--links_pending_ > 0) return;
+  if (!links_error_.empty()) {
+    if (log_retry()) spdlog::warn("cluster: redis {}; retrying", links_error_);
     return on_down();
   }
+  on_subscribing();
+}
+
+void BrokerRedis::on_subscribing() {
   state_ = State::subscribing;
-  if (opt_.url.db != 0) cmd_.command({"SELECT", std::to_string(opt_.url.db)});
-  cmd_.command({"SET", core::node_key(opt_.node_id), std::to_string(opt_.local_connections()), "PX", heartbeat_ttl_ms});
+  for (Shard* s : shards_) {
+    s->sub_sent = s->sub_confirmed = 0;
+    s->unsubscribing.clear();
+  }
+  // Only a single Redis has a database number, and it has one shard.
+  if (opt_.topology.db != 0) shards_.front()->cmd.command({"SELECT", std::to_string(opt_.topology.db)});
+  send_heartbeat();
   subscribe_all();
-  // The node counts as connected once every subscription is confirmed: from then on, fan-outs
-  // from any node reach its connections.
-  ready_waiters_.emplace_back(sub_sent_, [this] {
-    if (state_ != State::subscribing) return;
-    state_ = State::up;
-    attempt_ = 0;
-    backoff_ = min_backoff;
-    set_up(true);
-    spdlog::info("cluster: connected to redis {}:{} as node {}", opt_.url.host, opt_.url.port, opt_.node_id);
-  });
+  // The node counts as connected once every subscription on every shard is confirmed: from then
+  // on, fan-outs from any node reach its connections.
+  ready_waiters_.push_back({sub_targets(), [this] {
+                              if (state_ != State::subscribing) return;
+                              state_ = State::up;
+                              attempt_ = 0;
+                              backoff_ = min_backoff;
+                              set_up(true);
+                              spdlog::info("cluster: connected to {} as node {}", describe(), opt_.node_id);
+                            }});
+  ready_reached();
+}
+
+std::vector<std::pair<BrokerRedis::Shard*, std::uint64_t>> BrokerRedis::sub_targets() const {
+  std::vector<std::pair<Shard*, std::uint64_t>> t;
+  t.reserve(shards_.size());
+  for (Shard* s : shards_) t.emplace_back(s, s->sub_sent);
+  return t;
 }
 
 void BrokerRedis::subscribe_all() {
-  sub_sent_ = sub_confirmed_ = 0;
-  // One SUBSCRIBE per channel keeps commands small; they are pipelined into few writes anyway.
-  sub_.command({"SUBSCRIBE", core::all_channel, requests_.reply_channel()});
-  sub_sent_ += 2;
-  for (const auto& c : interests_) {
-    sub_.command({"SUBSCRIBE", c});
-    ++sub_sent_;
-  }
+  // One command per channel keeps commands small; they are pipelined into few writes anyway.
+  Shard& home = *shards_[home_];
+  home.sub.command({global_pubsub.subscribe, core::all_channel, requests_.reply_channel()});
+  home.sub_sent += 2;
+  for (const auto& c : others_) subscribe(false, c, true);
+  for (const auto& c : topics_) subscribe(true, c, true);
+}
+
+void BrokerRedis::subscribe(bool topic, const std::string& channel, bool on) {
+  const PubSubType& type = type_for(topic);
+  Shard& s = *shards_[topic ? shard_for(channel) : home_];
+  s.sub.command({on ? type.subscribe : type.unsubscribe, channel});
+  if (!on) ++s.unsubscribing[channel];
+  ++s.sub_sent;
 }
 
 void BrokerRedis::on_down() {
   if (state_ == State::idle) return;
+  ++epoch_;
   const bool was_up = state_ == State::up;
   state_ = State::idle;
-  cmd_.close();
-  sub_.close();
+  resolver_.cancel();
+  probe_.close();
+  for (Shard* s : shards_) {
+    s->cmd.close();
+    s->sub.close();
+  }
+  refreshing_ = force_refresh_ = false;
+  stale_refreshes_ = 0;
+  refresh_timer_.cancel();
   set_up(false);
-  if (was_up) spdlog::warn("cluster: lost redis {}:{}; serving local connections only", opt_.url.host, opt_.url.port);
+  if (was_up)
+    spdlog::warn("cluster: lost {}; serving local connections only",
+                 opt_.topology.cluster ? std::string("the redis cluster") : describe());
   requests_.fail_all();
-  sub_sent_ = sub_confirmed_ = 0;
   auto waiters = std::move(ready_waiters_);
   ready_waiters_.clear();
-  for (auto& [target, fn] : waiters) fn();
+  for (auto& w : waiters) w.fn();
   reconnect_timer_.expires_after(backoff_);
   backoff_ = std::min(max_backoff, backoff_ * 2);
   reconnect_timer_.async_wait([this](const error_code& ec) {
@@ -133,24 +256,58 @@ void BrokerRedis::on_down() {
   });
 }
 
+// The topology moved under us: start over from the slot map, as after a failure but promptly.
+void BrokerRedis::restart(std::string_view why) {
+  spdlog::warn("cluster: {}; reconnecting to the current slot map", why);
+  backoff_ = min_backoff;
+  on_down();
+}
+
 void BrokerRedis::set_up(bool up) {
   up_.store(up, std::memory_order_release);
   if (opt_.metrics) opt_.metrics->redis_up.store(up ? 1 : 0, std::memory_order_relaxed);
 }
 
-void BrokerRedis::on_push(const redisReply* r) {
-  if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 3) return;
-  const auto kind = str(r->element[0]);
-  if (kind == "message") return on_message(str(r->element[1]), str(r->element[2]));
-  if (kind == "subscribe" || kind == "unsubscribe") {
-    ++sub_confirmed_;
+void BrokerRedis::on_push(Shard* s, const core::RespValue* r) {
+  if (!r || std::find(shards_.begin(), shards_.end(), s) == shards_.end()) return;
+  if (r->kind == Kind::error) {
+    // A refused (un)subscribe, e.g. MOVED while a slot migrates: it still answers one command.
+    spdlog::warn("cluster: {} refused a subscription: {}", core::to_string(s->endpoint), r->str);
+    ++s->sub_confirmed;
     ready_reached();
+    return request_refresh(true);
+  }
+  if (r->kind != Kind::array || r->elements.size() < 3) return;
+  const std::string& kind = r->elements[0].str;
+  for (const PubSubType* type : {&global_pubsub, &shard_pubsub}) {
+    if (kind == type->message) return on_message(r->elements[1].str, r->elements[2].str);
+    if (kind == type->unsubscribed) return on_unsubscribed(s, r->elements[1].str);
+    if (kind == type->subscribed) {
+      ++s->sub_confirmed;
+      return ready_reached();
+    }
   }
 }
 
+void BrokerRedis::on_unsubscribed(Shard* s, const std::string& channel) {
+  auto it = s->unsubscribing.find(channel);
+  if (it == s->unsubscribing.end()) {
+    // Not ours: the shard gave the slot away and dropped the subscription (sharded pub/sub
+    // only). Unless our map already has the channel elsewhere (then it is subscribed there),
+    // find out where.
+    if (topics_.contains(channel) && shards_[shard_for(channel)] == s) request_refresh(true);
+    return;
+  }
+  if (--it->second == 0) s->unsubscribing.erase(it);
+  ++s->sub_confirmed;
+  ready_reached();
+}
+
 void BrokerRedis::ready_reached() {
-  while (!ready_waiters_.empty() && ready_waiters_.front().first <= sub_confirmed_) {
-    auto fn = std::move(ready_waiters_.front().second);
+  while (!ready_waiters_.empty()) {
+    for (const auto& [shard, target] : ready_waiters_.front().targets)
+      if (shard->sub_confirmed < target) return;
+    auto fn = std::move(ready_waiters_.front().fn);
     ready_waiters_.pop_front();
     fn();
   }
@@ -159,11 +316,11 @@ void BrokerRedis::ready_reached() {
 void BrokerRedis::on_message(std::string_view channel, std::string_view payload) {
   requests_.on_message(channel, payload, handler_, [this](const std::string& origin, std::uint64_t id, std::size_t n) {
     asio::post(io_, [this, origin, id, n] {
-      cmd_.command({"PUBLISH", core::reply_channel(origin), core::encode_reply(id, n)});
+      if (state_ != State::up && state_ != State::subscribing) return;
+      shards_[home_]->cmd.command({global_pubsub.publish, core::reply_channel(origin), core::encode_reply(id, n)});
     });
   });
 }
-
 
 void BrokerRedis::publish(Fanout f, bool wait, Done done) {
   asio::post(io_, [this, f = std::move(f), wait, done = std::move(done)]() mutable {
@@ -177,40 +334,139 @@ void BrokerRedis::do_publish(Fanout f, bool wait, Done done) {
     return;
   }
   const std::uint64_t id = wait ? requests_.begin(std::move(done)) : 0;
-  const std::string channel = core::channel_for(f.route, f.target);
-  const std::string payload = core::encode_fanout(f, opt_.node_id, id);
-  if (!wait) {
-    cmd_.command({"PUBLISH", channel, payload});
-    if (done) done(FanoutResult{true, 0, true});
-    return;
+  const bool topic = f.route == Route::topic;
+  auto msg = std::make_shared<const std::pair<std::string, std::string>>(core::channel_for(f.route, f.target),
+                                                                        core::encode_fanout(f, opt_.node_id, id));
+  const std::size_t shard = topic ? shard_for(msg->first) : home_;
+  send_publish(type_for(topic), shard, std::move(msg), id, false, true);
+  if (!wait && done) done(FanoutResult{true, 0, true});
+}
+
+// The reply counts the subscribers that received it: with PUBLISH on the home shard every node
+// subscribed to the channel, with SPUBLISH the topic's subscribers in the owning shard, which are
+// exactly the nodes subscribed to it. `follow`: a redirect may still be followed (once).
+void BrokerRedis::send_publish(const PubSubType& type, std::size_t shard, Published msg, std::uint64_t id, bool asking,
+                               bool follow) {
+  Shard& s = *shards_[shard];
+  if (asking) s.cmd.command({"ASKING"});
+  if (id == 0 && !type.sharded) return s.cmd.command({type.publish, msg->first, msg->second});  // no answer to read
+  const auto epoch = epoch_;
+  s.cmd.command({type.publish, msg->first, msg->second},
+                [this, epoch, type = &type, from = &s, msg, id, follow](const core::RespValue* r) {
+                  if (epoch != epoch_) return;
+                  if (r && r->kind == Kind::integer && r->integer >= 0) {
+                    if (id != 0) requests_.published(id, static_cast<std::size_t>(r->integer));
+                    return;
+                  }
+                  if (r && r->kind == Kind::error) return on_publish_refused(*type, *from, msg, id, r->str, follow);
+                  if (id != 0) requests_.failed(id);
+                });
+}
+
+void BrokerRedis::on_publish_refused(const PubSubType& type, const Shard& from, const Published& msg, std::uint64_t id,
+                                     const std::string& error, bool follow) {
+  if (auto redirect = type.sharded ? core::parse_redirect(error) : std::nullopt) {
+    request_refresh(false);
+    if (redirect->to.host.empty()) redirect->to.host = from.endpoint.host;
+    if (follow)
+      for (std::size_t i = 0; i < shards_.size(); ++i)
+        if (shards_[i]->endpoint == redirect->to) return send_publish(type, i, msg, id, redirect->ask, false);
   }
-  cmd_.command({"PUBLISH", channel, payload}, [this, id](const redisReply* r) { requests_.on_publish_reply(id, r); });
+  // Rate-limited: under CLUSTERDOWN every topic fan-out is refused.
+  if (publish_errors_++ % 1000 == 0)
+    spdlog::warn("cluster: {} {} refused: {} ({} so far)", type.publish, msg->first, error, publish_errors_);
+  if (id != 0) requests_.failed(id);
+}
+
+// Reads the slot map again from the home master; `force`: a subscription was dropped or
+// refused, so the map must change (or the home master has not heard of the move yet). A single
+// Redis has no map to read.
+void BrokerRedis::request_refresh(bool force) {
+  if (!opt_.topology.cluster || (state_ != State::up && state_ != State::subscribing)) return;
+  force_refresh_ = force_refresh_ || force;
+  if (refreshing_) return;
+  refreshing_ = true;
+  const auto epoch = epoch_;
+  Shard& home = *shards_[home_];
+  home.cmd.command({"CLUSTER", "SLOTS"}, [this, epoch, host = home.endpoint.host](const core::RespValue* r) {
+    if (epoch == epoch_) on_refresh(r, host);
+  });
+}
+
+void BrokerRedis::on_refresh(const core::RespValue* r, const std::string& asked_host) {
+  refreshing_ = false;
+  const bool force = std::exchange(force_refresh_, false);
+  if (!r) return;  // the link failed: on_down() handles it
+  auto map = core::parse_cluster_slots(*r, asked_host);
+  if (!map) return restart(map.error());
+  if (*map != map_) {
+    stale_refreshes_ = 0;
+    return remap(std::move(*map));
+  }
+  if (!force) return;
+  if (++stale_refreshes_ > max_stale_refreshes) return restart("a shard dropped or refused a subscription");
+  const auto epoch = epoch_;
+  refresh_timer_.expires_after(stale_refresh_interval);
+  refresh_timer_.async_wait([this, epoch](const error_code& ec) {
+    if (!ec && epoch == epoch_) request_refresh(true);
+  });
+}
+
+// Slots moved between the masters we are connected to: move the topics whose owner changed.
+// Anything else is a new topology: reconnect.
+void BrokerRedis::remap(core::SlotMap map) {
+  std::vector<Shard*> shards;
+  for (const auto& m : map.masters) {
+    auto it = std::find_if(shards_.begin(), shards_.end(), [&](const Shard* s) { return s->endpoint == m; });
+    if (it == shards_.end()) return restart("the cluster's masters changed");
+    shards.push_back(*it);
+  }
+  if (shards.size() != shards_.size()) return restart("the cluster's masters changed");
+  const auto home = static_cast<std::size_t>(map.owner[core::key_slot(core::all_channel)]);
+  if (shards[home] != shards_[home_]) return restart("rt:all moved to another master");
+  std::vector<std::pair<const std::string*, Shard*>> before;
+  before.reserve(topics_.size());
+  for (const auto& c : topics_) before.emplace_back(&c, shards_[shard_for(c)]);
+  map_ = std::move(map);
+  shards_ = std::move(shards);
+  home_ = home;
+  std::size_t moved = 0;
+  for (const auto& [channel, old_owner] : before) {
+    if (shards_[shard_for(*channel)] == old_owner) continue;
+    subscribe(true, *channel, true);
+    ++moved;
+  }
+  spdlog::info("cluster: the slot map changed; {} topic subscriptions moved to their new master", moved);
 }
 
 void BrokerRedis::set_interest(Route route, std::string_view name, bool interested) {
-  asio::post(io_, [this, channel = core::channel_for(route, name), interested] {
-    if (interested ? !interests_.insert(channel).second : interests_.erase(channel) == 0) return;
+  asio::post(io_, [this, topic = route == Route::topic, channel = core::channel_for(route, name), interested] {
+    auto& set = topic ? topics_ : others_;
+    if (interested ? !set.insert(channel).second : set.erase(channel) == 0) return;
     if (state_ != State::subscribing && state_ != State::up) return;  // subscribe_all() sends it on connect
-    sub_.command({interested ? "SUBSCRIBE" : "UNSUBSCRIBE", channel});
-    ++sub_sent_;
+    subscribe(topic, channel, interested);
   });
 }
 
 void BrokerRedis::when_ready(std::function<void()> ready) {
   asio::post(io_, [this, ready = std::move(ready)]() mutable {
     if (state_ != State::subscribing && state_ != State::up) return ready();  // unreachable: nothing to wait for
-    if (sub_confirmed_ >= sub_sent_) return ready();
-    ready_waiters_.emplace_back(sub_sent_, std::move(ready));
+    ready_waiters_.push_back({sub_targets(), std::move(ready)});
+    ready_reached();
   });
 }
 
 void BrokerRedis::do_heartbeat() {
-  if (state_ == State::up || state_ == State::subscribing)
-    cmd_.command({"SET", core::node_key(opt_.node_id), std::to_string(opt_.local_connections()), "PX", heartbeat_ttl_ms});
+  if (state_ == State::up || state_ == State::subscribing) send_heartbeat();
   heartbeat_timer_.expires_after(heartbeat_interval);
   heartbeat_timer_.async_wait([this](const error_code& ec) {
     if (!ec) do_heartbeat();
   });
+}
+
+void BrokerRedis::send_heartbeat() {
+  const auto key = core::node_key(opt_.node_id);
+  shards_[shard_for(key)]->cmd.command({"SET", key, std::to_string(opt_.local_connections()), "PX", heartbeat_ttl_ms});
 }
 
 void BrokerRedis::do_sweep() {

@@ -1,23 +1,53 @@
 #pragma once
-// Broker over Redis pub/sub (docs/cluster.md). Two connections per node, both on one event loop
-// (loop 0): a subscriber (rt:all, rt:reply:<node>, and rt:u:/rt:r:/rt:t: channels while this
-// node has local connections for them) and a command connection (PUBLISH, answers,
-// heartbeats), pipelined. Fan-outs leave in call order on the one command connection, so Redis
-// hands them to every subscriber in that order.
+// Broker over Redis pub/sub (docs/cluster.md), on one Redis or on a Redis Cluster. Which of the
+// two is a value, RedisTopology; everything else (connecting, backoff, heartbeat, the subscribe
+// barrier, answers and timeouts) is one code path. A single Redis is a cluster of one shard that
+// owns every slot, uses plain pub/sub only and has no slot map to discover or refresh — as
+// redis's pubsub.c serves global and sharded pub/sub through one path switched by a type table.
 //
-// Failure: when either connection drops, both are closed, pending waits end with
-// reached = false, and reconnection is retried with exponential backoff (100 ms doubling to
-// 2 s); once back, every current interest is subscribed again before the node reports the
-// cluster reachable. Fan-outs are never queued while down and never retried.
+// Channels: rt:all, rt:reply:<node> and the rt:u: / rt:r: channels of names this node has local
+// connections for are plain PUBLISH / SUBSCRIBE on the *home* shard: on a single Redis that
+// Redis, on a cluster the master owning the slot of "rt:all", which every node agrees on, so
+// PUBLISH's reply counts every node. rt:t: topic channels go to the shard owning their slot: on
+// a cluster with sharded pub/sub (SPUBLISH / SSUBSCRIBE), spreading topic traffic over the
+// shards; SPUBLISH's reply counts the topic's subscribers there, exactly the nodes that want it.
+// Heartbeat keys go to the shard owning their slot. On a single Redis, `db` is SELECTed on the
+// command connection first (pub/sub itself ignores the database).
+//
+// Two connections per shard (commands, subscriptions), all on one event loop (loop 0),
+// pipelined. Ordering holds per connection: one node's fan-outs leave on one command connection
+// in call order, so every subscriber receives them in that order. On a single Redis that is
+// every fan-out; on a cluster it is per topic and among non-topic fan-outs, with no order
+// between a topic fan-out and a non-topic one (docs/cluster.md, "Ordering on Redis Cluster").
+//
+// Cluster topology: the slot map comes from CLUSTER SLOTS, asked of the seeds in turn (then of
+// the masters last seen). The node reads it again (from the home master) when SPUBLISH is
+// answered MOVED or ASK (the message itself follows the redirect once, after ASKING for ASK),
+// when a shard drops one of our subscriptions (Redis sends an unsolicited sunsubscribe when a
+// slot moves away) and when a shard refuses one. If only slots moved between the same masters
+// and the home master kept rt:all's slot, each topic whose owner changed is subscribed on its
+// new owner (the old one has already dropped it); any other change (a failover, a master added
+// or removed) makes the node reconnect to the new map as after a failure. A dropped or refused
+// subscription with an unchanged map means the home master has not learnt of the move yet: the
+// map is read again every 200 ms, and after 10 tries the node reconnects.
+//
+// Failure: when any connection drops, all are closed, pending waits end with reached = false,
+// and the node reconnects (on a cluster: rediscovers first) with exponential backoff (100 ms
+// doubling to 2 s); once back, every current interest is subscribed again, and the node reports
+// the cluster reachable only when every subscription is confirmed. Fan-outs are never queued
+// while down and never retried.
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <set>
 #include <string>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -25,6 +55,7 @@
 
 #include "boundary/realtime/ports/broker.hpp"
 #include "core/cluster_codec.hpp"
+#include "core/redis_cluster.hpp"
 #include "shell/adapters/cluster_requests.hpp"
 #include "shell/adapters/redis_link.hpp"
 
@@ -32,10 +63,28 @@ namespace boundary::realtime::shell {
 
 struct Metrics;
 
+// Where the broker's channels live: one Redis (with a database number), or a Redis Cluster
+// reached through seed nodes (database 0 only).
+struct RedisTopology {
+  bool cluster = false;
+  std::vector<core::Endpoint> nodes;  // single: the one Redis; cluster: the seeds, tried in turn
+  unsigned db = 0;                    // single only
+
+  static RedisTopology single(const core::RedisUrl& url) { return {false, {{url.host, url.port}}, url.db}; }
+  static RedisTopology redis_cluster(std::vector<core::Endpoint> seeds) { return {true, std::move(seeds), 0}; }
+};
+
+// The commands and push kinds of one flavour of pub/sub (pubsub.c's pubsubtype).
+struct PubSubType {
+  std::string_view subscribe, unsubscribe, publish;
+  std::string_view subscribed, unsubscribed, message;  // the kinds Redis pushes back
+  bool sharded;
+};
+
 class BrokerRedis final : public Broker {
  public:
   struct Options {
-    core::RedisUrl url;
+    RedisTopology topology;
     std::string node_id;
     std::chrono::milliseconds reply_timeout{1000};
     std::function<std::size_t()> local_connections;  // for the heartbeat
@@ -54,41 +103,86 @@ class BrokerRedis final : public Broker {
   void when_ready(std::function<void()> ready) override;
 
  private:
-  enum class State { idle, connecting, subscribing, up };
+  enum class State { idle, discovering, connecting, subscribing, up };
+
+  // Links to one master. Kept for the broker's lifetime once created (a link's pending
+  // handlers refer to it), and reused when the same master appears in a later map.
+  struct Shard {
+    Shard(boost::asio::io_context& io, core::Endpoint e) : endpoint(std::move(e)), cmd(io, false), sub(io, true) {}
+    core::Endpoint endpoint;
+    RedisLink cmd;
+    RedisLink sub;
+    // Subscribe barrier: confirmations arrive in the order the (un)subscriptions were sent.
+    std::uint64_t sub_sent = 0;
+    std::uint64_t sub_confirmed = 0;
+    std::unordered_map<std::string, unsigned> unsubscribing;  // our unsubscribes not yet confirmed
+  };
+  struct ReadyWaiter {
+    std::vector<std::pair<Shard*, std::uint64_t>> targets;  // confirmations each shard must reach
+    std::function<void()> fn;
+  };
+  using Published = std::shared_ptr<const std::pair<std::string, std::string>>;  // channel, payload
 
   void do_connect();
-  void on_links(const boost::system::error_code& ec);
+  void discover();
+  void connect_shards(core::SlotMap map);
+  void on_links(std::uint64_t epoch, const Shard* shard, const boost::system::error_code& ec);
+  void on_subscribing();
   void on_down();
+  void restart(std::string_view why);
   void set_up(bool up);
   void subscribe_all();
-  void on_push(const redisReply* reply);
+  void subscribe(bool topic, const std::string& channel, bool on);
+  void on_push(Shard* shard, const core::RespValue* reply);
+  void on_unsubscribed(Shard* shard, const std::string& channel);
   void on_message(std::string_view channel, std::string_view payload);
   void do_publish(Fanout f, bool wait, Done done);
+  void send_publish(const PubSubType& type, std::size_t shard, Published msg, std::uint64_t id, bool asking,
+                    bool follow);
+  void on_publish_refused(const PubSubType& type, const Shard& from, const Published& msg, std::uint64_t id,
+                          const std::string& error, bool follow);
+  void request_refresh(bool force);
+  void on_refresh(const core::RespValue* reply, const std::string& asked_host);
+  void remap(core::SlotMap map);
   void do_heartbeat();
+  void send_heartbeat();
   void do_sweep();
   void ready_reached();
+  const PubSubType& type_for(bool topic) const noexcept;
+  std::size_t shard_for(std::string_view channel) const;
+  std::vector<std::pair<Shard*, std::uint64_t>> sub_targets() const;
+  Shard* shard_at(const core::Endpoint& e);
+  std::string describe() const;
+  bool log_retry() const noexcept { return attempt_ == 1 || attempt_ % 20 == 0; }
 
   boost::asio::io_context& io_;
   Options opt_;
-  RedisLink cmd_;
-  RedisLink sub_;
+  RedisLink probe_;  // asks a seed for the slot map (cluster only)
+  std::vector<std::unique_ptr<Shard>> pool_;
+  std::vector<Shard*> shards_;  // the current map's masters, in map order
+  core::SlotMap map_;
+  std::size_t home_ = 0;
   boost::asio::ip::tcp::resolver resolver_;
   boost::asio::steady_timer reconnect_timer_;
   boost::asio::steady_timer heartbeat_timer_;
   boost::asio::steady_timer sweep_timer_;
+  boost::asio::steady_timer refresh_timer_;
   std::atomic<bool> up_{false};
   State state_ = State::idle;
+  std::uint64_t epoch_ = 0;  // bumped on every teardown: handlers of an earlier attempt do nothing
   int links_pending_ = 0;
-  bool links_failed_ = false;
-  unsigned attempt_ = 0;  // connection attempts since the last success
+  std::string links_error_;  // the first link that failed to connect in this attempt, and why
+  unsigned attempt_ = 0;     // connection attempts since the last success
   std::chrono::milliseconds backoff_{100};
+  bool refreshing_ = false;
+  bool force_refresh_ = false;
+  unsigned stale_refreshes_ = 0;  // forced refreshes in a row that found the map unchanged
+  std::uint64_t publish_errors_ = 0;
   Handler handler_;
-  std::set<std::string> interests_;  // channels this node wants besides rt:all and its reply channel
+  std::set<std::string> topics_;  // rt:t: channels, on their slot's shard
+  std::set<std::string> others_;  // rt:u: and rt:r: channels, on the home shard
   ClusterRequests requests_;
-  // Subscribe barrier: (UN)SUBSCRIBE confirmations arrive in the order the channels were sent.
-  std::uint64_t sub_sent_ = 0;
-  std::uint64_t sub_confirmed_ = 0;
-  std::deque<std::pair<std::uint64_t, std::function<void()>>> ready_waiters_;
+  std::deque<ReadyWaiter> ready_waiters_;
 };
 
 }  // namespace boundary::realtime::shell

@@ -1,6 +1,5 @@
 #include "shell/adapters/cluster_requests.hpp"
 
-#include <hiredis/hiredis.h>
 #include <spdlog/spdlog.h>
 
 #include "shell/metrics.hpp"
@@ -20,9 +19,8 @@ std::uint64_t ClusterRequests::begin(Broker::Done done) {
   return id;
 }
 
-void ClusterRequests::on_publish_reply(std::uint64_t id, const redisReply* r) {
-  if (!r || r->type != REDIS_REPLY_INTEGER || r->integer < 0) return failed(id);
-  if (auto o = gather_.published(id, static_cast<std::size_t>(r->integer))) finish(*o, true);
+void ClusterRequests::published(std::uint64_t id, std::size_t receivers) {
+  if (auto o = gather_.published(id, receivers)) finish(*o, true);
 }
 
 void ClusterRequests::failed(std::uint64_t id) {

@@ -1,9 +1,9 @@
 #pragma once
-// What both Redis brokers (single Redis and Redis Cluster) do alike once bytes have arrived:
-// count-gathering requests (start, PUBLISH/SPUBLISH reply, answers, timeouts, failure) and
-// the handling of an incoming pub/sub message (an answer to us, our own echo, or a fan-out to
-// deliver and answer). The brokers differ only in where commands go; they own one of these.
-// Single-threaded: used on the broker's event loop only.
+// The part of BrokerRedis that knows no Redis commands: count-gathering requests (start, the
+// receiver count PUBLISH/SPUBLISH answered, answers, timeouts, failure) and the handling of an
+// incoming pub/sub message (an answer to us, our own echo, or a fan-out to deliver and answer).
+// It takes parsed values only; the broker decides where commands go. Single-threaded: used on
+// the broker's event loop only.
 
 #include <chrono>
 #include <cstdint>
@@ -14,8 +14,6 @@
 
 #include "boundary/realtime/ports/broker.hpp"
 #include "core/cluster_codec.hpp"
-
-struct redisReply;
 
 namespace boundary::realtime::shell {
 
@@ -32,9 +30,10 @@ class ClusterRequests {
 
   // A request that waits for answers; `done` runs once, when it completes, times out or fails.
   std::uint64_t begin(Broker::Done done);
-  // The integer reply of the PUBLISH/SPUBLISH that carried request `id` (or an error reply).
-  void on_publish_reply(std::uint64_t id, const redisReply* reply);
-  void failed(std::uint64_t id);
+  // The PUBLISH/SPUBLISH that carried request `id` reached `receivers` subscribed connections
+  // (this node's own subscriber among them): that many answers complete the request.
+  void published(std::uint64_t id, std::size_t receivers);
+  void failed(std::uint64_t id);  // that PUBLISH/SPUBLISH was refused or its reply lost
   void expire(std::chrono::steady_clock::time_point now);
   void fail_all();  // the connection dropped: every pending request ends unreached
 

@@ -12,6 +12,26 @@ namespace boundary::realtime::shell {
 namespace asio = boost::asio;
 using boost::system::error_code;
 
+namespace {
+core::RespValue to_resp(const redisReply* r) {
+  using K = core::RespValue::Kind;
+  core::RespValue v;
+  switch (r->type) {
+    case REDIS_REPLY_STRING: v.kind = K::string; v.str.assign(r->str, r->len); break;
+    case REDIS_REPLY_STATUS: v.kind = K::status; v.str.assign(r->str, r->len); break;
+    case REDIS_REPLY_ERROR: v.kind = K::error; v.str.assign(r->str, r->len); break;
+    case REDIS_REPLY_INTEGER: v.kind = K::integer; v.integer = r->integer; break;
+    case REDIS_REPLY_ARRAY:
+      v.kind = K::array;
+      v.elements.reserve(r->elements);
+      for (std::size_t i = 0; i < r->elements; ++i) v.elements.push_back(to_resp(r->element[i]));
+      break;
+    default: break;  // nil
+  }
+  return v;
+}
+}  // namespace
+
 RedisLink::RedisLink(asio::io_context& io, bool push_mode)
     : io_(io), socket_(io), push_mode_(push_mode), reader_(redisReaderCreate()) {}
 
@@ -89,15 +109,15 @@ void RedisLink::do_read() {
       void* r = nullptr;
       if (redisReaderGetReply(reader_, &r) != REDIS_OK) return fail();
       if (!r) break;
-      auto* reply = static_cast<redisReply*>(r);
+      const core::RespValue reply = to_resp(static_cast<redisReply*>(r));
+      freeReplyObject(r);
       if (push_mode_) {
-        if (on_push_) on_push_(reply);
+        if (on_push_) on_push_(&reply);
       } else if (!waiting_.empty()) {
         auto h = std::move(waiting_.front());
         waiting_.pop_front();
-        if (h) h(reply);
+        if (h) h(&reply);
       }
-      freeReplyObject(reply);
       if (gen != generation_) return;  // a handler closed the link
     }
     do_read();

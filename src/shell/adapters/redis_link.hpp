@@ -2,7 +2,8 @@
 // One Redis connection on an Asio event loop: commands are RESP-encoded into an output buffer
 // and written with one write in flight, so commands issued while a write is out are pipelined
 // into the next one; replies are parsed with hiredis's reader and matched to their commands in
-// order (or, on a subscriber connection, all handed to the push handler).
+// order (or, on a subscriber connection, all handed to the push handler). Handlers get each reply
+// as a core::RespValue: this file is the one place that reads hiredis's reply objects.
 //
 // Why not hiredis's async context: in hiredis 0.14 redisAsyncConnect resolves the host name
 // synchronously (a blocking DNS call on an event loop), and its subscribe bookkeeping drops a
@@ -24,15 +25,17 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
-struct redisReply;
+#include "core/redis_cluster.hpp"
+
 struct redisReader;
 
 namespace boundary::realtime::shell {
 
 class RedisLink {
  public:
-  // nullptr: the connection was lost before the reply came.
-  using ReplyHandler = std::function<void(const redisReply*)>;
+  // nullptr: the connection was lost before the reply came. An error reply is a value (kind
+  // error), not a failure: the link stays open.
+  using ReplyHandler = std::function<void(const core::RespValue*)>;
 
   // Output not yet written past this bound means Redis stopped reading: the link fails rather
   // than grow without bound.

@@ -6,9 +6,9 @@
 //
 // Guarantees every adapter gives:
 // - Ordering: fan-outs made by one node reach every other node in the order they were made.
-//   Exception, by design: BrokerRedisCluster keeps this per topic and among non-topic fan-outs,
-//   not between a topic fan-out and a non-topic one (docs/cluster.md, "Ordering on Redis
-//   Cluster").
+//   Exception, by design: BrokerRedis on a Redis Cluster keeps this per topic and among
+//   non-topic fan-outs, not between a topic fan-out and a non-topic one (docs/cluster.md,
+//   "Ordering on Redis Cluster").
 // - At most once: a fan-out is never retried, and a node never receives its own fan-outs back
 //   (the origin delivers locally itself).
 // - Interest: a node receives user / role / topic fan-outs only for names it declared interest
@@ -19,7 +19,8 @@
 //   loop) and must not block. Every member may be called from any thread.
 //
 // BrokerMemory (single node) fans out to nobody; BrokerRedis (src/shell/adapters) uses Redis
-// pub/sub; BrokerRedisCluster uses a Redis Cluster, topics on sharded pub/sub.
+// pub/sub on one Redis or on a Redis Cluster (topics on sharded pub/sub there), the topology
+// being a value it is given; make_broker picks one from the --redis URL.
 
 #include <chrono>
 #include <cstddef>

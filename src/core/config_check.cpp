@@ -1,0 +1,57 @@
+#include "core/config_check.hpp"
+
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "core/cluster_codec.hpp"
+#include "core/redis_cluster.hpp"
+#include "core/topic.hpp"
+
+namespace boundary::realtime::core {
+namespace {
+
+template <class T>
+void in_range(const char* option, T value, T min, T max) {
+  if (value >= min && value <= max) return;
+  throw std::invalid_argument(std::string("--") + option + ": expected a whole number from " + std::to_string(min) +
+                              " to " + std::to_string(max) + ", got " + std::to_string(value));
+}
+
+void non_negative(const char* option, double value) {
+  if (std::isfinite(value) && value >= 0) return;
+  throw std::invalid_argument(std::string("--") + option + ": expected a non-negative number");
+}
+
+}  // namespace
+
+void validate_config(const Config& c) {
+  if (c.api_key.empty()) throw std::invalid_argument("--api-key: an API key is required");
+  in_range<unsigned>("threads", c.threads, 0, 256);  // 0 = one per core
+  // A close frame's reason and every control frame must fit: 125 bytes.
+  in_range<std::size_t>("max-message-bytes", c.max_message_bytes, 125, std::size_t{1} << 30);
+  in_range<std::size_t>("max-outbound-bytes", c.max_outbound_bytes, 4096, std::size_t{1} << 34);
+  in_range<std::size_t>("max-subscriptions", c.max_subscriptions, 1, 1000000);
+  // Pinged at half: a one-second timeout would ping on every sweep.
+  in_range<long long>("idle-timeout", c.idle_timeout.count(), 2, 86400 * 7);
+  in_range<std::size_t>("max-body-bytes", c.max_body_bytes, 1024, std::size_t{1} << 30);
+  in_range<long long>("cluster-reply-timeout", c.cluster_reply_timeout.count(), 1, 60000);
+  non_negative("commands-per-second", c.commands_per_second);
+  non_negative("command-burst", c.command_burst);
+  if (c.command_burst < 1) throw std::invalid_argument("--command-burst: expected at least 1");
+  try {
+    PublishPatterns patterns(c.publish_patterns);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(std::string("--publish-patterns: ") + e.what());
+  }
+  if (!c.node_id.empty() && !valid_node_id(c.node_id))
+    throw std::invalid_argument("--node-id: 1 to 64 characters of letters, digits, '.', '_' and '-'");
+  if (c.redis_url.empty()) return;
+  if (is_cluster_url(c.redis_url)) {
+    if (auto seeds = parse_cluster_url(c.redis_url); !seeds) throw std::invalid_argument("--redis: " + seeds.error());
+  } else if (auto url = parse_redis_url(c.redis_url); !url) {
+    throw std::invalid_argument("--redis: " + url.error());
+  }
+}
+
+}  // namespace boundary::realtime::core

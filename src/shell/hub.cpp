@@ -1,0 +1,205 @@
+#include "shell/hub.hpp"
+
+#include <atomic>
+#include <chrono>
+
+#include <boost/asio/post.hpp>
+
+#include "core/envelope.hpp"
+#include "shell/loop.hpp"
+#include "shell/metrics.hpp"
+
+namespace boundary::realtime::shell {
+namespace asio = boost::asio;
+namespace json = boost::json;
+
+namespace {
+
+std::size_t close_all(const std::vector<Connection*>& connections) {
+  std::size_t n = 0;
+  for (Connection* c : connections) {
+    if (!c->is_open()) continue;
+    c->close(CloseCode::normal, "disconnected by the server");
+    ++n;
+  }
+  return n;
+}
+
+bool carries_message(Route r) {
+  return r == Route::user || r == Route::role || r == Route::topic || r == Route::all || r == Route::connection;
+}
+
+constexpr std::size_t answer(SubscribeAnswer a) { return static_cast<std::size_t>(a); }
+
+}  // namespace
+
+Hub::Hub(std::vector<std::unique_ptr<Loop>>& loops, Broker& broker, Metrics& metrics, std::size_t max_subscriptions)
+    : loops_(loops), broker_(broker), metrics_(metrics), max_subscriptions_(max_subscriptions) {
+  if (!broker_.distributed()) return;
+  broker_.set_handler([this](const Fanout& f, Broker::Answer a) { deliver_remote(f, std::move(a)); });
+  for (auto& l : loops_)
+    l->registry().set_index_observer([this](ConnectionRegistry::IndexKind k, std::string_view name, bool created) {
+      index_changed(k, name, created);
+    });
+}
+
+Hub::~Hub() {
+  // Nothing may report to the hub any more (the loops are stopped by now).
+  for (auto& l : loops_) l->registry().set_index_observer({});
+}
+
+void Hub::index_changed(ConnectionRegistry::IndexKind kind, std::string_view name, bool created) {
+  using K = ConnectionRegistry::IndexKind;
+  const Route route = kind == K::user ? Route::user : kind == K::role ? Route::role : Route::topic;
+  std::string key(1, static_cast<char>(route));
+  key += name;
+  // Held while telling the broker, so that its calls for one name keep the order of the changes.
+  std::lock_guard lock(interests_mutex_);
+  if (created) {
+    if (interest_refs_[key]++ == 0) broker_.set_interest(route, name, true);
+  } else if (auto it = interest_refs_.find(key); it != interest_refs_.end() && --it->second == 0) {
+    interest_refs_.erase(it);
+    broker_.set_interest(route, name, false);
+  }
+}
+
+void Hub::on_every_loop(Work work, std::function<void(std::size_t)> done) {
+  struct Gather {
+    std::atomic<std::size_t> remaining;
+    std::atomic<std::size_t> total{0};
+    Work work;
+    std::function<void(std::size_t)> done;
+  };
+  auto g = std::make_shared<Gather>();
+  g->remaining = loops_.size();
+  g->work = std::move(work);
+  g->done = std::move(done);
+  for (auto& l : loops_) {
+    asio::post(l->io(), [g, &loop = *l] {
+      g->total.fetch_add(g->work(loop), std::memory_order_relaxed);
+      if (g->remaining.fetch_sub(1, std::memory_order_acq_rel) == 1 && g->done) g->done(g->total.load());
+    });
+  }
+}
+
+Hub::Work Hub::work_for(const Fanout& f, Message m) const {
+  // Deliveries are counted once per fan-out on a loop, not once per recipient: one atomic add
+  // instead of ten thousand for a broadcast.
+  auto sent = [&metrics = metrics_](std::size_t n) {
+    metrics.messages_sent.fetch_add(n, std::memory_order_relaxed);
+    return n;
+  };
+  switch (f.route) {
+    case Route::user: return [m, sent, t = f.target](Loop& l) { return sent(l.registry().send_to_user(t, m)); };
+    case Route::role: return [m, sent, t = f.target](Loop& l) { return sent(l.registry().send_to_role(t, m)); };
+    case Route::topic: return [m, sent, t = f.target](Loop& l) { return sent(l.registry().publish(t, m)); };
+    case Route::all: return [m, sent](Loop& l) { return sent(l.registry().broadcast(m)); };
+    case Route::connection:
+      return [m, sent, t = f.target](Loop& l) { return sent(l.registry().send_to_connection(t, m) ? 1 : 0); };
+    case Route::subscribe:
+      // Backends are trusted with any topic, but --max-subscriptions bounds every connection.
+      return [id = f.target, topic = f.body, max = max_subscriptions_](Loop& l) -> std::size_t {
+        using R = ConnectionRegistry::SubscribeResult;
+        auto* c = l.registry().find(id);
+        if (!c || !c->is_open()) return answer(SubscribeAnswer::unknown_connection);
+        switch (l.registry().subscribe(id, topic, max)) {
+          case R::subscribed:
+          case R::already_subscribed: return answer(SubscribeAnswer::subscribed);
+          case R::limit_reached: return answer(SubscribeAnswer::limit_reached);
+          case R::unknown_connection: break;
+        }
+        return answer(SubscribeAnswer::unknown_connection);
+      };
+    case Route::unsubscribe:
+      return [id = f.target, topic = f.body](Loop& l) -> std::size_t {
+        return l.registry().unsubscribe(id, topic) ? 1 : 0;
+      };
+    case Route::disconnect:
+      return [id = f.target](Loop& l) -> std::size_t {
+        Connection* c = l.registry().find(id);
+        return c ? close_all({c}) : 0;
+      };
+    case Route::disconnect_user:
+      return [t = f.target](Loop& l) { return close_all(l.registry().find_by_user(t)); };
+    case Route::count: return [](Loop& l) { return l.registry().count(); };
+  }
+  return [](Loop&) { return std::size_t{0}; };
+}
+
+void Hub::send(Route route, std::string target, json::object message, SendOptions options, SendDone done) {
+  auto m = core::make_envelope(std::move(message), std::chrono::system_clock::now(),
+                               route == Route::topic ? std::string_view(target) : std::string_view());
+  // The body (enveloped JSON) is copied only when other nodes exist.
+  Fanout f{route, std::move(target), distributed() ? std::string(m.json()) : std::string()};
+  auto work = work_for(f, std::move(m));
+  dispatch(std::move(f), std::move(work), options, std::move(done));
+}
+
+void Hub::control(Route route, std::string target, std::string topic, SendOptions options, SendDone done) {
+  if (route == Route::count && !distributed()) {
+    if (done) done(Delivery{connection_count()});
+    return;
+  }
+  Fanout f{route, std::move(target), std::move(topic)};
+  auto work = work_for(f, {});
+  dispatch(std::move(f), std::move(work), options, std::move(done));
+}
+
+void Hub::dispatch(Fanout f, Work work, SendOptions options, SendDone done) {
+  if (!distributed()) {
+    on_every_loop(std::move(work), [done = std::move(done)](std::size_t n) {
+      if (done) done(Delivery{n});
+    });
+    return;
+  }
+  if (!options.wait && broker_.connected()) {
+    on_every_loop(std::move(work), {});
+    broker_.publish(std::move(f), false, {});
+    if (done) done(Delivery{0, true, true});
+    return;
+  }
+  // Local and remote counts arrive on different threads; the second one answers.
+  struct Join {
+    std::atomic<int> remaining{2};
+    std::size_t local = 0;
+    FanoutResult remote;
+    SendDone done;
+  };
+  auto j = std::make_shared<Join>();
+  j->done = std::move(done);
+  auto finish = [j] {
+    if (j->remaining.fetch_sub(1, std::memory_order_acq_rel) == 1 && j->done)
+      j->done(Delivery{j->local + j->remote.count, j->remote.reached});
+  };
+  const bool barrier = f.route == Route::subscribe;
+  on_every_loop(std::move(work), [this, j, finish, barrier](std::size_t n) {
+    j->local = n;
+    // A subscription made here answers once it is in effect cluster-wide.
+    if (barrier && n == answer(SubscribeAnswer::subscribed)) return broker_.when_ready(finish);
+    finish();
+  });
+  broker_.publish(std::move(f), true, [j, finish](FanoutResult r) {
+    j->remote = r;
+    finish();
+  });
+}
+
+void Hub::deliver_remote(const Fanout& f, Broker::Answer reply) {
+  if (f.route == Route::count) return reply(connection_count());
+  Message m = carries_message(f.route) ? Message::from_json(f.body) : Message();
+  if (f.route == Route::subscribe) {
+    on_every_loop(work_for(f, std::move(m)), [this, reply = std::move(reply)](std::size_t n) {
+      if (n != answer(SubscribeAnswer::subscribed)) return reply(n);
+      broker_.when_ready([reply, n] { reply(n); });
+    });
+    return;
+  }
+  on_every_loop(work_for(f, std::move(m)), std::move(reply));
+}
+
+std::size_t Hub::connection_count() const noexcept {
+  const auto n = metrics_.connections.load(std::memory_order_relaxed);
+  return n > 0 ? static_cast<std::size_t>(n) : 0;
+}
+
+}  // namespace boundary::realtime::shell

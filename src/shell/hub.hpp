@@ -1,0 +1,92 @@
+#pragma once
+// The fan-out hub: every send of one server goes through here. A message is enveloped, serialized
+// and framed once; the same bytes are posted to every loop (each delivers to its own
+// connections) and, in cluster mode, handed to the broker for the other nodes, whose counts are
+// joined with the local ones. The hub also keeps the node's interests (which users, roles and
+// topics have local connections) in step with the broker.
+//
+// Thread-safety: every member may be called from any thread. Counts are gathered without a lock
+// taken per delivered message.
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include <boost/json/object.hpp>
+
+#include "boundary/realtime/connection_registry.hpp"
+#include "boundary/realtime/message.hpp"
+#include "boundary/realtime/ports/broker.hpp"
+
+namespace boundary::realtime::shell {
+
+class Loop;
+struct Metrics;
+
+// The outcome of a send: how many connections it was handed to (cluster-wide), whether the
+// cluster was reached (false: only this node's connections got it), and whether it was
+// answered before counting (fire-and-forget).
+struct Delivery {
+  std::size_t count = 0;
+  bool reached = true;
+  bool queued = false;
+};
+using SendDone = std::function<void(Delivery)>;
+
+struct SendOptions {
+  // Cluster mode: false answers once the fan-out is handed to the broker, without the other
+  // nodes' counts (`queued`). Ignored on a single node, where counting costs nothing.
+  bool wait = true;
+};
+
+// A subscribe's answer, summed over nodes like a count: only the node that holds the connection
+// answers non-zero.
+enum class SubscribeAnswer : std::size_t { unknown_connection = 0, subscribed = 1, limit_reached = 2 };
+
+class Hub {
+ public:
+  // The loops and the broker must outlive the hub; the broker is not started here.
+  Hub(std::vector<std::unique_ptr<Loop>>& loops, Broker& broker, Metrics& metrics, std::size_t max_subscriptions);
+  ~Hub();
+
+  using Work = std::function<std::size_t(Loop&)>;
+  // Runs `work` on every loop (posted, in order) and calls `done` with the sum of the results on
+  // the loop that finished last. `work` must not block.
+  void on_every_loop(Work work, std::function<void(std::size_t)> done);
+
+  // A message to the connections of `route` (user, role, topic, all, connection) named by
+  // `target` (empty for all).
+  void send(Route route, std::string target, boost::json::object message, SendOptions options, SendDone done);
+  // A connection operation: subscribe / unsubscribe (`topic`), disconnect (a connection id),
+  // disconnect_user (a user id) and count (every node's connections; target empty).
+  void control(Route route, std::string target, std::string topic, SendOptions options, SendDone done);
+
+  // The node's own connections.
+  std::size_t connection_count() const noexcept;
+
+  bool distributed() const noexcept { return broker_.distributed(); }
+  bool cluster_reachable() const noexcept { return broker_.connected(); }
+  // Calls `ready` once every subscription made so far is in effect cluster-wide (at once on a
+  // single node).
+  void when_ready(std::function<void()> ready) { broker_.when_ready(std::move(ready)); }
+
+ private:
+  Work work_for(const Fanout& f, Message m) const;
+  void dispatch(Fanout f, Work work, SendOptions options, SendDone done);
+  void deliver_remote(const Fanout& f, Broker::Answer answer);
+  void index_changed(ConnectionRegistry::IndexKind kind, std::string_view name, bool created);
+
+  std::vector<std::unique_ptr<Loop>>& loops_;
+  Broker& broker_;
+  Metrics& metrics_;
+  const std::size_t max_subscriptions_;
+  std::mutex interests_mutex_;
+  std::unordered_map<std::string, std::size_t> interest_refs_;  // node-level refs across loops
+};
+
+}  // namespace boundary::realtime::shell

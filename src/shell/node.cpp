@@ -1,0 +1,62 @@
+#include "shell/node.hpp"
+
+#include <stdexcept>
+#include <thread>
+
+#include "core/config_check.hpp"
+#include "core/frame.hpp"
+#include "shell/adapters/make_broker.hpp"
+#include "shell/adapters/random.hpp"
+#include "shell/hub.hpp"
+#include "shell/loop.hpp"
+
+namespace boundary::realtime::shell {
+
+namespace {
+Config checked(Config c, bool own_broker) {
+  core::validate_config(c);
+  if (own_broker && !c.redis_url.empty())
+    throw std::invalid_argument("--redis: an application that passes its own broker must leave redis_url empty");
+  if (c.threads == 0) c.threads = std::max(1u, std::thread::hardware_concurrency());
+  if (c.node_id.empty()) c.node_id = random_hex(6);
+  return c;
+}
+}  // namespace
+
+Node::Node(Config config, std::unique_ptr<TokenVerifier> verifier, Hooks hooks, std::unique_ptr<Broker> broker)
+    : config_(checked(std::move(config), broker != nullptr)),
+      verifier_(std::move(verifier)),
+      hooks_(std::move(hooks)),
+      command_rules_{core::PublishPatterns(config_.publish_patterns),
+                     core::TokenBucketPolicy(config_.commands_per_second, config_.command_burst),
+                     static_cast<bool>(hooks_.on_action)},
+      ping_frame_(Message::from_wire(core::encode_frame(core::Opcode::ping, {}))) {
+  if (!verifier_) throw std::invalid_argument("a token verifier is required");
+  for (unsigned i = 0; i < config_.threads; ++i) loops_.push_back(std::make_unique<Loop>(*this, i));
+  if (broker) {
+    broker_ = std::move(broker);
+  } else {
+    broker_ = make_broker(BrokerSettings{config_.redis_url, config_.node_id, config_.cluster_reply_timeout},
+                          loops_.front()->io(), [this] { return hub_->connection_count(); }, &metrics_);
+  }
+  metrics_.cluster = broker_->distributed();
+  hub_ = std::make_unique<Hub>(loops_, *broker_, metrics_, config_.max_subscriptions);
+}
+
+Node::~Node() {
+  for (auto& l : loops_) l->join();
+  hub_.reset();
+}
+
+void Node::start_broker() { broker_->start(); }
+
+void Node::add_route(std::string method, std::string path, Server::RouteHandler handler) {
+  routes_[{std::move(method), std::move(path)}] = std::move(handler);
+}
+
+const Server::RouteHandler* Node::find_route(std::string_view method, std::string_view path) const {
+  auto it = routes_.find(std::pair<std::string, std::string>(method, path));
+  return it == routes_.end() ? nullptr : &it->second;
+}
+
+}  // namespace boundary::realtime::shell

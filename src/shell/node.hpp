@@ -1,0 +1,80 @@
+#pragma once
+// One server process (a node of the cluster, or the single node): its configuration, the
+// application's hooks, the rules every client command passes, metrics, the event loops and the
+// fan-out hub. Loops and sessions reach it through these accessors; only the Server facade
+// (server.cpp) drives its lifecycle.
+
+#include <atomic>
+#include <cstddef>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "boundary/realtime/config.hpp"
+#include "boundary/realtime/hooks.hpp"
+#include "boundary/realtime/message.hpp"
+#include "boundary/realtime/ports/broker.hpp"
+#include "boundary/realtime/ports/token_verifier.hpp"
+#include "boundary/realtime/server.hpp"
+#include "core/command.hpp"
+#include "shell/metrics.hpp"
+
+namespace boundary::realtime::shell {
+
+class Hub;
+class Loop;
+
+class Node {
+ public:
+  // Validates the configuration (core::validate_config) and builds the loops, the broker (the
+  // given one, or one made from config.redis_url) and the hub. Nothing runs until start().
+  Node(Config config, std::unique_ptr<TokenVerifier> verifier, Hooks hooks, std::unique_ptr<Broker> broker);
+  ~Node();
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  const Config& config() const noexcept { return config_; }
+  const TokenVerifier& verifier() const noexcept { return *verifier_; }
+  const Hooks& hooks() const noexcept { return hooks_; }
+  const core::CommandRules& command_rules() const noexcept { return command_rules_; }
+  Metrics& metrics() noexcept { return metrics_; }
+  Hub& hub() noexcept { return *hub_; }
+  // One shared empty ping frame for every idle check.
+  const Message& ping_frame() const noexcept { return ping_frame_; }
+
+  // Application routes (exact path), registered before start.
+  void add_route(std::string method, std::string path, Server::RouteHandler handler);
+  const Server::RouteHandler* find_route(std::string_view method, std::string_view path) const;
+
+  bool shutting_down() const noexcept { return shutting_down_.load(std::memory_order_acquire); }
+  // True for the first caller only.
+  bool begin_shutdown() noexcept { return !shutting_down_.exchange(true, std::memory_order_acq_rel); }
+
+  // WebSocket sessions not yet finished (shutdown waits for them).
+  void session_opened() noexcept { live_sessions_.fetch_add(1, std::memory_order_relaxed); }
+  void session_finished() noexcept { live_sessions_.fetch_sub(1, std::memory_order_relaxed); }
+  std::size_t live_sessions() const noexcept { return live_sessions_.load(std::memory_order_relaxed); }
+
+  std::vector<std::unique_ptr<Loop>>& loops() noexcept { return loops_; }
+  void start_broker();
+
+ private:
+  Config config_;
+  std::unique_ptr<TokenVerifier> verifier_;
+  Hooks hooks_;
+  core::CommandRules command_rules_;
+  Metrics metrics_;
+  Message ping_frame_;
+  std::map<std::pair<std::string, std::string>, Server::RouteHandler, std::less<>> routes_;  // (method, path)
+  std::atomic<bool> shutting_down_{false};
+  std::atomic<std::size_t> live_sessions_{0};
+  std::vector<std::unique_ptr<Loop>> loops_;
+  // Declared after the loops: destroyed before the io_contexts they run on.
+  std::unique_ptr<Broker> broker_;
+  std::unique_ptr<Hub> hub_;
+};
+
+}  // namespace boundary::realtime::shell

@@ -1,0 +1,349 @@
+// BrokerRedis's state machine in-process, against a fake Redis (fake_redis.hpp) whose answers
+// the test controls. Real Redis and Redis Cluster runs are in tests/integration
+// (test_cluster.py, test_redis_cluster.py).
+#include "shell/adapters/broker_redis.hpp"
+
+#include <optional>
+#include <ostream>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "core/cluster_codec.hpp"
+#include "fake_redis.hpp"
+#include "shell/metrics.hpp"
+
+namespace boundary::realtime {
+// Found by argument-dependent lookup from gtest's EXPECT_EQ.
+bool operator==(const FanoutResult& a, const FanoutResult& b) {
+  return a.reached == b.reached && a.count == b.count && a.complete == b.complete;
+}
+void PrintTo(const FanoutResult& r, std::ostream* os) {
+  *os << "{reached " << r.reached << ", count " << r.count << ", complete " << r.complete << "}";
+}
+}  // namespace boundary::realtime
+
+namespace {
+namespace asio = boost::asio;
+namespace core = boundary::realtime::core;
+using boundary::realtime::Broker;
+using boundary::realtime::Fanout;
+using boundary::realtime::FanoutResult;
+using boundary::realtime::Route;
+using boundary::realtime::shell::Metrics;
+using boundary::realtime::shell::RedisTopology;
+using RedisBroker = boundary::realtime::shell::BrokerRedis;
+using fake::run_until;
+using std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
+
+constexpr std::string_view node = "node-a";
+
+class BrokerRedis : public ::testing::Test {
+ protected:
+  asio::io_context io;
+  fake::Redis redis{io};
+  Metrics metrics;
+  std::vector<Fanout> delivered;
+  std::vector<Broker::Answer> answers;
+  std::unique_ptr<RedisBroker> broker;
+
+  void start(bool cluster = false, unsigned db = 0, milliseconds reply_timeout = milliseconds(200)) {
+    const core::Endpoint at{"127.0.0.1", redis.port()};
+    auto topology = cluster ? RedisTopology::redis_cluster({at}) : RedisTopology::single({at.host, at.port, db});
+    broker = std::make_unique<RedisBroker>(
+        io, RedisBroker::Options{topology, std::string(node), reply_timeout, [] { return std::size_t{3}; }, &metrics});
+    broker->set_handler([this](const Fanout& f, Broker::Answer a) {
+      delivered.push_back(f);
+      answers.push_back(std::move(a));
+    });
+    broker->start();
+  }
+  bool up() { return run_until(io, [&] { return broker->connected(); }); }
+  bool down() { return run_until(io, [&] { return !broker->connected(); }); }
+
+  // Publishes and returns where the result will land.
+  std::shared_ptr<std::optional<FanoutResult>> publish(Route route, std::string target, bool wait = true) {
+    auto result = std::make_shared<std::optional<FanoutResult>>();
+    broker->publish(Fanout{route, std::move(target), "{}"}, wait, [result](FanoutResult r) { *result = r; });
+    return result;
+  }
+  bool done(const std::shared_ptr<std::optional<FanoutResult>>& r, milliseconds limit = milliseconds(5000)) {
+    return run_until(io, [&] { return r->has_value(); }, limit);
+  }
+  bool ready_after_interest(Route route, std::string name) {
+    broker->set_interest(route, name, true);
+    bool ready = false;
+    broker->when_ready([&] { ready = true; });
+    return run_until(io, [&] { return ready; });
+  }
+  // Up, then an interest whose SUBSCRIBE Redis receives but does not confirm yet, and a
+  // when_ready behind it that sets `ready`.
+  void wait_on_held_subscription(bool& ready) {
+    start();
+    ASSERT_TRUE(up());
+    redis.hold = true;
+    broker->set_interest(Route::topic, "t1", true);
+    broker->when_ready([&ready] { ready = true; });
+    ASSERT_TRUE(run_until(io, [&] { return redis.saw({"SUBSCRIBE", "rt:t:t1"}); }));
+    ASSERT_FALSE(ready);
+  }
+  std::size_t index_of(const fake::Argv& argv) const {
+    for (std::size_t i = 0; i < redis.commands.size(); ++i)
+      if (redis.commands[i] == argv) return i;
+    return redis.commands.size();
+  }
+};
+
+TEST_F(BrokerRedis, SelectsTheDatabaseWritesTheHeartbeatAndSubscribesBeforeReportingUp) {
+  start(false, 3);
+  ASSERT_TRUE(up());
+  const auto select = index_of({"SELECT", "3"});
+  const auto beat = index_of({"SET", "rt:node:node-a", "3", "PX", "3000"});
+  ASSERT_LT(select, redis.commands.size());
+  ASSERT_LT(beat, redis.commands.size());
+  EXPECT_LT(select, beat);
+  EXPECT_TRUE(redis.saw({"SUBSCRIBE", "rt:all", "rt:reply:node-a"}));
+  EXPECT_EQ(metrics.redis_up.load(), 1);
+  EXPECT_EQ(redis.count("CLUSTER"), 0u);
+}
+
+TEST_F(BrokerRedis, StaysDownUntilEverySubscriptionIsConfirmed) {
+  redis.hold = true;
+  start();
+  ASSERT_TRUE(run_until(io, [&] { return redis.count("SUBSCRIBE") == 1; }));
+  EXPECT_FALSE(broker->connected());
+  auto r = publish(Route::all, "");
+  ASSERT_TRUE(done(r));
+  EXPECT_FALSE((*r)->reached);  // not up yet: refused at once, nothing sent
+  EXPECT_EQ(redis.count("PUBLISH"), 0u);
+  redis.release();
+  EXPECT_TRUE(up());
+}
+
+TEST_F(BrokerRedis, PublishWhileRedisIsUnreachableAnswersUnreachedAtOnce) {
+  redis.refuse = true;
+  start();
+  auto r = publish(Route::user, "u1");
+  ASSERT_TRUE(done(r, milliseconds(1000)));
+  EXPECT_FALSE((*r)->reached);
+  EXPECT_FALSE((*r)->complete);
+  EXPECT_FALSE(broker->connected());
+  EXPECT_EQ(redis.count("PUBLISH"), 0u);
+}
+
+TEST_F(BrokerRedis, ReplyTimeoutEndsWaitIncomplete) {
+  start(false, 0, milliseconds(200));
+  ASSERT_TRUE(up());
+  redis.extra_receivers = 1;  // a node that is subscribed but never answers
+  const auto t0 = Clock::now();
+  auto r = publish(Route::all, "");
+  ASSERT_TRUE(done(r));
+  EXPECT_GE(Clock::now() - t0, milliseconds(200));
+  EXPECT_EQ(**r, (FanoutResult{true, 0, false}));  // reached; our own echo answered 0
+  EXPECT_EQ(metrics.cluster_reply_timeouts.load(), 1u);
+}
+
+TEST_F(BrokerRedis, AnswersFromOtherNodesCompleteTheWaitBeforeTheTimeout) {
+  start(false, 0, milliseconds(5000));
+  ASSERT_TRUE(up());
+  redis.extra_receivers = 1;
+  redis.script = [this](const fake::Argv& a) {
+    if (a[0] == "PUBLISH" && a[1] == "rt:all") {
+      const auto wire = core::decode_fanout(a[2]);
+      redis.deliver("rt:reply:node-a", core::encode_reply(wire->request_id, 5));  // node-b reached 5
+    }
+    return fake::Redis::Reply{};
+  };
+  const auto t0 = Clock::now();
+  auto r = publish(Route::all, "");
+  ASSERT_TRUE(done(r));
+  EXPECT_LT(Clock::now() - t0, milliseconds(5000));
+  EXPECT_EQ(**r, (FanoutResult{true, 5, true}));
+  EXPECT_EQ(metrics.cluster_reply_timeouts.load(), 0u);
+}
+
+TEST_F(BrokerRedis, DroppedConnectionFailsPendingWaitsAndReportsDown) {
+  start();
+  ASSERT_TRUE(up());
+  redis.script = [](const fake::Argv& a) {
+    return a[0] == "PUBLISH" ? fake::Redis::Reply{fake::Redis::Reply::silent, {}} : fake::Redis::Reply{};
+  };
+  auto r = publish(Route::role, "admin");
+  ASSERT_TRUE(run_until(io, [&] { return redis.count("PUBLISH") == 1; }));
+  EXPECT_FALSE(r->has_value());
+  redis.drop_all();
+  ASSERT_TRUE(done(r));
+  EXPECT_FALSE((*r)->reached);
+  EXPECT_FALSE(broker->connected());
+  EXPECT_EQ(metrics.redis_up.load(), 0);
+}
+
+TEST_F(BrokerRedis, ReconnectsWithDoublingBackoffAndSubscribesInterestsAgain) {
+  start();
+  ASSERT_TRUE(up());
+  ASSERT_TRUE(ready_after_interest(Route::user, "u1"));
+  ASSERT_TRUE(redis.saw({"SUBSCRIBE", "rt:u:u1"}));
+  redis.refuse = true;
+  const auto accepted_before = redis.accepted_at.size();
+  const auto dropped = Clock::now();
+  redis.drop_all();
+  ASSERT_TRUE(down());
+  // An attempt opens its two connections together; attempts are the accepts after a pause.
+  std::vector<Clock::time_point> attempts;
+  ASSERT_TRUE(run_until(io, [&] {
+    attempts.clear();
+    for (auto i = accepted_before; i < redis.accepted_at.size(); ++i)
+      if (attempts.empty() || redis.accepted_at[i] - redis.accepted_at[i - 1] > milliseconds(50))
+        attempts.push_back(redis.accepted_at[i]);
+    return attempts.size() >= 3;
+  }));
+  EXPECT_GE(attempts[0] - dropped, milliseconds(100));
+  EXPECT_GE(attempts[1] - attempts[0], milliseconds(200));
+  EXPECT_GE(attempts[2] - attempts[1], milliseconds(400));
+  redis.refuse = false;
+  ASSERT_TRUE(up());
+  std::size_t u1 = 0;
+  for (const auto& c : redis.commands) u1 += c == fake::Argv{"SUBSCRIBE", "rt:u:u1"};
+  EXPECT_GE(u1, 2u);  // subscribed again on the new connection
+  EXPECT_GE(metrics.redis_reconnects.load(), 3u);
+}
+
+TEST_F(BrokerRedis, WhenReadyWaitsForTheSubscribeConfirmation) {
+  bool ready = false;
+  ASSERT_NO_FATAL_FAILURE(wait_on_held_subscription(ready));
+  redis.release();
+  EXPECT_TRUE(run_until(io, [&] { return ready; }));
+}
+
+TEST_F(BrokerRedis, DroppedConnectionReleasesWhenReadyWaiters) {
+  bool ready = false;
+  ASSERT_NO_FATAL_FAILURE(wait_on_held_subscription(ready));
+  redis.drop_all();
+  EXPECT_TRUE(run_until(io, [&] { return ready; }));
+  EXPECT_FALSE(broker->connected());
+}
+
+TEST_F(BrokerRedis, WhenReadyRunsAtOnceWhileRedisIsUnreachable) {
+  redis.refuse = true;
+  start();
+  bool ready = false;
+  broker->when_ready([&] { ready = true; });
+  EXPECT_TRUE(run_until(io, [&] { return ready; }, milliseconds(1000)));
+}
+
+TEST_F(BrokerRedis, GarbageFromRedisDropsTheConnectionAndTheNodeReconnects) {
+  start();
+  ASSERT_TRUE(up());
+  const auto accepted = redis.accepted_at.size();
+  redis.script = [sent = false](const fake::Argv& a) mutable {
+    if (a[0] != "PUBLISH" || std::exchange(sent, true)) return fake::Redis::Reply{};
+    return fake::Redis::Reply{fake::Redis::Reply::raw, "?garbage\r\n"};
+  };
+  auto r = publish(Route::all, "");
+  ASSERT_TRUE(done(r));
+  EXPECT_FALSE((*r)->reached);
+  ASSERT_TRUE(run_until(io, [&] { return redis.accepted_at.size() >= accepted + 2; }));
+  EXPECT_TRUE(up());
+}
+
+TEST_F(BrokerRedis, DeliversFanoutsFromOtherNodesAndPublishesTheirAnswer) {
+  start();
+  ASSERT_TRUE(up());
+  redis.deliver("rt:all", core::encode_fanout(Fanout{Route::all, "", "hello"}, "node-b", 42));
+  ASSERT_TRUE(run_until(io, [&] { return delivered.size() == 1; }));
+  EXPECT_EQ(delivered[0].body, "hello");
+  answers[0](7);
+  EXPECT_TRUE(run_until(io, [&] { return redis.saw({"PUBLISH", "rt:reply:node-b", core::encode_reply(42, 7)}); }));
+}
+
+TEST_F(BrokerRedis, OwnFanoutsComingBackAreNotDelivered) {
+  start();
+  ASSERT_TRUE(up());
+  auto r = publish(Route::all, "", false);  // Redis echoes it to our own rt:all subscription
+  ASSERT_TRUE(done(r));
+  EXPECT_TRUE((*r)->reached);
+  redis.deliver("rt:all", core::encode_fanout(Fanout{Route::all, "", "from-b"}, "node-b", 0));
+  ASSERT_TRUE(run_until(io, [&] { return !delivered.empty(); }));
+  ASSERT_EQ(delivered.size(), 1u);  // one connection: the echo arrived first and was dropped
+  EXPECT_EQ(delivered[0].body, "from-b");
+}
+
+TEST_F(BrokerRedis, SingleTopologyCarriesTopicsOnPlainPubSub) {
+  start();
+  ASSERT_TRUE(up());
+  ASSERT_TRUE(ready_after_interest(Route::topic, "t1"));
+  auto r = publish(Route::topic, "t1");
+  ASSERT_TRUE(done(r));
+  EXPECT_TRUE((*r)->complete);
+  EXPECT_TRUE(redis.saw({"SUBSCRIBE", "rt:t:t1"}));
+  EXPECT_EQ(redis.count("PUBLISH"), 1u);
+  EXPECT_EQ(redis.count("SSUBSCRIBE") + redis.count("SPUBLISH") + redis.count("CLUSTER"), 0u);
+}
+
+TEST_F(BrokerRedis, ClusterTopologyReadsTheSlotMapAndCarriesTopicsOnShardedPubSub) {
+  start(true);
+  ASSERT_TRUE(up());
+  EXPECT_TRUE(redis.saw({"CLUSTER", "SLOTS"}));
+  EXPECT_EQ(redis.count("SELECT"), 0u);
+  ASSERT_TRUE(ready_after_interest(Route::topic, "t1"));
+  ASSERT_TRUE(ready_after_interest(Route::user, "u1"));
+  EXPECT_TRUE(redis.saw({"SSUBSCRIBE", "rt:t:t1"}));
+  EXPECT_TRUE(redis.saw({"SUBSCRIBE", "rt:u:u1"}));
+  auto topic = publish(Route::topic, "t1");
+  auto user = publish(Route::user, "u1");
+  ASSERT_TRUE(done(topic));
+  ASSERT_TRUE(done(user));
+  EXPECT_TRUE((*topic)->complete);  // SPUBLISH counted our own subscriber, whose echo answered
+  EXPECT_TRUE((*user)->complete);
+  EXPECT_EQ(redis.count("SPUBLISH"), 1u);
+  EXPECT_EQ(redis.count("PUBLISH"), 1u);
+}
+
+TEST_F(BrokerRedis, ClusterFollowsMovedOnceAndReadsTheSlotMapAgain) {
+  start(true);
+  ASSERT_TRUE(up());
+  const auto slot_reads = redis.count("CLUSTER");
+  const std::string moved = "-MOVED 1234 127.0.0.1:" + std::to_string(redis.port()) + "\r\n";
+  redis.script = [moved, sent = false](const fake::Argv& a) mutable {
+    if (a[0] != "SPUBLISH" || std::exchange(sent, true)) return fake::Redis::Reply{};
+    return fake::Redis::Reply{fake::Redis::Reply::raw, moved};
+  };
+  auto r = publish(Route::topic, "t1");
+  ASSERT_TRUE(done(r));
+  EXPECT_TRUE((*r)->reached);
+  EXPECT_EQ(redis.count("SPUBLISH"), 2u);
+  EXPECT_TRUE(run_until(io, [&] { return redis.count("CLUSTER") > slot_reads; }));
+  EXPECT_TRUE(broker->connected());  // same map: no reconnect
+}
+
+TEST_F(BrokerRedis, ClusterStaysDownWhileTheSlotMapIsRefused) {
+  redis.script = [](const fake::Argv& a) {
+    if (a[0] != "CLUSTER") return fake::Redis::Reply{};
+    return fake::Redis::Reply{fake::Redis::Reply::raw, "-CLUSTERDOWN not ok\r\n"};
+  };
+  start(true);
+  ASSERT_TRUE(run_until(io, [&] { return redis.count("CLUSTER") >= 2; }));  // retried
+  EXPECT_FALSE(broker->connected());
+  EXPECT_EQ(redis.count("SUBSCRIBE"), 0u);
+  redis.script = {};
+  EXPECT_TRUE(up());
+}
+
+TEST_F(BrokerRedis, ClusterDroppedSubscriptionRereadsTheMapThenReconnectsWhileItStaysUnchanged) {
+  start(true);
+  ASSERT_TRUE(up());
+  ASSERT_TRUE(ready_after_interest(Route::topic, "t1"));
+  const auto slot_reads = redis.count("CLUSTER");
+  const auto accepted = redis.accepted_at.size();
+  redis.migrate_away("rt:t:t1");
+  // The same map every time: read again every 200 ms, ten times, then a reconnect.
+  ASSERT_TRUE(run_until(io, [&] { return redis.count("CLUSTER") >= slot_reads + 3; }));
+  EXPECT_EQ(redis.accepted_at.size(), accepted);
+  ASSERT_TRUE(run_until(io, [&] { return redis.accepted_at.size() > accepted; }));
+  EXPECT_GE(redis.count("CLUSTER"), slot_reads + 11);
+  ASSERT_TRUE(up());
+  EXPECT_TRUE(run_until(io, [&] { return redis.count("SSUBSCRIBE") == 2; }));  // subscribed again
+}
+
+}  // namespace
