@@ -241,6 +241,30 @@ describe("dev page (server in dev mode)", { timeout: 120_000 }, () => {
     await page.screenshot({ path: path.join(OUTPUT_DIR, "dev-page.png"), fullPage: true, animations: "disabled" });
   });
 
+  test("long topic names and the API key stay inside the page at phone and desktop widths", async () => {
+    const long = `e2e:${"a-very-long-topic-name-without-spaces-".repeat(6)}${process.pid}`; // under the 256-byte limit
+    await subscribeThroughForm(long);
+    await subscription(long).and(page.locator('[data-status="subscribed"]')).waitFor();
+    assert.equal(await publish(server.base, apiKey, long, { type: "long-topic", [`key-${"x".repeat(150)}`]: "y".repeat(300) }), 1);
+    await messages(`[data-type="long-topic"]`).waitFor();
+    assert.ok((await text("#curl")).includes(apiKey), "the curl line shows the API key");
+    assert.equal(await text("#publish-topic"), long, "the long topic is the selected one");
+    await mkdir(OUTPUT_DIR, { recursive: true });
+    try {
+      for (const [name, width] of [["phone", 390], ["desktop", 1280]]) {
+        await page.setViewportSize({ width, height: 844 });
+        await page.screenshot({ path: path.join(OUTPUT_DIR, `dev-page-long-topic-${name}.png`), fullPage: true, animations: "disabled" });
+        const size = await page.evaluate(() => ({ scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth }));
+        assert.equal(size.innerWidth, width);
+        assert.ok(size.scrollWidth <= size.innerWidth, `${name}: the page is ${size.scrollWidth} px wide in a ${size.innerWidth} px window`);
+      }
+    } finally {
+      await page.setViewportSize({ width: 1280, height: 900 });
+      await subscription(long).locator("button.unsubscribe").click();
+      await subscription(room).locator(".topic").click();
+    }
+  });
+
   test("unsubscribing removes the subscription on the server too", async () => {
     await subscription(room).locator("button.unsubscribe").click();
     await subscription(room).waitFor({ state: "detached" });
