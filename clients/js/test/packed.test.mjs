@@ -165,6 +165,15 @@ test("the README's TypeScript and React examples type-check in strict mode again
     writeFileSync(file, block.code);
     return file;
   });
+  // And a CommonJS consumer: `require` must find the CommonJS build's own declarations.
+  const cjs = path.join(dir, "consumer.cts");
+  writeFileSync(cjs, `import realtime = require("@boundary/realtime-client");
+import react = require("@boundary/realtime-client/react");
+const client: realtime.RealtimeClient = new realtime.RealtimeClient("ws://h/ws", { token: "t" });
+client.on<{ type: "n"; n: number }>("n", (msg) => msg.n.toFixed());
+export const hook: typeof react.useRealtime = react.useRealtime;
+`);
+  files.push(cjs);
   const tsc = path.join(root, "node_modules/typescript/bin/tsc");
   try {
     await run(process.execPath, [tsc, "--noEmit", "--strict", "--target", "ES2022", "--module", "NodeNext",
