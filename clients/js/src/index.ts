@@ -410,11 +410,13 @@ export class RealtimeClient {
     // The HTTP status of a refused upgrade. `ws` reports it in its `error` event ("Unexpected
     // server response: 401") before `close` 1006; browsers do not expose it at all.
     let refusedStatus: number | undefined;
+    let failure: string | undefined;
     ws.addEventListener("close", (event: { code?: number; reason?: string }) => {
-      if (this.ws === ws) this.onClose(event.code ?? 1006, event.reason ?? "", refusedStatus);
+      if (this.ws === ws) this.onClose(event.code ?? 1006, event.reason ?? "", refusedStatus, failure);
     });
     ws.addEventListener("error", (event: { message?: unknown; error?: { message?: unknown } }) => {
       refusedStatus = upgradeStatus(event) ?? refusedStatus;
+      failure = errorText(event) || failure;
     });
   }
 
@@ -444,7 +446,7 @@ export class RealtimeClient {
     for (const waiter of waiters) waiter.resolve();
   }
 
-  private onClose(code: number, reason: string, refusedStatus?: number): void {
+  private onClose(code: number, reason: string, refusedStatus?: number, failure?: string): void {
     const wasConnected = this.stateValue === "connected";
     this.ws = null;
     this.clearConnection();
@@ -460,7 +462,7 @@ export class RealtimeClient {
         ? new RealtimeError("connect-failed", `the server answered the upgrade with HTTP ${refusedStatus}${
           refusedStatus === 401 ? " (missing, bad or expired token)" : refusedStatus === 403 ? " (origin not allowed)" : ""}`, { status: refusedStatus })
         : new RealtimeError("connect-failed", `connection failed (close code ${code}${reason ? `: ${reason}` : ""}${
-          code === 1006 ? "; a browser reports a refused upgrade, e.g. HTTP 401 for a bad token, this way too" : ""})`);
+          failure ? `: ${failure}` : code === 1006 ? "; a browser reports a refused upgrade, e.g. HTTP 401 for a bad token, this way too" : ""})`);
       this.emitError(error);
       this.afterFailedAttempt(error);
     }
@@ -723,9 +725,14 @@ export class RealtimeClient {
 
 /** The status in `ws`'s "Unexpected server response: 401" error, if that is what this is. */
 function upgradeStatus(event: { message?: unknown; error?: { message?: unknown } } | undefined): number | undefined {
-  const text = typeof event?.message === "string" ? event.message : typeof event?.error?.message === "string" ? event.error.message : "";
-  const match = /Unexpected server response: (\d{3})/.exec(text);
+  const match = /Unexpected server response: (\d{3})/.exec(errorText(event));
   return match ? Number(match[1]) : undefined;
+}
+
+/** The text of an `error` event: `ws` gives one (e.g. "connect ECONNREFUSED ..."), browsers none. */
+function errorText(event: { message?: unknown; error?: { message?: unknown } } | undefined): string {
+  if (typeof event?.message === "string") return event.message;
+  return typeof event?.error?.message === "string" ? event.error.message : "";
 }
 
 function describe(value: unknown): string {

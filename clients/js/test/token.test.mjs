@@ -178,3 +178,14 @@ test("an unhandled connect() without a WebSocket implementation is printed, not 
   assert.notEqual(result.status, 0);
   assert.match(String(result.stderr), /no WebSocket implementation.*\{ WebSocket \}/s);
 });
+
+test("a connection that fails before any HTTP answer says why (with ws)", async () => {
+  const { freePort } = await import("./support/harness.mjs");
+  const port = await freePort(); // nothing listens there
+  const client = new RealtimeClient(`ws://127.0.0.1:${port}/ws`, clientOptions({ token: "t", reconnect: false }));
+  clients.push(client);
+  const error = await withDeadline(client.connect().then(() => null, (e) => e), 5000, "connect() to fail");
+  assert.equal(error.code, "connect-failed");
+  assert.equal(error.status, undefined);
+  assert.match(error.message, /ECONNREFUSED/);
+});
