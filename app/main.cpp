@@ -47,6 +47,8 @@ std::string mint(const std::string& secret, const std::string& user_id, const st
 void print_dev_mode(const rt::Config& c, std::uint16_t port) {
   const std::string& token = c.dev_token;
   const std::string base = "http://" + c.host + ":" + std::to_string(port);
+  std::string patterns;
+  for (const auto& p : c.publish_patterns) patterns += (patterns.empty() ? "" : ",") + p;
   std::printf(
       "\n"
       "  ************************************************************************\n"
@@ -58,11 +60,12 @@ void print_dev_mode(const rt::Config& c, std::uint16_t port) {
       "  API key    : %s\n"
       "  Sample token (user-id dev-user, roles admin,user, valid 24 h):\n    %s\n\n"
       "  Connect    : ws://%s:%u/ws?token=<token>\n"
+      "  Publish    : clients may publish to %s (--publish-patterns)\n"
       "  Send       : curl -s -X POST %s/api/broadcast -H 'Authorization: Bearer %s' \\\n"
       "                 -H 'Content-Type: application/json' -d '{\"message\":{\"type\":\"hello\",\"text\":\"hi\"}}'\n"
       "  Health     : %s/health/realtime\n"
       "  Try it     : open %s/ in a browser (dev page: live messages, subscribe, curl line)\n\n",
-      c.jwt_secret.c_str(), c.api_key.c_str(), token.c_str(), c.host.c_str(), port, base.c_str(),
+      c.jwt_secret.c_str(), c.api_key.c_str(), token.c_str(), c.host.c_str(), port, patterns.c_str(), base.c_str(),
       c.api_key.c_str(), base.c_str(), base.c_str());
   std::fflush(stdout);
 }
@@ -83,6 +86,8 @@ int run_server(rt::app::LoadedConfig loaded) {
     c.jwt_secret = random_hex(32);
     c.api_key = random_hex(24);
     c.dev_token = mint(c.jwt_secret, "dev-user", "admin,user", 86400);
+    // The client quick starts publish from the client: allow it on demo topics unless told otherwise.
+    if (c.publish_patterns.empty()) c.publish_patterns = {"demo:**"};
   }
   if (c.api_key.empty()) throw std::invalid_argument("--api-key is required when a JWT secret or public key is given");
   if (c.jwt_secret.empty() && c.jwt_public_key_file.empty())

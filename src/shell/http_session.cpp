@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <chrono>
 
 #include <boost/asio/post.hpp>
 #include <boost/beast/core/string.hpp>
@@ -9,6 +11,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
+#include <boost/json/array.hpp>
 #include <boost/json/serialize.hpp>
 #include <spdlog/spdlog.h>
 
@@ -50,6 +53,29 @@ std::string fill_dev_page(std::string page, const Config& config) {
 }
 
 HttpResponse refusal(const core::HttpRefusal& r) { return HttpResponse{r.status, r.body, "application/json"}; }
+
+// Dev mode: would an upgrade from `origin` pass --allowed-origins? The page asks before it
+// connects, so it can say why it cannot (a browser shows a refused upgrade only as a failure).
+// Browsers send no Origin header on a same-origin GET, so the page also names its origin.
+HttpResponse dev_check_origin(const http::request<http::string_body>& req, const Config& config) {
+  std::string origin(req[http::field::origin]);
+  if (origin.empty()) origin = core::query_param(req.target(), "origin").value_or("");
+  bool allowed = config.allowed_origins.empty();
+  for (const auto& o : config.allowed_origins) allowed = allowed || beast::iequals(o, origin);
+  json::array list;
+  for (const auto& o : config.allowed_origins) list.emplace_back(o);
+  return json_response(200, {{"allowed", allowed}, {"origin", origin}, {"allowed-origins", std::move(list)}});
+}
+
+// At most one line a second: a misconfigured page retrying, or a scan, must not flood the log.
+void log_origin_refused(std::string_view origin) {
+  static std::atomic<std::int64_t> last_ms{0};
+  const std::int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::steady_clock::now().time_since_epoch()).count();
+  std::int64_t last = last_ms.load(std::memory_order_relaxed);
+  if (now - last < 1000 || !last_ms.compare_exchange_strong(last, now, std::memory_order_relaxed)) return;
+  spdlog::info("upgrade refused: origin not allowed (Origin: '{}'; see --allowed-origins)", origin.substr(0, 200));
+}
 
 }  // namespace
 
@@ -103,6 +129,7 @@ void HttpSession::route(Request& req) {
   if (path == "/metrics" && method == "GET")
     return respond(HttpResponse{200, node.metrics().render_prometheus(), "text/plain; version=0.0.4"});
   if (node.config().dev_mode && method == "GET") {
+    if (path == "/dev/check-origin") return respond(dev_check_origin(req, node.config()));
     for (const auto& asset : web_assets()) {
       if (asset.path != path) continue;
       std::string body(asset.body);
@@ -136,6 +163,7 @@ void HttpSession::handle_upgrade(Request& req) {
   auto token = core::check_upgrade(u, node.config().allowed_origins);
   if (!token) {
     if (token.error().status == 401) node.metrics().auth_failures.fetch_add(1, std::memory_order_relaxed);
+    if (token.error().status == 403) log_origin_refused(u.origin);
     return respond(refusal(token.error()));
   }
   const auto now = std::chrono::duration_cast<std::chrono::seconds>(
