@@ -14,10 +14,10 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { startServer } from "./support/harness.mjs";
+import { startServer } from "../support/harness.mjs";
 
 const run = promisify(execFile);
-const root = fileURLToPath(new URL("../", import.meta.url));
+const root = fileURLToPath(new URL("../../", import.meta.url));
 const pkg = JSON.parse(readFileSync(path.join(root, "package.json"), "utf8"));
 const readme = readFileSync(path.join(root, "README.md"), "utf8");
 const lockedVersion = (name) => JSON.parse(readFileSync(path.join(root, "package-lock.json"), "utf8")).packages[`node_modules/${name}`].version;
@@ -53,6 +53,11 @@ function readmeBlocks(lang) {
   return blocks;
 }
 
+// Packing, installing and type-checking a package take minutes on a busy machine, not the other
+// files' 60 s (package.json runs test/slow/ with a longer file deadline); each step still has its
+// own deadline (see npm()).
+const SLOW = 600_000;
+
 before(async () => {
   work = mkdtempSync(path.join(tmpdir(), "realtime-js-packed-"));
   // Pack a copy without dist/: the prepare script must build it (as for a git or path install).
@@ -77,14 +82,14 @@ before(async () => {
   }, null, 2));
   await npm(["install", "--prefer-offline"], app);
   server = await startServer({ dev: true });
-});
+}, { timeout: SLOW });
 
 after(async () => {
   await server?.stop();
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
-test("npm pack ships dist (ESM, CommonJS, .d.ts), README, LICENSE and package.json, nothing else", () => {
+test("npm pack ships dist (ESM, CommonJS, .d.ts), README, LICENSE and package.json, nothing else", { timeout: SLOW }, () => {
   assert.equal(packed.filename, "boundary-realtime-client-0.1.0.tgz");
   const files = packed.files.map((f) => f.path).sort();
   assert.deepEqual(files, [
@@ -95,7 +100,7 @@ test("npm pack ships dist (ESM, CommonJS, .d.ts), README, LICENSE and package.js
   ]);
 });
 
-test("the installed package is a copy, with react resolved to the app's own", async () => {
+test("the installed package is a copy, with react resolved to the app's own", { timeout: SLOW }, async () => {
   const { stdout } = await node(["--input-type=module", "-e", `
     import { realpathSync } from "node:fs";
     import { createRequire } from "node:module";
@@ -108,7 +113,7 @@ test("the installed package is a copy, with react resolved to the app's own", as
   assert.equal(react, path.join(app, "node_modules/react/index.js"), "one React: the app's");
 });
 
-test("require() and import both load the installed package", async () => {
+test("require() and import both load the installed package", { timeout: SLOW }, async () => {
   const { stdout: cjs } = await node(["-e", `
     const { RealtimeClient, RealtimeError } = require("@boundary/realtime-client");
     const { useRealtime } = require("@boundary/realtime-client/react");
@@ -123,7 +128,7 @@ test("require() and import both load the installed package", async () => {
   assert.match(esm, /^function function .*\/dist\/index\.js$/m);
 });
 
-test("useRealtime from the installed package renders and connects: no Invalid hook call", async () => {
+test("useRealtime from the installed package renders and connects: no Invalid hook call", { timeout: SLOW }, async () => {
   writeFileSync(path.join(app, "render.mjs"), `
     import React from "react";
     import TestRenderer from "react-test-renderer";
@@ -154,7 +159,7 @@ test("useRealtime from the installed package renders and connects: no Invalid ho
   assert.equal(shown, "online as dev-user");
 });
 
-test("the README's TypeScript and React examples type-check in strict mode against the package", async () => {
+test("the README's TypeScript and React examples type-check in strict mode against the package", { timeout: SLOW }, async () => {
   const blocks = [...readmeBlocks("ts").map((b) => ({ ...b, ext: "ts" })), ...readmeBlocks("tsx").map((b) => ({ ...b, ext: "tsx" }))];
   assert.ok(blocks.some((b) => b.ext === "tsx" && /React \(useRealtime\)/.test(b.heading)), "the React example is a tsx block");
   assert.ok(blocks.some((b) => b.ext === "ts" && /TypeScript/.test(b.heading)), "the TypeScript example is a ts block");
@@ -183,7 +188,7 @@ export const hook: typeof react.useRealtime = react.useRealtime;
   }
 });
 
-test("the README's quick start runs against a dev-mode server and prints what the README says", async () => {
+test("the README's quick start runs against a dev-mode server and prints what the README says", { timeout: SLOW }, async () => {
   const [quick] = readmeBlocks("js").filter((b) => b.heading === "Quick start");
   assert.ok(quick, "a js block under Quick start");
   const urlLine = 'const URL = "ws://127.0.0.1:3000/ws";';
