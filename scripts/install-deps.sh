@@ -10,7 +10,7 @@ packages=(
   libssl-dev libhiredis-dev libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
-  python3 python3-websockets python3-cryptography
+  python3 python3-websockets python3-cryptography python3-prometheus-client
   nodejs chromium fonts-dejavu-core
   curl procps
   redis-server

@@ -363,7 +363,7 @@ class MetricsTest(RealtimeTestCase):
 
     async def test_metrics_exposes_the_contract_names(self):
         text = await asyncio.to_thread(self.server.metrics_text)
-        for name in ("realtime_connections", "realtime_connections_total",
+        for name in ("realtime_connections", "realtime_connections_accepted_total",
                      "realtime_messages_received_total", "realtime_messages_sent_total",
                      "realtime_bytes_sent_total", "realtime_slow_consumer_disconnects_total",
                      "realtime_auth_failures_total", "realtime_protocol_errors_total"):
@@ -375,17 +375,17 @@ class MetricsTest(RealtimeTestCase):
         self.assertEqual(status, 200)
 
     async def test_connection_gauge_and_counter(self):
-        total_before = await self.metric("realtime_connections_total")
+        total_before = await self.metric("realtime_connections_accepted_total")
         self.assertEqual(await self.metric("realtime_connections"), 0)
         a, _ = await self.connect(user_id="1")
         b, _ = await self.connect(user_id="2")
         await self.eventually(lambda: self.metric("realtime_connections"), lambda v: v == 2,
                               what="realtime_connections == 2")
-        self.assertGreaterEqual(await self.metric("realtime_connections_total"), total_before + 2)
+        self.assertGreaterEqual(await self.metric("realtime_connections_accepted_total"), total_before + 2)
         await a.close()
         await self.eventually(lambda: self.metric("realtime_connections"), lambda v: v == 1,
                               what="realtime_connections == 1")
-        self.assertGreaterEqual(await self.metric("realtime_connections_total"), total_before + 2)
+        self.assertGreaterEqual(await self.metric("realtime_connections_accepted_total"), total_before + 2)
 
     async def test_sent_messages_and_bytes_counted(self):
         ws, _ = await self.connect()
