@@ -5,7 +5,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake make pkg-config git ca-certificates
+  build-essential cmake make pkg-config git ca-certificates dpkg-dev
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libssl-dev libhiredis-dev libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev
   googletest libgtest-dev libgmock-dev libbenchmark-dev
