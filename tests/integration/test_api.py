@@ -1,4 +1,4 @@
-"""SPEC.md section 3: the HTTP server API, delivery semantics and ordering, /metrics."""
+"""The HTTP server API (docs/protocol.md, "Server API"): delivery semantics and ordering, /metrics."""
 
 import asyncio
 import json
@@ -357,6 +357,24 @@ class ApiOrderingTest(RealtimeTestCase):
         await asyncio.wait_for(task, 30)
         self.assertEqual([m["i"] for m in received], list(range(n)))
         await self.expect_silence(ws, 0.5)
+
+
+class ApiNumericUserIdTest(RealtimeTestCase):
+    """An integer user id is the same user as its decimal string, as in token claims."""
+
+    async def test_integer_user_id_reaches_the_string_user(self):
+        ws, _ = await self.connect(user_id="42")
+        res = await self.api_ok("POST", "/api/send-to-user", {"user-id": 42, "message": {"type": "n"}})
+        self.assertEqual(res, {"delivered": 1})
+        self.assertEqual((await self.recv_json(ws))["type"], "n")
+        self.assertEqual(await self.api_ok("POST", "/api/disconnect", {"user-id": 42}), {"disconnected": 1})
+
+    async def test_other_non_string_user_ids_are_400(self):
+        for bad in (4.5, True, "", None, [42]):
+            with self.subTest(user_id=bad):
+                status, data = await self.api("POST", "/api/send-to-user", {"user-id": bad, "message": {"type": "n"}})
+                self.assertEqual(status, 400, data)
+                self.assertEqual(data, {"error": "user-id must be a non-empty string or an integer"})
 
 
 class MetricsTest(RealtimeTestCase):
