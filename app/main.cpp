@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <thread>
 
 #include <CLI/CLI.hpp>
@@ -128,7 +129,8 @@ int run_server(rt::app::LoadedConfig loaded) {
 
 // Every command-line mistake exits with status 2, as bad option values do; CLI11's own codes
 // (105, 106, 109, ...) differ per error and are not part of the documented interface.
-int parse_command_line(CLI::App& app, int argc, char** argv) {
+// Returns the exit status when parsing ends the program (--help, --version, a mistake).
+std::optional<int> parse_command_line(CLI::App& app, int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -136,7 +138,7 @@ int parse_command_line(CLI::App& app, int argc, char** argv) {
     std::fprintf(stderr, "realtime-server: %s\nRun with --help for more information.\n", e.what());
     return 2;
   }
-  return -1;
+  return std::nullopt;
 }
 
 }  // namespace
@@ -161,7 +163,7 @@ int main(int argc, char** argv) {
   token_cmd->add_option("--roles", roles, "comma list of roles");
   token_cmd->add_option("--ttl", ttl, "seconds until the token expires (1 to 31536000)")->check(CLI::Range(1L, 31536000L));
 
-  if (const int code = parse_command_line(app, argc, argv); code >= 0) return code;
+  if (const auto code = parse_command_line(app, argc, argv)) return *code;
   try {
     if (*token_cmd) {
       if (secret.empty())
