@@ -56,7 +56,7 @@ run: server
 
 # The server's Debian package (CPack, component `server` only), from the release tree.
 package: server
-	@cd build/release && cpack -G DEB -D CPACK_COMPONENTS_ALL=server >/dev/null
+	@cd build/release && { cpack -G DEB -D CPACK_COMPONENTS_ALL=server >cpack.log 2>&1 || { cat cpack.log >&2; exit 1; }; }
 	@ls build/release/*.deb
 
 test-release: build
