@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Installs every Debian package the project builds, tests and benchmarks with.
+# Installs every Debian package the project builds, tests, packages and benchmarks with
+# (dpkg-dev and file: CPack computes the .deb's Depends with dpkg-shlibdeps).
 # Idempotent: packages already present are not fetched again; apt-get update runs only
 # when something is missing.
 set -euo pipefail
 
 packages=(
-  build-essential cmake make pkg-config git ca-certificates dpkg-dev
+  build-essential cmake make pkg-config git ca-certificates dpkg-dev file
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libssl-dev libhiredis-dev libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev
   googletest libgtest-dev libgmock-dev libbenchmark-dev
