@@ -369,7 +369,7 @@ describe("dev page whose origin --allowed-origins excludes", { timeout: 120_000 
 
 describe("no dev page outside dev mode", { timeout: 60_000 }, () => {
   let server;
-  before(async () => { server = await startServer(["--jwt-secret", "e2e-secret-0123456789abcdef0123456789abc", "--api-key", "k"]); });
+  before(async () => { server = await startServer(["--jwt-secret", "e2e-secret-0123456789abcdef0123456789abc", "--api-key", "e2e-api-key-0123456789"]); });
   after(async () => { await server?.stop(); });
 
   test("GET / and GET /realtime-client.js answer 404", async () => {
