@@ -152,7 +152,7 @@ std::string describe(const std::string& option) {
 std::string env_name(const std::string& option) {
   std::string e = "REALTIME_";
   for (char ch : option) e += ch == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-  if (option == "redis") e = "REALTIME_REDIS_URL";  // as SPEC.md names it
+  if (option == "redis") e = "REALTIME_REDIS_URL";  // the name deployments use for a Redis URL
   return e;
 }
 

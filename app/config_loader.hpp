@@ -1,6 +1,6 @@
 #pragma once
 // Reads the server's configuration from flags, environment variables and a TOML file, in that
-// order of precedence (SPEC.md section 1).
+// order of precedence (README.md, "Configuration").
 
 #include <string>
 #include <vector>
@@ -19,8 +19,8 @@ struct LoadedConfig {
 LoadedConfig load_config(const std::vector<std::pair<std::string, std::string>>& flag_values,
                          const std::string& config_file);
 
-// Option names as in SPEC.md: flag `--name`, env `REALTIME_NAME` (dashes become underscores),
-// TOML key `name`.
+// Option names: flag `--name`, env `REALTIME_NAME` (dashes become underscores; `redis` is
+// REALTIME_REDIS_URL), TOML key `name`.
 const std::vector<std::string>& option_names();
 std::string env_name(const std::string& option);
 std::string describe(const std::string& option);

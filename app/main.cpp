@@ -2,8 +2,10 @@
 
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <thread>
 
 #include <CLI/CLI.hpp>
@@ -44,9 +46,18 @@ std::string mint(const std::string& secret, const std::string& user_id, const st
   return rt::sign_hs256(secret, json::serialize(claims));
 }
 
+// host:port as it goes in a URL: an IPv6 literal is bracketed (RFC 3986), `::1` -> `[::1]:3000`.
+std::string url_authority(const std::string& host, std::uint16_t port) {
+  const bool ipv6_literal = host.find(':') != std::string::npos && !host.starts_with('[');
+  return (ipv6_literal ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
 void print_dev_mode(const rt::Config& c, std::uint16_t port) {
   const std::string& token = c.dev_token;
-  const std::string base = "http://" + c.host + ":" + std::to_string(port);
+  const std::string authority = url_authority(c.host, port);
+  const std::string base = "http://" + authority;
+  std::string patterns;
+  for (const auto& p : c.publish_patterns) patterns += (patterns.empty() ? "" : ",") + p;
   std::printf(
       "\n"
       "  ************************************************************************\n"
@@ -57,12 +68,13 @@ void print_dev_mode(const rt::Config& c, std::uint16_t port) {
       "  JWT secret : %s\n"
       "  API key    : %s\n"
       "  Sample token (user-id dev-user, roles admin,user, valid 24 h):\n    %s\n\n"
-      "  Connect    : ws://%s:%u/ws?token=<token>\n"
+      "  Connect    : ws://%s/ws?token=<token>\n"
+      "  Publish    : clients may publish to %s (--publish-patterns)\n"
       "  Send       : curl -s -X POST %s/api/broadcast -H 'Authorization: Bearer %s' \\\n"
       "                 -H 'Content-Type: application/json' -d '{\"message\":{\"type\":\"hello\",\"text\":\"hi\"}}'\n"
       "  Health     : %s/health/realtime\n"
       "  Try it     : open %s/ in a browser (dev page: live messages, subscribe, curl line)\n\n",
-      c.jwt_secret.c_str(), c.api_key.c_str(), token.c_str(), c.host.c_str(), port, base.c_str(),
+      c.jwt_secret.c_str(), c.api_key.c_str(), token.c_str(), authority.c_str(), patterns.c_str(), base.c_str(),
       c.api_key.c_str(), base.c_str(), base.c_str());
   std::fflush(stdout);
 }
@@ -83,6 +95,8 @@ int run_server(rt::app::LoadedConfig loaded) {
     c.jwt_secret = random_hex(32);
     c.api_key = random_hex(24);
     c.dev_token = mint(c.jwt_secret, "dev-user", "admin,user", 86400);
+    // The client quick starts publish from the client: allow it on demo topics unless told otherwise.
+    if (c.publish_patterns.empty()) c.publish_patterns = {"demo:**"};
   }
   if (c.api_key.empty()) throw std::invalid_argument("--api-key is required when a JWT secret or public key is given");
   if (c.jwt_secret.empty() && c.jwt_public_key_file.empty())
@@ -101,7 +115,7 @@ int run_server(rt::app::LoadedConfig loaded) {
   rt::Config config = c;
   rt::Server server(std::move(c), std::move(verifier));
   const auto port = server.start();
-  spdlog::info("realtime-server listening on {}:{} ({} threads{})", config.host, port,
+  spdlog::info("realtime-server listening on {} ({} threads{})", url_authority(config.host, port),
                config.threads ? config.threads : std::thread::hardware_concurrency(), dev ? ", DEV MODE" : "");
   if (dev) print_dev_mode(config, port);
   int sig = 0;
@@ -112,11 +126,26 @@ int run_server(rt::app::LoadedConfig loaded) {
   return 0;
 }
 
+// Every command-line mistake exits with status 2, as bad option values do; CLI11's own codes
+// (105, 106, 109, ...) differ per error and are not part of the documented interface.
+// Returns the exit status when parsing ends the program (--help, --version, a mistake).
+std::optional<int> parse_command_line(CLI::App& app, int argc, char** argv) {
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    std::fprintf(stderr, "realtime-server: %s\nRun with --help for more information.\n", e.what());
+    return 2;
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
   CLI::App app{"Boundary Realtime: WebSocket server for real-time messaging"};
+  app.set_version_flag("--version", std::string("realtime-server ") + BR_VERSION, "print the version and exit");
   std::string config_file;
   app.add_option("--config", config_file, "TOML configuration file");
   std::map<std::string, std::string> values;
@@ -128,15 +157,19 @@ int main(int argc, char** argv) {
   auto* token_cmd = app.add_subcommand("token", "print a signed HS256 token for trying things out and tests");
   std::string secret, user_id, roles;
   long ttl = 3600;
-  token_cmd->add_option("--secret", secret, "HMAC secret (at least 32 bytes)")->required();
-  token_cmd->add_option("--user-id", user_id, "user id claim")->required();
+  token_cmd->add_option("--secret", secret, "HMAC secret, at least 32 bytes [env REALTIME_JWT_SECRET]");
+  token_cmd->add_option("--user-id", user_id, "user id claim (not empty)")->required();
   token_cmd->add_option("--roles", roles, "comma list of roles");
   token_cmd->add_option("--ttl", ttl, "seconds until the token expires (1 to 31536000)")->check(CLI::Range(1L, 31536000L));
 
-  CLI11_PARSE(app, argc, argv);
+  if (const auto code = parse_command_line(app, argc, argv)) return *code;
   try {
     if (*token_cmd) {
-      if (secret.size() < 32) throw std::invalid_argument("--secret must be at least 32 bytes");
+      if (secret.empty())
+        if (const char* env = std::getenv("REALTIME_JWT_SECRET")) secret = env;
+      if (secret.empty()) throw std::invalid_argument("token: --secret or REALTIME_JWT_SECRET is required");
+      if (secret.size() < 32) throw std::invalid_argument("token: the secret must be at least 32 bytes");
+      if (user_id.empty()) throw std::invalid_argument("token: --user-id must not be empty");
       std::cout << mint(secret, user_id, roles, ttl) << '\n';
       return 0;
     }

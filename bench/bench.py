@@ -64,7 +64,7 @@ import charts  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECRET = "bench-secret-0123456789abcdef0123456789a"  # 40 characters
-API_KEY = "k"
+API_KEY = "bench-api-key-0123456789"  # at least 16 bytes, as the server requires
 OPT_BEGIN = "<!-- optimisations:begin -->"
 OPT_END = "<!-- optimisations:end -->"
 ALL_SERVERS = ["ours-1t", "ours-2t", "ws", "socketio"]

@@ -28,6 +28,7 @@ SIZE=${SIZE:-100}
 REDIS_PORT=${REDIS_PORT:-6391}
 read -r PORT_A PORT_B <<<"${PORTS:-3821 3822}"
 SECRET=bench-secret-0123456789abcdef0123456789a
+API_KEY=bench-api-key-0123456789   # at least 16 bytes
 mkdir -p "$OUT"
 cp "$SERVER" "$OUT/realtime-server"   # a private copy: others may rebuild build/release meanwhile
 SERVER=$OUT/realtime-server
@@ -62,7 +63,7 @@ start_redis() {
 start_node() {  # port, log, extra args...
   local port=$1 log=$2
   shift 2
-  taskset -c 0 "$SERVER" --port "$port" --threads 1 --jwt-secret "$SECRET" --api-key k \
+  taskset -c 0 "$SERVER" --port "$port" --threads 1 --jwt-secret "$SECRET" --api-key "$API_KEY" \
     --log-level warn "$@" >"$log" 2>&1 &
   pids+=($!)
   wait_http "$port"
@@ -86,7 +87,7 @@ run_case() {  # tag, nodes (1|2), redis (yes|no), wait (yes|no|window)
     local scenario=(--scenario broadcast --messages "$M")
     [[ $wait == no ]] && extra=(--no-wait)
     [[ $wait == window ]] && scenario=(--scenario fanout --via ws --window "${WINDOW:-256}" --messages "${FANOUT_MESSAGES:-2000}")
-    taskset -c 1 "$LOADGEN" "${ports[@]}" --secret "$SECRET" --api-key k "${scenario[@]}" \
+    taskset -c 1 "$LOADGEN" "${ports[@]}" --secret "$SECRET" --api-key "$API_KEY" "${scenario[@]}" \
       --connections "$N" --size "$SIZE" --server-pid "$server_pid" --quiet "${extra[@]}" \
       >"$OUT/$tag-$run.json" 2>"$OUT/$tag-$run.stderr" || echo "$tag-$run: load generator exit $?" >&2
     cleanup

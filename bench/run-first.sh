@@ -21,6 +21,7 @@ SIZE=${SIZE:-100}
 HOLD=${HOLD:-5}
 SCENARIOS=${SCENARIOS:-"connect broadcast fanout"}
 SECRET=bench-secret-0123456789abcdef0123456789a   # 40 characters
+API_KEY=bench-api-key-0123456789   # at least 16 bytes
 mkdir -p "$OUT"
 # Others rebuild build/release/realtime-server while this runs: measure one private copy.
 cp "$SERVER" "$OUT/realtime-server"
@@ -76,7 +77,7 @@ trap stop_server EXIT
 
 start_server() {
   # shellcheck disable=SC2086
-  taskset -c 0 "$SERVER" --port "$PORT" --threads 1 --jwt-secret "$SECRET" --api-key k \
+  taskset -c 0 "$SERVER" --port "$PORT" --threads 1 --jwt-secret "$SECRET" --api-key "$API_KEY" \
     --max-outbound-bytes 1048576 ${EXTRA_SERVER_ARGS:-} >"$1" 2>&1 &
   server_pid=$!
   for _ in $(seq 50); do
@@ -95,7 +96,7 @@ for scenario in $SCENARIOS; do
     for attempt in 1 2 3; do
       wait_quiet
       start_server "$OUT/$tag.server.log"
-      args=(--port "$PORT" --secret "$SECRET" --api-key k --scenario "$scenario" --connections "$N"
+      args=(--port "$PORT" --secret "$SECRET" --api-key "$API_KEY" --scenario "$scenario" --connections "$N"
             --server-pid "$server_pid" --quiet)
       case $scenario in
         connect) args+=(--hold "$HOLD") ;;

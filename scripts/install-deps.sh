@@ -1,26 +1,29 @@
 #!/usr/bin/env bash
-# Installs every Debian package the project builds, tests and benchmarks with.
+# Installs every Debian package the project builds, tests, packages and benchmarks with
+# (dpkg-dev and file: CPack computes the .deb's Depends with dpkg-shlibdeps).
 # Idempotent: packages already present are not fetched again; apt-get update runs only
 # when something is missing.
 set -euo pipefail
 
 packages=(
-  build-essential cmake make pkg-config git ca-certificates
+  build-essential cmake make pkg-config git ca-certificates dpkg-dev file
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libssl-dev libhiredis-dev libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
-  python3 python3-websockets python3-cryptography
+  python3 python3-websockets python3-cryptography python3-prometheus-client
+  python3-venv python3-pip python3-setuptools python3-wheel
   nodejs chromium fonts-dejavu-core
   curl procps
   redis-server
 )
 
+# One dpkg-query for the whole list: `make run` calls this every time.
+installed=" $(dpkg-query -W -f='${Package}=${Status}\n' "${packages[@]}" 2>/dev/null \
+  | sed -n 's/=install ok installed$//p' | tr '\n' ' ') "
 missing=()
 for p in "${packages[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
-    missing+=("$p")
-  fi
+  [[ "$installed" == *" $p "* ]] || missing+=("$p")
 done
 
 SUDO=""

@@ -131,18 +131,20 @@ void BM_PublishPatternsAllows(benchmark::State& state) {
 }
 BENCHMARK(BM_PublishPatternsAllows);
 
-// TokenBucket::try_take with the server's defaults (--commands-per-second 100, --command-burst 200).
+// TokenBucketPolicy::try_take (one connection's bucket: the shared policy and its time point) with
+// the server's defaults (--commands-per-second 100, --command-burst 200).
 // within_rate: a take every 10 ms, all granted; flood: a take every microsecond, so after the
 // burst nearly all are refused (the cost of saying no to a flooding client).
 void BM_TokenBucketTake(benchmark::State& state, std::chrono::nanoseconds step) {
   constexpr double rate = 100;
   constexpr double burst = 200;
-  core::TokenBucket bucket(rate, burst);
-  auto now = core::TokenBucket::Clock::time_point{} + std::chrono::hours(1);
+  const core::TokenBucketPolicy policy(rate, burst);
+  auto full_at = core::TokenBucketPolicy::Clock::time_point::min();
+  auto now = core::TokenBucketPolicy::Clock::time_point{} + std::chrono::hours(1);
   std::int64_t granted = 0;
   for (auto _ : state) {
     benchmark::DoNotOptimize(now);
-    const bool ok = bucket.try_take(now);
+    const bool ok = policy.try_take(full_at, now);
     benchmark::DoNotOptimize(ok);
     granted += ok;
     now += step;

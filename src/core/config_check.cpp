@@ -27,6 +27,12 @@ void non_negative(const char* option, double value) {
 
 void validate_config(const Config& c) {
   if (c.api_key.empty()) throw std::invalid_argument("--api-key: an API key is required");
+  // Compared in constant time, but a short key can still be guessed over the network. The key
+  // itself is never part of the message.
+  constexpr std::size_t min_api_key_bytes = 16;
+  if (c.api_key.size() < min_api_key_bytes)
+    throw std::invalid_argument("--api-key: API key must be at least " + std::to_string(min_api_key_bytes) +
+                                " bytes (got " + std::to_string(c.api_key.size()) + ")");
   in_range<unsigned>("threads", c.threads, 0, 256);  // 0 = one per core
   // A close frame's reason and every control frame must fit: 125 bytes.
   in_range<std::size_t>("max-message-bytes", c.max_message_bytes, 125, std::size_t{1} << 30);

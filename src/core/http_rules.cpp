@@ -64,7 +64,8 @@ std::optional<HttpRefusal> string_field(const json::object& body, std::string_vi
     out = v->is_int64() ? std::to_string(v->get_int64()) : std::to_string(v->get_uint64());
     return std::nullopt;
   }
-  if (!v->is_string() || v->get_string().empty()) return bad(std::string(name) + " must be a non-empty string");
+  if (!v->is_string() || v->get_string().empty())
+    return bad(std::string(name) + (name == "user-id" ? " must be a non-empty string or an integer" : " must be a non-empty string"));
   out = std::string(v->get_string());
   return std::nullopt;
 }

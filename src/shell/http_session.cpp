@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <cctype>
+#include <chrono>
 
 #include <boost/asio/post.hpp>
 #include <boost/beast/core/string.hpp>
@@ -9,6 +12,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
+#include <boost/json/array.hpp>
 #include <boost/json/serialize.hpp>
 #include <spdlog/spdlog.h>
 
@@ -32,6 +36,7 @@ namespace {
 // Slow or silent HTTP clients (including half-open ones) are dropped after this.
 constexpr auto request_timeout = std::chrono::seconds(30);
 constexpr std::uint32_t header_limit_bytes = 16 * 1024;
+constexpr char openmetrics_type[] = "application/openmetrics-text";
 
 HttpResponse json_response(unsigned status, const json::object& body) {
   return HttpResponse{status, json::serialize(body), "application/json"};
@@ -50,6 +55,39 @@ std::string fill_dev_page(std::string page, const Config& config) {
 }
 
 HttpResponse refusal(const core::HttpRefusal& r) { return HttpResponse{r.status, r.body, "application/json"}; }
+
+// Dev mode: would an upgrade from `origin` pass --allowed-origins? The page asks before it
+// connects, so it can say why it cannot (a browser shows a refused upgrade only as a failure).
+// Browsers send no Origin header on a same-origin GET, so the page also names its origin.
+HttpResponse dev_check_origin(const http::request<http::string_body>& req, const Config& config) {
+  std::string origin(req[http::field::origin]);
+  if (origin.empty()) origin = core::query_param(req.target(), "origin").value_or("");
+  bool allowed = config.allowed_origins.empty();
+  for (const auto& o : config.allowed_origins) allowed = allowed || beast::iequals(o, origin);
+  json::array list;
+  for (const auto& o : config.allowed_origins) list.emplace_back(o);
+  return json_response(200, {{"allowed", allowed}, {"origin", origin}, {"allowed-origins", std::move(list)}});
+}
+
+// At most one line a second: a misconfigured page retrying, or a scan, must not flood the log.
+void log_origin_refused(std::string_view origin) {
+  static std::atomic<std::int64_t> last_ms{0};
+  const std::int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::steady_clock::now().time_since_epoch()).count();
+  std::int64_t last = last_ms.load(std::memory_order_relaxed);
+  if (now - last < 1000 || !last_ms.compare_exchange_strong(last, now, std::memory_order_relaxed)) return;
+  spdlog::info("upgrade refused: origin not allowed (Origin: '{}'; see --allowed-origins)", origin.substr(0, 200));
+}
+
+// OpenMetrics only when the scraper lists it (Prometheus does, ahead of text/plain); anything
+// else, including no Accept header, gets the text format every scraper reads.
+HttpResponse metrics_response(const Metrics& metrics, std::string_view accept) {
+  std::string lower(accept);
+  for (auto& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  if (lower.find(openmetrics_type) != std::string::npos)
+    return HttpResponse{200, metrics.render_openmetrics(), "application/openmetrics-text; version=1.0.0; charset=utf-8"};
+  return HttpResponse{200, metrics.render_prometheus(), "text/plain; version=0.0.4; charset=utf-8"};
+}
 
 }  // namespace
 
@@ -86,7 +124,9 @@ void HttpSession::route(Request& req) {
   const auto path = core::target_path(req.target());
   const auto method = req.method_string();
   if (path == "/ws") return handle_upgrade(req);
-  if (path == "/health/realtime" && method == "GET") {
+  // HEAD is answered wherever GET is, with GET's status and headers; respond() drops the body.
+  const bool get = method == "GET" || method == "HEAD";
+  if (path == "/health/realtime" && get) {
     const bool shutting_down = node.shutting_down();
     json::object body{{"status", shutting_down ? "shutting-down" : "healthy"},
                       {"active-connections", hub.connection_count()},
@@ -100,9 +140,9 @@ void HttpSession::route(Request& req) {
     }
     return respond(json_response(shutting_down ? 503 : 200, body));
   }
-  if (path == "/metrics" && method == "GET")
-    return respond(HttpResponse{200, node.metrics().render_prometheus(), "text/plain; version=0.0.4"});
-  if (node.config().dev_mode && method == "GET") {
+  if (path == "/metrics" && get) return respond(metrics_response(node.metrics(), req[http::field::accept]));
+  if (node.config().dev_mode && get) {
+    if (path == "/dev/check-origin") return respond(dev_check_origin(req, node.config()));
     for (const auto& asset : web_assets()) {
       if (asset.path != path) continue;
       std::string body(asset.body);
@@ -136,6 +176,7 @@ void HttpSession::handle_upgrade(Request& req) {
   auto token = core::check_upgrade(u, node.config().allowed_origins);
   if (!token) {
     if (token.error().status == 401) node.metrics().auth_failures.fetch_add(1, std::memory_order_relaxed);
+    if (token.error().status == 403) log_origin_refused(u.origin);
     return respond(refusal(token.error()));
   }
   const auto now = std::chrono::duration_cast<std::chrono::seconds>(
@@ -177,7 +218,8 @@ void HttpSession::handle_upgrade(Request& req) {
 }
 
 void HttpSession::handle_api(Request& req) {
-  auto call = core::route_api(req.method_string(), core::target_path(req.target()));
+  const bool head = req.method() == http::verb::head;
+  auto call = core::route_api(head ? beast::string_view("GET") : req.method_string(), core::target_path(req.target()));
   if (!call) return respond(refusal(call.error()));
   auto parsed = core::parse_api_body(*call, req.body());
   if (!parsed) return respond(refusal(parsed.error()));
@@ -252,6 +294,8 @@ void HttpSession::respond(HttpResponse r) {
   res->keep_alive(keep_alive_ && !node.shutting_down());
   res->body() = std::move(r.body);
   res->prepare_payload();
+  // HEAD: the Content-Length GET would have, and no body (RFC 9110 section 9.3.2).
+  if (parser_ && parser_->get().method() == http::verb::head) res->body().clear();
   stream_.expires_after(request_timeout);
   http::async_write(stream_, *res, [self = shared_from_this(), res](const error_code& ec, std::size_t) {
     if (ec || !res->keep_alive()) return self->do_close();

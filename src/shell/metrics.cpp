@@ -5,39 +5,61 @@
 namespace boundary::realtime::shell {
 namespace {
 
+enum class Format { prometheus, openmetrics };
+
+struct Family {
+  const char* name;  // a counter's name without its `_total` suffix
+  bool counter;
+  const char* help;
+};
+
+// Text format 0.0.4 names a counter's family with the suffix; OpenMetrics names it without and
+// keeps the suffix on the sample only.
 template <class T>
-void emit(std::string& out, const char* name, const char* type, const char* help, const std::atomic<T>& v) {
-  fmt::format_to(std::back_inserter(out), "# HELP {0} {1}\n# TYPE {0} {2}\n{0} {3}\n", name, help, type,
-                 v.load(std::memory_order_relaxed));
+void emit(std::string& out, Format format, const Family& f, const std::atomic<T>& v) {
+  const char* type = f.counter ? "counter" : "gauge";
+  const char* sample_suffix = f.counter ? "_total" : "";
+  const char* family_suffix = format == Format::prometheus ? sample_suffix : "";
+  fmt::format_to(std::back_inserter(out), "# HELP {0}{1} {2}\n# TYPE {0}{1} {3}\n{0}{4} {5}\n", f.name,
+                 family_suffix, f.help, type, sample_suffix, v.load(std::memory_order_relaxed));
+}
+
+std::string render(const Metrics& m, Format format) {
+  std::string out;
+  out.reserve(4096);
+  auto counter = [&](const char* name, const char* help, const auto& v) { emit(out, format, {name, true, help}, v); };
+  auto gauge = [&](const char* name, const char* help, const auto& v) { emit(out, format, {name, false, help}, v); };
+  gauge("realtime_connections", "Open WebSocket connections.", m.connections);
+  counter("realtime_connections_accepted", "WebSocket connections accepted.", m.connections_total);
+  counter("realtime_messages_received", "Text messages received from clients.", m.messages_received);
+  counter("realtime_messages_sent", "Messages handed to connections (one per recipient).", m.messages_sent);
+  counter("realtime_bytes_received", "WebSocket bytes received.", m.bytes_received);
+  counter("realtime_bytes_sent", "WebSocket bytes written.", m.bytes_sent);
+  counter("realtime_dropped_messages", "Queued messages discarded when a connection closed.", m.dropped_messages);
+  counter("realtime_slow_consumer_disconnects", "Connections closed (1008) for exceeding the outbound buffer.",
+          m.slow_consumer_disconnects);
+  counter("realtime_idle_disconnects", "Connections closed after the idle timeout.", m.idle_disconnects);
+  counter("realtime_auth_failures", "Upgrade requests refused with 401.", m.auth_failures);
+  counter("realtime_protocol_errors", "Connections closed for protocol violations.", m.protocol_errors);
+  counter("realtime_command_errors", "Error replies to client commands.", m.command_errors);
+  counter("realtime_rate_limited", "Client commands refused by the rate limit.", m.rate_limited);
+  counter("realtime_api_requests", "HTTP API requests.", m.api_requests);
+  counter("realtime_api_errors", "HTTP API requests answered with an error status.", m.api_errors);
+  counter("realtime_accept_errors", "Failed accepts (for example, out of file descriptors).", m.accept_errors);
+  if (m.cluster) {
+    gauge("realtime_redis_up", "1 while this node reaches Redis and its subscriptions are in effect.", m.redis_up);
+    counter("realtime_redis_reconnects", "Attempts to reconnect to Redis after a failure.", m.redis_reconnects);
+    counter("realtime_cluster_reply_timeouts", "Cluster count waits that ended before every node answered.",
+            m.cluster_reply_timeouts);
+  }
+  if (format == Format::openmetrics) out += "# EOF\n";
+  return out;
 }
 
 }  // namespace
 
-std::string Metrics::render_prometheus() const {
-  std::string out;
-  out.reserve(4096);
-  emit(out, "realtime_connections", "gauge", "Open WebSocket connections.", connections);
-  emit(out, "realtime_connections_total", "counter", "WebSocket connections accepted.", connections_total);
-  emit(out, "realtime_messages_received_total", "counter", "Text messages received from clients.", messages_received);
-  emit(out, "realtime_messages_sent_total", "counter", "Messages handed to connections (one per recipient).", messages_sent);
-  emit(out, "realtime_bytes_received_total", "counter", "WebSocket bytes received.", bytes_received);
-  emit(out, "realtime_bytes_sent_total", "counter", "WebSocket bytes written.", bytes_sent);
-  emit(out, "realtime_dropped_messages_total", "counter", "Queued messages discarded when a connection closed.", dropped_messages);
-  emit(out, "realtime_slow_consumer_disconnects_total", "counter", "Connections closed (1008) for exceeding the outbound buffer.", slow_consumer_disconnects);
-  emit(out, "realtime_idle_disconnects_total", "counter", "Connections closed after the idle timeout.", idle_disconnects);
-  emit(out, "realtime_auth_failures_total", "counter", "Upgrade requests refused with 401.", auth_failures);
-  emit(out, "realtime_protocol_errors_total", "counter", "Connections closed for protocol violations.", protocol_errors);
-  emit(out, "realtime_command_errors_total", "counter", "Error replies to client commands.", command_errors);
-  emit(out, "realtime_rate_limited_total", "counter", "Client commands refused by the rate limit.", rate_limited);
-  emit(out, "realtime_api_requests_total", "counter", "HTTP API requests.", api_requests);
-  emit(out, "realtime_api_errors_total", "counter", "HTTP API requests answered with an error status.", api_errors);
-  emit(out, "realtime_accept_errors_total", "counter", "Failed accepts (for example, out of file descriptors).", accept_errors);
-  if (cluster) {
-    emit(out, "realtime_redis_up", "gauge", "1 while this node reaches Redis and its subscriptions are in effect.", redis_up);
-    emit(out, "realtime_redis_reconnects_total", "counter", "Attempts to reconnect to Redis after a failure.", redis_reconnects);
-    emit(out, "realtime_cluster_reply_timeouts_total", "counter", "Cluster count waits that ended before every node answered.", cluster_reply_timeouts);
-  }
-  return out;
-}
+std::string Metrics::render_prometheus() const { return render(*this, Format::prometheus); }
+
+std::string Metrics::render_openmetrics() const { return render(*this, Format::openmetrics); }
 
 }  // namespace boundary::realtime::shell

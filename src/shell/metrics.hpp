@@ -1,6 +1,7 @@
 #pragma once
-// Process-wide counters, rendered in Prometheus text format at /metrics. Relaxed atomics:
-// each counter is updated by the loop that owns the event, read only for reporting.
+// Process-wide counters, rendered at /metrics in Prometheus text format 0.0.4 or, when the scraper
+// asks for it, OpenMetrics 1.0. Relaxed atomics: each counter is updated by the loop that owns the
+// event, read only for reporting.
 
 #include <atomic>
 #include <cstdint>
@@ -10,7 +11,7 @@ namespace boundary::realtime::shell {
 
 struct Metrics {
   std::atomic<std::int64_t> connections{0};             // gauge: open WebSocket connections
-  std::atomic<std::uint64_t> connections_total{0};      // accepted upgrades
+  std::atomic<std::uint64_t> connections_total{0};      // accepted upgrades (realtime_connections_accepted_total)
   std::atomic<std::uint64_t> messages_received{0};      // client text messages
   std::atomic<std::uint64_t> messages_sent{0};          // deliveries (one per recipient)
   std::atomic<std::uint64_t> bytes_received{0};
@@ -32,6 +33,9 @@ struct Metrics {
   std::atomic<std::uint64_t> cluster_reply_timeouts{0}; // waits that ended before every node answered
 
   std::string render_prometheus() const;
+  // Same samples; ends with `# EOF`. A counter's family is named without `_total`, so no family
+  // may be another's name plus `_total` (hence realtime_connections_accepted_total).
+  std::string render_openmetrics() const;
 };
 
 }  // namespace boundary::realtime::shell

@@ -16,6 +16,7 @@ import { spawn, execFile } from "node:child_process";
 import { mkdtemp, mkdir, rm } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { createServer } from "node:net";
+import { request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -168,6 +169,9 @@ describe("dev page (server in dev mode)", { timeout: 120_000 }, () => {
   test("the banner points at the page, and the page and the client are served", async () => {
     assert.match(server.stdout, /DEV MODE/);
     assert.ok(server.stdout.includes(`open ${server.base}/ in a browser`), server.stdout);
+    assert.match(server.stdout, /^\s*Publish\s*: clients may publish to demo:\*\* \(--publish-patterns\)$/m);
+    const check = await (await http(server.base, `/dev/check-origin?origin=${encodeURIComponent(server.base)}`)).json();
+    assert.equal(check.allowed, true, "no --allowed-origins: every origin is allowed");
     const client = await http(server.base, "/realtime-client.js");
     assert.equal(client.status, 200);
     assert.match(client.headers.get("content-type"), /javascript/);
@@ -241,6 +245,30 @@ describe("dev page (server in dev mode)", { timeout: 120_000 }, () => {
     await page.screenshot({ path: path.join(OUTPUT_DIR, "dev-page.png"), fullPage: true, animations: "disabled" });
   });
 
+  test("long topic names and the API key stay inside the page at phone and desktop widths", async () => {
+    const long = `e2e:${"a-very-long-topic-name-without-spaces-".repeat(6)}${process.pid}`; // under the 256-byte limit
+    await subscribeThroughForm(long);
+    await subscription(long).and(page.locator('[data-status="subscribed"]')).waitFor();
+    assert.equal(await publish(server.base, apiKey, long, { type: "long-topic", [`key-${"x".repeat(150)}`]: "y".repeat(300) }), 1);
+    await messages(`[data-type="long-topic"]`).waitFor();
+    assert.ok((await text("#curl")).includes(apiKey), "the curl line shows the API key");
+    assert.equal(await text("#publish-topic"), long, "the long topic is the selected one");
+    await mkdir(OUTPUT_DIR, { recursive: true });
+    try {
+      for (const [name, width] of [["phone", 390], ["desktop", 1280]]) {
+        await page.setViewportSize({ width, height: 844 });
+        await page.screenshot({ path: path.join(OUTPUT_DIR, `dev-page-long-topic-${name}.png`), fullPage: true, animations: "disabled" });
+        const size = await page.evaluate(() => ({ scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth }));
+        assert.equal(size.innerWidth, width);
+        assert.ok(size.scrollWidth <= size.innerWidth, `${name}: the page is ${size.scrollWidth} px wide in a ${size.innerWidth} px window`);
+      }
+    } finally {
+      await page.setViewportSize({ width: 1280, height: 900 });
+      await subscription(long).locator("button.unsubscribe").click();
+      await subscription(room).locator(".topic").click();
+    }
+  });
+
   test("unsubscribing removes the subscription on the server too", async () => {
     await subscription(room).locator("button.unsubscribe").click();
     await subscription(room).waitFor({ state: "detached" });
@@ -269,11 +297,79 @@ describe("dev page (server in dev mode)", { timeout: 120_000 }, () => {
   });
 });
 
+// ---- an origin the server does not allow -----------------------------------------------------
+
+describe("dev page whose origin --allowed-origins excludes", { timeout: 120_000 }, () => {
+  let server, context, page, profileDir;
+
+  before(async () => {
+    server = await startServer(["--allowed-origins", "https://app.example.com"]); // default log level: info
+    profileDir = await mkdtemp(path.join(tmpdir(), "realtime-e2e-chromium-"));
+    context = await chromium.launchPersistentContext(profileDir, {
+      executablePath: BROWSER, headless: true, args: CHROMIUM_ARGS, viewport: { width: 1280, height: 900 }, timeout: STARTUP_MS,
+    });
+    context.setDefaultTimeout(UI_MS);
+    page = context.pages()[0] ?? (await context.newPage());
+  });
+
+  after(async () => {
+    await context?.close().catch(() => {});
+    await server?.stop();
+    if (profileDir) await rm(profileDir, { recursive: true, force: true });
+  });
+
+  test("the page says that its origin is not allowed, and how to allow it", async () => {
+    await page.goto(server.base + "/", { timeout: UI_MS });
+    await page.locator("#notice").waitFor({ state: "visible" });
+    const notice = await page.locator("#notice").innerText();
+    assert.ok(notice.includes(`its origin ${server.base} is not in the server's --allowed-origins`), notice);
+    assert.ok(notice.includes(`--allowed-origins https://app.example.com,${server.base}`), notice);
+    assert.equal(await page.locator("#state").innerText(), "error");
+    await mkdir(OUTPUT_DIR, { recursive: true });
+    await page.screenshot({ path: path.join(OUTPUT_DIR, "dev-page-origin-refused.png"), animations: "disabled" });
+  });
+
+  test("GET /dev/check-origin judges the Origin header, or the origin the page names", async () => {
+    const check = async (headers, query = "") =>
+      (await fetch(`${server.base}/dev/check-origin${query}`, { headers, signal: AbortSignal.timeout(HTTP_MS) })).json();
+    assert.deepEqual(await check({ Origin: "https://app.example.com" }),
+      { allowed: true, origin: "https://app.example.com", "allowed-origins": ["https://app.example.com"] });
+    assert.equal((await check({ Origin: "https://other.example.com" })).allowed, false);
+    assert.equal((await check({}, `?origin=${encodeURIComponent("https://APP.example.com")}`)).allowed, true);
+  });
+
+  test("the server logs a refused upgrade at info with the reason, once a second at most, never the token", async () => {
+    const token = "eyJhbGciOiJIUzI1NiJ9.not-a-real-token-0123456789.sig";
+    const upgrade = () => new Promise((resolve, reject) => {
+      const request = httpRequest(`${server.base}/ws?token=${token}`, {
+        headers: {
+          Connection: "Upgrade", Upgrade: "websocket", "Sec-WebSocket-Version": "13",
+          "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", Origin: "https://evil.example.com",
+        },
+        timeout: HTTP_MS,
+      });
+      request.on("response", (response) => { response.resume(); resolve(response.statusCode); });
+      request.on("upgrade", () => reject(new Error("the upgrade was accepted")));
+      request.on("error", reject);
+      request.end();
+    });
+    const statuses = await Promise.all(Array.from({ length: 10 }, upgrade));
+    assert.deepEqual(statuses, Array(10).fill(403));
+    const log = () => server.stdout + server.stderr;
+    await until("the refusal in the server log", UI_MS, () => /info upgrade refused: origin not allowed/.test(log()));
+    const lines = log().split("\n").filter((line) => line.includes("upgrade refused: origin not allowed"));
+    assert.ok(lines[0].includes("https://evil.example.com"), lines[0]);
+    // Ten refusals at once (a page retrying, a scan): not ten lines.
+    assert.ok(lines.length < 10, lines.join("\n"));
+    assert.ok(!log().includes(token) && !log().includes("not-a-real-token"), "the token is never logged");
+  });
+});
+
 // ---- outside dev mode there is no page --------------------------------------------------------
 
 describe("no dev page outside dev mode", { timeout: 60_000 }, () => {
   let server;
-  before(async () => { server = await startServer(["--jwt-secret", "e2e-secret-0123456789abcdef0123456789abc", "--api-key", "k"]); });
+  before(async () => { server = await startServer(["--jwt-secret", "e2e-secret-0123456789abcdef0123456789abc", "--api-key", "e2e-api-key-0123456789"]); });
   after(async () => { await server?.stop(); });
 
   test("GET / and GET /realtime-client.js answer 404", async () => {

@@ -1,5 +1,5 @@
 // Integration tests: the real realtime-server binary against Boost.Beast's WebSocket client,
-// a framing implementation independent of the server's hand-written one (SPEC.md sections 2-5).
+// a framing implementation independent of the server's hand-written one (docs/protocol.md).
 //
 // Every test starts its own server on a free loopback port. All client I/O runs on the
 // fixture's io_context in the test thread; each wait drives it with a deadline (see

@@ -1,4 +1,4 @@
-"""SPEC.md section 3: the HTTP server API, delivery semantics and ordering, /metrics."""
+"""The HTTP server API (docs/protocol.md, "Server API"): delivery semantics and ordering, /metrics."""
 
 import asyncio
 import json
@@ -359,11 +359,29 @@ class ApiOrderingTest(RealtimeTestCase):
         await self.expect_silence(ws, 0.5)
 
 
+class ApiNumericUserIdTest(RealtimeTestCase):
+    """An integer user id is the same user as its decimal string, as in token claims."""
+
+    async def test_integer_user_id_reaches_the_string_user(self):
+        ws, _ = await self.connect(user_id="42")
+        res = await self.api_ok("POST", "/api/send-to-user", {"user-id": 42, "message": {"type": "n"}})
+        self.assertEqual(res, {"delivered": 1})
+        self.assertEqual((await self.recv_json(ws))["type"], "n")
+        self.assertEqual(await self.api_ok("POST", "/api/disconnect", {"user-id": 42}), {"disconnected": 1})
+
+    async def test_other_non_string_user_ids_are_400(self):
+        for bad in (4.5, True, "", None, [42]):
+            with self.subTest(user_id=bad):
+                status, data = await self.api("POST", "/api/send-to-user", {"user-id": bad, "message": {"type": "n"}})
+                self.assertEqual(status, 400, data)
+                self.assertEqual(data, {"error": "user-id must be a non-empty string or an integer"})
+
+
 class MetricsTest(RealtimeTestCase):
 
     async def test_metrics_exposes_the_contract_names(self):
         text = await asyncio.to_thread(self.server.metrics_text)
-        for name in ("realtime_connections", "realtime_connections_total",
+        for name in ("realtime_connections", "realtime_connections_accepted_total",
                      "realtime_messages_received_total", "realtime_messages_sent_total",
                      "realtime_bytes_sent_total", "realtime_slow_consumer_disconnects_total",
                      "realtime_auth_failures_total", "realtime_protocol_errors_total"):
@@ -375,17 +393,17 @@ class MetricsTest(RealtimeTestCase):
         self.assertEqual(status, 200)
 
     async def test_connection_gauge_and_counter(self):
-        total_before = await self.metric("realtime_connections_total")
+        total_before = await self.metric("realtime_connections_accepted_total")
         self.assertEqual(await self.metric("realtime_connections"), 0)
         a, _ = await self.connect(user_id="1")
         b, _ = await self.connect(user_id="2")
         await self.eventually(lambda: self.metric("realtime_connections"), lambda v: v == 2,
                               what="realtime_connections == 2")
-        self.assertGreaterEqual(await self.metric("realtime_connections_total"), total_before + 2)
+        self.assertGreaterEqual(await self.metric("realtime_connections_accepted_total"), total_before + 2)
         await a.close()
         await self.eventually(lambda: self.metric("realtime_connections"), lambda v: v == 1,
                               what="realtime_connections == 1")
-        self.assertGreaterEqual(await self.metric("realtime_connections_total"), total_before + 2)
+        self.assertGreaterEqual(await self.metric("realtime_connections_accepted_total"), total_before + 2)
 
     async def test_sent_messages_and_bytes_counted(self):
         ws, _ = await self.connect()

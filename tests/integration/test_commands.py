@@ -1,4 +1,4 @@
-"""SPEC.md section 2: client -> server commands, error replies, topic rules, publish patterns."""
+"""Client -> server commands, error replies, topic rules, publish patterns (docs/protocol.md)."""
 
 import asyncio
 import json
@@ -436,7 +436,7 @@ class FloodTest(CommandTestBase):
             self.fail(f"no pong again within 5 s after the flood ({note})")
         print(f"\n[flood] {note}", flush=True)
         self.assertEqual(errors_without_ref, 0,
-                         f"rate-limited errors must echo the command's ref (SPEC 2: every reply echoes it); {note}")
+                         f"rate-limited errors must echo the command's ref (docs/protocol.md: every reply echoes it); {note}")
 
 
 if __name__ == "__main__":

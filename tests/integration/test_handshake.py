@@ -1,4 +1,4 @@
-"""SPEC.md section 2 (GET /ws handshake, JWT claims, connected frame), the health endpoint,
+"""The GET /ws handshake, JWT claims and the connected frame (docs/protocol.md), the health endpoint,
 the startup refusal of short HMAC secrets and the `token` subcommand."""
 
 import asyncio

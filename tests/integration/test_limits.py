@@ -1,4 +1,4 @@
-"""SPEC.md sections 2 (protocol violations) and 4 (limits, slow consumers, idle peers), plus
+"""Protocol violations, limits, slow consumers and idle peers (docs/protocol.md), plus
 cleanup after disconnects."""
 
 import asyncio

@@ -1,4 +1,4 @@
-"""SPEC.md section 5: graceful shutdown on SIGTERM / SIGINT."""
+"""Graceful shutdown on SIGTERM / SIGINT (docs/protocol.md, "Graceful shutdown")."""
 
 import asyncio
 import json

@@ -264,8 +264,8 @@ TEST(ParseApiBody, SendToUser) {
   EXPECT_EQ(json::value(r.message), json::parse(R"({"type":"n","x":1})"));
   expect_400(ApiCall::send_to_user, R"({"message":{"type":"n"}})", "missing field: user-id");
   EXPECT_EQ(parse_ok(ApiCall::send_to_user, R"({"user-id":42,"message":{"type":"n"}})").user_id, "42");
-  expect_400(ApiCall::send_to_user, R"({"user-id":4.5,"message":{"type":"n"}})", "user-id must be a non-empty string");
-  expect_400(ApiCall::send_to_user, R"({"user-id":"","message":{"type":"n"}})", "user-id must be a non-empty string");
+  expect_400(ApiCall::send_to_user, R"({"user-id":4.5,"message":{"type":"n"}})", "user-id must be a non-empty string or an integer");
+  expect_400(ApiCall::send_to_user, R"({"user-id":"","message":{"type":"n"}})", "user-id must be a non-empty string or an integer");
   expect_400(ApiCall::send_to_user, R"({"user-id":"42"})", "missing field: message");
 }
 
@@ -330,7 +330,7 @@ TEST(ParseApiBody, DisconnectByConnectionOrUser) {
   EXPECT_TRUE(by_user.connection_id.empty());
   expect_400(ApiCall::disconnect, "{}", "missing field: connection-id or user-id");
   EXPECT_EQ(parse_ok(ApiCall::disconnect, R"({"user-id":7})").user_id, "7");
-  expect_400(ApiCall::disconnect, R"({"user-id":true})", "user-id must be a non-empty string");
+  expect_400(ApiCall::disconnect, R"({"user-id":true})", "user-id must be a non-empty string or an integer");
 }
 
 TEST(ParseApiBody, ConnectionsIgnoresTheBody) {

@@ -48,7 +48,11 @@ export interface LifecycleEvents {
   state: ConnectionState;
 }
 
-export type MessageHandler = (message: ServerMessage) => void;
+/**
+ * A handler for server messages. `T` is the message shape you expect (default `ServerMessage`);
+ * the client does not check it: it is a type assertion on the server's JSON, as with `JSON.parse`.
+ */
+export type MessageHandler<T = ServerMessage> = (message: T) => void;
 
 export interface ReconnectOptions {
   /** Ceiling of the first delay (default 500 ms). */
@@ -74,7 +78,10 @@ export interface RealtimeClientOptions {
   token?: string;
   /** Called before every connect and reconnect, so an expired token can be replaced. */
   getToken?: () => string | Promise<string>;
-  /** WebSocket implementation (default `globalThis.WebSocket`; on Node 20 pass the `ws` package). */
+  /**
+   * WebSocket implementation (default `globalThis.WebSocket`). Node 20 has none: pass the `ws`
+   * package (`import WebSocket from "ws"` → `{ WebSocket }`), or `connect()` fails with `no-websocket`.
+   */
   WebSocket?: WebSocketConstructor;
   /** Backoff for reconnection, or `false` to never reconnect by itself. */
   reconnect?: ReconnectOptions | false;
@@ -92,18 +99,21 @@ export interface RealtimeClientOptions {
  * A refused or failed operation. `code` is the server's error code (`bad-request`,
  * `invalid-topic`, `forbidden`, `rate-limited`, `too-many-subscriptions`) or one of the client's:
  * `timeout`, `disconnected`, `queue-full`, `unsubscribed`, `connect-failed`, `token-failed`,
- * `bad-message`, `handler-error`.
+ * `bad-message`, `handler-error`, `no-websocket`.
  */
 export class RealtimeError extends Error {
   readonly code: string;
   /** The topic, for errors about a subscription. */
   readonly topic?: string;
+  /** The HTTP status of a refused upgrade (e.g. 401), when the WebSocket implementation reports it (`ws` does, browsers do not). */
+  readonly status?: number;
 
-  constructor(code: string, message: string, options: { topic?: string; cause?: unknown } = {}) {
+  constructor(code: string, message: string, options: { topic?: string; status?: number; cause?: unknown } = {}) {
     super(message);
     this.name = "RealtimeError";
     this.code = code;
     if (options.topic !== undefined) this.topic = options.topic;
+    if (options.status !== undefined) this.status = options.status;
     if (options.cause !== undefined) (this as { cause?: unknown }).cause = options.cause;
   }
 }
@@ -234,6 +244,16 @@ export class RealtimeClient {
    */
   connect(): Promise<void> {
     if (this.stateValue === "connected") return Promise.resolve();
+    if (!this.webSocketConstructor()) {
+      // A setup mistake, not a network failure: retrying cannot fix it, so fail at once and loudly.
+      const error = new RealtimeError(
+        "no-websocket",
+        "no WebSocket implementation: this runtime has no global WebSocket (Node 20 and older). " +
+          'Install the `ws` package and pass it: new RealtimeClient(url, { WebSocket }) after `import WebSocket from "ws"`',
+      );
+      this.emitError(error);
+      return Promise.reject(error);
+    }
     const done = new Promise<void>((resolve, reject) => this.connectWaiters.push({ resolve, reject }));
     done.catch(noop); // callers that ignore the promise (`client.connect();`) get no unhandled rejection
     if (this.stateValue === "idle" || this.stateValue === "closed") {
@@ -289,7 +309,7 @@ export class RealtimeClient {
    * function that removes it.
    */
   on<K extends keyof LifecycleEvents>(event: K, handler: (payload: LifecycleEvents[K]) => void): () => void;
-  on(event: string, handler: MessageHandler): () => void;
+  on<T = ServerMessage>(event: string, handler: MessageHandler<T>): () => void;
   on(event: string, handler: AnyHandler): () => void {
     let set = this.listeners.get(event);
     if (!set) {
@@ -311,14 +331,14 @@ export class RealtimeClient {
    * Receives every message whose `topic` equals `topic`. Handlers on one topic share one server
    * subscription, which is sent again after every reconnect.
    */
-  subscribe(topic: string, handler: MessageHandler): Subscription {
+  subscribe<T = ServerMessage>(topic: string, handler: MessageHandler<T>): Subscription {
     let entry = this.topics.get(topic);
     const isNew = !entry;
     if (!entry) {
       entry = this.newTopicEntry(topic);
       this.topics.set(topic, entry);
     }
-    const registration = { handler };
+    const registration = { handler: handler as MessageHandler };
     entry.handlers.add(registration);
     if (isNew && this.stateValue === "connected") this.sendSubscribe(entry);
     const owner = entry;
@@ -367,9 +387,9 @@ export class RealtimeClient {
     }
     if (generation !== this.generation) return;
 
-    const Ctor = this.options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+    const Ctor = this.webSocketConstructor();
     if (!Ctor) {
-      const error = new RealtimeError("connect-failed", "no WebSocket implementation: pass options.WebSocket (e.g. the `ws` package)");
+      const error = new RealtimeError("no-websocket", "no WebSocket implementation: pass options.WebSocket (e.g. the `ws` package)");
       this.emitError(error);
       this.afterFailedAttempt(error);
       return;
@@ -387,12 +407,21 @@ export class RealtimeClient {
     ws.addEventListener("message", (event: { data: unknown }) => {
       if (this.ws === ws) this.onFrame(event.data);
     });
+    // The HTTP status of a refused upgrade. `ws` reports it in its `error` event ("Unexpected
+    // server response: 401") before `close` 1006; browsers do not expose it at all.
+    let refusedStatus: number | undefined;
+    let failure: string | undefined;
     ws.addEventListener("close", (event: { code?: number; reason?: string }) => {
-      if (this.ws === ws) this.onClose(event.code ?? 1006, event.reason ?? "");
+      if (this.ws === ws) this.onClose(event.code ?? 1006, event.reason ?? "", refusedStatus, failure);
     });
-    // Browsers report a refused upgrade (e.g. 401) only as `error` followed by `close` 1006,
-    // so the close handler does the work; the listener also keeps `ws` from throwing.
-    ws.addEventListener("error", noop);
+    ws.addEventListener("error", (event: { message?: unknown; error?: { message?: unknown } }) => {
+      refusedStatus = upgradeStatus(event) ?? refusedStatus;
+      failure = errorText(event) || failure;
+    });
+  }
+
+  private webSocketConstructor(): WebSocketConstructor | undefined {
+    return this.options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
   }
 
   private onConnected(message: ServerMessage): void {
@@ -417,7 +446,7 @@ export class RealtimeClient {
     for (const waiter of waiters) waiter.resolve();
   }
 
-  private onClose(code: number, reason: string): void {
+  private onClose(code: number, reason: string, refusedStatus?: number, failure?: string): void {
     const wasConnected = this.stateValue === "connected";
     this.ws = null;
     this.clearConnection();
@@ -429,7 +458,11 @@ export class RealtimeClient {
       if (willReconnect) this.scheduleReconnect();
       else this.giveUp(new RealtimeError("disconnected", `connection closed (${code})`));
     } else {
-      const error = new RealtimeError("connect-failed", `connection failed (close code ${code}${reason ? `: ${reason}` : ""})`);
+      const error = refusedStatus !== undefined
+        ? new RealtimeError("connect-failed", `the server answered the upgrade with HTTP ${refusedStatus}${
+          refusedStatus === 401 ? " (missing, bad or expired token)" : refusedStatus === 403 ? " (origin not allowed)" : ""}`, { status: refusedStatus })
+        : new RealtimeError("connect-failed", `connection failed (close code ${code}${reason ? `: ${reason}` : ""}${
+          failure ? `: ${failure}` : code === 1006 ? "; a browser reports a refused upgrade, e.g. HTTP 401 for a bad token, this way too" : ""})`);
       this.emitError(error);
       this.afterFailedAttempt(error);
     }
@@ -688,6 +721,18 @@ export class RealtimeClient {
       else if (typeof console !== "undefined") console.error(cause);
     }
   }
+}
+
+/** The status in `ws`'s "Unexpected server response: 401" error, if that is what this is. */
+function upgradeStatus(event: { message?: unknown; error?: { message?: unknown } } | undefined): number | undefined {
+  const match = /Unexpected server response: (\d{3})/.exec(errorText(event));
+  return match ? Number(match[1]) : undefined;
+}
+
+/** The text of an `error` event: `ws` gives one (e.g. "connect ECONNREFUSED ..."), browsers none. */
+function errorText(event: { message?: unknown; error?: { message?: unknown } } | undefined): string {
+  if (typeof event?.message === "string") return event.message;
+  return typeof event?.error?.message === "string" ? event.error.message : "";
 }
 
 function describe(value: unknown): string {

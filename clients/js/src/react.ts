@@ -44,8 +44,11 @@ export function useRealtime(url: string, tokenOrGetter: TokenOrGetter, options?:
   useEffect(() => {
     setConnected(client.state === "connected");
     const off = client.on("state", (state) => setConnected(state === "connected"));
-    // Failures are retried with backoff and reported through the client's `error` event.
-    client.connect().catch(() => {});
+    // Failures are retried with backoff and reported through the client's `error` event; a
+    // missing WebSocket implementation is a setup mistake that no retry fixes: say so.
+    client.connect().catch((error: { code?: string }) => {
+      if (error?.code === "no-websocket") console.error(error);
+    });
     return () => {
       off();
       client.disconnect();

@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { readFileSync, existsSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { createRequire } from "node:module";
 import { RealtimeClient, urlWithToken } from "../dist/index.js";
 import { waitFor } from "./support/harness.mjs";
 
@@ -27,18 +28,37 @@ test("dist/react.js imports only react and ./index.js", () => {
   assert.deepEqual(specifiers.sort(), ["./index.js", "react"]);
 });
 
-test("package.json exports ESM and types for . and ./react, with react as an optional peer", () => {
+test("package.json exports ESM and CommonJS with their types for . and ./react, MIT, with react as an optional peer", () => {
   const pkg = JSON.parse(read("package.json"));
   assert.equal(pkg.name, "@boundary/realtime-client");
+  assert.equal(pkg.license, "MIT");
+  assert.match(read("LICENSE"), /^MIT License[\s\S]*Boundary Realtime contributors[\s\S]*WITHOUT WARRANTY OF ANY KIND/);
   assert.equal(pkg.type, "module");
+  assert.match(pkg.scripts.prepare, /\bbuild\b/, "an install from a path or git builds dist/");
   for (const [entry, name] of [[".", "index"], ["./react", "react"]]) {
-    assert.deepEqual(pkg.exports[entry], { types: `./dist/${name}.d.ts`, import: `./dist/${name}.js` });
-    assert.ok(existsSync(`${root}dist/${name}.js`) && existsSync(`${root}dist/${name}.d.ts`), `${entry} is built`);
+    assert.deepEqual(pkg.exports[entry], {
+      import: { types: `./dist/${name}.d.ts`, default: `./dist/${name}.js` },
+      require: { types: `./dist/cjs/${name}.d.ts`, default: `./dist/cjs/${name}.js` },
+    });
+    for (const file of [`dist/${name}.js`, `dist/${name}.d.ts`, `dist/cjs/${name}.js`, `dist/cjs/${name}.d.ts`]) {
+      assert.ok(existsSync(`${root}${file}`), `${file} is built`);
+    }
   }
+  assert.deepEqual(JSON.parse(read("dist/cjs/package.json")), { type: "commonjs" });
   assert.ok(pkg.peerDependencies.react);
   assert.equal(pkg.peerDependenciesMeta.react.optional, true);
   assert.equal(pkg.dependencies, undefined, "no runtime dependencies");
   assert.ok(pkg.devDependencies.typescript && pkg.devDependencies.ws);
+});
+
+test("require() loads the CommonJS build, the same API as the ES module", async () => {
+  const require = createRequire(import.meta.url);
+  const cjs = require("../dist/cjs/index.js");
+  const esm = await import("../dist/index.js");
+  assert.deepEqual(Object.keys(cjs).filter((k) => k !== "__esModule").sort(), Object.keys(esm).sort());
+  assert.equal(typeof cjs.RealtimeClient, "function");
+  assert.equal(cjs.urlWithToken("ws://h/ws", "t"), "ws://h/ws?token=t");
+  assert.equal(typeof require("../dist/cjs/react.js").useRealtime, "function");
 });
 
 test("package-lock.json names no registry but the default one", () => {

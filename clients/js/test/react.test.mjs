@@ -74,3 +74,29 @@ test("useRealtime connects on mount, tracks connected, delivers messages, and di
     if (!unmounted) act(() => renderer.unmount());
   }
 });
+
+test("useRealtime without a WebSocket implementation says so on the console instead of retrying", async (t) => {
+  const saved = Object.getOwnPropertyDescriptor(globalThis, "WebSocket");
+  delete globalThis.WebSocket; // Node 20 has none; Node 22+ does
+  const logged = [];
+  const consoleError = console.error;
+  console.error = (...args) => logged.push(args);
+  t.after(() => {
+    console.error = consoleError;
+    if (saved) Object.defineProperty(globalThis, "WebSocket", saved);
+  });
+  let client;
+  function Status() {
+    ({ client } = useRealtime(server.wsUrl, makeToken({ userId: "react-3" })));
+    return null;
+  }
+  let renderer;
+  act(() => {
+    renderer = TestRenderer.create(h(Status));
+  });
+  await waitFor(() => logged.length > 0, { what: "the console error" });
+  act(() => renderer.unmount());
+  assert.equal(logged[0][0]?.code, "no-websocket");
+  assert.match(logged[0][0].message, /\{ WebSocket \}/);
+  assert.notEqual(client.state, "reconnecting", "no retry loop");
+});

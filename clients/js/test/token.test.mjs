@@ -125,3 +125,67 @@ test("with reconnect: false a failed connect rejects and nothing is retried", as
   await sleep(300);
   assert.equal(calls, 1);
 });
+
+test("a refused token is reported as HTTP 401 (with ws), not as a bare close code 1006", async () => {
+  const badToken = execFileSync(SERVER_BIN, ["token", "--secret", "y".repeat(40), "--user-id", "tok-5"]).toString().trim();
+  const client = new RealtimeClient(server.wsUrl, clientOptions({ token: badToken, reconnect: false }));
+  clients.push(client);
+  const events = [];
+  client.on("error", (error) => events.push(error));
+  const error = await withDeadline(client.connect().then(() => null, (e) => e), 5000, "connect() to fail");
+  assert.ok(error instanceof RealtimeError);
+  assert.equal(error.code, "connect-failed");
+  assert.equal(error.status, 401);
+  assert.match(error.message, /HTTP 401/);
+  assert.doesNotMatch(error.message, /1006/);
+  assert.deepEqual(events.map((e) => e.status), [401], "the error event says the same");
+});
+
+test("without a WebSocket implementation connect() fails at once and names the option to pass", async (t) => {
+  // Node 20 has no global WebSocket; on Node 22+ take it away for this test.
+  const saved = Object.getOwnPropertyDescriptor(globalThis, "WebSocket");
+  delete globalThis.WebSocket;
+  t.after(() => { if (saved) Object.defineProperty(globalThis, "WebSocket", saved); });
+  const client = new RealtimeClient(server.wsUrl, { token: makeToken({ userId: "tok-6" }) });
+  clients.push(client);
+  const events = [];
+  client.on("error", (error) => events.push(error.code));
+  const states = [];
+  client.on("state", (state) => states.push(state));
+  const error = await withDeadline(client.connect().then(() => null, (e) => e), 1000, "connect() to fail");
+  assert.ok(error instanceof RealtimeError);
+  assert.equal(error.code, "no-websocket");
+  assert.match(error.message, /\{ WebSocket \}/);
+  assert.match(error.message, /"ws"/);
+  assert.deepEqual(events, ["no-websocket"]);
+  await sleep(200);
+  assert.deepEqual(states, [], "no attempt, no retry loop");
+  assert.notEqual(client.state, "reconnecting");
+});
+
+test("an unhandled connect() without a WebSocket implementation is printed, not silent", () => {
+  // What a user's script does on Node 20 when it forgets the option: the process must say why.
+  const script = `delete globalThis.WebSocket;
+    const { RealtimeClient } = await import(${JSON.stringify(new URL("../dist/index.js", import.meta.url).href)});
+    new RealtimeClient("ws://127.0.0.1:9/ws", { token: "t" }).connect();`;
+  let result;
+  try {
+    execFileSync(process.execPath, ["--input-type=module", "-e", script], { stdio: "pipe", timeout: 10_000 });
+    assert.fail("the script should have exited with an error");
+  } catch (error) {
+    result = error;
+  }
+  assert.notEqual(result.status, 0);
+  assert.match(String(result.stderr), /no WebSocket implementation.*\{ WebSocket \}/s);
+});
+
+test("a connection that fails before any HTTP answer says why (with ws)", async () => {
+  const { freePort } = await import("./support/harness.mjs");
+  const port = await freePort(); // nothing listens there
+  const client = new RealtimeClient(`ws://127.0.0.1:${port}/ws`, clientOptions({ token: "t", reconnect: false }));
+  clients.push(client);
+  const error = await withDeadline(client.connect().then(() => null, (e) => e), 5000, "connect() to fail");
+  assert.equal(error.code, "connect-failed");
+  assert.equal(error.status, undefined);
+  assert.match(error.message, /ECONNREFUSED/);
+});

@@ -88,15 +88,16 @@ process.on("exit", () => {
  * Starts the server and waits for /health/realtime. Returns a handle with `wsUrl`, `api()`,
  * `stop()` (SIGTERM, waits for exit), `pause()`/`resume()` (SIGSTOP/SIGCONT).
  */
-export async function startServer({ port, args = [] } = {}) {
+export async function startServer({ port, args = [], dev = false } = {}) {
   assertServerBuilt();
   const listenPort = port ?? (await freePort());
+  // Dev mode (`dev: true`) is the server as `make run` starts it: no secret, no key, its own
+  // defaults; `devToken` is the sample token from its banner. Keep the caller's REALTIME_* out.
+  const keyed = dev ? [] : ["--jwt-secret", JWT_SECRET, "--api-key", API_KEY, "--publish-patterns", "chat:*", "--log-level", "warn"];
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("REALTIME_")));
   const proc = spawn(SERVER_BIN, [
-    "--host", "127.0.0.1", "--port", String(listenPort),
-    "--jwt-secret", JWT_SECRET, "--api-key", API_KEY,
-    "--threads", "2", "--publish-patterns", "chat:*", "--log-level", "warn",
-    ...args,
-  ], { stdio: ["ignore", "pipe", "pipe"] });
+    "--host", "127.0.0.1", "--port", String(listenPort), "--threads", "2", ...keyed, ...args,
+  ], { stdio: ["ignore", "pipe", "pipe"], env });
   running.add(proc);
   proc.once("exit", () => running.delete(proc));
   let output = "";
@@ -154,6 +155,10 @@ export async function startServer({ port, args = [] } = {}) {
       return null; // not listening yet
     }
   }, { timeoutMs: 10_000, intervalMs: 25, what: "/health/realtime" });
+  if (dev) {
+    const banner = await waitFor(() => /Sample token[^\n]*:\s*\n\s*(\S+)/.exec(output), { what: "the dev-mode banner" });
+    server.devToken = banner[1];
+  }
   return server;
 }
 
