@@ -5,7 +5,7 @@
 //  - on_action handles the application's own commands, `say` (post to a room) and `echo`;
 //  - on_disconnect counts who left, reported with the rest by GET /api/chat/stats.
 //
-//   ./example_chat --port 3002 --jwt-secret <32+ bytes> --api-key <key> [--ban 13,666]
+//   ./example_chat --port 3002 --jwt-secret <32+ bytes> --api-key <16+ bytes> [--ban 13,666]
 //   connect ws://127.0.0.1:3002/ws?token=<jwt with user-id 42>, then
 //   > {"action":"subscribe","topic":"room:lobby"}
 //   < {"type":"subscribed","topic":"room:lobby"}
@@ -15,7 +15,7 @@
 //   < {"type":"said-ok","ref":1}
 //   > {"action":"echo","payload":{"any":"json"},"ref":2}
 //   < {"type":"echo","payload":{"any":"json"},"ref":2}
-//   curl -H 'Authorization: Bearer <key>' http://127.0.0.1:3002/api/chat/stats
+//   curl -H 'Authorization: Bearer <api key>' http://127.0.0.1:3002/api/chat/stats
 //
 // Anyone connected may post to any room; a room's messages reach only those who joined it.
 

@@ -2,7 +2,7 @@
 // (think: processing an upload) and reports the job's progress to the one connection that
 // asked for it, through the server's C++ API.
 //
-//   ./example_job_progress --port 3001 --jwt-secret <32+ bytes> --api-key <key>
+//   ./example_job_progress --port 3001 --jwt-secret <32+ bytes> --api-key <16+ bytes>
 //   1. connect a WebSocket to ws://127.0.0.1:3001/ws?token=<jwt> and note `connection-id`
 //   2. curl -X POST http://127.0.0.1:3001/jobs/start -d '{"connection-id":"<id>","steps":5}'
 //   3. the connection receives {"type":"job-progress","job-id":...,"percent":20} ... 100,
