@@ -21,12 +21,12 @@
 
 #include "boundary/realtime/hooks.hpp"
 #include "boundary/realtime/in_memory_realtime_service.hpp"
+#include "boundary/realtime/jwt_verifier.hpp"
 #include "boundary/realtime/server.hpp"
 #include "boundary/realtime/testing/fixed_claims_verifier.hpp"
 #include "boundary/realtime/testing/manual_clock.hpp"
 #include "boundary/realtime/testing/recording_connection.hpp"
 #include "server_process.hpp"
-#include "shell/adapters/jwt_openssl.hpp"
 #include "ws_client.hpp"
 
 namespace boundary::realtime::itest {
@@ -42,7 +42,7 @@ const std::string api_key = "embedded-test-api-key-0123456789";
 std::string token_for(const std::string& user, const std::vector<std::string>& roles = {}) {
   json::array r;
   for (const auto& role : roles) r.emplace_back(role);
-  return shell::sign_hs256(secret, json::serialize(json::object{{"sub", user}, {"roles", std::move(r)}}));
+  return sign_hs256(secret, json::serialize(json::object{{"sub", user}, {"roles", std::move(r)}}));
 }
 
 Config config_for_test(unsigned threads = 2) {
@@ -71,7 +71,7 @@ T await(Call call) {
 // A running server and clients connected to it.
 struct Running {
   explicit Running(Hooks hooks = {}, std::unique_ptr<Broker> broker = nullptr, unsigned threads = 2)
-      : server(config_for_test(threads), shell::OpenSslJwtVerifier::from_secret(secret), std::move(hooks),
+      : server(config_for_test(threads), make_hmac_verifier(secret), std::move(hooks),
                std::move(broker)) {}
   ~Running() { server.shutdown(std::chrono::milliseconds(500)); }
 
