@@ -21,7 +21,8 @@ def read(rel: str) -> str:
 
 
 def markdown_files() -> list[str]:
-    files = ["README.md", "tests/integration/README.md", "bench/micro/README.md", "bench/peers/README.md"]
+    files = ["README.md", "tests/integration/README.md", "bench/micro/README.md", "bench/peers/README.md",
+             "examples/README.md", "clients/js/README.md", "clients/python/README.md"]
     files += [os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "docs", "**", "*.md"), recursive=True)]
     return [f for f in files if os.path.isfile(os.path.join(ROOT, f))]
 
@@ -46,7 +47,8 @@ class RepositoryReferencesTest(unittest.TestCase):
     def test_no_reference_to_files_outside_the_repository(self):
         files = markdown_files()
         for pattern in ("tests/**/*.py", "tests/**/*.cpp", "tests/**/*.hpp", "examples/*.cpp", "app/*",
-                        "packaging/*", "Dockerfile", "Makefile", "cmake/*.cmake"):
+                        "packaging/*", "Dockerfile", "Makefile", "cmake/*.cmake", "src/**/*.cpp", "src/**/*.hpp",
+                        "include/**/*.hpp", "clients/python/**/*.py", "clients/js/src/*.ts"):
             files += [os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, pattern), recursive=True)]
         this = os.path.relpath(os.path.abspath(__file__), ROOT)
         offenders = []

@@ -1,5 +1,5 @@
 /**
- * Boundary Realtime client (SPEC.md sections 2 and 3).
+ * Boundary Realtime client (the protocol of docs/protocol.md).
  *
  * This module imports nothing: the server embeds the compiled file and serves it to browsers
  * as `/realtime-client.js`, where a relative or bare import would not resolve.
@@ -17,7 +17,7 @@
 
 export type ConnectionState = "idle" | "connecting" | "connected" | "reconnecting" | "closed";
 
-/** A server → client message: a JSON object with a string `type` (SPEC section 2). */
+/** A server → client message: a JSON object with a string `type` (docs/protocol.md). */
 export interface ServerMessage {
   type: string;
   topic?: string;
@@ -151,7 +151,7 @@ export function backoffDelay(
   return Math.floor(r * ceiling);
 }
 
-/** Appends the token as the `token` query parameter (SPEC section 2). */
+/** Appends the token as the `token` query parameter (docs/protocol.md). */
 export function urlWithToken(url: string, token: string | undefined): string {
   if (token === undefined || token === "") return url;
   return `${url}${url.includes("?") ? "&" : "?"}token=${encodeURIComponent(token)}`;

@@ -1,4 +1,4 @@
-"""Asyncio client for a Boundary Realtime server (the WebSocket protocol of SPEC.md section 2).
+"""Asyncio client for a Boundary Realtime server (the WebSocket protocol of docs/protocol.md).
 
 Same semantics as the JavaScript client (clients/js):
 

@@ -8,7 +8,7 @@ from typing import Any, Optional
 class RealtimeError(Exception):
     """A refused or failed client operation. The codes match the JavaScript client's.
 
-    ``code`` is either a server error code from SPEC.md section 2 (``bad-request``,
+    ``code`` is either a server error code from docs/protocol.md (``bad-request``,
     ``invalid-topic``, ``forbidden``, ``rate-limited``, ``too-many-subscriptions``) or one of
     the client's own:
 

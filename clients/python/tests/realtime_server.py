@@ -89,7 +89,7 @@ class RealtimeServer:
         raise RuntimeError(f"server not healthy within {STARTUP_DEADLINE}s ({last!r}):\n" + self.log())
 
     def terminate(self) -> None:
-        """SIGTERM without waiting (graceful shutdown, SPEC section 5)."""
+        """SIGTERM without waiting (graceful shutdown)."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
 
