@@ -377,6 +377,6 @@ describe("no dev page outside dev mode", { timeout: 60_000 }, () => {
     assert.equal((await http(server.base, "/")).status, 404);
     assert.equal((await http(server.base, "/realtime-client.js")).status, 404);
     // The server itself is up and keyed.
-    assert.equal((await http(server.base, "/api/connections", { key: "k" })).status, 200);
+    assert.equal((await http(server.base, "/api/connections", { key: "e2e-api-key-0123456789" })).status, 200);
   });
 });
