@@ -44,6 +44,27 @@ bool points_into(std::string_view v, std::span<const std::uint8_t> range) {
   return p >= range.data() && p + v.size() <= range.data() + range.size();
 }
 
+// Bytes of the complete frame at the front of `b` (header, mask key and payload), or 0 while it is
+// incomplete: the test's own reading of RFC 6455 section 5.2, independent of the decoder's.
+std::size_t complete_frame_bytes(std::span<const std::uint8_t> b) {
+  if (b.size() < 2) return 0;
+  const std::size_t len7 = b[1] & 0x7F;
+  const std::size_t ext = len7 == 126 ? 2 : len7 == 127 ? 8 : 0;
+  const std::size_t header = 2 + ext + ((b[1] & 0x80) != 0 ? 4 : 0);
+  if (b.size() < 2 + ext) return 0;
+  std::uint64_t length = len7;
+  if (ext != 0) {
+    length = 0;
+    for (std::size_t i = 0; i < ext; ++i) length = (length << 8) | b[2 + i];
+  }
+  if (length > b.size() || header + length > b.size()) return 0;
+  return header + static_cast<std::size_t>(length);
+}
+
+constexpr std::uint8_t fin_bit = 0x80;
+constexpr std::uint8_t op_continuation = 0x0;
+constexpr std::uint8_t op_text = 0x1;
+
 // The connection's read loop, with every documented guarantee of InboundDecoder checked.
 class Shell {
  public:
@@ -70,7 +91,7 @@ class Shell {
   std::vector<Event> events;
 
  private:
-  void check_step(const DecodeStep& step) const {
+  void check_step(const DecodeStep& step) {
     const std::span<const std::uint8_t> all(pending_);
     check(step.consumed <= all.size());
     if (step.kind == Kind::error) {
@@ -78,15 +99,24 @@ class Shell {
       return;
     }
     if (step.kind == Kind::need_more && step.consumed == 0) {
-      check(InboundDecoder::bytes_needed(all) >= 1);
+      check(complete_frame_bytes(all) == 0);
       return;
     }
     // Anything else consumed exactly one complete frame.
     check(step.consumed > 0);
-    check(InboundDecoder::bytes_needed(all.first(step.consumed)) == 0);
+    check(complete_frame_bytes(all.first(step.consumed)) == step.consumed);
+    const std::uint8_t b0 = all[0];  // the header is not unmasked in place: still as sent
+    const std::uint8_t op = b0 & 0x0F;
     if (step.kind == Kind::need_more) {
-      check(decoder_.in_fragmented_message());  // only a non-final fragment is absorbed
+      // Only a non-final fragment of a text message is absorbed.
+      check((b0 & fin_bit) == 0 && (op == op_text ? !fragment_open_ : op == op_continuation && fragment_open_));
+      fragment_open_ = true;
       return;
+    }
+    if (step.kind == Kind::text) {
+      // A whole text frame outside a message, or the final continuation of the open one.
+      check((b0 & fin_bit) != 0 && (op == op_text ? !fragment_open_ : op == op_continuation && fragment_open_));
+      fragment_open_ = false;
     }
     check_payload(step, all.first(step.consumed));
   }
@@ -116,13 +146,13 @@ class Shell {
       default:
         check(false);
     }
-    check(!decoder_.in_fragmented_message() || step.kind != Kind::text);
   }
 
   InboundDecoder decoder_;
   std::size_t limit_;
   std::vector<std::uint8_t> pending_;
   bool failed_ = false;
+  bool fragment_open_ = false;  // a text message's first fragments were absorbed
 };
 
 // Feeds `stream` in chunks chosen by `mode`, as described at the top of the file.
