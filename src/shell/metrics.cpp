@@ -25,6 +25,8 @@ std::string Metrics::render_prometheus() const {
   emit(out, "realtime_dropped_messages_total", "counter", "Queued messages discarded when a connection closed.", dropped_messages);
   emit(out, "realtime_slow_consumer_disconnects_total", "counter", "Connections closed (1008) for exceeding the outbound buffer.", slow_consumer_disconnects);
   emit(out, "realtime_idle_disconnects_total", "counter", "Connections closed after the idle timeout.", idle_disconnects);
+  emit(out, "realtime_token_expired_disconnects_total", "counter", "Connections closed (4001) when their token expired.", token_expired_disconnects);
+  emit(out, "realtime_token_refreshes_total", "counter", "Tokens replaced by a refresh command (refused ones count as command errors).", token_refreshes);
   emit(out, "realtime_auth_failures_total", "counter", "Upgrade requests refused with 401.", auth_failures);
   emit(out, "realtime_protocol_errors_total", "counter", "Connections closed for protocol violations.", protocol_errors);
   emit(out, "realtime_command_errors_total", "counter", "Error replies to client commands.", command_errors);
