@@ -19,6 +19,7 @@ std::optional<Action> action_named(std::string_view name) {
   if (name == "unsubscribe") return Action::unsubscribe;
   if (name == "publish") return Action::publish;
   if (name == "ping") return Action::ping;
+  if (name == "refresh") return Action::refresh;
   return std::nullopt;
 }
 
@@ -58,6 +59,14 @@ boost::system::result<Command, CommandError> parse_command(std::string_view text
   }
   cmd.action = *named;
   if (cmd.action == Action::ping) return cmd;
+  if (cmd.action == Action::refresh) {
+    // Only the shape is checked here; the size cap and everything else is the verifier's.
+    auto* token = obj.if_contains("token");
+    if (!token || !token->is_string() || token->get_string().empty())
+      return fail(CommandErrorCode::bad_request, "missing field: token", cmd.ref);
+    cmd.token = std::string(token->get_string());
+    return cmd;
+  }
 
   auto* topic = obj.if_contains("topic");
   if (!topic || !topic->is_string()) return fail(CommandErrorCode::bad_request, "missing field: topic", cmd.ref);
@@ -101,7 +110,8 @@ CommandDecision decide_command(std::string_view text, const Identity& who, const
         return refuse(CommandErrorCode::forbidden, "publishing to this topic is not allowed", cmd.ref);
       break;
     case Action::unsubscribe:
-    case Action::ping: break;
+    case Action::ping:
+    case Action::refresh: break;
   }
   return std::move(cmd);
 }

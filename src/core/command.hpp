@@ -19,13 +19,16 @@
 namespace boundary::realtime::core {
 
 // `custom`: an action the server does not know, for the application (Hooks::on_action).
-enum class Action { subscribe, unsubscribe, publish, ping, custom };
+// `refresh`: a new token for the connection; the shell verifies it (the verifier is a port)
+// and core::decide_refresh (token_lifetime.hpp) decides.
+enum class Action { subscribe, unsubscribe, publish, ping, custom, refresh };
 
 struct Command {
   Action action{};
   std::string topic;              // subscribe, unsubscribe, publish
   boost::json::object message;    // publish: the message; custom: the whole command
   boost::json::value ref;         // null when absent; string or number otherwise
+  std::string token;              // refresh: the new token, not yet verified
 };
 
 struct CommandError {
@@ -46,7 +49,7 @@ struct CommandRules {
 };
 
 // What a command leads to. A Refusal is answered with its serialized error reply (the
-// connection stays open); a Command (subscribe, unsubscribe, publish, ping, custom) passed
+// connection stays open); a Command (subscribe, unsubscribe, publish, ping, custom, refresh) passed
 // every rule that needs no server state and is the shell's to carry out (the subscription
 // limit is the registry's).
 struct Refusal {

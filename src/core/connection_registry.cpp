@@ -175,6 +175,33 @@ bool ConnectionRegistry::unregister_connection(std::string_view connection_id) {
   return true;
 }
 
+bool ConnectionRegistry::replace_identity(std::string_view connection_id, Identity identity) {
+  Entry* e = impl_->entry(connection_id);
+  if (!e) return false;
+  e->identity = std::move(identity);
+  const Identity& id = e->identity;
+  auto member_of = [e](GroupKind kind, std::string_view name) {
+    return std::any_of(e->memberships.begin(), e->memberships.end(), [&](const Membership& m) {
+      return m.group->kind == kind && *m.group->name == name;
+    });
+  };
+  // Join first, then leave: a group in both identities is never left, so never erased.
+  if (!member_of(GroupKind::user, id.user_id)) impl_->join(*e, impl_->users, GroupKind::user, id.user_id);
+  for (const auto& role : id.roles)
+    if (!member_of(GroupKind::role, role)) impl_->join(*e, impl_->roles, GroupKind::role, role);
+  for (std::size_t i = e->memberships.size(); i-- > 0;) {
+    const Group& g = *e->memberships[i].group;
+    const bool kept = g.kind == GroupKind::user   ? *g.name == id.user_id
+                      : g.kind == GroupKind::role ? id.has_role(*g.name)
+                                                  : true;
+    if (kept) continue;
+    Membership m = e->memberships[i];
+    e->memberships.erase(e->memberships.begin() + static_cast<std::ptrdiff_t>(i));
+    impl_->leave(m);
+  }
+  return true;
+}
+
 Connection* ConnectionRegistry::find(std::string_view connection_id) const {
   Entry* e = impl_->entry(connection_id);
   return e ? e->connection.get() : nullptr;

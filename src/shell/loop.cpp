@@ -16,7 +16,8 @@ namespace {
 // Scratch read size: one read per readiness event takes at most this much from one socket, so
 // one busy client cannot starve the rest of the loop.
 constexpr std::size_t read_buffer_bytes = 64 * 1024;
-// Idle checks run at least four times per idle timeout, and at least once a second.
+// Idle and token-expiry checks run at least four times per idle timeout, and at least once a
+// second (a connection is closed within about a second of its token's exp).
 constexpr auto max_sweep_interval = std::chrono::milliseconds(1000);
 constexpr auto accept_backoff = std::chrono::milliseconds(100);
 }  // namespace
@@ -130,7 +131,10 @@ void Loop::do_sweep() {
   sweep_timer_.async_wait([this](const error_code& ec) {
     if (ec) return;
     const auto now = WsSession::Clock::now();
-    registry_.for_each([now](Connection& c, const Identity&) { static_cast<WsSession&>(c).check_idle(now); });
+    const auto wall_now = std::chrono::system_clock::now();  // token exp is wall-clock time
+    registry_.for_each([now, wall_now](Connection& c, const Identity& who) {
+      static_cast<WsSession&>(c).check_idle(now, wall_now, who.exp);
+    });
     std::erase_if(closing_, [now](const std::shared_ptr<WsSession>& s) { return s->close_expired(now); });
     do_sweep();
   });

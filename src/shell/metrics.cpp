@@ -39,6 +39,10 @@ std::string render(const Metrics& m, Format format) {
   counter("realtime_slow_consumer_disconnects", "Connections closed (1008) for exceeding the outbound buffer.",
           m.slow_consumer_disconnects);
   counter("realtime_idle_disconnects", "Connections closed after the idle timeout.", m.idle_disconnects);
+  counter("realtime_token_expired_disconnects", "Connections closed (4001) when their token expired.",
+          m.token_expired_disconnects);
+  counter("realtime_token_refreshes", "Tokens replaced by a refresh command (refused ones count as command errors).",
+          m.token_refreshes);
   counter("realtime_auth_failures", "Upgrade requests refused with 401.", m.auth_failures);
   counter("realtime_protocol_errors", "Connections closed for protocol violations.", m.protocol_errors);
   counter("realtime_command_errors", "Error replies to client commands.", m.command_errors);

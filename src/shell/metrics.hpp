@@ -19,6 +19,8 @@ struct Metrics {
   std::atomic<std::uint64_t> dropped_messages{0};       // queued messages discarded on close
   std::atomic<std::uint64_t> slow_consumer_disconnects{0};
   std::atomic<std::uint64_t> idle_disconnects{0};
+  std::atomic<std::uint64_t> token_expired_disconnects{0};  // closes with 4001
+  std::atomic<std::uint64_t> token_refreshes{0};        // accepted `refresh` commands
   std::atomic<std::uint64_t> auth_failures{0};
   std::atomic<std::uint64_t> protocol_errors{0};        // closes with 1002/1003/1007/1009
   std::atomic<std::uint64_t> command_errors{0};         // error replies to client commands

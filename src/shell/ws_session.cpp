@@ -15,6 +15,7 @@
 #include "core/command.hpp"
 #include "core/connection_policy.hpp"
 #include "core/envelope.hpp"
+#include "core/token_lifetime.hpp"
 #include "shell/hub.hpp"
 #include "shell/loop.hpp"
 #include "shell/node.hpp"
@@ -203,7 +204,25 @@ void WsSession::handle_text(std::string_view text) {
       return;
     }
     case core::Action::custom: return run_custom(*who, std::move(cmd.message), std::move(cmd.ref));
+    case core::Action::refresh: return refresh(*who, cmd.token, cmd.ref);
   }
+}
+
+void WsSession::refresh(const Identity& who, std::string_view token, const json::value& ref) {
+  auto& node = loop_.node();
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+      std::chrono::system_clock::now().time_since_epoch()).count();
+  auto decided = core::decide_refresh(who, node.verifier().verify(token, now), ref);
+  if (auto* refusal = std::get_if<core::Refusal>(&decided)) {
+    node.metrics().command_errors.fetch_add(1, std::memory_order_relaxed);
+    return send(Message::from_json(refusal->reply));
+  }
+  auto& next = std::get<Identity>(decided);
+  auto reply = core::reply_refreshed(next.exp, ref);
+  // `who` is the registry's entry: it is replaced here, and the sweep reads the new exp.
+  loop_.registry().replace_identity(id(), std::move(next));
+  node.metrics().token_refreshes.fetch_add(1, std::memory_order_relaxed);
+  send(Message::from_json(reply));
 }
 
 void WsSession::refuse(CommandErrorCode code, std::string_view why, const json::value& ref) {
@@ -385,9 +404,14 @@ void WsSession::release_queue() {
   queued_bytes_ = 0;
 }
 
-void WsSession::check_idle(Clock::time_point now) {
+void WsSession::check_idle(Clock::time_point now, std::chrono::system_clock::time_point wall_now,
+                           const std::optional<std::int64_t>& token_exp) {
   if (state_ != State::open) return;
   auto& node = loop_.node();
+  if (core::token_expired(token_exp, wall_now)) {
+    node.metrics().token_expired_disconnects.fetch_add(1, std::memory_order_relaxed);
+    return close(CloseCode::token_expired, "token expired");
+  }
   const core::Liveness liveness{last_activity_, ping_outstanding_, ping_sent_at_or_close_deadline_};
   switch (core::idle_action(liveness, now, node.config().idle_timeout)) {
     case core::IdleAction::none: return;

@@ -11,6 +11,7 @@
 #include <array>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -45,8 +46,10 @@ class WsSession final : public Connection, public std::enable_shared_from_this<W
   void send(const Message& message) override;
   void close(CloseCode code, std::string_view reason) override;
 
-  // Called by the loop's periodic sweep.
-  void check_idle(Clock::time_point now);
+  // Called by the loop's periodic sweep: closes the connection when its token expired
+  // (`token_exp`, from the registry's Identity) or when it has been idle too long.
+  void check_idle(Clock::time_point now, std::chrono::system_clock::time_point wall_now,
+                  const std::optional<std::int64_t>& token_exp);
   // Called by the loop once per pass for sessions with queued output.
   void flush();
   // Called by the loop's sweep for closing sessions: true when the session is gone (finished
@@ -69,6 +72,7 @@ class WsSession final : public Connection, public std::enable_shared_from_this<W
   void ask_subscribe(const Identity& who, std::string topic, boost::json::value ref);  // Hooks::on_subscribe
   void subscribe(const std::string& topic, const boost::json::value& ref);
   void run_custom(const Identity& who, boost::json::object command, boost::json::value ref);  // Hooks::on_action
+  void refresh(const Identity& who, std::string_view token, const boost::json::value& ref);
   void refuse(CommandErrorCode code, std::string_view why, const boost::json::value& ref);
   // Wraps `f(session, args...)` to run later on this session's loop, if it is still open then.
   template <class F>

@@ -18,8 +18,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   auto parsed = core::parse_command(text);
   std::string reply;
   if (parsed) {
-    const bool topical = parsed->action != core::Action::ping && parsed->action != core::Action::custom;
+    const bool topical = parsed->action != core::Action::ping && parsed->action != core::Action::custom &&
+                         parsed->action != core::Action::refresh;
     if (topical && !core::is_valid_topic(parsed->topic)) std::abort();
+    if (parsed->action == core::Action::refresh && parsed->token.empty()) std::abort();
     if (parsed->action == core::Action::publish) {
       auto* type = parsed->message.if_contains("type");
       if (!type || !type->is_string()) std::abort();

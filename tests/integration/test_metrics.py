@@ -21,7 +21,8 @@ GAUGES = {"realtime_connections"}
 COUNTERS = {
     "realtime_connections_accepted", "realtime_messages_received", "realtime_messages_sent",
     "realtime_bytes_received", "realtime_bytes_sent", "realtime_dropped_messages",
-    "realtime_slow_consumer_disconnects", "realtime_idle_disconnects", "realtime_auth_failures",
+    "realtime_slow_consumer_disconnects", "realtime_idle_disconnects", "realtime_token_expired_disconnects",
+    "realtime_token_refreshes", "realtime_auth_failures",
     "realtime_protocol_errors", "realtime_command_errors", "realtime_rate_limited", "realtime_api_requests",
     "realtime_api_errors", "realtime_accept_errors",
 }

@@ -320,6 +320,52 @@ TEST_F(ConnectionRegistryTest, ForEachDoesNotVisitAReplacementWithTheSameId) {
   EXPECT_EQ(registry.count(), 2u);
 }
 
+TEST_F(ConnectionRegistryTest, ReplaceIdentityMovesRoleMembershipsAndKeepsTopics) {
+  auto c = add("c1", user("42", {"old", "both"}));
+  auto other = add("c2", user("7", {"old"}));
+  ASSERT_EQ(registry.subscribe("c1", "order:1"), SubscribeResult::subscribed);
+  ASSERT_TRUE(registry.replace_identity("c1", user("42", {"both", "new"})));
+
+  EXPECT_EQ(registry.identity_of("c1")->roles, (std::vector<std::string>{"both", "new"}));
+  EXPECT_EQ(ids(registry.find_by_role("old")), (std::set<std::string>{"c2"}));
+  EXPECT_EQ(ids(registry.find_by_role("both")), (std::set<std::string>{"c1"}));
+  EXPECT_EQ(ids(registry.find_by_role("new")), (std::set<std::string>{"c1"}));
+  EXPECT_EQ(registry.send_to_role("old", any_message()), 1u);
+  EXPECT_EQ(c->sent_count(), 0u);
+  EXPECT_EQ(registry.send_to_role("new", any_message()), 1u);
+  EXPECT_EQ(c->sent_count(), 1u);
+  EXPECT_EQ(registry.topics_of("c1"), (std::vector<std::string>{"order:1"}));
+  EXPECT_EQ(registry.publish("order:1", any_message()), 1u);
+  EXPECT_EQ(ids(registry.find_by_user("42")), (std::set<std::string>{"c1"}));
+  EXPECT_EQ(registry.broadcast(any_message()), 2u);
+}
+
+TEST_F(ConnectionRegistryTest, ReplaceIdentityWithAnotherUserMovesTheUserIndex) {
+  add("c1", user("42"));
+  ASSERT_TRUE(registry.replace_identity("c1", user("43")));
+  EXPECT_TRUE(registry.find_by_user("42").empty());
+  EXPECT_EQ(ids(registry.find_by_user("43")), (std::set<std::string>{"c1"}));
+  EXPECT_EQ(registry.user_connection_count("42"), 0u);
+}
+
+TEST_F(ConnectionRegistryTest, ReplaceIdentityOfUnknownConnectionIsFalse) {
+  EXPECT_FALSE(registry.replace_identity("nope", user("1")));
+  EXPECT_EQ(registry.count(), 0u);
+}
+
+TEST_F(ConnectionRegistryTest, ReplaceIdentityThenUnregisterLeavesEveryIndex) {
+  add("c1", user("42", {"a"}));
+  registry.subscribe("c1", "t");
+  ASSERT_TRUE(registry.replace_identity("c1", user("42", {"b", "b", "c"})));
+  EXPECT_EQ(registry.find_by_role("b").size(), 1u);  // a role listed twice is one membership
+  ASSERT_TRUE(registry.unregister_connection("c1"));
+  EXPECT_TRUE(registry.find_by_role("a").empty());
+  EXPECT_TRUE(registry.find_by_role("b").empty());
+  EXPECT_TRUE(registry.find_by_role("c").empty());
+  EXPECT_TRUE(registry.find_by_user("42").empty());
+  EXPECT_EQ(registry.topic_count(), 0u);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Randomized model test: the swap-remove indexes must agree with plain maps and sets after any
 // sequence of operations.
@@ -500,6 +546,20 @@ TEST(ConnectionRegistryIndexObserver, ReportsOnlyFirstJoinAndLastLeave) {
   ASSERT_EQ(events.size(), 6u);
   std::set<std::string> gone(events.begin() + 3, events.end());
   EXPECT_EQ(gone, (std::set<std::string>{"-u:42", "-r:admin", "-t:t1"}));
+}
+
+TEST(ConnectionRegistryIndexObserver, ReplaceIdentityReportsOnlyRolesThatChanged) {
+  ConnectionRegistry reg;
+  std::vector<std::string> events;
+  reg.set_index_observer([&](ConnectionRegistry::IndexKind k, std::string_view name, bool created) {
+    const char* kind = k == ConnectionRegistry::IndexKind::user ? "u" : k == ConnectionRegistry::IndexKind::role ? "r" : "t";
+    events.push_back(std::string(created ? "+" : "-") + kind + ":" + std::string(name));
+  });
+  auto a = std::make_shared<testing::RecordingConnection>("a");
+  ASSERT_TRUE(reg.register_connection(a, user("42", {"kept", "gone"})));
+  events.clear();
+  ASSERT_TRUE(reg.replace_identity("a", user("42", {"kept", "added"})));
+  EXPECT_EQ(events, (std::vector<std::string>{"+r:added", "-r:gone"}));
 }
 
 }  // namespace

@@ -76,8 +76,19 @@ export type WebSocketConstructor = new (url: string) => WebSocketLike;
 export interface RealtimeClientOptions {
   /** A fixed JWT. Ignored when `getToken` is given. */
   token?: string;
-  /** Called before every connect and reconnect, so an expired token can be replaced. */
+  /**
+   * Called before every connect and reconnect, so an expired token can be replaced, and ahead of
+   * the current token's `exp` to refresh the open connection (see `refreshAhead`).
+   */
   getToken?: () => string | Promise<string>;
+  /**
+   * Refresh the open connection's token before its `exp` (read from the JWT payload, not
+   * verified): `getToken()` is called and its token sent as a `refresh` command, 30 s or 10% of
+   * the token's lifetime before `exp`, whichever is sooner to `exp`. Needs `getToken`; default
+   * true. Without it the server closes the connection with 4001 at `exp` and the client
+   * reconnects with a token from `getToken`.
+   */
+  refreshAhead?: boolean;
   /**
    * WebSocket implementation (default `globalThis.WebSocket`). Node 20 has none: pass the `ws`
    * package (`import WebSocket from "ws"` → `{ WebSocket }`), or `connect()` fails with `no-websocket`.
@@ -151,6 +162,34 @@ export function backoffDelay(
   return Math.floor(r * ceiling);
 }
 
+/**
+ * The `exp` claim (seconds since the epoch) of a JWT, read without verifying it; undefined when
+ * the token has none or is not a JWT.
+ */
+export function tokenExpiry(token: string | undefined): number | undefined {
+  const payload = token?.split(".")[1];
+  if (!payload) return undefined;
+  try {
+    const base64 = payload.replace(/-/g, "+").replace(/_/g, "/");
+    const binary = atob(base64 + "=".repeat((4 - (base64.length % 4)) % 4));
+    const bytes = Uint8Array.from(binary, (c) => c.charCodeAt(0));
+    const claims = JSON.parse(new TextDecoder().decode(bytes));
+    return typeof claims?.exp === "number" && Number.isFinite(claims.exp) ? claims.exp : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Milliseconds from `nowMs` until a token obtained at `obtainedAtMs` and expiring at `expSeconds`
+ * should be refreshed: 30 s or 10% of its lifetime before `exp`, whichever is smaller (0: now).
+ */
+export function refreshDelay(expSeconds: number, obtainedAtMs: number, nowMs: number = Date.now()): number {
+  const expMs = expSeconds * 1000;
+  const lead = Math.min(30_000, Math.max(0, expMs - obtainedAtMs) * 0.1);
+  return Math.max(0, expMs - lead - nowMs);
+}
+
 /** Appends the token as the `token` query parameter (docs/protocol.md). */
 export function urlWithToken(url: string, token: string | undefined): string {
   if (token === undefined || token === "") return url;
@@ -202,6 +241,10 @@ export class RealtimeClient {
   private generation = 0;
   private attempt = 0;
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
+  private refreshTimer: ReturnType<typeof setTimeout> | null = null;
+  /** The token of the current connection (the one sent on connect or by the last refresh). */
+  private tokenValue: string | undefined;
+  private tokenObtainedAt = 0;
   private shutdownAnnounced = false;
   private nextRef = 0;
 
@@ -279,6 +322,8 @@ export class RealtimeClient {
     this.generation += 1;
     if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = null;
+    if (this.refreshTimer !== null) clearTimeout(this.refreshTimer);
+    this.refreshTimer = null;
     const wasConnected = this.stateValue === "connected";
     const ws = this.ws;
     this.ws = null;
@@ -367,6 +412,23 @@ export class RealtimeClient {
     }));
   }
 
+  /**
+   * Replaces the open connection's token now (`refresh` command) with one from `getToken` (or
+   * `token` when given); resolves with the new expiry (ISO time, or null for a token without
+   * `exp`). The server refuses (`forbidden`) a token that does not verify or names another user,
+   * and the old expiry stands. Automatic with `getToken` unless `refreshAhead: false`.
+   */
+  async refreshToken(token?: string): Promise<{ expiresAt: string | null }> {
+    const next = token ?? (this.options.getToken ? await this.options.getToken() : this.options.token);
+    if (!next) throw new RealtimeError("token-failed", "no token to refresh with: pass one or set getToken");
+    const obtainedAt = Date.now();
+    const reply = await this.request({ action: "refresh", token: next }, "refreshed");
+    this.tokenValue = next;
+    this.tokenObtainedAt = obtainedAt;
+    if (this.stateValue === "connected") this.scheduleRefresh();
+    return { expiresAt: typeof reply["expires-at"] === "string" ? reply["expires-at"] : null };
+  }
+
   /** Round trip to the server (`ping` → `pong`). */
   ping(): Promise<void> {
     return this.request({ action: "ping" }, "pong").then(noop);
@@ -397,6 +459,8 @@ export class RealtimeClient {
     let ws: WebSocketLike;
     try {
       ws = new Ctor(urlWithToken(this.url, token));
+      this.tokenValue = token;
+      this.tokenObtainedAt = Date.now();
     } catch (cause) {
       const error = new RealtimeError("connect-failed", `cannot open WebSocket: ${describe(cause)}`, { cause });
       this.emitError(error);
@@ -431,6 +495,7 @@ export class RealtimeClient {
     this.attempt = 0;
     this.shutdownAnnounced = false;
     this.stateValue = "connected";
+    this.scheduleRefresh();
     // Subscriptions first, then the queue in issue order, before handlers can send anything.
     for (const entry of this.topics.values()) this.sendSubscribe(entry);
     const queued = this.queue.splice(0);
@@ -503,7 +568,34 @@ export class RealtimeClient {
     }, delay);
   }
 
+  /** Arms the timer that refreshes the current token ahead of its `exp` (see `refreshAhead`). */
+  private scheduleRefresh(): void {
+    if (this.refreshTimer !== null) clearTimeout(this.refreshTimer);
+    this.refreshTimer = null;
+    if (!this.options.getToken || this.options.refreshAhead === false) return;
+    const exp = tokenExpiry(this.tokenValue);
+    if (exp === undefined) return;
+    const ws = this.ws;
+    const delay = refreshDelay(exp, this.tokenObtainedAt);
+    // setTimeout holds at most 2^31 - 1 ms (24.8 days); a later refresh re-arms when this fires.
+    const maxTimer = 2 ** 31 - 1;
+    this.refreshTimer = setTimeout(() => {
+      this.refreshTimer = null;
+      if (this.ws !== ws || this.stateValue !== "connected") return;
+      if (delay > maxTimer) return this.scheduleRefresh();
+      this.refreshToken().catch((cause) => {
+        // The connection stays open until exp; the server then closes it with 4001 and the
+        // client reconnects with a token from getToken.
+        if (this.ws !== ws) return;
+        const code = cause instanceof RealtimeError ? cause.code : "token-failed";
+        this.emitError(new RealtimeError(code, `token refresh failed: ${describe(cause)}`, { cause }));
+      });
+    }, Math.min(delay, maxTimer));
+  }
+
   private clearConnection(): void {
+    if (this.refreshTimer !== null) clearTimeout(this.refreshTimer);
+    this.refreshTimer = null;
     this.connectionIdValue = null;
     this.userIdValue = null;
     this.rolesValue = [];

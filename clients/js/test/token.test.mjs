@@ -1,5 +1,6 @@
-// Tokens: getToken runs before every connect and reconnect, so expired tokens are replaced; a
-// failing getToken and a refused upgrade (401) are retried with backoff.
+// Tokens: getToken runs before every connect and reconnect, so expired tokens are replaced, and
+// ahead of exp to refresh the open connection; a 4001 close (token expired) is followed by a
+// reconnect; a failing getToken and a refused upgrade (401) are retried with backoff.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { RealtimeClient, RealtimeError } from "../dist/index.js";
@@ -29,6 +30,10 @@ function upgradeStatus(token) {
   }), 5000, "upgrade answer");
 }
 
+function expOf(token) {
+  return JSON.parse(Buffer.from(token.split(".")[1], "base64url").toString()).exp;
+}
+
 test("an expired token is replaced by getToken on the next reconnect", async () => {
   const issued = [];
   const client = new RealtimeClient(server.wsUrl, clientOptions({
@@ -37,28 +42,77 @@ test("an expired token is replaced by getToken on the next reconnect", async () 
       issued.push(token);
       return token;
     },
+    refreshAhead: false,
     reconnect: { initialDelayMs: 50, maxDelayMs: 200 },
   }));
   clients.push(client);
   await withDeadline(client.connect(), 5000, "connect()");
   const firstId = client.connectionId;
-  const exp = JSON.parse(Buffer.from(issued[0].split(".")[1], "base64url").toString()).exp;
+  const exp = expOf(issued[0]);
 
-  await waitFor(async () => (await upgradeStatus(issued[0])) === 401, {
-    timeoutMs: 6000, intervalMs: 250, what: "the first token to expire",
-  });
-  assert.ok(Date.now() / 1000 >= exp, "the server refuses the token only once it expired");
-
+  // Without a refresh the server closes the connection with 4001 at exp; that is not a
+  // permanent failure: the client reconnects at once with a fresh token from getToken.
   const errors = [];
   client.on("error", (error) => errors.push(error));
-  const reconnected = nextEvent(client, "connected", { timeoutMs: 5000 });
-  assert.deepEqual(await server.api("/api/disconnect", { "connection-id": firstId }), { disconnected: 1 });
+  const closed = nextEvent(client, "disconnected", { timeoutMs: 6000 });
+  const reconnected = nextEvent(client, "connected", { timeoutMs: 8000 });
+  const { code, reason, willReconnect } = await closed;
+  assert.deepEqual({ code, reason, willReconnect }, { code: 4001, reason: "token expired", willReconnect: true });
+  assert.ok(Date.now() / 1000 >= exp - 0.05, "closed only once the token expired");
   const info = await reconnected;
   assert.notEqual(info.connectionId, firstId);
   assert.equal(info.userId, "exp-1");
   assert.equal(issued.length, 2, "getToken called once more, and its fresh token accepted at once");
+  assert.equal(await upgradeStatus(issued[0]), 401, "the first token is expired");
   assert.deepEqual(errors, []);
   await withDeadline(client.ping(), 3000, "ping on the resumed connection");
+});
+
+test("with getToken the client refreshes ahead of exp and keeps its connection", async () => {
+  const issued = [];
+  const client = new RealtimeClient(server.wsUrl, clientOptions({
+    getToken: () => {
+      const token = makeToken({ userId: "refresh-1", roles: [issued.length === 0 ? "first" : "later"], ttl: 3 });
+      issued.push(token);
+      return token;
+    },
+    reconnect: { initialDelayMs: 50, maxDelayMs: 200 },
+  }));
+  clients.push(client);
+  const errors = [];
+  client.on("error", (error) => errors.push(error));
+  const refreshed = [];
+  client.on("refreshed", (message) => refreshed.push(message));
+  const disconnects = [];
+  client.on("disconnected", (event) => disconnects.push(event.code));
+  await withDeadline(client.connect(), 5000, "connect()");
+  const firstId = client.connectionId;
+  const firstExp = expOf(issued[0]);
+
+  await waitFor(() => Date.now() / 1000 > firstExp + 1.5, { timeoutMs: 6000, intervalMs: 100, what: "the first exp to pass" });
+  assert.deepEqual(disconnects, [], "no 4001 close");
+  assert.equal(client.connectionId, firstId, "the same connection");
+  assert.ok(issued.length >= 2, "getToken was called for the refresh");
+  assert.ok(refreshed.length >= 1);
+  assert.equal(Date.parse(refreshed[0]["expires-at"]) / 1000, expOf(issued[1]), "expires-at is the new token's exp");
+  assert.deepEqual(errors, []);
+  // The server routes by the refreshed roles.
+  assert.deepEqual(await server.api("/api/send-to-role", { role: "later", message: { type: "to-later" } }), { delivered: 1 });
+  assert.deepEqual(await server.api("/api/send-to-role", { role: "first", message: { type: "to-first" } }), { delivered: 0 });
+  await withDeadline(client.ping(), 3000, "ping after the refresh");
+});
+
+test("refreshToken() with another user's token is refused and the connection stays", async () => {
+  const client = new RealtimeClient(server.wsUrl, clientOptions({ token: makeToken({ userId: "refresh-2" }) }));
+  clients.push(client);
+  await withDeadline(client.connect(), 5000, "connect()");
+  const error = await client.refreshToken(makeToken({ userId: "someone-else" })).then(() => null, (e) => e);
+  assert.ok(error instanceof RealtimeError);
+  assert.equal(error.code, "forbidden");
+  assert.match(error.message, /another user/);
+  const ok = await client.refreshToken(makeToken({ userId: "refresh-2", ttl: 600 }));
+  assert.match(ok.expiresAt, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.000Z$/);
+  await withDeadline(client.ping(), 3000, "ping after the refusal");
 });
 
 test("a getToken that throws or rejects is reported as error and retried with backoff", async () => {
@@ -188,4 +242,19 @@ test("a connection that fails before any HTTP answer says why (with ws)", async 
   assert.equal(error.code, "connect-failed");
   assert.equal(error.status, undefined);
   assert.match(error.message, /ECONNREFUSED/);
+});
+
+test("tokenExpiry reads exp from the payload without verifying; refreshDelay leads by min(30 s, 10%)", async () => {
+  const { tokenExpiry, refreshDelay } = await import("../dist/index.js");
+  const token = makeToken({ userId: "pure", ttl: 100 });
+  assert.equal(tokenExpiry(token), expOf(token));
+  assert.equal(tokenExpiry("not-a-jwt"), undefined);
+  assert.equal(tokenExpiry(undefined), undefined);
+  const noExp = `e30.${Buffer.from(JSON.stringify({ "user-id": "x" })).toString("base64url")}.sig`;
+  assert.equal(tokenExpiry(noExp), undefined);
+  // A one-hour token refreshes 30 s early; a 100 s one 10 s early; a past exp at once.
+  assert.equal(refreshDelay(3600, 0, 0), 3_570_000);
+  assert.equal(refreshDelay(100, 0, 0), 90_000);
+  assert.equal(refreshDelay(100, 0, 50_000), 40_000);
+  assert.equal(refreshDelay(10, 0, 20_000), 0);
 });

@@ -31,6 +31,7 @@ import itertools
 import json
 import logging
 import random as _random
+import time
 import urllib.parse
 from typing import Any, Awaitable, Callable, Optional, Union
 
@@ -41,6 +42,7 @@ import websockets.exceptions
 from .backoff import backoff_delay
 from .errors import RealtimeError
 from .events import EventEmitter
+from .token import refresh_delay, token_expiry
 
 log = logging.getLogger("boundary_realtime")
 
@@ -52,7 +54,7 @@ CLOSED = "closed"
 
 # The reply that settles each command (an `error` with the same ref settles any of them).
 _EXPECTED_REPLY = {"subscribe": "subscribed", "unsubscribe": "unsubscribed",
-                   "publish": "published", "ping": "pong"}
+                   "publish": "published", "ping": "pong", "refresh": "refreshed"}
 # Replies to commands: never handed to topic handlers even though some carry `topic`.
 _REPLY_TYPES = frozenset(_EXPECTED_REPLY.values())
 # Refusals that drop a subscription while re-establishing it after a reconnect (e.g. the new
@@ -131,6 +133,11 @@ class RealtimeClient:
     as the ``token`` query parameter.
     ``token`` / ``get_token``: a fixed JWT, or a function (plain or ``async``) called before
     every connect and reconnect, so an expired token can be replaced. ``get_token`` wins.
+    ``refresh_ahead``: with ``get_token``, refresh the open connection's token before its
+    ``exp`` (read from the JWT payload, not verified): 30 s or 10% of the token's lifetime
+    before ``exp``, whichever is sooner to ``exp``, ``get_token`` is called and its token sent
+    as a ``refresh`` command. Off, or when a refresh fails, the server closes the connection
+    with 4001 at ``exp`` and the client reconnects with a token from ``get_token``.
     ``reconnect``: retry failed and lost connections, waiting
     ``backoff_delay(attempt, initial_delay, max_delay, factor)`` seconds before retry number
     ``attempt`` (reset after every successful connect), plus ``shutdown_reconnect_delay``
@@ -149,7 +156,8 @@ class RealtimeClient:
                  shutdown_reconnect_delay: float = 2.0, request_timeout: float = 10.0,
                  max_queued_commands: int = 100, *,
                  random: Callable[[], float] = _random.random,
-                 connect_options: Optional[dict[str, Any]] = None):
+                 connect_options: Optional[dict[str, Any]] = None,
+                 refresh_ahead: bool = True):
         if initial_delay < 0 or max_delay < 0 or shutdown_reconnect_delay < 0:
             raise ValueError("delays must be >= 0")
         if factor < 1:
@@ -161,6 +169,12 @@ class RealtimeClient:
         self.url = url
         self._token = token
         self._get_token = get_token
+        self._refresh_ahead = refresh_ahead
+        # The current connection's token (sent on connect or by the last refresh), when it was
+        # obtained (wall clock, like exp), and the task that refreshes it ahead of exp.
+        self._current_token: Optional[str] = None
+        self._token_obtained_at = 0.0
+        self._refresh_task: Optional[asyncio.Task] = None
         self._reconnect = reconnect
         self._initial_delay = initial_delay
         self._max_delay = max_delay
@@ -300,6 +314,27 @@ class RealtimeClient:
         """Round trip to the server (``ping`` -> ``pong``); returns the pong message."""
         return await self._request("ping", {})
 
+    async def refresh_token(self, token: Optional[str] = None) -> Optional[str]:
+        """Replace the open connection's token now (``refresh`` command) with ``token``, or one
+        from ``get_token`` (else the fixed ``token``). Returns the new expiry as the server's
+        ISO 8601 time, or None for a token without ``exp``. Raises ``RealtimeError``
+        ``forbidden`` when the server refuses it (it does not verify, or names another user);
+        the old expiry then stands. Automatic with ``get_token`` unless ``refresh_ahead=False``."""
+        if self._state != CONNECTED:
+            raise RealtimeError("disconnected", "not connected: the next connect uses a fresh token")
+        if token is None:
+            token = await self._resolve_token()
+        if not token:
+            raise RealtimeError("token-failed", "no token to refresh with")
+        obtained_at = time.time()
+        conn = self._conn
+        reply = await self._request("refresh", {"token": token})
+        if self._conn is conn and conn is not None:
+            self._current_token, self._token_obtained_at = token, obtained_at
+            self._schedule_refresh(conn)
+        expires_at = reply.get("expires-at")
+        return expires_at if isinstance(expires_at, str) else None
+
     async def __aenter__(self) -> "RealtimeClient":
         await self.connect()
         return self
@@ -344,6 +379,7 @@ class RealtimeClient:
     async def _establish(self) -> None:
         """One attempt: open, read `connected`, resubscribe, flush the queue."""
         token = await self._resolve_token()
+        obtained_at = time.time()
         ws = await self._open(_with_token(self.url, token))
         try:
             hello = await self._read_hello(ws)
@@ -366,6 +402,8 @@ class RealtimeClient:
             await self._abort(ws)
             raise
         conn.ready = True
+        self._current_token, self._token_obtained_at = token, obtained_at
+        self._schedule_refresh(conn)
         self._attempt = 0
         self._shutdown_announced = False
         self._set_state(CONNECTED)
@@ -374,6 +412,37 @@ class RealtimeClient:
                 waiter.set_result(None)
         self._ready_waiters.clear()
         self._events.emit("connected", hello)
+
+    def _schedule_refresh(self, conn: _Connection) -> None:
+        """(Re)arm the refresh of the current token ahead of its exp (see ``refresh_ahead``)."""
+        self._cancel_refresh()
+        if self._get_token is None or not self._refresh_ahead:
+            return
+        exp = token_expiry(self._current_token)
+        if exp is None:
+            return
+        delay = refresh_delay(exp, self._token_obtained_at, time.time())
+        self._refresh_task = asyncio.ensure_future(self._refresh_later(conn, delay))
+
+    def _cancel_refresh(self) -> None:
+        task, self._refresh_task = self._refresh_task, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+
+    async def _refresh_later(self, conn: _Connection, delay: float) -> None:
+        await asyncio.sleep(delay)
+        if self._conn is not conn or conn.lost or self._state != CONNECTED:
+            return
+        try:
+            await self.refresh_token()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # The connection stays open until exp; the server then closes it with 4001 and
+            # the client reconnects with a token from get_token.
+            if self._conn is conn:
+                code = exc.code if isinstance(exc, RealtimeError) else "token-failed"
+                self._events.emit("error", RealtimeError(code, f"token refresh failed: {exc}"))
 
     async def _resolve_token(self) -> Optional[str]:
         if self._get_token is None:
@@ -694,6 +763,8 @@ class RealtimeClient:
             self._events.emit("state", state)
 
     def _clear_identity(self) -> None:
+        self._cancel_refresh()
+        self._current_token = None
         self.connection_id = None
         self.user_id = None
         self.roles = []

@@ -33,6 +33,11 @@ class ConnectionRegistry {
   bool register_connection(std::shared_ptr<Connection> connection, Identity identity);
   // Removes the connection from every index. False when unknown.
   bool unregister_connection(std::string_view connection_id);
+  // Gives a registered connection a new identity (a refreshed token): it leaves the user and
+  // role indexes the new identity no longer names and joins the new ones; its topics and its
+  // place in `everyone` stay. Indexes kept across the change are neither erased nor recreated
+  // (the index observer hears only real changes). False when unknown.
+  bool replace_identity(std::string_view connection_id, Identity identity);
 
   Connection* find(std::string_view connection_id) const;
   const Identity* identity_of(std::string_view connection_id) const;

@@ -35,7 +35,7 @@ enum class CommandErrorCode {
 
 std::string_view to_string(CommandErrorCode e) noexcept;  // "bad-request", ...
 
-// RFC 6455 close codes the server sends.
+// Close codes the server sends: RFC 6455's, and 4001 from the application range.
 enum class CloseCode : std::uint16_t {
   normal = 1000,
   going_away = 1001,         // graceful shutdown
@@ -45,6 +45,7 @@ enum class CloseCode : std::uint16_t {
   policy_violation = 1008,   // slow consumer, idle timeout
   message_too_big = 1009,    // inbound message over --max-message-bytes
   internal_error = 1011,
+  token_expired = 4001,      // the token's `exp` passed without a refresh (application range)
 };
 
 // Lets boost::system::result<T, AuthError>::value() throw (it looks this up by ADL).
