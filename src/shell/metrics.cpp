@@ -32,6 +32,13 @@ std::string Metrics::render_prometheus() const {
   emit(out, "realtime_api_requests_total", "counter", "HTTP API requests.", api_requests);
   emit(out, "realtime_api_errors_total", "counter", "HTTP API requests answered with an error status.", api_errors);
   emit(out, "realtime_accept_errors_total", "counter", "Failed accepts (for example, out of file descriptors).", accept_errors);
+  if (subscribe_proxy) {
+    emit(out, "realtime_subscribe_proxy_requests_total", "counter", "Client subscribes put to the subscribe proxy.", subscribe_proxy_requests);
+    emit(out, "realtime_subscribe_proxy_allowed_total", "counter", "Subscribes the proxy allowed.", subscribe_proxy_allowed);
+    emit(out, "realtime_subscribe_proxy_denied_total", "counter", "Subscribes the proxy answered without allowing.", subscribe_proxy_denied);
+    emit(out, "realtime_subscribe_proxy_errors_total", "counter", "Subscribe proxy requests that failed or timed out (refused).", subscribe_proxy_errors);
+    emit(out, "realtime_subscribe_proxy_overloaded_total", "counter", "Subscribes refused at once: --proxy-max-in-flight requests were pending.", subscribe_proxy_overloaded);
+  }
   if (cluster) {
     emit(out, "realtime_redis_up", "gauge", "1 while this node reaches Redis and its subscriptions are in effect.", redis_up);
     emit(out, "realtime_redis_reconnects_total", "counter", "Attempts to reconnect to Redis after a failure.", redis_reconnects);

@@ -33,7 +33,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   boost::system::error_code ec;
   auto v = boost::json::parse(reply, ec);
   if (ec || !v.is_object()) std::abort();
-  static const core::CommandRules rules{core::PublishPatterns({"chat:*"}), core::TokenBucketPolicy(0, 1), true};
+  static const core::CommandRules rules{core::TopicPatterns({"chat:*"}), core::TokenBucketPolicy(0, 1), true};
   auto bucket = core::TokenBucketPolicy::Clock::time_point::min();
   const Identity who{.user_id = "7", .roles = {}};
   auto decided = core::decide_command(text, who, rules, bucket, core::TokenBucketPolicy::Clock::time_point{});
