@@ -35,6 +35,10 @@ const std::vector<OptionInfo>& options() {
       {"cluster-reply-timeout", "milliseconds to wait for other nodes' delivery counts (default 1000)"},
       {"allowed-origins", "comma list checked against Origin (default: any)"},
       {"publish-patterns", "comma list of topic patterns clients may publish to (default: none)"},
+      {"subscribe-policy", "who may subscribe: open, claims (the token's topics claim) or proxy (ask --subscribe-proxy) (default: open, or proxy when --subscribe-proxy is set)"},
+      {"subscribe-proxy", "http://host[:port]/path the backend answers subscribe questions on (policy proxy)"},
+      {"proxy-timeout", "milliseconds to wait for the subscribe proxy before refusing (default 2000)"},
+      {"proxy-max-in-flight", "subscribe proxy requests in flight per node before refusing at once (default 64)"},
       {"max-message-bytes", "largest inbound WebSocket message (default 65536)"},
       {"max-outbound-bytes", "per-connection send buffer before a slow consumer is closed (default 1048576)"},
       {"max-subscriptions", "topics per connection (default 1000)"},
@@ -117,6 +121,10 @@ void apply(LoadedConfig& out, const std::string& name, const std::string& v) {
   else if (name == "cluster-reply-timeout") c.cluster_reply_timeout = std::chrono::milliseconds(parse_number<long>(name, v));
   else if (name == "allowed-origins") c.allowed_origins = core::split_list(v);
   else if (name == "publish-patterns") c.publish_patterns = core::split_list(v);
+  else if (name == "subscribe-policy") c.subscribe_policy = v;
+  else if (name == "subscribe-proxy") c.subscribe_proxy = v;
+  else if (name == "proxy-timeout") c.proxy_timeout = std::chrono::milliseconds(parse_number<long>(name, v));
+  else if (name == "proxy-max-in-flight") c.proxy_max_in_flight = parse_number<std::size_t>(name, v);
   else if (name == "max-message-bytes") c.max_message_bytes = parse_number<std::size_t>(name, v);
   else if (name == "max-outbound-bytes") c.max_outbound_bytes = parse_number<std::size_t>(name, v);
   else if (name == "max-subscriptions") c.max_subscriptions = parse_number<std::size_t>(name, v);

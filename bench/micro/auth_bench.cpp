@@ -116,7 +116,7 @@ BENCHMARK_CAPTURE(BM_CheckSubscribe, other_user_topic, "user:0d9b7e4c-1a2f-4c3d-
 
 // Client publish: --publish-patterns with three patterns, the topic matching the last one.
 void BM_PublishPatternsAllows(benchmark::State& state) {
-  const core::PublishPatterns patterns({"chat:*", "presence:*:typing", "game:**"});
+  const core::TopicPatterns patterns({"chat:*", "presence:*:typing", "game:**"});
   std::string_view topic = "game:lobby-7:moves";
   for (auto _ : state) {
     benchmark::DoNotOptimize(topic);

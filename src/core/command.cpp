@@ -102,7 +102,7 @@ CommandDecision decide_command(std::string_view text, const Identity& who, const
       if (!rules.custom_actions) return refuse(CommandErrorCode::bad_request, "unknown action", cmd.ref);
       break;
     case Action::subscribe:
-      if (auto denied = check_subscribe(who, cmd.topic))
+      if (auto denied = check_subscribe(who, cmd.topic, rules.subscribe))
         return refuse(*denied, "not allowed to subscribe to this topic", cmd.ref);
       break;
     case Action::publish:

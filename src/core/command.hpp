@@ -43,9 +43,10 @@ boost::system::result<Command, CommandError> parse_command(std::string_view text
 
 // The rules every client command passes, shared by all connections of a server.
 struct CommandRules {
-  PublishPatterns publish;        // --publish-patterns
+  TopicPatterns publish;        // --publish-patterns
   TokenBucketPolicy rate{0, 1};   // --commands-per-second, --command-burst
   bool custom_actions = false;    // the application handles unknown actions
+  SubscribePolicy subscribe = SubscribePolicy::open;  // --subscribe-policy
 };
 
 // What a command leads to. A Refusal is answered with its serialized error reply (the
@@ -59,7 +60,8 @@ struct Refusal {
 using CommandDecision = std::variant<Refusal, Command>;
 
 // Parse, rate (one token from the connection's bucket, `bucket_full_at`), then policy: the
-// default subscribe rule for `who` and the publish patterns. The command is parsed before the
+// subscribe rule for `who` under rules.subscribe and the publish patterns. Under
+// SubscribePolicy::proxy a subscribe that passes is still the backend's to allow (the shell asks). The command is parsed before the
 // rate check so that a rate-limited reply can echo its ref; the parse is bounded by the
 // inbound message limit.
 CommandDecision decide_command(std::string_view text, const Identity& who, const CommandRules& rules,

@@ -6,6 +6,7 @@
 
 #include "core/cluster_codec.hpp"
 #include "core/redis_cluster.hpp"
+#include "core/subscribe_proxy.hpp"
 #include "core/topic.hpp"
 
 namespace boundary::realtime::core {
@@ -46,10 +47,15 @@ void validate_config(const Config& c) {
   non_negative("command-burst", c.command_burst);
   if (c.command_burst < 1) throw std::invalid_argument("--command-burst: expected at least 1");
   try {
-    PublishPatterns patterns(c.publish_patterns);
+    TopicPatterns patterns(c.publish_patterns);
   } catch (const std::invalid_argument& e) {
     throw std::invalid_argument(std::string("--publish-patterns: ") + e.what());
   }
+  if (auto policy = effective_subscribe_policy(c); !policy) throw std::invalid_argument(policy.error());
+  if (!c.subscribe_proxy.empty())
+    if (auto url = parse_http_url(c.subscribe_proxy); !url) throw std::invalid_argument("--subscribe-proxy: " + url.error());
+  in_range<long long>("proxy-timeout", c.proxy_timeout.count(), 1, 60000);
+  in_range<std::size_t>("proxy-max-in-flight", c.proxy_max_in_flight, 1, 100000);
   if (!c.node_id.empty() && !valid_node_id(c.node_id))
     throw std::invalid_argument("--node-id: 1 to 64 characters of letters, digits, '.', '_' and '-'");
   if (c.redis_url.empty()) return;

@@ -7,6 +7,8 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 
+#include "core/topic.hpp"
+
 namespace boundary::realtime::core {
 
 namespace json = boost::json;
@@ -122,6 +124,18 @@ Strings roles_from(const json::object& claims) {
   return roles;
 }
 
+// `topics`: subscribe patterns for --subscribe-policy claims. Checked whatever the policy, so a
+// token's meaning does not depend on the server's flags. At most max_topic_patterns patterns,
+// each a valid topic name (1-256 bytes, no whitespace) and a valid pattern.
+Strings topics_from(const json::object& claims) {
+  auto topics = string_array(claims, "topics");
+  if (!topics) return topics;
+  if (topics->size() > max_topic_patterns) return AuthError::malformed;
+  for (const auto& p : *topics)
+    if (!is_valid_topic(p) || TopicPatterns::invalid(p)) return AuthError::malformed;
+  return topics;
+}
+
 // A present `user-id` decides, even when unusable: silently falling back to `sub` would let a
 // broken issuer hand out a different identity than it meant to.
 std::optional<std::string> user_id_from(const json::object& claims) {
@@ -142,7 +156,8 @@ OptionalDate check_types(const json::object& claims, Identity& id) {
   auto nbf = numeric_date(claims, "nbf");
   auto roles = roles_from(claims);
   auto permissions = string_array(claims, "permissions");
-  if (!exp || !iat || !nbf || !roles || !permissions) return AuthError::malformed;
+  auto topics = topics_from(claims);
+  if (!exp || !iat || !nbf || !roles || !permissions || !topics) return AuthError::malformed;
   std::optional<std::string> email;
   if (const auto* e = claims.if_contains("email")) {
     if (!e->is_string()) return AuthError::malformed;
@@ -151,8 +166,9 @@ OptionalDate check_types(const json::object& claims, Identity& id) {
   id.exp = *exp;
   id.iat = *iat;
   id.roles = std::move(*roles);
-  if (email || !permissions->empty())
-    id.profile = std::make_shared<const ProfileClaims>(ProfileClaims{std::move(email), std::move(*permissions), {}});
+  if (email || !permissions->empty() || !topics->empty())
+    id.profile = std::make_shared<const ProfileClaims>(
+        ProfileClaims{std::move(email), std::move(*permissions), {}, std::move(*topics)});
   return *nbf;
 }
 

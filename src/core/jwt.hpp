@@ -19,6 +19,9 @@ namespace boundary::realtime::core {
 // upgrade request).
 inline constexpr std::size_t max_token_bytes = 8192;
 
+// Most patterns a `topics` claim may carry.
+inline constexpr std::size_t max_topic_patterns = 64;
+
 struct ParsedJwt {
   std::string alg;                // header `alg`, e.g. "HS256"
   std::string_view signing_input; // "<header>.<payload>" as received (view into the token)
@@ -32,7 +35,8 @@ struct ParsedJwt {
 boost::system::result<ParsedJwt, AuthError> parse_jwt(std::string_view token);
 
 // Claims -> identity, with exp/nbf decided at `now_unix_seconds` (no leeway: the contract says
-// expired means expired). exp/nbf/iat must be numbers when present, else malformed.
+// expired means expired). exp/nbf/iat must be numbers when present, else malformed; `topics`,
+// when present, an array of at most max_topic_patterns valid topic patterns, else malformed.
 boost::system::result<Identity, AuthError> identity_from_claims(const boost::json::object& claims,
                                                                 std::int64_t now_unix_seconds);
 

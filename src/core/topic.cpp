@@ -43,43 +43,67 @@ bool is_valid_topic(std::string_view topic) noexcept {
   return visit_non_ascii(topic, [](char32_t c) { return !is_space_or_control(c); });
 }
 
-std::optional<CommandErrorCode> check_subscribe(const Identity& who, std::string_view topic) {
-  if (!is_valid_topic(topic)) return CommandErrorCode::invalid_topic;
-  std::string_view name;
-  if (scoped(topic, "user:", name) && name != who.user_id) return CommandErrorCode::forbidden;
-  if (scoped(topic, "role:", name) && !who.has_role(name)) return CommandErrorCode::forbidden;
+std::optional<SubscribePolicy> parse_subscribe_policy(std::string_view name) {
+  if (name == "open") return SubscribePolicy::open;
+  if (name == "claims") return SubscribePolicy::claims;
+  if (name == "proxy") return SubscribePolicy::proxy;
   return std::nullopt;
 }
 
-PublishPatterns::PublishPatterns(const std::vector<std::string>& patterns) {
+std::optional<CommandErrorCode> check_subscribe(const Identity& who, std::string_view topic, SubscribePolicy policy) {
+  if (!is_valid_topic(topic)) return CommandErrorCode::invalid_topic;
+  std::string_view name;
+  if (scoped(topic, "user:", name)) return name == who.user_id ? std::nullopt : std::optional(CommandErrorCode::forbidden);
+  if (scoped(topic, "role:", name)) return who.has_role(name) ? std::nullopt : std::optional(CommandErrorCode::forbidden);
+  if (policy != SubscribePolicy::claims) return std::nullopt;
+  for (const auto& pattern : who.topics())
+    if (TopicPatterns::matches(pattern, topic)) return std::nullopt;
+  return CommandErrorCode::forbidden;
+}
+
+namespace {
+// The one matcher, for pre-split (publish) and unsplit (claims) patterns alike.
+template <class Segment>
+bool match_segments(const std::vector<Segment>& pattern, const std::vector<std::string_view>& topic_segs) {
+  for (std::size_t i = 0; i < pattern.size(); ++i) {
+    if (pattern[i] == "**") {
+      // Like `*`, `**` stands for real segments: "chat:" and "chat::x" are not under "chat:**".
+      return i < topic_segs.size() &&
+             std::none_of(topic_segs.begin() + static_cast<std::ptrdiff_t>(i), topic_segs.end(),
+                          [](std::string_view seg) { return seg.empty(); });
+    }
+    if (i >= topic_segs.size()) return false;
+    if (pattern[i] == "*" ? topic_segs[i].empty() : pattern[i] != topic_segs[i]) return false;
+  }
+  return topic_segs.size() == pattern.size();
+}
+}  // namespace
+
+std::optional<std::string> TopicPatterns::invalid(std::string_view pattern) {
+  if (pattern.empty()) return std::string("empty pattern");
+  const auto segs = segments(pattern);
+  for (std::size_t i = 0; i + 1 < segs.size(); ++i)
+    if (segs[i] == "**") return "pattern '" + std::string(pattern) + "': '**' may only be the last segment";
+  return std::nullopt;
+}
+
+bool TopicPatterns::matches(std::string_view pattern, std::string_view topic) noexcept {
+  return match_segments(segments(pattern), segments(topic));
+}
+
+TopicPatterns::TopicPatterns(const std::vector<std::string>& patterns) {
   for (const auto& p : patterns) {
-    if (p.empty()) throw std::invalid_argument("empty publish pattern");
+    if (auto why = invalid(p)) throw std::invalid_argument(*why);
     std::vector<std::string> segs;
     for (auto s : segments(p)) segs.emplace_back(s);
-    for (std::size_t i = 0; i + 1 < segs.size(); ++i)
-      if (segs[i] == "**")
-        throw std::invalid_argument("publish pattern '" + p + "': '**' may only be the last segment");
     patterns_.push_back(std::move(segs));
   }
 }
 
-bool PublishPatterns::allows(std::string_view topic) const noexcept {
+bool TopicPatterns::allows(std::string_view topic) const noexcept {
   const auto topic_segs = segments(topic);
-  for (const auto& pattern : patterns_) {
-    bool ok = true;
-    std::size_t i = 0;
-    for (; i < pattern.size() && ok; ++i) {
-      if (pattern[i] == "**") {
-        // Like `*`, `**` stands for real segments: "chat:" and "chat::x" are not under "chat:**".
-        ok = i < topic_segs.size() &&
-             std::none_of(topic_segs.begin() + i, topic_segs.end(), [](std::string_view seg) { return seg.empty(); });
-        i = pattern.size();
-        break;
-      }
-      ok = i < topic_segs.size() && (pattern[i] == "*" ? !topic_segs[i].empty() : pattern[i] == topic_segs[i]);
-    }
-    if (ok && (pattern.back() == "**" || topic_segs.size() == pattern.size())) return true;
-  }
+  for (const auto& pattern : patterns_)
+    if (match_segments(pattern, topic_segs)) return true;
   return false;
 }
 

@@ -17,20 +17,35 @@ inline constexpr std::size_t max_topic_bytes = 256;
 // 0x7F) and beyond (C1 controls, U+00A0, U+2028 and the other Unicode White_Space characters).
 bool is_valid_topic(std::string_view topic) noexcept;
 
-// Default policy: `user:<id>` / `user:<id>:...` only for that user, `role:<r>` / `role:<r>:...`
-// only for holders of role r, every other topic for everyone. Returns the refusal, if any.
-std::optional<CommandErrorCode> check_subscribe(const Identity& who, std::string_view topic);
+// --subscribe-policy. `open`: the built-in rule alone. `claims`: the built-in rule, and a topic
+// outside the connection's own `user:<id>` / `role:<r>` topics must match one of its token's
+// `topics` patterns. `proxy`: the built-in rule, then the backend at --subscribe-proxy (the
+// shell asks it; see subscribe_proxy.hpp).
+enum class SubscribePolicy { open, claims, proxy };
+std::optional<SubscribePolicy> parse_subscribe_policy(std::string_view name);
 
-// Client publish patterns: `:`-separated segments, `*` matches exactly one segment, `**` (last
-// segment only) matches one or more remaining segments; wildcards never match an empty segment.
-// No pattern = client publish forbidden.
-class PublishPatterns {
+// Built-in rule: `user:<id>` / `user:<id>:...` only for that user, `role:<r>` / `role:<r>:...`
+// only for holders of role r, every other topic for everyone (under `open` and `proxy`) or for
+// connections whose `topics` claim matches it (under `claims`). Returns the refusal, if any.
+std::optional<CommandErrorCode> check_subscribe(const Identity& who, std::string_view topic,
+                                                SubscribePolicy policy = SubscribePolicy::open);
+
+// Topic patterns (--publish-patterns, the JWT `topics` claim): `:`-separated segments, `*`
+// matches exactly one segment, `**` (last segment only) matches one or more remaining segments;
+// wildcards never match an empty segment. No pattern = nothing allowed.
+class TopicPatterns {
  public:
-  PublishPatterns() = default;
+  TopicPatterns() = default;
   // Throws std::invalid_argument for an empty pattern or `**` anywhere but last.
-  explicit PublishPatterns(const std::vector<std::string>& patterns);
+  explicit TopicPatterns(const std::vector<std::string>& patterns);
   bool allows(std::string_view topic) const noexcept;
   bool empty() const noexcept { return patterns_.empty(); }
+
+  // Why `pattern` is not a pattern (empty, `**` before the last segment), or nullopt.
+  static std::optional<std::string> invalid(std::string_view pattern);
+  // One pattern, unsplit (claims are matched where they are kept, without a compiled copy per
+  // connection). `pattern` must be valid.
+  static bool matches(std::string_view pattern, std::string_view topic) noexcept;
 
  private:
   std::vector<std::vector<std::string>> patterns_;  // split into segments once

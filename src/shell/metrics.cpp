@@ -50,6 +50,14 @@ std::string render(const Metrics& m, Format format) {
   counter("realtime_api_requests", "HTTP API requests.", m.api_requests);
   counter("realtime_api_errors", "HTTP API requests answered with an error status.", m.api_errors);
   counter("realtime_accept_errors", "Failed accepts (for example, out of file descriptors).", m.accept_errors);
+  // Always present (zero without --subscribe-proxy), so dashboards and alerts need no special case.
+  counter("realtime_subscribe_proxy_requests", "Client subscribes put to the subscribe proxy.", m.subscribe_proxy_requests);
+  counter("realtime_subscribe_proxy_allowed", "Subscribes the proxy allowed.", m.subscribe_proxy_allowed);
+  counter("realtime_subscribe_proxy_denied", "Subscribes the proxy answered without allowing.", m.subscribe_proxy_denied);
+  counter("realtime_subscribe_proxy_errors", "Subscribe proxy requests that failed or timed out (refused).",
+          m.subscribe_proxy_errors);
+  counter("realtime_subscribe_proxy_overloaded",
+          "Subscribes refused at once: --proxy-max-in-flight requests were pending.", m.subscribe_proxy_overloaded);
   if (m.cluster) {
     gauge("realtime_redis_up", "1 while this node reaches Redis and its subscriptions are in effect.", m.redis_up);
     counter("realtime_redis_reconnects", "Attempts to reconnect to Redis after a failure.", m.redis_reconnects);

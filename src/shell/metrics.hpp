@@ -28,6 +28,12 @@ struct Metrics {
   std::atomic<std::uint64_t> api_requests{0};
   std::atomic<std::uint64_t> api_errors{0};             // 4xx/5xx answers on /api/*
   std::atomic<std::uint64_t> accept_errors{0};          // e.g. out of file descriptors
+  // --subscribe-policy proxy (always rendered; zero without it).
+  std::atomic<std::uint64_t> subscribe_proxy_requests{0};    // questions asked, overloaded included
+  std::atomic<std::uint64_t> subscribe_proxy_allowed{0};
+  std::atomic<std::uint64_t> subscribe_proxy_denied{0};      // answered, but not 200 {"allow":true}
+  std::atomic<std::uint64_t> subscribe_proxy_errors{0};      // unreachable, timed out, unreadable reply
+  std::atomic<std::uint64_t> subscribe_proxy_overloaded{0};  // refused at once: --proxy-max-in-flight
   // Cluster mode only (rendered when `cluster` is set, before the loops start).
   bool cluster = false;
   std::atomic<std::int64_t> redis_up{0};                // gauge: 1 while the cluster is reachable

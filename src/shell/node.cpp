@@ -5,8 +5,10 @@
 
 #include "core/config_check.hpp"
 #include "core/frame.hpp"
+#include "core/subscribe_proxy.hpp"
 #include "shell/adapters/make_broker.hpp"
 #include "shell/adapters/random.hpp"
+#include "shell/adapters/subscribe_authorizer_http.hpp"
 #include "shell/hub.hpp"
 #include "shell/loop.hpp"
 
@@ -27,12 +29,21 @@ Node::Node(Config config, std::unique_ptr<TokenVerifier> verifier, Hooks hooks, 
     : config_(checked(std::move(config), broker != nullptr)),
       verifier_(std::move(verifier)),
       hooks_(std::move(hooks)),
-      command_rules_{core::PublishPatterns(config_.publish_patterns),
+      command_rules_{core::TopicPatterns(config_.publish_patterns),
                      core::TokenBucketPolicy(config_.commands_per_second, config_.command_burst),
-                     static_cast<bool>(hooks_.on_action)},
+                     static_cast<bool>(hooks_.on_action),
+                     *core::effective_subscribe_policy(config_)},  // checked by validate_config
       ping_frame_(Message::from_wire(core::encode_frame(core::Opcode::ping, {}))) {
   if (!verifier_) throw std::invalid_argument("a token verifier is required");
   for (unsigned i = 0; i < config_.threads; ++i) loops_.push_back(std::make_unique<Loop>(*this, i));
+  if (command_rules_.subscribe == core::SubscribePolicy::proxy) {
+    auto settings = std::make_shared<const SubscribeProxySettings>(SubscribeProxySettings{
+        *core::parse_http_url(config_.subscribe_proxy), config_.api_key, config_.proxy_timeout,
+        config_.proxy_max_in_flight});
+    auto in_flight = std::make_shared<std::atomic<std::size_t>>(0);
+    for (auto& loop : loops_)
+      authorizers_.push_back(std::make_unique<HttpSubscribeAuthorizer>(loop->io(), settings, in_flight, metrics_));
+  }
   if (broker) {
     broker_ = std::move(broker);
   } else {

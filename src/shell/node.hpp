@@ -17,6 +17,7 @@
 #include "boundary/realtime/hooks.hpp"
 #include "boundary/realtime/message.hpp"
 #include "boundary/realtime/ports/broker.hpp"
+#include "boundary/realtime/ports/subscribe_authorizer.hpp"
 #include "boundary/realtime/ports/token_verifier.hpp"
 #include "boundary/realtime/server.hpp"
 #include "core/command.hpp"
@@ -42,6 +43,10 @@ class Node {
   const core::CommandRules& command_rules() const noexcept { return command_rules_; }
   Metrics& metrics() noexcept { return metrics_; }
   Hub& hub() noexcept { return *hub_; }
+  // --subscribe-policy proxy: the authorizer that runs on loop `loop_index`; null otherwise.
+  SubscribeAuthorizer* subscribe_authorizer(unsigned loop_index) noexcept {
+    return authorizers_.empty() ? nullptr : authorizers_[loop_index].get();
+  }
   // One shared empty ping frame for every idle check.
   const Message& ping_frame() const noexcept { return ping_frame_; }
 
@@ -72,6 +77,7 @@ class Node {
   std::atomic<bool> shutting_down_{false};
   std::atomic<std::size_t> live_sessions_{0};
   std::vector<std::unique_ptr<Loop>> loops_;
+  std::vector<std::unique_ptr<SubscribeAuthorizer>> authorizers_;  // one per loop, or none
   // Declared after the loops: destroyed before the io_contexts they run on.
   std::unique_ptr<Broker> broker_;
   std::unique_ptr<Hub> hub_;

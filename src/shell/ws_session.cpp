@@ -231,10 +231,24 @@ void WsSession::refuse(CommandErrorCode code, std::string_view why, const json::
 }
 
 void WsSession::ask_subscribe(const Identity& who, std::string topic, json::value ref) {
+  auto& node = loop_.node();
+  const auto check = loop_.registry().check_subscribe(id(), topic, node.config().max_subscriptions);
+  if (check != ConnectionRegistry::SubscribeResult::subscribed) return subscribe(topic, ref);
+  auto* authorizer = node.subscribe_authorizer(loop_.index());
+  if (!authorizer) return ask_hook(who, std::move(topic), std::move(ref));
+  // --subscribe-policy proxy: the backend first, then the application's hook.
+  auto answered = on_this_loop([topic, ref](WsSession& self, bool allowed) {
+    const Identity* who = self.loop_.registry().identity_of(self.id());
+    if (!allowed || !who) return self.refuse(CommandErrorCode::forbidden, "not allowed to subscribe to this topic", ref);
+    self.ask_hook(*who, topic, ref);
+  });
+  authorizer->authorize(SubscribeQuestion{who.user_id, std::string(id()), topic}, std::move(answered));
+}
+
+void WsSession::ask_hook(const Identity& who, std::string topic, json::value ref) {
   const auto& node = loop_.node();
   const auto& hook = node.hooks().on_subscribe;
-  const auto check = loop_.registry().check_subscribe(id(), topic, node.config().max_subscriptions);
-  if (!hook || check != ConnectionRegistry::SubscribeResult::subscribed) return subscribe(topic, ref);
+  if (!hook) return subscribe(topic, ref);
   // The application decides, now or later, from any thread; only the first answer counts.
   auto decide = on_this_loop([topic, ref](WsSession& self, bool allowed) {
     if (allowed) return self.subscribe(topic, ref);

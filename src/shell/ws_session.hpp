@@ -69,7 +69,9 @@ class WsSession final : public Connection, public std::enable_shared_from_this<W
   bool handle_step(const core::DecodeStep& step);
   // Client commands: core::decide_command decides, these carry the decision out.
   void handle_text(std::string_view text);
-  void ask_subscribe(const Identity& who, std::string topic, boost::json::value ref);  // Hooks::on_subscribe
+  // The subscribe proxy (--subscribe-policy proxy), then Hooks::on_subscribe, then subscribe().
+  void ask_subscribe(const Identity& who, std::string topic, boost::json::value ref);
+  void ask_hook(const Identity& who, std::string topic, boost::json::value ref);  // Hooks::on_subscribe
   void subscribe(const std::string& topic, const boost::json::value& ref);
   void run_custom(const Identity& who, boost::json::object command, boost::json::value ref);  // Hooks::on_action
   void refresh(const Identity& who, std::string_view token, const boost::json::value& ref);

@@ -1,7 +1,8 @@
 // libFuzzer target: client commands (text frames) from hostile clients.
 // Invariants: parse_command and decide_command never crash; a success has a valid topic where
 // the action needs one and a message with a string type for publish; every reply serializes to
-// a JSON object.
+// a JSON object. The same bytes also go through the subscribe proxy's reply decision and URL
+// parser: they never crash, and a reply that allows is a 200 whose JSON has `"allow": true`.
 #include <cstdint>
 #include <cstdlib>
 #include <string_view>
@@ -9,6 +10,7 @@
 #include <boost/json/parse.hpp>
 
 #include "core/command.hpp"
+#include "core/subscribe_proxy.hpp"
 #include "core/topic.hpp"
 
 using namespace boundary::realtime;
@@ -35,7 +37,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   boost::system::error_code ec;
   auto v = boost::json::parse(reply, ec);
   if (ec || !v.is_object()) std::abort();
-  static const core::CommandRules rules{core::PublishPatterns({"chat:*"}), core::TokenBucketPolicy(0, 1), true};
+  static const core::CommandRules rules{core::TopicPatterns({"chat:*"}), core::TokenBucketPolicy(0, 1), true};
   auto bucket = core::TokenBucketPolicy::Clock::time_point::min();
   const Identity who{.user_id = "7", .roles = {}};
   auto decided = core::decide_command(text, who, rules, bucket, core::TokenBucketPolicy::Clock::time_point{});
@@ -43,5 +45,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     auto r = boost::json::parse(refusal->reply, ec);
     if (ec || !r.is_object()) std::abort();
   }
+  for (unsigned status : {200u, 500u}) {
+    if (!core::proxy_reply_allows(status, text)) continue;
+    auto v = boost::json::parse(text, ec);
+    if (status != 200 || ec || !v.is_object() || v.get_object().at("allow") != true) std::abort();
+  }
+  if (auto url = core::parse_http_url(text); url && (url->host.empty() || url->target.empty() || url->target[0] != '/'))
+    std::abort();
   return 0;
 }

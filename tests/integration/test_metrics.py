@@ -24,7 +24,9 @@ COUNTERS = {
     "realtime_slow_consumer_disconnects", "realtime_idle_disconnects", "realtime_token_expired_disconnects",
     "realtime_token_refreshes", "realtime_auth_failures",
     "realtime_protocol_errors", "realtime_command_errors", "realtime_rate_limited", "realtime_api_requests",
-    "realtime_api_errors", "realtime_accept_errors",
+    "realtime_api_errors", "realtime_accept_errors", "realtime_subscribe_proxy_requests",
+    "realtime_subscribe_proxy_allowed", "realtime_subscribe_proxy_denied", "realtime_subscribe_proxy_errors",
+    "realtime_subscribe_proxy_overloaded",
 }
 CLUSTER_GAUGES = {"realtime_redis_up"}
 CLUSTER_COUNTERS = {"realtime_redis_reconnects", "realtime_cluster_reply_timeouts"}

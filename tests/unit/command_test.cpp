@@ -105,7 +105,7 @@ const Identity alice{.user_id = "alice", .roles = {"user"}, .exp = {}, .iat = {}
 
 CommandRules rules_with(std::vector<std::string> publish = {}, double rate = 0, double burst = 1,
                         bool custom = false) {
-  return CommandRules{PublishPatterns(publish), TokenBucketPolicy(rate, burst), custom};
+  return CommandRules{TopicPatterns(publish), TokenBucketPolicy(rate, burst), custom};
 }
 
 Refusal refusal_of(const CommandDecision& d) {

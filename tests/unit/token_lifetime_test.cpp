@@ -48,7 +48,7 @@ TEST(ParseCommand, RefreshWithoutAStringTokenIsBadRequest) {
 
 TEST(DecideCommand, RefreshPassesToTheShellToVerify) {
   auto bucket = Clock::time_point::min();
-  const CommandRules rules{PublishPatterns(std::vector<std::string>{}), TokenBucketPolicy(0, 1), false};
+  const CommandRules rules{TopicPatterns(std::vector<std::string>{}), TokenBucketPolicy(0, 1), false};
   auto d = decide_command(R"({"action":"refresh","token":"t"})", person("alice"), rules, bucket, t0);
   ASSERT_TRUE(std::holds_alternative<Command>(d));
   EXPECT_EQ(std::get<Command>(d).action, Action::refresh);
@@ -56,7 +56,7 @@ TEST(DecideCommand, RefreshPassesToTheShellToVerify) {
 
 TEST(DecideCommand, RefreshIsRateLimited) {
   auto bucket = Clock::time_point::min();
-  const CommandRules rules{PublishPatterns(std::vector<std::string>{}), TokenBucketPolicy(1, 1), false};
+  const CommandRules rules{TopicPatterns(std::vector<std::string>{}), TokenBucketPolicy(1, 1), false};
   const auto who = person("alice");
   EXPECT_TRUE(std::holds_alternative<Command>(decide_command(R"({"action":"ping"})", who, rules, bucket, t0)));
   auto d = decide_command(R"({"action":"refresh","token":"t","ref":1})", who, rules, bucket, t0);

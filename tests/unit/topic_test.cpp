@@ -112,17 +112,17 @@ TEST(SubscribePolicy, InvalidTopicIsReportedBeforePolicy) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// PublishPatterns
+// TopicPatterns
 
-TEST(PublishPatterns, NoPatternsAllowNothing) {
-  PublishPatterns none;
+TEST(TopicPatterns, NoPatternsAllowNothing) {
+  TopicPatterns none;
   EXPECT_TRUE(none.empty());
   EXPECT_FALSE(none.allows("chat:general"));
-  EXPECT_FALSE(PublishPatterns(std::vector<std::string>{}).allows("a"));
+  EXPECT_FALSE(TopicPatterns(std::vector<std::string>{}).allows("a"));
 }
 
-TEST(PublishPatterns, ExactPatternMatchesOnlyItself) {
-  PublishPatterns p({"chat:general"});
+TEST(TopicPatterns, ExactPatternMatchesOnlyItself) {
+  TopicPatterns p({"chat:general"});
   EXPECT_FALSE(p.empty());
   EXPECT_TRUE(p.allows("chat:general"));
   EXPECT_FALSE(p.allows("chat:general:x"));
@@ -131,8 +131,8 @@ TEST(PublishPatterns, ExactPatternMatchesOnlyItself) {
   EXPECT_FALSE(p.allows("Chat:general"));
 }
 
-TEST(PublishPatterns, StarMatchesExactlyOneSegment) {
-  PublishPatterns p({"chat:*"});
+TEST(TopicPatterns, StarMatchesExactlyOneSegment) {
+  TopicPatterns p({"chat:*"});
   EXPECT_TRUE(p.allows("chat:general"));
   EXPECT_TRUE(p.allows("chat:x"));
   EXPECT_FALSE(p.allows("chat"));
@@ -140,51 +140,51 @@ TEST(PublishPatterns, StarMatchesExactlyOneSegment) {
   EXPECT_FALSE(p.allows("news:general"));
 }
 
-TEST(PublishPatterns, StarInTheMiddle) {
-  PublishPatterns p({"game:*:moves"});
+TEST(TopicPatterns, StarInTheMiddle) {
+  TopicPatterns p({"game:*:moves"});
   EXPECT_TRUE(p.allows("game:17:moves"));
   EXPECT_FALSE(p.allows("game:17:chat"));
   EXPECT_FALSE(p.allows("game:17:18:moves"));
 }
 
-TEST(PublishPatterns, DoubleStarMatchesTheRest) {
-  PublishPatterns p({"chat:**"});
+TEST(TopicPatterns, DoubleStarMatchesTheRest) {
+  TopicPatterns p({"chat:**"});
   EXPECT_TRUE(p.allows("chat:a"));
   EXPECT_TRUE(p.allows("chat:a:b:c"));
   EXPECT_FALSE(p.allows("chat"));
   EXPECT_FALSE(p.allows("news:a"));
-  EXPECT_TRUE(PublishPatterns({"**"}).allows("anything:at:all"));
+  EXPECT_TRUE(TopicPatterns({"**"}).allows("anything:at:all"));
 }
 
-TEST(PublishPatterns, WildcardsNeverMatchEmptySegments) {
-  EXPECT_FALSE(PublishPatterns({"chat:*"}).allows("chat:"));
-  EXPECT_FALSE(PublishPatterns({"*:x"}).allows(":x"));
-  EXPECT_FALSE(PublishPatterns({"chat:**"}).allows("chat:"));
-  EXPECT_FALSE(PublishPatterns({"chat:**"}).allows("chat::x"));
-  EXPECT_FALSE(PublishPatterns({"chat:**"}).allows("chat:x:"));
+TEST(TopicPatterns, WildcardsNeverMatchEmptySegments) {
+  EXPECT_FALSE(TopicPatterns({"chat:*"}).allows("chat:"));
+  EXPECT_FALSE(TopicPatterns({"*:x"}).allows(":x"));
+  EXPECT_FALSE(TopicPatterns({"chat:**"}).allows("chat:"));
+  EXPECT_FALSE(TopicPatterns({"chat:**"}).allows("chat::x"));
+  EXPECT_FALSE(TopicPatterns({"chat:**"}).allows("chat:x:"));
 }
 
-TEST(PublishPatterns, LiteralEmptySegmentMatchesLiterally) {
-  PublishPatterns p({"a::b"});
+TEST(TopicPatterns, LiteralEmptySegmentMatchesLiterally) {
+  TopicPatterns p({"a::b"});
   EXPECT_TRUE(p.allows("a::b"));
   EXPECT_FALSE(p.allows("a:x:b"));
 }
 
-TEST(PublishPatterns, AnyOfSeveralPatternsAllows) {
-  PublishPatterns p({"chat:*", "game:**"});
+TEST(TopicPatterns, AnyOfSeveralPatternsAllows) {
+  TopicPatterns p({"chat:*", "game:**"});
   EXPECT_TRUE(p.allows("chat:x"));
   EXPECT_TRUE(p.allows("game:1:2"));
   EXPECT_FALSE(p.allows("news:x"));
 }
 
-TEST(PublishPatterns, DoubleStarNotLastIsRefused) {
-  EXPECT_THROW(PublishPatterns({"a:**:b"}), std::invalid_argument);
-  EXPECT_THROW(PublishPatterns({"**:b"}), std::invalid_argument);
-  EXPECT_THROW(PublishPatterns({"ok:*", "**:x"}), std::invalid_argument);
+TEST(TopicPatterns, DoubleStarNotLastIsRefused) {
+  EXPECT_THROW(TopicPatterns({"a:**:b"}), std::invalid_argument);
+  EXPECT_THROW(TopicPatterns({"**:b"}), std::invalid_argument);
+  EXPECT_THROW(TopicPatterns({"ok:*", "**:x"}), std::invalid_argument);
 }
 
-TEST(PublishPatterns, EmptyPatternIsRefused) {
-  EXPECT_THROW(PublishPatterns({""}), std::invalid_argument);
+TEST(TopicPatterns, EmptyPatternIsRefused) {
+  EXPECT_THROW(TopicPatterns({""}), std::invalid_argument);
 }
 
 TEST(SplitList, TrimsSpacesAndDropsEmptyItems) {

@@ -22,6 +22,12 @@ struct Config {
   std::chrono::milliseconds cluster_reply_timeout{1000};  // longest wait for other nodes' counts
   std::vector<std::string> allowed_origins;  // empty = any
   std::vector<std::string> publish_patterns; // empty = clients may not publish
+  // Client subscribe authorization (docs/protocol.md "Topics"): "open", "claims" or "proxy";
+  // empty = "proxy" when subscribe_proxy is set, else "open".
+  std::string subscribe_policy;
+  std::string subscribe_proxy;               // http://host[:port]/path the backend answers on
+  std::chrono::milliseconds proxy_timeout{2000};  // per backend request, then forbidden
+  std::size_t proxy_max_in_flight = 64;      // backend requests per node; past it, forbidden at once
   std::size_t max_message_bytes = 65536;     // largest inbound WebSocket message
   std::size_t max_outbound_bytes = 1048576;  // per-connection send queue before closing with 1008
   std::size_t max_subscriptions = 1000;      // topics per connection

@@ -15,6 +15,7 @@ struct ProfileClaims {
   std::optional<std::string> email;      // `email`, when present
   std::vector<std::string> permissions;  // `permissions`, when present
   std::shared_ptr<const void> app_data;  // ConnectDecision::app_data
+  std::vector<std::string> topics;       // `topics`: subscribe patterns (--subscribe-policy claims)
 };
 
 // Every connection keeps one of these for its lifetime, so the rarely present claims and the
@@ -25,7 +26,7 @@ struct Identity {
   std::vector<std::string> roles;    // `roles` (array), else `role` (one string); may be empty
   std::optional<std::int64_t> exp;   // seconds since the epoch
   std::optional<std::int64_t> iat;
-  std::shared_ptr<const ProfileClaims> profile;  // null when the token has neither claim
+  std::shared_ptr<const ProfileClaims> profile;  // null when the token has none of these claims
 
   const std::optional<std::string>& email() const noexcept {
     static const std::optional<std::string> none;
@@ -34,6 +35,11 @@ struct Identity {
   const std::vector<std::string>& permissions() const noexcept {
     static const std::vector<std::string> none;
     return profile ? profile->permissions : none;
+  }
+
+  const std::vector<std::string>& topics() const noexcept {
+    static const std::vector<std::string> none;
+    return profile ? profile->topics : none;
   }
 
   // What Hooks::on_connect attached (null when nothing was): cast it back with

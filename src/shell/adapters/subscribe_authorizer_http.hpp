@@ -1,0 +1,42 @@
+#pragma once
+// SubscribeAuthorizer over HTTP/1.1 (Beast): POST the question as JSON to --subscribe-proxy with
+// `Authorization: Bearer <api-key>`, on the asking loop's io_context. One connection per
+// question (no keep-alive yet), http:// only. The whole exchange (resolve, connect, write, read)
+// has one deadline, --proxy-timeout. What a reply means is core::proxy_reply_allows'.
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include <boost/asio/io_context.hpp>
+
+#include "boundary/realtime/ports/subscribe_authorizer.hpp"
+#include "core/subscribe_proxy.hpp"
+#include "shell/metrics.hpp"
+
+namespace boundary::realtime::shell {
+
+struct SubscribeProxySettings {
+  core::HttpUrl url;
+  std::string api_key;
+  std::chrono::milliseconds timeout{2000};
+  std::size_t max_in_flight = 64;
+};
+
+class HttpSubscribeAuthorizer final : public SubscribeAuthorizer {
+ public:
+  // `in_flight` is shared by every loop's authorizer: the bound is per node.
+  HttpSubscribeAuthorizer(boost::asio::io_context& io, std::shared_ptr<const SubscribeProxySettings> settings,
+                          std::shared_ptr<std::atomic<std::size_t>> in_flight, Metrics& metrics);
+  void authorize(SubscribeQuestion question, Done done) override;
+
+ private:
+  boost::asio::io_context& io_;
+  std::shared_ptr<const SubscribeProxySettings> settings_;
+  std::shared_ptr<std::atomic<std::size_t>> in_flight_;
+  Metrics& metrics_;
+};
+
+}  // namespace boundary::realtime::shell
