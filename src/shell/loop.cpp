@@ -132,6 +132,7 @@ void Loop::do_sweep() {
     const auto now = WsSession::Clock::now();
     registry_.for_each([now](Connection& c, const Identity&) { static_cast<WsSession&>(c).check_idle(now); });
     std::erase_if(closing_, [now](const std::shared_ptr<WsSession>& s) { return s->close_expired(now); });
+    if (index_ == 0) node_.refusal_log().flush();  // one loop reports held-back refusal lines
     do_sweep();
   });
 }
