@@ -214,9 +214,12 @@ void HttpSession::handle_upgrade(Request& req) {
   const auto now = std::chrono::duration_cast<std::chrono::seconds>(
                        std::chrono::system_clock::now().time_since_epoch()).count();
   auto identity = node.verifier().verify(*token, now);
-  if (!identity)
+  if (!identity) {
+    // Every one, at debug; the info line below is rate-limited.
+    spdlog::debug("token rejected: {}", to_string(identity.error()));
     return refuse_upgrade(core::RefusalReason::unauthorized, json_response(401, {{"error", "Unauthorized"}}),
-                          "token " + std::string(to_string(identity.error())));
+                          "bad token (" + std::string(to_string(identity.error())) + ")");
+  }
   // The limits come after the token (the per-user count needs the user) and before the
   // application's hook and any memory for the session. The slot is ours until WsSession::unregister.
   if (auto full = node.admit_connection(identity->user_id))

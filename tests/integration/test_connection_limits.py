@@ -203,7 +203,7 @@ class RefusalLogTest(LimitsTestCase):
         bad = self.token("mallory") + "x"
         status, _ = await self.upgrade_refusal(bad)
         self.assertEqual(status, 401)
-        await self.wait_for_log(r"info upgrade refused \(unauthorized\): 401 /ws from 127\.0\.0\.1:\d+; token ")
+        await self.wait_for_log(r"info upgrade refused \(unauthorized\): 401 /ws from 127\.0\.0\.1:\d+; bad token \(")
         log = self.server.log()
         self.assertNotIn(bad, log)
         self.assertNotIn("wrong-key-0123456789", log)
