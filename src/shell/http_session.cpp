@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <array>
-#include <atomic>
 #include <cctype>
 #include <chrono>
 
@@ -99,8 +98,14 @@ std::string HttpSession::describe_refusal(unsigned status, std::string_view note
   error_code ec;
   const auto peer = stream_.socket().remote_endpoint(ec);
   std::string path = parser_ ? std::string(core::target_path(parser_->get().target()).substr(0, 200)) : "";
-  std::string line = std::to_string(status) + " " + path + " from " + (ec ? "unknown peer" : peer.address().to_string() + ":" + std::to_string(peer.port()));
-  if (!note.empty()) line += std::string("; ") + std::string(note);
+  std::string line = std::to_string(status) + " " + path + " from ";
+  if (ec) {
+    line += "unknown peer";
+  } else {
+    const auto address = peer.address().to_string();
+    line += (peer.address().is_v6() ? "[" + address + "]" : address) + ":" + std::to_string(peer.port());
+  }
+  if (!note.empty()) line += "; " + std::string(note);
   return line;
 }
 
