@@ -44,6 +44,9 @@ const std::vector<OptionInfo>& options() {
       {"max-subscriptions", "topics per connection (default 1000)"},
       {"idle-timeout", "seconds of silence before a connection is closed, pinged at half (default 60)"},
       {"max-body-bytes", "largest HTTP API request body (default 1048576)"},
+      {"max-connections", "WebSocket connections on this node, past it an upgrade gets 503; 0 = unlimited (default 0)"},
+      {"max-connections-per-user", "WebSocket connections of one user on this node, past it 429; 0 = unlimited (default 0)"},
+      {"handshake-timeout", "seconds a whole HTTP request (the upgrade, or any request) may take to arrive (default 10)"},
       {"commands-per-second", "client commands per connection per second, 0 = unlimited (default 100)"},
       {"command-burst", "client commands a connection may send at once before the rate applies (default 200)"},
       {"log-level", "trace, debug, info, warn, error or off (default info)"},
@@ -130,6 +133,9 @@ void apply(LoadedConfig& out, const std::string& name, const std::string& v) {
   else if (name == "max-subscriptions") c.max_subscriptions = parse_number<std::size_t>(name, v);
   else if (name == "idle-timeout") c.idle_timeout = std::chrono::seconds(parse_number<long>(name, v));
   else if (name == "max-body-bytes") c.max_body_bytes = parse_number<std::size_t>(name, v);
+  else if (name == "max-connections") c.max_connections = parse_number<std::size_t>(name, v);
+  else if (name == "max-connections-per-user") c.max_connections_per_user = parse_number<std::size_t>(name, v);
+  else if (name == "handshake-timeout") c.handshake_timeout = std::chrono::seconds(parse_number<long>(name, v));
   else if (name == "commands-per-second") c.commands_per_second = parse_double(name, v);
   else if (name == "log-level") {
     static const std::vector<std::string> levels{"trace", "debug", "info", "warn", "error", "critical", "off"};

@@ -79,6 +79,29 @@ void print_dev_mode(const rt::Config& c, std::uint16_t port) {
   std::fflush(stdout);
 }
 
+std::string join(const std::vector<std::string>& items, const char* when_empty) {
+  std::string out;
+  for (const auto& i : items) out += (out.empty() ? "" : ",") + i;
+  return out.empty() ? when_empty : out;
+}
+
+std::string limit(std::size_t n) { return n == 0 ? "unlimited" : std::to_string(n); }
+
+// One line with every security-relevant setting in force, for whoever audits a deployment from its
+// logs. Names secrets' kinds, never their values.
+void log_security_settings(const rt::Config& c) {
+  spdlog::info(
+      "security: auth={} api-key=set allowed-origins={} publish-patterns={} max-connections={} "
+      "max-connections-per-user={} max-message-bytes={} max-outbound-bytes={} max-body-bytes={} "
+      "max-subscriptions={} commands-per-second={} idle-timeout={}s handshake-timeout={}s cluster={}{}",
+      c.jwt_public_key_file.empty() ? "HMAC" : "public key (" + c.jwt_public_key_file + ")",
+      join(c.allowed_origins, "any"), join(c.publish_patterns, "none"), limit(c.max_connections),
+      limit(c.max_connections_per_user), c.max_message_bytes, c.max_outbound_bytes, c.max_body_bytes,
+      c.max_subscriptions, c.commands_per_second == 0 ? std::string("unlimited") : fmt::format("{}", c.commands_per_second),
+      c.idle_timeout.count(), c.handshake_timeout.count(), c.redis_url.empty() ? "off" : "on",
+      c.dev_mode ? " DEV MODE" : "");
+}
+
 std::unique_ptr<rt::TokenVerifier> make_verifier(const rt::app::LoadedConfig& loaded) {
   const auto& c = loaded.config;
   if (!c.jwt_secret.empty() && !c.jwt_public_key_file.empty())
@@ -117,6 +140,7 @@ int run_server(rt::app::LoadedConfig loaded) {
   const auto port = server.start();
   spdlog::info("realtime-server listening on {} ({} threads{})", url_authority(config.host, port),
                config.threads ? config.threads : std::thread::hardware_concurrency(), dev ? ", DEV MODE" : "");
+  log_security_settings(config);
   if (dev) print_dev_mode(config, port);
   int sig = 0;
   sigwait(&signals, &sig);

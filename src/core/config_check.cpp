@@ -42,6 +42,15 @@ void validate_config(const Config& c) {
   // Pinged at half: a one-second timeout would ping on every sweep.
   in_range<long long>("idle-timeout", c.idle_timeout.count(), 2, 86400 * 7);
   in_range<std::size_t>("max-body-bytes", c.max_body_bytes, 1024, std::size_t{1} << 30);
+  // 0 = unlimited; the ceiling is far above what one process's file descriptors allow.
+  in_range<std::size_t>("max-connections", c.max_connections, 0, 100000000);
+  in_range<std::size_t>("max-connections-per-user", c.max_connections_per_user, 0, 100000000);
+  if (c.max_connections != 0 && c.max_connections_per_user > c.max_connections)
+    throw std::invalid_argument("--max-connections-per-user: must not exceed --max-connections (" +
+                                std::to_string(c.max_connections) + ")");
+  // At least a second (a real client on a slow link sends its upgrade in one round trip); at most
+  // an hour, or a slow-request attack holds sockets for as long as it likes.
+  in_range<long long>("handshake-timeout", c.handshake_timeout.count(), 1, 3600);
   in_range<long long>("cluster-reply-timeout", c.cluster_reply_timeout.count(), 1, 60000);
   non_negative("commands-per-second", c.commands_per_second);
   non_negative("command-burst", c.command_burst);

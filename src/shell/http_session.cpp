@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <array>
-#include <atomic>
 #include <cctype>
 #include <chrono>
 
@@ -33,8 +32,9 @@ namespace json = boost::json;
 using boost::system::error_code;
 
 namespace {
-// Slow or silent HTTP clients (including half-open ones) are dropped after this.
-constexpr auto request_timeout = std::chrono::seconds(30);
+// Reading a request is bounded by --handshake-timeout; writing a response (which the client may
+// read slowly: /metrics, a large API answer) by this.
+constexpr auto write_timeout = std::chrono::seconds(30);
 constexpr std::uint32_t header_limit_bytes = 16 * 1024;
 constexpr char openmetrics_type[] = "application/openmetrics-text";
 
@@ -69,14 +69,11 @@ HttpResponse dev_check_origin(const http::request<http::string_body>& req, const
   return json_response(200, {{"allowed", allowed}, {"origin", origin}, {"allowed-origins", std::move(list)}});
 }
 
-// At most one line a second: a misconfigured page retrying, or a scan, must not flood the log.
-void log_origin_refused(std::string_view origin) {
-  static std::atomic<std::int64_t> last_ms{0};
-  const std::int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                               std::chrono::steady_clock::now().time_since_epoch()).count();
-  std::int64_t last = last_ms.load(std::memory_order_relaxed);
-  if (now - last < 1000 || !last_ms.compare_exchange_strong(last, now, std::memory_order_relaxed)) return;
-  spdlog::info("upgrade refused: origin not allowed (Origin: '{}'; see --allowed-origins)", origin.substr(0, 200));
+// The reason a refusal from core::check_upgrade is counted and logged under.
+core::RefusalReason reason_of(const core::HttpRefusal& r) {
+  if (r.status == 401) return core::RefusalReason::unauthorized;
+  if (r.status == 403) return core::RefusalReason::origin;
+  return core::RefusalReason::bad_request;
 }
 
 // OpenMetrics only when the scraper lists it (Prometheus does, ahead of text/plain); anything
@@ -95,16 +92,48 @@ HttpSession::HttpSession(Loop& loop, TcpSocket socket) : loop_(loop), stream_(st
 
 void HttpSession::start() { do_read(); }
 
+// "<status> <path> from <peer>[; <note>]": what a refusal's log line says. Never the query string
+// (it may carry the token) nor any header but a refused Origin.
+std::string HttpSession::describe_refusal(unsigned status, std::string_view note) {
+  error_code ec;
+  const auto peer = stream_.socket().remote_endpoint(ec);
+  std::string path = parser_ ? std::string(core::target_path(parser_->get().target()).substr(0, 200)) : "";
+  std::string line = std::to_string(status) + " " + path + " from ";
+  if (ec) {
+    line += "unknown peer";
+  } else {
+    const auto address = peer.address().to_string();
+    line += (peer.address().is_v6() ? "[" + address + "]" : address) + ":" + std::to_string(peer.port());
+  }
+  if (!note.empty()) line += "; " + std::string(note);
+  return line;
+}
+
+void HttpSession::refuse_upgrade(core::RefusalReason reason, HttpResponse response, std::string_view note) {
+  auto& node = loop_.node();
+  node.metrics().count_refusal(reason);
+  if (reason == core::RefusalReason::unauthorized) node.metrics().auth_failures.fetch_add(1, std::memory_order_relaxed);
+  node.refusal_log().refused(static_cast<std::size_t>(reason), describe_refusal(response.status, note));
+  respond(std::move(response));
+}
+
 void HttpSession::do_read() {
   parser_.emplace();
   parser_->body_limit(loop_.node().config().max_body_bytes);
   parser_->header_limit(header_limit_bytes);
-  stream_.expires_after(request_timeout);
+  // The whole request, not each read: bytes trickled one at a time do not extend it (slowloris).
+  // On a kept-alive connection the wait for the next request counts too.
+  stream_.expires_after(loop_.node().config().handshake_timeout);
   http::async_read(stream_, buffer_, *parser_,
                    [self = shared_from_this()](const error_code& ec, std::size_t) { self->on_read(ec); });
 }
 
 void HttpSession::on_read(const error_code& ec) {
+  // A kept-alive connection that simply goes quiet is not counted: only a first request, or one
+  // that had begun to arrive.
+  if (ec == beast::error::timeout && (requests_ == 0 || parser_->got_some() || buffer_.size() > 0))
+    loop_.node().metrics().handshake_timeouts.fetch_add(1, std::memory_order_relaxed);
+  ++requests_;
   if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::eof ||
       ec == asio::error::connection_reset || ec == asio::error::operation_aborted)
     return do_close();
@@ -153,8 +182,11 @@ void HttpSession::route(Request& req) {
   const auto* custom = node.find_route(method, path);
   if (path.starts_with("/api/")) {
     auto key = core::bearer_token(req[http::field::authorization]);
-    if (!key || !core::secrets_equal(*key, node.config().api_key))
+    if (!key || !core::secrets_equal(*key, node.config().api_key)) {
+      node.refusal_log().refused(RefusalLog::api_unauthorized,
+                                 describe_refusal(401, key ? "wrong API key" : "no bearer API key"));
       return respond(json_response(401, {{"error", "Unauthorized"}}));
+    }
     if (custom) return handle_custom(*custom, req);
     return handle_api(req);
   }
@@ -165,7 +197,8 @@ void HttpSession::route(Request& req) {
 void HttpSession::handle_upgrade(Request& req) {
   auto& node = loop_.node();
   keep_alive_ = false;
-  if (node.shutting_down()) return respond(json_response(503, {{"error", "Server shutting down"}}));
+  if (node.shutting_down())
+    return refuse_upgrade(core::RefusalReason::shutting_down, json_response(503, {{"error", "Server shutting down"}}));
   core::UpgradeRequest u{req.method_string(),
                          req.target(),
                          beast::websocket::is_upgrade(req),
@@ -175,18 +208,27 @@ void HttpSession::handle_upgrade(Request& req) {
                          req[http::field::authorization]};
   auto token = core::check_upgrade(u, node.config().allowed_origins);
   if (!token) {
-    if (token.error().status == 401) node.metrics().auth_failures.fetch_add(1, std::memory_order_relaxed);
-    if (token.error().status == 403) log_origin_refused(u.origin);
-    return respond(refusal(token.error()));
+    const auto reason = reason_of(token.error());
+    std::string note;
+    if (reason == core::RefusalReason::origin)
+      note = "Origin '" + std::string(u.origin.substr(0, 200)) + "' is not in --allowed-origins";
+    else if (reason == core::RefusalReason::unauthorized)
+      note = "no token";
+    return refuse_upgrade(reason, refusal(token.error()), note);
   }
   const auto now = std::chrono::duration_cast<std::chrono::seconds>(
                        std::chrono::system_clock::now().time_since_epoch()).count();
   auto identity = node.verifier().verify(*token, now);
   if (!identity) {
-    node.metrics().auth_failures.fetch_add(1, std::memory_order_relaxed);
-    spdlog::debug("upgrade refused: {}", to_string(identity.error()));
-    return respond(json_response(401, {{"error", "Unauthorized"}}));
+    // Every one, at debug; the info line below is rate-limited.
+    spdlog::debug("token rejected: {}", to_string(identity.error()));
+    return refuse_upgrade(core::RefusalReason::unauthorized, json_response(401, {{"error", "Unauthorized"}}),
+                          "bad token (" + std::string(to_string(identity.error())) + ")");
   }
+  // The limits come after the token (the per-user count needs the user) and before the
+  // application's hook and any memory for the session. The slot is ours until WsSession::unregister.
+  if (auto full = node.admit_connection(identity->user_id))
+    return refuse_upgrade(full->reason, refusal(full->http), "user '" + identity->user_id.substr(0, 100) + "'");
   std::string id = uuid_v4();
   if (const auto& hook = node.hooks().on_connect) {
     ConnectDecision decision;
@@ -197,8 +239,10 @@ void HttpSession::handle_upgrade(Request& req) {
       decision = ConnectDecision::refuse("Forbidden");
     }
     if (!decision.accept) {
-      spdlog::debug("upgrade refused by the application: {}", decision.reason);
-      return respond(json_response(403, {{"error", decision.reason.empty() ? "Forbidden" : decision.reason}}));
+      node.release_connection(identity->user_id);
+      return refuse_upgrade(core::RefusalReason::application,
+                            json_response(403, {{"error", decision.reason.empty() ? "Forbidden" : decision.reason}}),
+                            decision.reason.substr(0, 200));
     }
     if (decision.app_data) {
       auto profile = identity->profile ? std::make_shared<ProfileClaims>(*identity->profile)
@@ -296,7 +340,7 @@ void HttpSession::respond(HttpResponse r) {
   res->prepare_payload();
   // HEAD: the Content-Length GET would have, and no body (RFC 9110 section 9.3.2).
   if (parser_ && parser_->get().method() == http::verb::head) res->body().clear();
-  stream_.expires_after(request_timeout);
+  stream_.expires_after(write_timeout);
   http::async_write(stream_, *res, [self = shared_from_this(), res](const error_code& ec, std::size_t) {
     if (ec || !res->keep_alive()) return self->do_close();
     self->do_read();

@@ -12,6 +12,7 @@
 #include <boost/beast/http/string_body.hpp>
 
 #include "boundary/realtime/server.hpp"
+#include "core/admission.hpp"
 #include "shell/tcp_socket.hpp"
 
 namespace boundary::realtime::shell {
@@ -30,6 +31,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void on_read(const boost::system::error_code& ec);
   void route(Request& req);
   void handle_upgrade(Request& req);
+  // Counts (realtime_upgrades_refused_total), logs (rate-limited) and sends an upgrade's refusal.
+  void refuse_upgrade(core::RefusalReason reason, HttpResponse response, std::string_view note = {});
+  std::string describe_refusal(unsigned status, std::string_view note);
   void handle_api(Request& req);
   void handle_custom(const Server::RouteHandler& handler, Request& req);
   // Safe from any thread: the write happens on this session's loop.
@@ -43,6 +47,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
   bool keep_alive_ = false;
   unsigned version_ = 11;
+  std::uint32_t requests_ = 0;  // read so far on this connection
 };
 
 }  // namespace boundary::realtime::shell

@@ -136,6 +136,7 @@ void Loop::do_sweep() {
       static_cast<WsSession&>(c).check_idle(now, wall_now, who.exp);
     });
     std::erase_if(closing_, [now](const std::shared_ptr<WsSession>& s) { return s->close_expired(now); });
+    if (index_ == 0) node_.refusal_log().flush();  // one loop reports held-back refusal lines
     do_sweep();
   });
 }

@@ -24,6 +24,20 @@ void emit(std::string& out, Format format, const Family& f, const std::atomic<T>
                  family_suffix, f.help, type, sample_suffix, v.load(std::memory_order_relaxed));
 }
 
+// One counter family with a `reason` label, a sample per reason (zeros included, so a rate() has
+// a series from the start).
+void emit_refusals(std::string& out, Format format, const Metrics& m) {
+  const char* family_suffix = format == Format::prometheus ? "_total" : "";
+  fmt::format_to(std::back_inserter(out),
+                 "# HELP realtime_upgrades_refused{0} WebSocket upgrades refused, by reason.\n"
+                 "# TYPE realtime_upgrades_refused{0} counter\n",
+                 family_suffix);
+  for (std::size_t i = 0; i < core::refusal_reason_count; ++i)
+    fmt::format_to(std::back_inserter(out), "realtime_upgrades_refused_total{{reason=\"{}\"}} {}\n",
+                   core::to_string(static_cast<core::RefusalReason>(i)),
+                   m.upgrades_refused[i].load(std::memory_order_relaxed));
+}
+
 std::string render(const Metrics& m, Format format) {
   std::string out;
   out.reserve(4096);
@@ -44,6 +58,9 @@ std::string render(const Metrics& m, Format format) {
   counter("realtime_token_refreshes", "Tokens replaced by a refresh command (refused ones count as command errors).",
           m.token_refreshes);
   counter("realtime_auth_failures", "Upgrade requests refused with 401.", m.auth_failures);
+  emit_refusals(out, format, m);
+  counter("realtime_handshake_timeouts", "HTTP requests (the upgrade or any other) not whole within --handshake-timeout.",
+          m.handshake_timeouts);
   counter("realtime_protocol_errors", "Connections closed for protocol violations.", m.protocol_errors);
   counter("realtime_command_errors", "Error replies to client commands.", m.command_errors);
   counter("realtime_rate_limited", "Client commands refused by the rate limit.", m.rate_limited);

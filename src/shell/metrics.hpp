@@ -3,9 +3,12 @@
 // asks for it, OpenMetrics 1.0. Relaxed atomics: each counter is updated by the loop that owns the
 // event, read only for reporting.
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <string>
+
+#include "core/admission.hpp"
 
 namespace boundary::realtime::shell {
 
@@ -22,6 +25,13 @@ struct Metrics {
   std::atomic<std::uint64_t> token_expired_disconnects{0};  // closes with 4001
   std::atomic<std::uint64_t> token_refreshes{0};        // accepted `refresh` commands
   std::atomic<std::uint64_t> auth_failures{0};
+  // Upgrades answered with an error instead of 101, by core::RefusalReason
+  // (realtime_upgrades_refused_total{reason="..."}).
+  std::array<std::atomic<std::uint64_t>, core::refusal_reason_count> upgrades_refused{};
+  void count_refusal(core::RefusalReason r) noexcept {
+    upgrades_refused[static_cast<std::size_t>(r)].fetch_add(1, std::memory_order_relaxed);
+  }
+  std::atomic<std::uint64_t> handshake_timeouts{0};     // requests not whole within --handshake-timeout
   std::atomic<std::uint64_t> protocol_errors{0};        // closes with 1002/1003/1007/1009
   std::atomic<std::uint64_t> command_errors{0};         // error replies to client commands
   std::atomic<std::uint64_t> rate_limited{0};

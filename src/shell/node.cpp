@@ -59,6 +59,28 @@ Node::~Node() {
   hub_.reset();
 }
 
+std::optional<core::AdmissionRefusal> Node::admit_connection(std::string_view user_id) {
+  const core::ConnectionLimits limits{config_.max_connections, config_.max_connections_per_user};
+  const bool per_user = limits.max_connections_per_user != 0;
+  std::lock_guard lock(admission_mutex_);
+  auto it = per_user ? admitted_per_user_.find(user_id) : admitted_per_user_.end();
+  const core::ConnectionCounts counts{admitted_, it == admitted_per_user_.end() ? 0 : it->second};
+  if (auto refusal = core::decide_admission(counts, limits)) return refusal;
+  ++admitted_;
+  if (per_user) {
+    if (it == admitted_per_user_.end()) it = admitted_per_user_.emplace(std::string(user_id), 0).first;
+    ++it->second;
+  }
+  return std::nullopt;
+}
+
+void Node::release_connection(std::string_view user_id) noexcept {
+  std::lock_guard lock(admission_mutex_);
+  if (admitted_ > 0) --admitted_;
+  if (auto it = admitted_per_user_.find(user_id); it != admitted_per_user_.end() && --it->second == 0)
+    admitted_per_user_.erase(it);
+}
+
 void Node::start_broker() { broker_->start(); }
 
 void Node::add_route(std::string method, std::string path, Server::RouteHandler handler) {

@@ -6,10 +6,14 @@
 
 #include <atomic>
 #include <cstddef>
+#include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -20,8 +24,10 @@
 #include "boundary/realtime/ports/subscribe_authorizer.hpp"
 #include "boundary/realtime/ports/token_verifier.hpp"
 #include "boundary/realtime/server.hpp"
+#include "core/admission.hpp"
 #include "core/command.hpp"
 #include "shell/metrics.hpp"
+#include "shell/refusal_log.hpp"
 
 namespace boundary::realtime::shell {
 
@@ -42,6 +48,7 @@ class Node {
   const Hooks& hooks() const noexcept { return hooks_; }
   const core::CommandRules& command_rules() const noexcept { return command_rules_; }
   Metrics& metrics() noexcept { return metrics_; }
+  RefusalLog& refusal_log() noexcept { return refusal_log_; }
   Hub& hub() noexcept { return *hub_; }
   // --subscribe-policy proxy: the authorizer that runs on loop `loop_index`; null otherwise.
   SubscribeAuthorizer* subscribe_authorizer(unsigned loop_index) noexcept {
@@ -63,6 +70,12 @@ class Node {
   void session_finished() noexcept { live_sessions_.fetch_sub(1, std::memory_order_relaxed); }
   std::size_t live_sessions() const noexcept { return live_sessions_.load(std::memory_order_relaxed); }
 
+  // --max-connections / --max-connections-per-user. Takes a slot for a connection of `user_id`,
+  // or says why not (core::decide_admission). Safe from any loop: one user's connections may land
+  // on different loops. Every admitted connection gives its slot back exactly once.
+  std::optional<core::AdmissionRefusal> admit_connection(std::string_view user_id);
+  void release_connection(std::string_view user_id) noexcept;
+
   std::vector<std::unique_ptr<Loop>>& loops() noexcept { return loops_; }
   void start_broker();
 
@@ -72,10 +85,22 @@ class Node {
   Hooks hooks_;
   core::CommandRules command_rules_;
   Metrics metrics_;
+  RefusalLog refusal_log_;
   Message ping_frame_;
   std::map<std::pair<std::string, std::string>, Server::RouteHandler, std::less<>> routes_;  // (method, path)
   std::atomic<bool> shutting_down_{false};
   std::atomic<std::size_t> live_sessions_{0};
+  struct StringHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  };
+  // One lock for both counts: reading them, deciding and incrementing must be one step, or two
+  // loops could each see room for the last slot. Taken once per upgrade, after the token check,
+  // which costs far more.
+  std::mutex admission_mutex_;
+  std::size_t admitted_ = 0;
+  // Only with a per-user limit; a user leaves the map with their last connection.
+  std::unordered_map<std::string, std::size_t, StringHash, std::equal_to<>> admitted_per_user_;
   std::vector<std::unique_ptr<Loop>> loops_;
   std::vector<std::unique_ptr<SubscribeAuthorizer>> authorizers_;  // one per loop, or none
   // Declared after the loops: destroyed before the io_contexts they run on.

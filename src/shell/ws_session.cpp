@@ -69,8 +69,10 @@ void WsSession::start(Identity identity, std::string upgrade_response, std::stri
   socket_.non_blocking(true, ec);
   socket_.set_option(asio::ip::tcp::no_delay(true), ec);
   auto connected = core::make_connected(id(), identity, std::chrono::system_clock::now());
+  const std::string user_id = identity.user_id;  // for the admission slot, should registering fail
   registered_ = loop_.registry().register_connection(shared_from_this(), std::move(identity));
   if (!registered_) {  // a random 122-bit id collided: refuse rather than alias two clients
+    loop_.node().release_connection(user_id);
     socket_.close(ec);
     return;
   }
@@ -451,13 +453,15 @@ void WsSession::unregister() {
   registered_ = false;
   auto& node = loop_.node();
   node.metrics().connections.fetch_sub(1, std::memory_order_relaxed);
+  // The slot HttpSession::handle_upgrade took (--max-connections): free once the session leaves.
+  const Identity* who = loop_.registry().identity_of(id());
+  if (who) node.release_connection(who->user_id);
   const auto& hook = node.hooks().on_disconnect;
   if (!hook) {
     loop_.registry().unregister_connection(id());  // may drop the registry's reference to us
     return;
   }
   // The hook runs once the connection has left every index, with the identity it had.
-  const Identity* who = loop_.registry().identity_of(id());
   std::optional<Identity> last = who ? std::optional<Identity>(*who) : std::nullopt;
   loop_.registry().unregister_connection(id());
   if (!last) return;

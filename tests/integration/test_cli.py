@@ -161,7 +161,7 @@ class ConfigSourcesTest(RealtimeTestCase):
         self.assertEqual(status, 401)
         deadline = time.monotonic() + DEFAULT_TIMEOUT
         while time.monotonic() < deadline:
-            if "upgrade refused" in srv.log():
+            if "token rejected" in srv.log():  # the debug line; the info line is "upgrade refused"
                 return True
             await asyncio.sleep(0.05)
         return False

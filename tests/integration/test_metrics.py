@@ -26,7 +26,7 @@ COUNTERS = {
     "realtime_protocol_errors", "realtime_command_errors", "realtime_rate_limited", "realtime_api_requests",
     "realtime_api_errors", "realtime_accept_errors", "realtime_subscribe_proxy_requests",
     "realtime_subscribe_proxy_allowed", "realtime_subscribe_proxy_denied", "realtime_subscribe_proxy_errors",
-    "realtime_subscribe_proxy_overloaded",
+    "realtime_subscribe_proxy_overloaded", "realtime_upgrades_refused", "realtime_handshake_timeouts",
 }
 CLUSTER_GAUGES = {"realtime_redis_up"}
 CLUSTER_COUNTERS = {"realtime_redis_reconnects", "realtime_cluster_reply_timeouts"}
@@ -102,6 +102,7 @@ class MetricsFormatsTest(RealtimeTestCase):
         self.assertEqual(total("realtime_messages_received"), 1)
         self.assertGreaterEqual(total("realtime_messages_sent"), 2)
         self.assertEqual(total("realtime_auth_failures"), 1)
+        self.assertEqual(total("realtime_handshake_timeouts"), 0)
         self.assertEqual(total("realtime_api_requests"), 1)
         self.assertEqual(total("realtime_api_errors"), 0)
         self.assertGreater(total("realtime_bytes_sent"), 0)

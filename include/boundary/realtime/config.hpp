@@ -33,6 +33,13 @@ struct Config {
   std::size_t max_subscriptions = 1000;      // topics per connection
   std::chrono::seconds idle_timeout{60};     // silence before close; a ping goes out at half
   std::size_t max_body_bytes = 1048576;      // HTTP API request body
+  // Per node (not cluster-wide), checked at the upgrade before the 101: 503 past
+  // max_connections, 429 past max_connections_per_user. 0 = unlimited.
+  std::size_t max_connections = 0;
+  std::size_t max_connections_per_user = 0;
+  // Longest wait for a whole HTTP request (the upgrade, or any request, including the wait on a
+  // kept-alive connection), however slowly its bytes trickle in; then the socket is closed.
+  std::chrono::seconds handshake_timeout{10};
   double commands_per_second = 100;          // per connection, token bucket; 0 = unlimited
   double command_burst = 200;
   std::string log_level = "info";

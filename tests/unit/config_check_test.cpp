@@ -1,0 +1,76 @@
+#include "core/config_check.hpp"
+
+#include <stdexcept>
+#include <string>
+
+#include <gtest/gtest.h>
+
+namespace boundary::realtime::core {
+namespace {
+
+Config valid() {
+  Config c;
+  c.api_key = "0123456789abcdef";
+  return c;
+}
+
+// The message of validate_config's refusal, or "" when it accepts.
+std::string refusal(const Config& c) {
+  try {
+    validate_config(c);
+  } catch (const std::invalid_argument& e) {
+    return e.what();
+  }
+  return {};
+}
+
+TEST(ValidateConfig, DefaultsAreValid) {
+  EXPECT_EQ(refusal(valid()), "");
+  EXPECT_EQ(valid().max_connections, 0u);
+  EXPECT_EQ(valid().max_connections_per_user, 0u);
+  EXPECT_EQ(valid().handshake_timeout, std::chrono::seconds(10));
+}
+
+TEST(ValidateConfig, ConnectionLimitsMayBeSet) {
+  auto c = valid();
+  c.max_connections = 100;
+  c.max_connections_per_user = 100;
+  EXPECT_EQ(refusal(c), "");
+  c.max_connections = 0;  // unlimited node, limited users
+  c.max_connections_per_user = 5;
+  EXPECT_EQ(refusal(c), "");
+}
+
+TEST(ValidateConfig, PerUserLimitAboveNodeLimitIsRefused) {
+  auto c = valid();
+  c.max_connections = 10;
+  c.max_connections_per_user = 11;
+  EXPECT_EQ(refusal(c).rfind("--max-connections-per-user:", 0), 0u) << refusal(c);
+}
+
+TEST(ValidateConfig, ConnectionLimitsHaveACeiling) {
+  auto c = valid();
+  c.max_connections = 100000001;
+  EXPECT_EQ(refusal(c).rfind("--max-connections:", 0), 0u) << refusal(c);
+}
+
+TEST(ValidateConfig, HandshakeTimeoutIsOneSecondToAnHour) {
+  auto c = valid();
+  c.handshake_timeout = std::chrono::seconds(0);
+  EXPECT_EQ(refusal(c).rfind("--handshake-timeout:", 0), 0u) << refusal(c);
+  c.handshake_timeout = std::chrono::seconds(3601);
+  EXPECT_EQ(refusal(c).rfind("--handshake-timeout:", 0), 0u) << refusal(c);
+  c.handshake_timeout = std::chrono::seconds(1);
+  EXPECT_EQ(refusal(c), "");
+  c.handshake_timeout = std::chrono::seconds(3600);
+  EXPECT_EQ(refusal(c), "");
+}
+
+TEST(ValidateConfig, ShortApiKeyIsRefused) {
+  auto c = valid();
+  c.api_key = "short";
+  EXPECT_EQ(refusal(c).rfind("--api-key:", 0), 0u) << refusal(c);
+}
+
+}  // namespace
+}  // namespace boundary::realtime::core
