@@ -103,7 +103,7 @@ CommandDecision decide_command(std::string_view text, const Identity& who, const
       break;
     case Action::subscribe:
       if (auto denied = check_subscribe(who, cmd.topic, rules.subscribe))
-        return refuse(*denied, "not allowed to subscribe to this topic", cmd.ref);
+        return refuse(*denied, subscribe_forbidden, cmd.ref);
       break;
     case Action::publish:
       if (!rules.publish.allows(cmd.topic))

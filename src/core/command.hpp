@@ -68,6 +68,10 @@ CommandDecision decide_command(std::string_view text, const Identity& who, const
                                TokenBucketPolicy::Clock::time_point& bucket_full_at,
                                TokenBucketPolicy::Clock::time_point now);
 
+// The refusal text of a subscribe, whoever refused it (the built-in rule, the subscribe policy,
+// the backend or the application): a client cannot tell which, by design.
+inline constexpr std::string_view subscribe_forbidden = "not allowed to subscribe to this topic";
+
 // Replies, serialized. `ref` is omitted when null.
 std::string reply_subscribed(std::string_view topic, const boost::json::value& ref);
 std::string reply_unsubscribed(std::string_view topic, const boost::json::value& ref);

@@ -241,7 +241,7 @@ void WsSession::ask_subscribe(const Identity& who, std::string topic, json::valu
   // --subscribe-policy proxy: the backend first, then the application's hook.
   auto answered = on_this_loop([topic, ref](WsSession& self, bool allowed) {
     const Identity* who = self.loop_.registry().identity_of(self.id());
-    if (!allowed || !who) return self.refuse(CommandErrorCode::forbidden, "not allowed to subscribe to this topic", ref);
+    if (!allowed || !who) return self.refuse(CommandErrorCode::forbidden, core::subscribe_forbidden, ref);
     self.ask_hook(*who, topic, ref);
   });
   authorizer->authorize(SubscribeQuestion{who.user_id, std::string(id()), topic}, std::move(answered));
@@ -254,7 +254,7 @@ void WsSession::ask_hook(const Identity& who, std::string topic, json::value ref
   // The application decides, now or later, from any thread; only the first answer counts.
   auto decide = on_this_loop([topic, ref](WsSession& self, bool allowed) {
     if (allowed) return self.subscribe(topic, ref);
-    self.refuse(CommandErrorCode::forbidden, "not allowed to subscribe to this topic", ref);
+    self.refuse(CommandErrorCode::forbidden, core::subscribe_forbidden, ref);
   });
   auto once = std::make_shared<std::atomic<bool>>(false);
   Hooks::Decide decide_once = [once, decide](bool allowed) mutable {
