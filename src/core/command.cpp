@@ -1,6 +1,5 @@
 #include "core/command.hpp"
 
-#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
 #include "core/parse_util.hpp"
@@ -31,10 +30,13 @@ std::string with_ref(json::object reply, const json::value& ref) {
 }  // namespace
 
 boost::system::result<Command, CommandError> parse_command(std::string_view text) {
-  boost::system::error_code ec;
   // Depth is bounded by the parser (32 by default): hostile nesting cannot exhaust the stack.
-  json::value v = json::parse(text, ec);
-  if (ec) return fail(CommandErrorCode::bad_request, "message is not valid JSON");
+  auto parsed = parse_strict_json(text);
+  if (parsed.problem == JsonProblem::invalid) return fail(CommandErrorCode::bad_request, "message is not valid JSON");
+  // Which of two `topic`s would be checked and which one used is exactly the doubt to avoid.
+  if (parsed.problem == JsonProblem::duplicate_key)
+    return fail(CommandErrorCode::bad_request, "message has a key twice");
+  json::value& v = parsed.value;
   if (!v.is_object()) return fail(CommandErrorCode::bad_request, "message must be a JSON object");
   auto& obj = v.get_object();
 

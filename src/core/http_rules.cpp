@@ -144,6 +144,20 @@ std::optional<std::string> percent_decode(std::string_view s) {
 
 std::string_view target_path(std::string_view target) noexcept { return target.substr(0, target.find('?')); }
 
+std::size_t query_param_count(std::string_view target, std::string_view name) {
+  auto q = target.find('?');
+  if (q == std::string_view::npos) return 0;
+  std::size_t count = 0;
+  std::string_view query = target.substr(q + 1);
+  for (;;) {
+    auto amp = query.find('&');
+    auto pair = query.substr(0, amp);
+    if (pair.substr(0, pair.find('=')) == name) ++count;
+    if (amp == std::string_view::npos) return count;
+    query.remove_prefix(amp + 1);
+  }
+}
+
 std::optional<std::string> query_param(std::string_view target, std::string_view name) {
   auto q = target.find('?');
   if (q == std::string_view::npos) return std::nullopt;
@@ -187,6 +201,12 @@ boost::system::result<std::string, HttpRefusal> check_upgrade(const UpgradeReque
     if (!allowed) return HttpRefusal{403, error_body("Forbidden")};
   }
   auto unauthorized = HttpRefusal{401, error_body("Unauthorized")};
+  // One request, one token (RFC 6750 §2: a client must not use more than one method). With two,
+  // a proxy in front may check one while the server uses the other. Other schemes in the
+  // header (a browser repeating the page's Basic credentials) are not a second token.
+  if (query_param_count(req.target, "token") > 1 ||
+      (query_param(req.target, "token") && bearer_token(req.authorization)))
+    return HttpRefusal{400, error_body("More than one token given")};
   if (auto token = query_param(req.target, "token")) {
     if (token->empty()) return unauthorized;
     return std::move(*token);
@@ -208,9 +228,10 @@ boost::system::result<ApiRequest, HttpRefusal> parse_api_body(ApiCall call, std:
   ApiRequest req;
   req.call = call;
   if (call == ApiCall::connections) return req;
-  boost::system::error_code ec;
-  json::value v = json::parse(body, ec);
-  if (ec) return bad("body is not valid JSON");
+  auto parsed = parse_strict_json(body);
+  if (parsed.problem == JsonProblem::invalid) return bad("body is not valid JSON");
+  if (parsed.problem == JsonProblem::duplicate_key) return bad("body has a key twice");
+  json::value& v = parsed.value;
   if (!v.is_object()) return bad("body must be a JSON object");
   if (!all_numbers_finite(v)) return bad("numbers must be within the range of a double");
   if (auto err = fill(req, v.get_object())) return *err;

@@ -18,6 +18,9 @@ std::optional<std::string> percent_decode(std::string_view s);
 std::string_view target_path(std::string_view target) noexcept;
 // The decoded value of query parameter `name`, if present.
 std::optional<std::string> query_param(std::string_view target, std::string_view name);
+// How many times `name` appears in the query of `target` (names compared as written, as
+// query_param compares them).
+std::size_t query_param_count(std::string_view target, std::string_view name);
 // The token of `Authorization: Bearer <token>` (scheme case-insensitive).
 std::optional<std::string_view> bearer_token(std::string_view authorization) noexcept;
 // Constant-time comparison of secrets (no early exit on the first differing byte).

@@ -4,9 +4,9 @@
 #include <cmath>
 #include <limits>
 
-#include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 
+#include "core/parse_util.hpp"
 #include "core/topic.hpp"
 
 namespace boundary::realtime::core {
@@ -28,13 +28,13 @@ constexpr std::array<std::int8_t, 256> make_decode_table() {
 
 constexpr auto b64url_decode_table = make_decode_table();
 
-// Parses `text` as JSON and requires an object. Boost.JSON's defaults are what we want here:
-// strict RFC 8259 (no comments, no trailing commas), UTF-8 validated, depth limited to 32.
+// Parses `text` as strict JSON and requires an object. A header or payload with a key twice is
+// refused: another JWT library reading the same token might take the other value (an `alg`, a
+// `sub`), and a token must mean one thing wherever it is read.
 std::optional<json::object> parse_object(std::string_view text) {
-  boost::system::error_code ec;
-  json::value v = json::parse(text, ec);
-  if (ec || !v.is_object()) return std::nullopt;
-  return std::move(v.get_object());
+  auto parsed = parse_strict_json(text);
+  if (parsed.problem != JsonProblem::none || !parsed.value.is_object()) return std::nullopt;
+  return std::move(parsed.value.get_object());
 }
 
 std::optional<json::object> decode_json_object(std::string_view segment) {

@@ -31,7 +31,7 @@ struct ParsedJwt {
 
 // Splits, base64url-decodes (no padding accepted or required), parses header and payload JSON.
 // Errors: malformed (anything structurally wrong, including `typ` other than "JWT" when present,
-// or a `crit` header).
+// a `crit` header, or a key twice in the header or the payload).
 boost::system::result<ParsedJwt, AuthError> parse_jwt(std::string_view token);
 
 // Claims -> identity, with exp/nbf decided at `now_unix_seconds` (no leeway: the contract says

@@ -26,4 +26,17 @@ std::optional<T> parse_number(std::string_view s) {
 // the parser (depth 32), so the recursion is too.
 bool all_numbers_finite(const boost::json::value& v);
 
+enum class JsonProblem { none, invalid, duplicate_key };
+
+struct StrictJson {
+  boost::json::value value;  // null unless problem == none
+  JsonProblem problem = JsonProblem::none;
+};
+
+// Strict RFC 8259 JSON (no comments or trailing commas, UTF-8 checked, depth at most 32), and
+// no object with the same key twice (RFC 8259 §4 leaves the meaning open; parsers disagree on
+// which one wins, so a text that holds two is refused rather than guessed at). Every JSON text
+// that comes from outside (tokens, client commands, API bodies, proxy replies) goes through it.
+StrictJson parse_strict_json(std::string_view text);
+
 }  // namespace boundary::realtime::core

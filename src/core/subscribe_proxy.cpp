@@ -1,8 +1,9 @@
 #include "core/subscribe_proxy.hpp"
 
 #include <boost/json/object.hpp>
-#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+
+#include "core/parse_util.hpp"
 
 namespace boundary::realtime::core {
 namespace json = boost::json;
@@ -74,10 +75,10 @@ std::string proxy_request_body(std::string_view user_id, std::string_view connec
 
 bool proxy_reply_allows(unsigned status, std::string_view body) noexcept {
   if (status != 200 || body.size() > max_proxy_reply_bytes) return false;
-  boost::system::error_code ec;
-  json::value v = json::parse(body, ec);  // depth-bounded, strict, never throws with `ec`
-  if (ec || !v.is_object()) return false;
-  const auto* allow = v.get_object().if_contains("allow");
+  // Depth-bounded and strict; {"allow":false,"allow":true} is no answer, so it refuses.
+  auto parsed = parse_strict_json(body);
+  if (parsed.problem != JsonProblem::none || !parsed.value.is_object()) return false;
+  const auto* allow = parsed.value.get_object().if_contains("allow");
   return allow && allow->is_bool() && allow->get_bool();
 }
 

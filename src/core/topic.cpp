@@ -27,6 +27,14 @@ bool scoped(std::string_view topic, std::string_view prefix, std::string_view& n
   return true;
 }
 
+// True when `topic` is `<prefix><id>` or `<prefix><id>:...` with `id` whole, so that an id
+// holding ':' (`a:b`) owns `user:a:b` (which `scoped` cuts to `a`).
+bool owned_by(std::string_view topic, std::string_view prefix, std::string_view id) {
+  if (id.empty() || !topic.starts_with(prefix)) return false;
+  auto rest = topic.substr(prefix.size());
+  return rest.starts_with(id) && (rest.size() == id.size() || rest[id.size()] == ':');
+}
+
 // Unicode White_Space and C1 controls beyond ASCII: as invisible in logs and UIs as their ASCII
 // counterparts, so refused the same way.
 constexpr bool is_space_or_control(char32_t c) noexcept {
@@ -53,8 +61,18 @@ std::optional<SubscribePolicy> parse_subscribe_policy(std::string_view name) {
 std::optional<CommandErrorCode> check_subscribe(const Identity& who, std::string_view topic, SubscribePolicy policy) {
   if (!is_valid_topic(topic)) return CommandErrorCode::invalid_topic;
   std::string_view name;
-  if (scoped(topic, "user:", name)) return name == who.user_id ? std::nullopt : std::optional(CommandErrorCode::forbidden);
-  if (scoped(topic, "role:", name)) return who.has_role(name) ? std::nullopt : std::optional(CommandErrorCode::forbidden);
+  // Byte-exact: no case folding or Unicode normalization, so look-alike ids own nothing of
+  // each other's. An id with ':' is ambiguous (`user:a:b` is `a`'s and `a:b`'s), see
+  // docs/security.md "Known limits".
+  if (scoped(topic, "user:", name)) {
+    const bool own = name == who.user_id || owned_by(topic, "user:", who.user_id);
+    return own ? std::nullopt : std::optional(CommandErrorCode::forbidden);
+  }
+  if (scoped(topic, "role:", name)) {
+    bool held = who.has_role(name);
+    for (const auto& role : who.roles) held = held || owned_by(topic, "role:", role);
+    return held ? std::nullopt : std::optional(CommandErrorCode::forbidden);
+  }
   if (policy != SubscribePolicy::claims) return std::nullopt;
   for (const auto& pattern : who.topics())
     if (TopicPatterns::matches(pattern, topic)) return std::nullopt;

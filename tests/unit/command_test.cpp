@@ -72,6 +72,22 @@ TEST(ParseCommand, NotJsonIsBadRequest) {
   expect_error(R"({"action":"ping"} trailing)", CommandErrorCode::bad_request);
 }
 
+TEST(ParseCommand, KeyTwiceIsBadRequest) {
+  // Which topic would be authorized and which one used is the doubt refused here.
+  for (auto text : {R"({"action":"subscribe","topic":"a","topic":"user:7"})",
+                    R"({"action":"ping","action":"subscribe","topic":"a"})",
+                    R"({"action":"publish","topic":"a","message":{"type":"x","type":"y"}})"}) {
+    auto e = error_of(text);
+    EXPECT_EQ(e.code, CommandErrorCode::bad_request) << text;
+    EXPECT_EQ(e.message, "message has a key twice") << text;
+  }
+}
+
+TEST(ParseCommand, DeepNestingIsBadRequest) {
+  expect_error(std::string(100'000, '['), CommandErrorCode::bad_request);
+  expect_error(R"({"action":"publish","topic":"a","message":)" + std::string(100'000, '['), CommandErrorCode::bad_request);
+}
+
 TEST(ParseCommand, NonObjectIsBadRequest) {
   for (auto text : {"[]", R"(["subscribe"])", "42", R"("ping")", "null", "true"})
     expect_error(text, CommandErrorCode::bad_request);

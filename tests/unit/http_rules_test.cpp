@@ -119,9 +119,21 @@ TEST(CheckUpgrade, AcceptsBearerToken) {
   EXPECT_EQ(*r, "header.token");
 }
 
-TEST(CheckUpgrade, QueryTokenWinsOverHeader) {
+TEST(CheckUpgrade, TokenInBothQueryAndBearerHeaderIs400) {
   auto req = good_upgrade("/ws?token=query");
   req.authorization = "Bearer header";
+  expect_refusal(check_upgrade(req, {}), 400, "More than one token given");
+}
+
+TEST(CheckUpgrade, TokenTwiceInTheQueryIs400) {
+  expect_refusal(check_upgrade(good_upgrade("/ws?token=a&token=b"), {}), 400, "More than one token given");
+  expect_refusal(check_upgrade(good_upgrade("/ws?token=a&x=1&token="), {}), 400, "More than one token given");
+}
+
+TEST(CheckUpgrade, QueryTokenWithAnotherAuthorizationSchemeIsAccepted) {
+  // A browser repeats the page's Basic credentials on the upgrade: not a second token.
+  auto req = good_upgrade("/ws?token=query");
+  req.authorization = "Basic dXNlcjpwYXNz";
   auto r = check_upgrade(req, {});
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(*r, "query");
@@ -347,6 +359,15 @@ TEST(ParseApiBody, NumbersPastDoubleRangeAreRefused) {
   // Large but finite numbers, and integers past 64 bits (read as doubles), are fine.
   EXPECT_EQ(parse_ok(ApiCall::broadcast, R"({"message":{"type":"t","n":1e308,"i":123456789012345678901234}})").call,
             ApiCall::broadcast);
+}
+
+TEST(ParseApiBody, KeyTwiceIsRefused) {
+  expect_400(ApiCall::send_to_user, R"({"user-id":"1","user-id":"2","message":{"type":"t"}})", "body has a key twice");
+  expect_400(ApiCall::broadcast, R"({"message":{"type":"t","type":"u"}})", "body has a key twice");
+}
+
+TEST(ParseApiBody, DeepNestingIsRefusedAsInvalidJson) {
+  expect_400(ApiCall::broadcast, std::string(100'000, '['), "body is not valid JSON");
 }
 
 TEST(ParseApiBody, BodyMustBeAJsonObject) {

@@ -321,6 +321,40 @@ TEST(ParseJwt, RejectsCritHeader) {
             why(AuthError::malformed));
 }
 
+TEST(ParseJwt, RejectsCritEvenWhenEmptyOrNamingAnUnknownExtension) {
+  for (const char* header : {R"({"alg":"HS256","crit":[]})", R"({"alg":"HS256","crit":["b64"],"b64":false})",
+                             R"({"alg":"HS256","crit":["x-unknown"],"x-unknown":1})"})
+    EXPECT_EQ(why(parse_jwt(token_of(header, R"({"sub":"1"})", "s"))), why(AuthError::malformed)) << header;
+}
+
+TEST(ParseJwt, IgnoresKidJkuAndX5uHeaders) {
+  // They name keys; the server's key is fixed by its configuration and nothing is fetched.
+  auto parsed = parse_jwt(token_of(R"({"alg":"HS256","kid":"../../dev/null","jku":"http://127.0.0.1:1/k",)"
+                                   R"("x5u":"http://127.0.0.1:1/c"})",
+                                   R"({"sub":"1"})", "s"));
+  ASSERT_EQ(why(parsed), "ok");
+  EXPECT_EQ(parsed->alg, "HS256");
+}
+
+TEST(ParseJwt, RejectsAKeyTwiceInHeaderOrPayload) {
+  EXPECT_EQ(why(parse_jwt(token_of(R"({"alg":"none","alg":"HS256"})", R"({"sub":"1"})", "s"))),
+            why(AuthError::malformed));
+  EXPECT_EQ(why(parse_jwt(token_of(R"({"alg":"HS256","alg":"HS256"})", R"({"sub":"1"})", "s"))),
+            why(AuthError::malformed));
+  EXPECT_EQ(why(parse_jwt(token_of(R"({"alg":"HS256"})", R"({"sub":"1","sub":"admin"})", "s"))),
+            why(AuthError::malformed));
+  EXPECT_EQ(why(parse_jwt(token_of(R"({"alg":"HS256"})", R"({"sub":"1","info":{"a":1,"a":2}})", "s"))),
+            why(AuthError::malformed));
+}
+
+TEST(HmacVerifier, RefusesAKeyTwiceEvenWhenSigned) {
+  auto verifier = OpenSslJwtVerifier::from_secret(secret);
+  const std::string good = hmac_token("HS256", secret, R"({"sub":"1"})");
+  EXPECT_EQ(why(verifier->verify(good, now)), "ok");
+  EXPECT_EQ(why(verifier->verify(hmac_token("HS256", secret, R"({"sub":"1","sub":"2"})"), now)),
+            why(AuthError::malformed));
+}
+
 TEST(ParseJwt, RejectsPayloadThatIsNotAJsonObject) {
   for (const char* payload : {R"(["sub"])", R"("sub")", "42", "{", "", R"({"sub":"1",})"}) {
     EXPECT_EQ(why(parse_jwt(token_of(R"({"alg":"HS256"})", payload, "s"))),
@@ -728,6 +762,40 @@ TEST(PublicKeyVerifierKeys, RefusesDerEncodedEcdsaSignature) {
             why(AuthError::bad_signature));
   EXPECT_EQ(why(v->verify(input + "." + base64url_encode(raw + '\0'), now)),
             why(AuthError::bad_signature));
+}
+
+// The classic confusion: an HMAC token keyed with the public key's PEM text. The key pins its
+// family, so HS* never reaches an HMAC with the PEM as secret.
+TEST(PublicKeyVerifierKeys, HmacTokenKeyedWithThePublicKeyPemIsRefused) {
+  for (EVP_PKEY* key : {rsa_key(), p256(), ed25519_key()}) {
+    const std::string pem = public_pem(key);
+    auto v = OpenSslJwtVerifier::from_public_key_pem(pem);
+    for (const char* alg : {"HS256", "HS384", "HS512"}) {
+      EXPECT_EQ(why(v->verify(hmac_token(alg, pem), now)), why(AuthError::wrong_algorithm)) << alg;
+      EXPECT_EQ(why(v->verify(hmac_token(alg, pem.substr(0, pem.size() - 1)), now)),
+                why(AuthError::wrong_algorithm)) << alg;
+    }
+  }
+}
+
+// ECDSA signatures are malleable: (r, n - s) verifies as well as (r, s). RFC 7518 does not ask
+// for low S, and common signers (OpenSSL, Python cryptography) emit either half, so both are
+// accepted; nothing here identifies a token by its signature bytes, so the twin gains nothing.
+TEST(PublicKeyVerifierKeys, HighSTwinOfAnEcdsaSignatureIsAccepted) {
+  auto v = OpenSslJwtVerifier::from_public_key_pem(public_pem(p256()));
+  const std::string input = base64url_encode(header_for("ES256")) + "." + base64url_encode(good_claims);
+  const std::string raw = der_to_jose(openssl_sign(p256(), "ES256", input), 32);
+  std::unique_ptr<BIGNUM, decltype(&BN_free)> s(BN_bin2bn(reinterpret_cast<const unsigned char*>(raw.data()) + 32, 32, nullptr), BN_free);
+  std::unique_ptr<BIGNUM, decltype(&BN_free)> n(nullptr, BN_free);
+  BIGNUM* order = nullptr;
+  ASSERT_TRUE(BN_hex2bn(&order, "FFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551"));
+  n.reset(order);
+  ASSERT_TRUE(BN_sub(s.get(), n.get(), s.get()));
+  std::string twin = raw.substr(0, 32) + std::string(32, '\0');
+  ASSERT_EQ(BN_bn2binpad(s.get(), reinterpret_cast<unsigned char*>(twin.data()) + 32, 32), 32);
+  ASSERT_NE(twin, raw);
+  EXPECT_EQ(why(v->verify(input + "." + base64url_encode(raw), now)), "ok");
+  EXPECT_EQ(why(v->verify(input + "." + base64url_encode(twin), now)), "ok");
 }
 
 TEST(PublicKeyVerifierKeys, RsaPaddingMustMatchTheAlg) {

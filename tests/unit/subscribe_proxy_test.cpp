@@ -22,6 +22,9 @@ TEST(ProxyReply, OnlyOkWithAllowTrueAllows) {
   EXPECT_FALSE(proxy_reply_allows(200, R"({"allow":tru)"));
   EXPECT_FALSE(proxy_reply_allows(200, R"([true])"));
   EXPECT_FALSE(proxy_reply_allows(200, ""));
+  EXPECT_FALSE(proxy_reply_allows(200, R"({"allow":false,"allow":true})"));
+  EXPECT_FALSE(proxy_reply_allows(200, R"({"allow":true,"allow":true})"));
+  EXPECT_FALSE(proxy_reply_allows(200, std::string(100'000, '[')));
   EXPECT_FALSE(proxy_reply_allows(200, std::string(max_proxy_reply_bytes, ' ') + R"({"allow":true})"));
 }
 

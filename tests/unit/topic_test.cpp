@@ -95,6 +95,26 @@ TEST(SubscribePolicy, UserIdMustMatchWholeSegment) {
   EXPECT_EQ(check_subscribe(user("42"), "user::inbox"), CommandErrorCode::forbidden);
 }
 
+TEST(SubscribePolicy, IdsWithColonsOwnTheirWholeIdTopics) {
+  EXPECT_EQ(check_subscribe(user("a:b"), "user:a:b"), std::nullopt);
+  EXPECT_EQ(check_subscribe(user("a:b"), "user:a:b:inbox"), std::nullopt);
+  EXPECT_EQ(check_subscribe(user("a:b"), "user:a:bc"), CommandErrorCode::forbidden);
+  EXPECT_EQ(check_subscribe(user("a:b"), "user:a"), CommandErrorCode::forbidden);
+  EXPECT_EQ(check_subscribe(user("a:b"), "user:a:c"), CommandErrorCode::forbidden);
+  EXPECT_EQ(check_subscribe(user("1", {"ops:eu"}), "role:ops:eu"), std::nullopt);
+  EXPECT_EQ(check_subscribe(user("1", {"ops:eu"}), "role:ops:us"), CommandErrorCode::forbidden);
+  // The contract's `user:<id>:...` still gives `user:a:b` to `a` too: the documented limit.
+  EXPECT_EQ(check_subscribe(user("a"), "user:a:b"), std::nullopt);
+}
+
+TEST(SubscribePolicy, LookAlikeIdsOwnNothingOfEachOther) {
+  EXPECT_EQ(check_subscribe(user("alice"), "user:Alice"), CommandErrorCode::forbidden);
+  EXPECT_EQ(check_subscribe(user("e\xCC\x81"), "user:\xC3\xA9"), CommandErrorCode::forbidden);  // NFD vs NFC
+  EXPECT_EQ(check_subscribe(user("\xC3\xA9"), "user:e\xCC\x81"), CommandErrorCode::forbidden);
+  EXPECT_EQ(check_subscribe(user("alice"), "user:alice\xE2\x80\x8B"), CommandErrorCode::forbidden);  // ZWSP
+  EXPECT_EQ(check_subscribe(user("1", {"admin"}), "role:Admin"), CommandErrorCode::forbidden);
+}
+
 TEST(SubscribePolicy, RoleTopicIsOnlyForHoldersOfThatRole) {
   EXPECT_EQ(check_subscribe(user("1", {"user", "admin"}), "role:admin"), std::nullopt);
   EXPECT_EQ(check_subscribe(user("1", {"admin"}), "role:admin:alerts"), std::nullopt);
