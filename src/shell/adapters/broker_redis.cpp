@@ -323,6 +323,7 @@ void BrokerRedis::on_down() {
   if (state_ == State::idle) return;
   ++epoch_;
   const bool was_up = state_ == State::up;
+  const bool was_joining = state_ == State::claiming || state_ == State::subscribing;
   state_ = State::idle;
   resolver_.cancel();
   probe_.close();
@@ -338,6 +339,8 @@ void BrokerRedis::on_down() {
   if (was_up)
     spdlog::warn("cluster: lost {}; serving local connections only",
                  opt_.topology.cluster ? std::string("the redis cluster") : describe());
+  else if (was_joining && log_retry())
+    spdlog::warn("cluster: {} closed the connection while the node was joining; retrying", describe());
   requests_.fail_all();
   auto waiters = std::move(ready_waiters_);
   ready_waiters_.clear();
