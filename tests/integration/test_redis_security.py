@@ -310,8 +310,9 @@ class RedisAclTest(RedisSecurityTestCase):
         redis = self.start_redis(admin_password="admin-" + secrets.token_hex(8))
         redis.command("ACL", "SETUSER", "alice", "on", ">" + PASSWORD, "~*", "&*", "+@all")
         # Only the keys and channels of the prefix "rt" (what the broker uses, and nothing else).
+        # The smallest user docs/cluster.md suggests.
         redis.command("ACL", "SETUSER", "rtonly", "on", ">" + PASSWORD, "resetkeys", "resetchannels",
-                      "~rt:*", "&rt:*", "+@all")
+                      "~rt:*", "&rt:*", "+@all", "-@admin", "-@dangerous", "+cluster|slots")
         return redis
 
     @no_server
