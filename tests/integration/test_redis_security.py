@@ -21,8 +21,8 @@ import urllib.parse
 import websockets
 import websockets.client
 
-from rt_harness import (DEFAULT_TIMEOUT, HOST, RealtimeTestCase, RedisProcess, ServerProcess,
-                        no_server, random_secret)
+from rt_harness import (DEFAULT_TIMEOUT, HOST, RealtimeTestCase, RedisProcess, ServerProcess, free_port,
+                        no_server, random_secret, redis_key_slot)
 
 try:
     from cryptography import x509
@@ -135,7 +135,9 @@ def make_leaf(ca, cn: str, sans):
             .not_valid_before(now - datetime.timedelta(minutes=5))
             .not_valid_after(now + datetime.timedelta(days=1))
             .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            # Client use too: a Redis Cluster's bus (tls-cluster) presents it to the other masters.
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH,
+                                                  x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
             .sign(ca_key, hashes.SHA256()))
     return key, cert
 
@@ -504,6 +506,70 @@ class RedisTlsTest(RedisSecurityTestCase):
         await self.eventually(lambda: asyncio.to_thread(srv.log), lambda log: "retrying" in log,
                               what="a failed attempt logged")
         self.assertEqual(srv.health()[1].get("redis"), "down")
+
+
+@unittest.skipIf(x509 is None, "python3-cryptography is not installed")
+class RedisClusterTlsTest(RedisSecurityTestCase):
+    """Three TLS-only masters with a password (bus over TLS too), two nodes over
+    rediss-cluster://: topics on every shard cross between the nodes."""
+
+    CLI = os.environ.get("REDIS_CLI", "redis-cli")
+
+    def setUp(self):
+        super().setUp()
+        if shutil.which(self.CLI) is None:
+            self.skipTest("redis-cli not found")
+        self.dir = tempfile.mkdtemp(prefix="rt-tls-cluster-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        ca = make_ca("Test Redis CA")
+        self.ca_file = write_pem(self.dir, "ca.pem", cert=ca[1])
+        key, cert = make_leaf(ca, "redis", [x509.IPAddress(ipaddress.ip_address(HOST))])
+        files = (write_pem(self.dir, "server.pem", cert=cert), write_pem(self.dir, "server.key", key=key),
+                 self.ca_file)
+        self.masters = []
+        for _ in range(3):
+            extra = ["--cluster-enabled", "yes", "--cluster-port", str(free_port()), "--cluster-node-timeout", "2000",
+                     "--dir", self.dir, "--tls-cluster", "yes", "--masterauth", PASSWORD]
+            m = SecureRedis(extra, admin_password=PASSWORD, tls=files)
+            m.extra_args += ["--cluster-config-file", os.path.join(self.dir, f"nodes-{m.port}.conf")]
+            self.addCleanup(m.remove_log)
+            self.addCleanup(m.stop)
+            self.masters.append(m.start())
+        r = subprocess.run([self.CLI, "--tls", "--cacert", self.ca_file, "--no-auth-warning", "-a", PASSWORD,
+                            "--cluster", "create", *(f"{HOST}:{m.port}" for m in self.masters),
+                            "--cluster-replicas", "0", "--cluster-yes"],
+                           capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        deadline = time.monotonic() + 20
+        while not all("cluster_state:ok" in m.command("CLUSTER", "INFO") for m in self.masters):
+            self.assertLess(time.monotonic(), deadline, "redis cluster not ok within 20s")
+            time.sleep(0.1)
+
+    def topic_per_master(self) -> list[str]:
+        slots = {(r[0], r[1]): r[2][1] for r in self.masters[0].command("CLUSTER", "SLOTS")}
+        found = {}
+        for i in range(1000):
+            slot = redis_key_slot(f"rt:t:tls-{i}")
+            port = next(p for (first, last), p in slots.items() if first <= slot <= last)
+            found.setdefault(port, f"tls-{i}")
+        self.assertEqual(len(found), 3)
+        return list(found.values())
+
+    @no_server
+    async def test_two_nodes_over_a_tls_cluster_with_a_password(self):
+        url = "rediss-cluster://:" + ESCAPED + "@" + ",".join(f"{HOST}:{m.port}" for m in self.masters)
+        a = self.start_node(url, "node-a", ["--redis-tls-ca", self.ca_file])
+        b = self.start_node(url, "node-b", ["--redis-tls-ca", self.ca_file])
+        topics = self.topic_per_master()
+        ws = await self.join(b, "sub")
+        for topic in topics:
+            self.assertEqual((await self.command(ws, {"action": "subscribe", "topic": topic}))["type"], "subscribed")
+        for topic in topics:
+            self.assertEqual(await self.ok(a, "/api/publish", {"topic": topic, "message": {"type": "t"}}),
+                             {"delivered": 1})
+            await self.expect(ws, "t", topic=topic)
+        await self.assert_crosses(b, a, "u2")
+        self.assert_secret_nowhere(PASSWORD)
 
 
 if __name__ == "__main__":
