@@ -14,6 +14,7 @@ import socket
 import ssl
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 import urllib.parse
@@ -570,6 +571,111 @@ class RedisClusterTlsTest(RedisSecurityTestCase):
             await self.expect(ws, "t", topic=topic)
         await self.assert_crosses(b, a, "u2")
         self.assert_secret_nowhere(PASSWORD)
+
+
+class FaultyProxy:
+    """A TCP proxy in front of a real Redis whose Redis side misbehaves on demand. Modes:
+    "pass"; "hang" (replies are swallowed: a Redis that stopped answering, or stopped mid-reply);
+    "garbage" (every reply becomes bytes that are not RESP); "cut" (half of each reply, then the
+    connection closes: a drop mid-reply). Requests always reach Redis."""
+
+    def __init__(self, upstream_port: int):
+        self.upstream_port = upstream_port
+        self.mode = "pass"
+        self.listener = socket.create_server((HOST, 0))
+        self.port = self.listener.getsockname()[1]
+        self.sockets: list[socket.socket] = []
+        self.lock = threading.Lock()
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                client, _ = self.listener.accept()
+                upstream = socket.create_connection((HOST, self.upstream_port))
+            except OSError:
+                return
+            with self.lock:
+                self.sockets += [client, upstream]
+            threading.Thread(target=self._pump_up, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._pump_down, args=(upstream, client), daemon=True).start()
+
+    @staticmethod
+    def _close(*socks):
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def _pump_up(self, client, upstream):
+        try:
+            while data := client.recv(65536):
+                upstream.sendall(data)
+        except OSError:
+            pass
+        self._close(client, upstream)
+
+    def _pump_down(self, upstream, client):
+        try:
+            while data := upstream.recv(65536):
+                mode = self.mode
+                if mode == "pass":
+                    client.sendall(data)
+                elif mode == "garbage":
+                    client.sendall(b"?not resp at all\r\n")
+                elif mode == "cut":
+                    client.sendall(data[: max(1, len(data) // 2)])
+                    break
+                # "hang": swallowed
+        except OSError:
+            pass
+        self._close(client, upstream)
+
+    def close(self):
+        self.closed = True
+        self._close(self.listener)
+        with self.lock:
+            self._close(*self.sockets)
+
+
+class FaultyRedisTest(RedisSecurityTestCase):
+    """A node whose Redis answers garbage, hangs, or drops mid-reply reports degraded, does not
+    crash, and is back in the cluster once Redis behaves."""
+
+    async def misbehave_then_recover(self, mode: str):
+        redis = self.start_redis()
+        proxy = FaultyProxy(redis.port)
+        self.addCleanup(proxy.close)
+        a = self.start_node(f"redis://{HOST}:{proxy.port}", "node-a")
+        b = self.start_node(redis.url_with(), "node-b")
+        await self.assert_crosses(b, a)
+        proxy.mode = mode
+        # The heartbeat's commands (every second) meet the fault; a hang is noticed after 3 beats.
+        await self.eventually(lambda: asyncio.to_thread(a.health), lambda h: h[1].get("status") == "degraded",
+                              timeout=10, what=f"node-a degraded under {mode}")
+        self.assertEqual(a.health()[1].get("redis"), "down")
+        proxy.mode = "pass"
+        await self.eventually(lambda: asyncio.to_thread(a.health), lambda h: h[1].get("redis") == "up",
+                              timeout=10, what=f"node-a back after {mode}")
+        await self.assert_crosses(b, a, "u2")
+        await self.assert_crosses(a, b, "u3")
+        self.assertTrue(a.running())
+        self.assertGreaterEqual(a.metric("realtime_redis_reconnects_total"), 1)
+
+    @no_server
+    async def test_garbage_from_redis(self):
+        await self.misbehave_then_recover("garbage")
+
+    @no_server
+    async def test_redis_hanging(self):
+        await self.misbehave_then_recover("hang")
+
+    @no_server
+    async def test_redis_dropping_the_connection_mid_reply(self):
+        await self.misbehave_then_recover("cut")
 
 
 if __name__ == "__main__":

@@ -477,4 +477,24 @@ TEST_F(BrokerRedis, RedisDroppingTheConnectionMidReplyIsLostAndTheNodeRecovers) 
   EXPECT_TRUE(up());
 }
 
+TEST_F(BrokerRedis, ClaimNeverAnsweredIsLostAndTheNodeRecovers) {
+  redis.script = [n = 0](const fake::Argv& a) mutable {
+    if (a[0] != "EVAL" || n++ > 0) return fake::Redis::Reply{};
+    return fake::Redis::Reply{fake::Redis::Reply::silent, ""};  // the first claim hangs
+  };
+  start();
+  EXPECT_TRUE(run_until(io, [&] { return broker->connected(); }, std::chrono::seconds(10)));
+  EXPECT_GE(redis.count("EVAL"), 2u);
+}
+
+TEST_F(BrokerRedis, ClusterSlotMapNeverAnsweredIsRetried) {
+  redis.script = [n = 0](const fake::Argv& a) mutable {
+    if (a[0] != "CLUSTER" || n++ > 0) return fake::Redis::Reply{};
+    return fake::Redis::Reply{fake::Redis::Reply::silent, ""};
+  };
+  start(true);
+  EXPECT_TRUE(run_until(io, [&] { return broker->connected(); }, std::chrono::seconds(10)));
+  EXPECT_GE(redis.count("CLUSTER"), 2u);
+}
+
 }  // namespace

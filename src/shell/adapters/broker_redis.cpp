@@ -68,6 +68,7 @@ BrokerRedis::BrokerRedis(asio::io_context& io, Options options)
       heartbeat_timer_(io),
       sweep_timer_(io),
       refresh_timer_(io),
+      probe_timer_(io),
       requests_(opt_.node_id, core::reply_channel(opt_.prefix, opt_.node_id), opt_.reply_timeout, opt_.metrics) {
   if (opt_.topology.nodes.empty()) throw std::invalid_argument("a Redis Cluster needs at least one seed node");
   if (!opt_.topology.cluster) opt_.topology.nodes.resize(1);
@@ -122,7 +123,10 @@ std::string BrokerRedis::describe() const {
 }
 
 void BrokerRedis::do_connect() {
-  if (attempt_++ > 0 && opt_.metrics) opt_.metrics->redis_reconnects.fetch_add(1, std::memory_order_relaxed);
+  // Every attempt but the very first is a reconnect, including the first one after being up.
+  if (!std::exchange(first_attempt_, false) && opt_.metrics)
+    opt_.metrics->redis_reconnects.fetch_add(1, std::memory_order_relaxed);
+  ++attempt_;
   if (opt_.topology.cluster) return discover();
   connect_shards(single_map(opt_.topology.nodes.front()));
 }
@@ -148,8 +152,17 @@ void BrokerRedis::discover() {
           if (epoch != epoch_) return;
           if (e.kind == LinkError::Kind::refused) return refuse("redis cluster node " + core::to_string(seed) + ": " + e.text);
           if (e) return unusable(e.text);
+          // A seed that takes the command and never answers is given up on, as one that fails.
+          probe_timer_.expires_after(RedisLink::connect_timeout);
+          probe_timer_.async_wait([this, epoch, unusable](const error_code& ec) {
+            if (!ec && epoch == epoch_ && state_ == State::discovering) {
+              probe_.close();
+              unusable("no answer to CLUSTER SLOTS");
+            }
+          });
           probe_.command({"CLUSTER", "SLOTS"}, [this, epoch, seed, unusable](const core::RespValue* r) {
             if (epoch != epoch_) return;
+            probe_timer_.cancel();
             probe_.close();
             if (!r) return unusable("connection lost");
             if (r->kind == Kind::error && is_auth_error(r->str))
@@ -209,6 +222,7 @@ void BrokerRedis::on_links(std::uint64_t epoch, const Shard* shard, const LinkEr
 // Connected and authenticated: claim the node id before taking part in anything.
 void BrokerRedis::claim() {
   state_ = State::claiming;
+  for (Shard* s : shards_) s->pings_out = s->stalled_beats = 0;
   // Only a single Redis has a database number, and it has one shard.
   if (opt_.topology.db != 0) shards_.front()->cmd.command({"SELECT", std::to_string(opt_.topology.db)});
   const auto epoch = epoch_;
@@ -278,7 +292,6 @@ void BrokerRedis::on_subscribing() {
   for (Shard* s : shards_) {
     s->sub_sent = s->sub_confirmed = 0;
     s->unsubscribing.clear();
-    s->pings_out = s->stalled_beats = 0;
   }
   subscribe_all();
   // The node counts as connected once every subscription on every shard is confirmed: from then
@@ -326,6 +339,7 @@ void BrokerRedis::on_down() {
   const bool was_joining = state_ == State::claiming || state_ == State::subscribing;
   state_ = State::idle;
   resolver_.cancel();
+  probe_timer_.cancel();
   probe_.close();
   for (Shard* s : shards_) {
     s->cmd.close();
@@ -559,10 +573,8 @@ void BrokerRedis::when_ready(std::function<void()> ready) {
 }
 
 void BrokerRedis::do_heartbeat() {
-  if (state_ == State::up || state_ == State::subscribing) {
-    check_liveness();
-    if (state_ == State::up || state_ == State::subscribing) send_heartbeat();
-  }
+  if (state_ == State::claiming || state_ == State::subscribing || state_ == State::up) check_liveness();
+  if (state_ == State::up || state_ == State::subscribing) send_heartbeat();
   heartbeat_timer_.expires_after(heartbeat_interval);
   heartbeat_timer_.async_wait([this](const error_code& ec) {
     if (!ec) do_heartbeat();

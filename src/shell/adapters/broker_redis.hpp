@@ -26,8 +26,9 @@
 // every (re)connect and on every shard; rediss:// wraps each link in TLS (RedisLink).
 // Credentials rejected (WRONGPASS, NOAUTH, NOPERM) are a refusal like a duplicate id.
 //
-// Liveness: each heartbeat also PINGs every link; a shard that leaves pings unanswered for 3
-// beats (a Redis hanging mid-reply) is treated as lost.
+// Liveness: from the claim on, each heartbeat also PINGs every link; a shard that leaves pings
+// unanswered for 3 beats (a Redis hanging mid-reply) is treated as lost. Connecting is bounded by
+// RedisLink::connect_timeout, and so is the wait for CLUSTER SLOTS while discovering.
 //
 // Two connections per shard (commands, subscriptions), all on one event loop (loop 0),
 // pipelined. Ordering holds per connection: one node's fan-outs leave on one command connection
@@ -200,6 +201,7 @@ class BrokerRedis final : public Broker {
   boost::asio::steady_timer heartbeat_timer_;
   boost::asio::steady_timer sweep_timer_;
   boost::asio::steady_timer refresh_timer_;
+  boost::asio::steady_timer probe_timer_;  // bounds the wait for CLUSTER SLOTS while discovering
   std::atomic<bool> up_{false};
   State state_ = State::idle;
   std::uint64_t epoch_ = 0;  // bumped on every teardown: handlers of an earlier attempt do nothing
@@ -207,6 +209,7 @@ class BrokerRedis final : public Broker {
   LinkError links_error_;    // the first link that failed to connect in this attempt, and why
   bool leaving_ = false;     // leave() ran: no more claims
   unsigned attempt_ = 0;     // connection attempts since the last success
+  bool first_attempt_ = true;
   std::chrono::milliseconds backoff_{100};
   bool refreshing_ = false;
   bool force_refresh_ = false;
