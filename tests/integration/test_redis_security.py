@@ -72,14 +72,15 @@ class SecureRedis(RedisProcess):
     """RedisProcess with `requirepass` (admin_password, the default user's) and optionally TLS
     (`tls`: (cert, key, ca) files; the plain port is closed)."""
 
-    def __init__(self, extra_args=(), admin_password: str | None = None, tls=None, check_hostname=True):
+    def __init__(self, extra_args=(), admin_password: str | None = None, tls=None, check_hostname=True,
+                 client_cert=None):
         args = list(extra_args)
         if admin_password:
             args += ["--requirepass", admin_password]
         if tls:
             cert, key, ca = tls
             args += ["--port", "0", "--tls-port", "PORT", "--tls-cert-file", cert, "--tls-key-file", key,
-                     "--tls-ca-cert-file", ca, "--tls-auth-clients", "no"]
+                     "--tls-ca-cert-file", ca, "--tls-auth-clients", "yes" if client_cert else "no"]
         super().__init__(args)
         self.extra_args = [str(self.port) if a == "PORT" else a for a in self.extra_args]
         self.admin_password = admin_password
@@ -87,6 +88,8 @@ class SecureRedis(RedisProcess):
         if tls:
             self.client_tls = ssl.create_default_context(cafile=tls[2])
             self.client_tls.check_hostname = check_hostname
+            if client_cert:
+                self.client_tls.load_cert_chain(*client_cert)
 
     def url_with(self, userinfo: str = "", scheme: str | None = None) -> str:
         scheme = scheme or ("rediss" if self.client_tls else "redis")
@@ -498,6 +501,21 @@ class RedisTlsTest(RedisSecurityTestCase):
         await self.eventually(lambda: asyncio.to_thread(srv.log), lambda log: "certificate verify failed" in log,
                               what="TLS refusal logged")
         self.assertIn("IP address mismatch", srv.log())
+        self.assertEqual(srv.health()[1].get("redis"), "down")
+
+    @no_server
+    async def test_client_certificate_for_a_redis_that_requires_one(self):
+        key, cert = make_leaf(self.ca, "realtime-node", [x509.DNSName("realtime-node")])
+        client = (write_pem(self.dir, "client.pem", cert=cert), write_pem(self.dir, "client.key", key=key))
+        redis = self.tls_redis(client_cert=client)
+        args = ["--redis-tls-ca", self.ca_file, "--redis-tls-cert", client[0], "--redis-tls-key", client[1]]
+        a = self.start_node(redis.url_with(), "node-a", args)
+        b = self.start_node(redis.url_with(), "node-b", args)
+        await self.assert_crosses(a, b)
+        # Without the certificate Redis ends the handshake.
+        srv = self.start_degraded_node(redis.url_with(), "node-c", ["--redis-tls-ca", self.ca_file])
+        await self.eventually(lambda: asyncio.to_thread(srv.log), lambda log: "TLS handshake failed" in log
+                              or "closed the connection" in log, what="refusal logged")
         self.assertEqual(srv.health()[1].get("redis"), "down")
 
     @no_server
