@@ -222,7 +222,10 @@ void BrokerRedis::on_links(std::uint64_t epoch, const Shard* shard, const LinkEr
 // Connected and authenticated: claim the node id before taking part in anything.
 void BrokerRedis::claim() {
   state_ = State::claiming;
-  for (Shard* s : shards_) s->pings_out = s->stalled_beats = 0;
+  for (Shard* s : shards_) {
+    s->pings_out = s->stalled_beats = 0;
+    s->answered = false;
+  }
   // Only a single Redis has a database number, and it has one shard.
   if (opt_.topology.db != 0) shards_.front()->cmd.command({"SELECT", std::to_string(opt_.topology.db)});
   const auto epoch = epoch_;
@@ -383,6 +386,7 @@ void BrokerRedis::on_push(Shard* s, const core::RespValue* r) {
   // A PING's answer: "+PONG" without subscriptions, ["pong", ""] with.
   if (r->kind == Kind::status || (r->kind == Kind::array && !r->elements.empty() && r->elements[0].str == "pong")) {
     if (s->pings_out > 0) --s->pings_out;
+    s->answered = true;
     return;
   }
   if (r->kind == Kind::error) {
@@ -595,11 +599,13 @@ void BrokerRedis::send_heartbeat() {
 }
 
 // A Redis that accepts bytes but never finishes a reply (hung, or stuck mid-reply) looks
-// connected to TCP: every link is PINGed each beat and a shard silent for max_stalled_beats
-// beats is treated as lost.
+// connected to TCP: every link is PINGed each beat, and a shard with PINGs outstanding that
+// answered none of them for max_stalled_beats beats is treated as lost. A slow Redis that
+// answers late still answers some PING every beat, so latency alone never trips this.
 void BrokerRedis::check_liveness() {
   for (Shard* s : shards_) {
-    s->stalled_beats = s->pings_out > 0 ? s->stalled_beats + 1 : 0;
+    s->stalled_beats = s->pings_out > 0 && !s->answered ? s->stalled_beats + 1 : 0;
+    s->answered = false;
     if (s->stalled_beats >= max_stalled_beats) {
       spdlog::warn("cluster: redis {} stopped answering; reconnecting", core::to_string(s->endpoint));
       return on_down();
@@ -608,7 +614,9 @@ void BrokerRedis::check_liveness() {
   for (Shard* s : shards_) {
     s->pings_out += 2;
     s->cmd.command({"PING"}, [this, epoch = epoch_, s](const core::RespValue* r) {
-      if (epoch == epoch_ && r && s->pings_out > 0) --s->pings_out;
+      if (epoch != epoch_ || !r) return;
+      if (s->pings_out > 0) --s->pings_out;
+      s->answered = true;
     });
     s->sub.command({"PING"});
   }

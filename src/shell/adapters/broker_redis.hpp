@@ -141,7 +141,8 @@ class BrokerRedis final : public Broker {
     std::uint64_t sub_confirmed = 0;
     std::unordered_map<std::string, unsigned> unsubscribing;  // our unsubscribes not yet confirmed
     unsigned pings_out = 0;      // PINGs not yet answered (both links)
-    unsigned stalled_beats = 0;  // heartbeats in a row that found pings_out > 0
+    bool answered = false;       // a PING was answered since the last heartbeat
+    unsigned stalled_beats = 0;  // heartbeats in a row with PINGs outstanding and none answered
   };
   struct ReadyWaiter {
     std::vector<std::pair<Shard*, std::uint64_t>> targets;  // confirmations each shard must reach
