@@ -530,7 +530,7 @@ class RedisTlsTest(RedisSecurityTestCase):
 @unittest.skipIf(x509 is None, "python3-cryptography is not installed")
 class RedisClusterTlsTest(RedisSecurityTestCase):
     """Three TLS-only masters with a password (bus over TLS too), two nodes over
-    rediss-cluster://: topics on every shard cross between the nodes."""
+    rediss-cluster:// with a prefix of their own: topics on every shard cross between the nodes."""
 
     CLI = os.environ.get("REDIS_CLI", "redis-cli")
 
@@ -568,7 +568,7 @@ class RedisClusterTlsTest(RedisSecurityTestCase):
         slots = {(r[0], r[1]): r[2][1] for r in self.masters[0].command("CLUSTER", "SLOTS")}
         found = {}
         for i in range(1000):
-            slot = redis_key_slot(f"rt:t:tls-{i}")
+            slot = redis_key_slot(f"blue:t:tls-{i}")  # the slot of the prefixed channel
             port = next(p for (first, last), p in slots.items() if first <= slot <= last)
             found.setdefault(port, f"tls-{i}")
         self.assertEqual(len(found), 3)
@@ -577,8 +577,9 @@ class RedisClusterTlsTest(RedisSecurityTestCase):
     @no_server
     async def test_two_nodes_over_a_tls_cluster_with_a_password(self):
         url = "rediss-cluster://:" + ESCAPED + "@" + ",".join(f"{HOST}:{m.port}" for m in self.masters)
-        a = self.start_node(url, "node-a", ["--redis-tls-ca", self.ca_file])
-        b = self.start_node(url, "node-b", ["--redis-tls-ca", self.ca_file])
+        args = ["--redis-tls-ca", self.ca_file, "--redis-prefix", "blue"]
+        a = self.start_node(url, "node-a", args)
+        b = self.start_node(url, "node-b", args)
         topics = self.topic_per_master()
         ws = await self.join(b, "sub")
         for topic in topics:
@@ -588,6 +589,10 @@ class RedisClusterTlsTest(RedisSecurityTestCase):
                              {"delivered": 1})
             await self.expect(ws, "t", topic=topic)
         await self.assert_crosses(b, a, "u2")
+        # Each topic's sharded subscription is on the master that owns its prefixed channel.
+        for topic in topics:
+            counts = [m.command("PUBSUB", "SHARDNUMSUB", f"blue:t:{topic}")[1] for m in self.masters]
+            self.assertEqual(sorted(counts), [0, 0, 1], topic)
         self.assert_secret_nowhere(PASSWORD)
 
 
