@@ -30,7 +30,12 @@ const std::vector<OptionInfo>& options() {
       {"jwt-secret", "HS256/384/512 secret, at least 32 bytes"},
       {"jwt-public-key", "PEM file with the public key (RS*/PS*/ES*/EdDSA)"},
       {"api-key", "bearer key for /api/*"},
-      {"redis", "redis://host:port[/db], or redis-cluster://host:port[,host:port...] for a Redis Cluster (cluster mode)"},
+      {"redis", "redis://[user:password@]host:port[/db], or redis-cluster://host:port[,host:port...] for a Redis Cluster (cluster mode); rediss:// and rediss-cluster:// for TLS"},
+      {"redis-prefix", "prefix of every Redis channel and key, so several clusters can share one Redis (default rt)"},
+      {"redis-password-file", "file holding the Redis password (trailing newline dropped); replaces REALTIME_REDIS_PASSWORD and the URL's password"},
+      {"redis-tls-ca", "rediss: PEM CA bundle the Redis certificate must chain to (default: the system's trust store)"},
+      {"redis-tls-cert", "rediss: client certificate (PEM), with --redis-tls-key"},
+      {"redis-tls-key", "rediss: client private key (PEM), with --redis-tls-cert"},
       {"node-id", "name of this node in a cluster (default: random; unused on a single node)"},
       {"cluster-reply-timeout", "milliseconds to wait for other nodes' delivery counts (default 1000)"},
       {"allowed-origins", "comma list checked against Origin (default: any)"},
@@ -120,6 +125,17 @@ void apply(LoadedConfig& out, const std::string& name, const std::string& v) {
   else if (name == "jwt-public-key") { c.jwt_public_key_file = v; out.jwt_public_key_pem = read_file(v, "--jwt-public-key"); }
   else if (name == "api-key") c.api_key = v;
   else if (name == "redis") c.redis_url = v;
+  else if (name == "redis-prefix") c.redis_prefix = v;
+  else if (name == "redis-password-file") {
+    c.redis_password_file = v;
+    c.redis_password = read_file(v, "--redis-password-file");
+    if (c.redis_password.ends_with('\n')) c.redis_password.pop_back();
+    if (c.redis_password.ends_with('\r')) c.redis_password.pop_back();
+    if (c.redis_password.empty()) throw std::invalid_argument("--redis-password-file: '" + v + "' is empty");
+  }
+  else if (name == "redis-tls-ca") c.redis_tls_ca = v;
+  else if (name == "redis-tls-cert") c.redis_tls_cert = v;
+  else if (name == "redis-tls-key") c.redis_tls_key = v;
   else if (name == "node-id") c.node_id = v;
   else if (name == "cluster-reply-timeout") c.cluster_reply_timeout = std::chrono::milliseconds(parse_number<long>(name, v));
   else if (name == "allowed-origins") c.allowed_origins = core::split_list(v);
@@ -192,6 +208,10 @@ LoadedConfig load_config(const std::vector<std::pair<std::string, std::string>>&
     else if (file) value = toml_value(*file, name);
     if (value) apply(out, name, *value);
   }
+  // The password has no flag (a flag would show it in `ps`): the file beats the variable, and
+  // either beats a password in the URL.
+  if (out.config.redis_password.empty())
+    if (const char* env = std::getenv("REALTIME_REDIS_PASSWORD")) out.config.redis_password = env;
   return out;
 }
 

@@ -18,6 +18,7 @@
 #include "boundary/realtime/jwt_verifier.hpp"
 #include "boundary/realtime/server.hpp"
 #include "config_loader.hpp"
+#include "core/redis_target.hpp"
 #include "core/topic.hpp"
 
 namespace rt = boundary::realtime;
@@ -87,6 +88,23 @@ std::string join(const std::vector<std::string>& items, const char* when_empty) 
 
 std::string limit(std::size_t n) { return n == 0 ? "unlimited" : std::to_string(n); }
 
+// cluster=off, or the Redis URL with its password replaced, the prefix, how the node
+// authenticates and whether TLS verifies against a given CA or the system's store.
+std::string cluster_settings(const rt::Config& c) {
+  if (c.redis_url.empty()) return "off";
+  const auto target = rt::core::parse_redis_target(c.redis_url);  // checked by validate_config
+  const bool password = !c.redis_password.empty() || (target && !target->password.empty());
+  const std::string auth = !password ? "none" : target && !target->user.empty() ? "user+password" : "password";
+  const std::string source = !c.redis_password_file.empty() ? " (file)"
+                             : !c.redis_password.empty()    ? " (env)"
+                                                            : "";
+  const std::string tls = !target || !target->tls     ? "off"
+                          : c.redis_tls_ca.empty()      ? "verify (system CAs)"
+                                                        : "verify (" + c.redis_tls_ca + ")";
+  return rt::core::redact_redis_url(c.redis_url) + " redis-prefix=" + c.redis_prefix + " redis-auth=" + auth +
+         source + " redis-tls=" + tls;
+}
+
 // One line with every security-relevant setting in force, for whoever audits a deployment from its
 // logs. Names secrets' kinds, never their values.
 void log_security_settings(const rt::Config& c) {
@@ -98,7 +116,7 @@ void log_security_settings(const rt::Config& c) {
       join(c.allowed_origins, "any"), join(c.publish_patterns, "none"), limit(c.max_connections),
       limit(c.max_connections_per_user), c.max_message_bytes, c.max_outbound_bytes, c.max_body_bytes,
       c.max_subscriptions, c.commands_per_second == 0 ? std::string("unlimited") : fmt::format("{}", c.commands_per_second),
-      c.idle_timeout.count(), c.handshake_timeout.count(), c.redis_url.empty() ? "off" : "on",
+      c.idle_timeout.count(), c.handshake_timeout.count(), cluster_settings(c),
       c.dev_mode ? " DEV MODE" : "");
 }
 

@@ -30,17 +30,28 @@ boost::system::result<RedisUrl, std::string> url_error(std::string why) {
 
 }  // namespace
 
-std::string channel_for(Route route, std::string_view target) {
-  const char* prefix = route == Route::user || route == Route::disconnect_user ? "rt:u:" : route == Route::role ? "rt:r:"
-                       : route == Route::topic ? "rt:t:" : nullptr;
-  if (!prefix) return std::string(all_channel);
-  std::string c(prefix);
-  c += target;
+namespace {
+std::string join(std::string_view prefix, std::string_view kind, std::string_view name) {
+  std::string c;
+  c.reserve(prefix.size() + kind.size() + name.size() + 1);
+  c += prefix;
+  c += ':';
+  c += kind;
+  c += name;
   return c;
 }
+}  // namespace
 
-std::string reply_channel(std::string_view node_id) { return "rt:reply:" + std::string(node_id); }
-std::string node_key(std::string_view node_id) { return "rt:node:" + std::string(node_id); }
+std::string channel_for(std::string_view prefix, Route route, std::string_view target) {
+  const char* kind = route == Route::user || route == Route::disconnect_user ? "u:" : route == Route::role ? "r:"
+                     : route == Route::topic ? "t:" : nullptr;
+  if (!kind) return all_channel(prefix);
+  return join(prefix, kind, target);
+}
+
+std::string all_channel(std::string_view prefix) { return join(prefix, "all", {}); }
+std::string reply_channel(std::string_view prefix, std::string_view node_id) { return join(prefix, "reply:", node_id); }
+std::string node_key(std::string_view prefix, std::string_view node_id) { return join(prefix, "node:", node_id); }
 
 std::string encode_fanout(const Fanout& f, std::string_view origin, std::uint64_t request_id) {
   std::string out;

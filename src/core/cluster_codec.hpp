@@ -17,12 +17,17 @@
 
 namespace boundary::realtime::core {
 
-// rt:u:<user> (sends and disconnects), rt:r:<role>, rt:t:<topic>; every other route goes to
-// rt:all.
-std::string channel_for(Route route, std::string_view target);
-constexpr std::string_view all_channel = "rt:all";
-std::string reply_channel(std::string_view node_id);  // rt:reply:<node>
-std::string node_key(std::string_view node_id);       // rt:node:<node> (heartbeat)
+// Every name the broker uses in Redis starts with "<prefix>:" (--redis-prefix, default "rt";
+// core::valid_redis_prefix), so clusters with different prefixes share one Redis without
+// hearing each other, and an ACL user limited to "~<prefix>:* &<prefix>:*" is enough.
+// <prefix>:u:<user> (sends and disconnects), <prefix>:r:<role>, <prefix>:t:<topic>; every other
+// route goes to <prefix>:all. A target is appended byte for byte: channel names are RESP bulk
+// strings, so spaces, CRLF, '*' or braces in a name cannot break the framing or reach another
+// channel (braces in a topic only pick its hash slot on Redis Cluster, the same on every node).
+std::string channel_for(std::string_view prefix, Route route, std::string_view target);
+std::string all_channel(std::string_view prefix);                             // <prefix>:all
+std::string reply_channel(std::string_view prefix, std::string_view node_id);  // <prefix>:reply:<node>
+std::string node_key(std::string_view prefix, std::string_view node_id);       // <prefix>:node:<node>
 
 // A fan-out as it travels between nodes: a compact header, then the body unchanged (the
 // enveloped JSON, timestamped once at the origin).
@@ -36,7 +41,7 @@ struct WireFanout {
 std::string encode_fanout(const Fanout& f, std::string_view origin, std::uint64_t request_id);
 std::optional<WireFanout> decode_fanout(std::string_view payload);
 
-// An answer on rt:reply:<origin>: "<request id> <count>".
+// An answer on <prefix>:reply:<origin>: "<request id> <count>".
 struct WireReply {
   std::uint64_t request_id = 0;
   std::size_t count = 0;
@@ -49,7 +54,8 @@ struct RedisUrl {
   std::uint16_t port = 6379;
   unsigned db = 0;
 };
-// redis://host[:port][/db]; the error says what is wrong.
+// redis://host[:port][/db] with the scheme, credentials and TLS already taken off by
+// parse_redis_target (core/redis_target.hpp); the error says what is wrong.
 boost::system::result<RedisUrl, std::string> parse_redis_url(std::string_view url);
 
 // 1-64 characters of [A-Za-z0-9._-]: node ids appear in channel names and payload headers.

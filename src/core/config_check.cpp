@@ -6,6 +6,7 @@
 
 #include "core/cluster_codec.hpp"
 #include "core/redis_cluster.hpp"
+#include "core/redis_target.hpp"
 #include "core/subscribe_proxy.hpp"
 #include "core/topic.hpp"
 
@@ -67,12 +68,18 @@ void validate_config(const Config& c) {
   in_range<std::size_t>("proxy-max-in-flight", c.proxy_max_in_flight, 1, 100000);
   if (!c.node_id.empty() && !valid_node_id(c.node_id))
     throw std::invalid_argument("--node-id: 1 to 64 characters of letters, digits, '.', '_' and '-'");
+  if (!valid_redis_prefix(c.redis_prefix))
+    throw std::invalid_argument("--redis-prefix: 1 to 64 characters of letters, digits, '.', '_', '-', ':' and '/'");
   if (c.redis_url.empty()) return;
-  if (is_cluster_url(c.redis_url)) {
-    if (auto seeds = parse_cluster_url(c.redis_url); !seeds) throw std::invalid_argument("--redis: " + seeds.error());
-  } else if (auto url = parse_redis_url(c.redis_url); !url) {
-    throw std::invalid_argument("--redis: " + url.error());
-  }
+  auto target = parse_redis_target(c.redis_url);
+  if (!target) throw std::invalid_argument("--redis: " + target.error());
+  if (!target->tls && !(c.redis_tls_ca.empty() && c.redis_tls_cert.empty() && c.redis_tls_key.empty()))
+    throw std::invalid_argument("--redis-tls-ca, --redis-tls-cert and --redis-tls-key need a rediss:// URL");
+  if (!target->user.empty() && target->password.empty() && c.redis_password.empty())
+    throw std::invalid_argument(
+        "--redis: the user '" + target->user + "' needs a password (in the URL, --redis-password-file or REALTIME_REDIS_PASSWORD)");
+  if (c.redis_tls_cert.empty() != c.redis_tls_key.empty())
+    throw std::invalid_argument("--redis-tls-cert and --redis-tls-key go together");
 }
 
 }  // namespace boundary::realtime::core

@@ -2,4 +2,5 @@
 // BOOST_BEAST_SEPARATE_COMPILATION): every other shell file includes only declarations,
 // which keeps rebuilds fast on small machines.
 #include <boost/asio/impl/src.hpp>
+#include <boost/asio/ssl/impl/src.hpp>
 #include <boost/beast/src.hpp>

@@ -47,7 +47,9 @@ Node::Node(Config config, std::unique_ptr<TokenVerifier> verifier, Hooks hooks, 
   if (broker) {
     broker_ = std::move(broker);
   } else {
-    broker_ = make_broker(BrokerSettings{config_.redis_url, config_.node_id, config_.cluster_reply_timeout},
+    broker_ = make_broker(BrokerSettings{config_.redis_url, config_.node_id, config_.cluster_reply_timeout,
+                                         config_.redis_prefix, config_.redis_password, config_.redis_tls_ca,
+                                         config_.redis_tls_cert, config_.redis_tls_key},
                           loops_.front()->io(), [this] { return hub_->connection_count(); }, &metrics_);
   }
   metrics_.cluster = broker_->distributed();

@@ -78,6 +78,7 @@ class Node {
 
   std::vector<std::unique_ptr<Loop>>& loops() noexcept { return loops_; }
   void start_broker();
+  Broker& broker() noexcept { return *broker_; }
 
  private:
   Config config_;

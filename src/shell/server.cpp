@@ -80,6 +80,11 @@ std::uint16_t Server::start() {
   for (std::size_t i = 1; i < loops.size(); ++i) loops[i]->listen(endpoint);
   node.start_broker();
   for (auto& l : loops) l->start_thread();
+  // A cluster that refuses this node (credentials, a node id already in use) stops the start; an
+  // unreachable one does not (the node serves locally and keeps trying). Bounded by the
+  // broker's own connect timeouts: discovery, then the shards.
+  if (auto refusal = node.broker().startup_refusal(std::chrono::seconds(11)); !refusal.empty())
+    throw std::runtime_error("cluster: " + refusal);
   std::lock_guard lock(impl_->mutex);
   impl_->started = true;
   return endpoint.port();
@@ -108,6 +113,7 @@ void Server::shutdown(std::chrono::milliseconds grace) {
     const auto deadline = std::chrono::steady_clock::now() + grace;
     while (std::chrono::steady_clock::now() < deadline && node.live_sessions() > 0)
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    node.broker().leave(std::chrono::milliseconds(500));  // frees the node id at once
   }
   for (auto& l : node.loops()) l->join();
   std::lock_guard lock(impl_->mutex);

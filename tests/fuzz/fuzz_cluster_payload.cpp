@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "core/cluster_codec.hpp"
+#include "core/redis_target.hpp"
 #include "core/redis_cluster.hpp"
 
 using namespace boundary::realtime;
@@ -21,12 +22,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
           again->fanout.target != w->fanout.target || again->origin != w->origin)
         std::abort();
     }
-    (void)core::channel_for(w->fanout.route, w->fanout.target);
+    (void)core::channel_for("rt", w->fanout.route, w->fanout.target);
   }
   if (auto r = core::decode_reply(text)) {
     auto again = core::decode_reply(core::encode_reply(r->request_id, r->count));
     if (!again || again->request_id != r->request_id || again->count != r->count) std::abort();
   }
+  if (auto t = core::parse_redis_target(text)) {
+    if (t->nodes.empty()) std::abort();
+  }
+  (void)core::redact_redis_url(text);
   if (auto u = core::parse_redis_url(text)) {
     if (u->host.empty() || u->port == 0) std::abort();
   }

@@ -48,11 +48,21 @@ class BrokerRedis : public ::testing::Test {
   std::vector<Broker::Answer> answers;
   std::unique_ptr<RedisBroker> broker;
 
+  std::string prefix = "rt";
+  std::shared_ptr<const boundary::realtime::shell::RedisLinkSettings> link;
+
   void start(bool cluster = false, unsigned db = 0, milliseconds reply_timeout = milliseconds(200)) {
     const core::Endpoint at{"127.0.0.1", redis.port()};
     auto topology = cluster ? RedisTopology::redis_cluster({at}) : RedisTopology::single({at.host, at.port, db});
-    broker = std::make_unique<RedisBroker>(
-        io, RedisBroker::Options{topology, std::string(node), reply_timeout, [] { return std::size_t{3}; }, &metrics});
+    RedisBroker::Options options;
+    options.topology = topology;
+    options.node_id = std::string(node);
+    options.prefix = prefix;
+    options.link = link;
+    options.reply_timeout = reply_timeout;
+    options.local_connections = [] { return std::size_t{3}; };
+    options.metrics = &metrics;
+    broker = std::make_unique<RedisBroker>(io, std::move(options));
     broker->set_handler([this](const Fanout& f, Broker::Answer a) {
       delivered.push_back(f);
       answers.push_back(std::move(a));
@@ -61,6 +71,12 @@ class BrokerRedis : public ::testing::Test {
   }
   bool up() { return run_until(io, [&] { return broker->connected(); }); }
   bool down() { return run_until(io, [&] { return !broker->connected(); }); }
+  // Steps the loop until the first attempt ended with a refusal; its text, or empty.
+  std::string refusal() {
+    std::string why;
+    run_until(io, [&] { return !(why = broker->startup_refusal(milliseconds(0))).empty(); });
+    return why;
+  }
 
   // Publishes and returns where the result will land.
   std::shared_ptr<std::optional<FanoutResult>> publish(Route route, std::string target, bool wait = true) {
@@ -95,21 +111,29 @@ class BrokerRedis : public ::testing::Test {
   }
 };
 
-TEST_F(BrokerRedis, SelectsTheDatabaseWritesTheHeartbeatAndSubscribesBeforeReportingUp) {
+TEST_F(BrokerRedis, SelectsTheDatabaseClaimsTheNodeIdAndSubscribesBeforeReportingUp) {
   start(false, 3);
   ASSERT_TRUE(up());
   const auto select = index_of({"SELECT", "3"});
-  const auto beat = index_of({"SET", "rt:node:node-a", "3", "PX", "3000"});
-  ASSERT_LT(select, redis.commands.size());
-  ASSERT_LT(beat, redis.commands.size());
-  EXPECT_LT(select, beat);
-  EXPECT_TRUE(redis.saw({"SUBSCRIBE", "rt:all", "rt:reply:node-a"}));
+  std::size_t claim = redis.commands.size();
+  for (std::size_t i = 0; i < redis.commands.size() && claim == redis.commands.size(); ++i)
+    if (redis.commands[i][0] == "EVAL" && redis.commands[i][3] == "rt:node:node-a") claim = i;
+  const auto subscribe = index_of({"SUBSCRIBE", "rt:all", "rt:reply:node-a"});
+  ASSERT_LT(subscribe, redis.commands.size());
+  EXPECT_LT(select, claim);
+  EXPECT_LT(claim, subscribe);
+  // "<instance> <local connections>"
+  EXPECT_TRUE(redis.keys["rt:node:node-a"].ends_with(" 3")) << redis.keys["rt:node:node-a"];
+  EXPECT_TRUE(broker->startup_refusal(milliseconds(0)).empty());
   EXPECT_EQ(metrics.redis_up.load(), 1);
   EXPECT_EQ(redis.count("CLUSTER"), 0u);
 }
 
 TEST_F(BrokerRedis, StaysDownUntilEverySubscriptionIsConfirmed) {
-  redis.hold = true;
+  redis.script = [this](const fake::Argv& a) {
+    if (a[0] == "SUBSCRIBE") redis.hold = true;  // every answer from the first SUBSCRIBE on
+    return fake::Redis::Reply{};
+  };
   start();
   ASSERT_TRUE(run_until(io, [&] { return redis.count("SUBSCRIBE") == 1; }));
   EXPECT_FALSE(broker->connected());
@@ -344,6 +368,133 @@ TEST_F(BrokerRedis, ClusterDroppedSubscriptionRereadsTheMapThenReconnectsWhileIt
   EXPECT_GE(redis.count("CLUSTER"), slot_reads + 11);
   ASSERT_TRUE(up());
   EXPECT_TRUE(run_until(io, [&] { return redis.count("SSUBSCRIBE") == 2; }));  // subscribed again
+}
+
+std::shared_ptr<const boundary::realtime::shell::RedisLinkSettings> password_only(std::string password) {
+  auto s = std::make_shared<boundary::realtime::shell::RedisLinkSettings>();
+  s->password = std::move(password);
+  return s;
+}
+
+TEST_F(BrokerRedis, EveryChannelAndKeyCarriesThePrefix) {
+  prefix = "blue/eu";
+  start();
+  ASSERT_TRUE(up());
+  ASSERT_TRUE(ready_after_interest(Route::topic, "t 1\r\n*{x}"));
+  ASSERT_TRUE(ready_after_interest(Route::user, "u1"));
+  ASSERT_TRUE(ready_after_interest(Route::role, "r1"));
+  for (Route r : {Route::all, Route::user, Route::role, Route::topic}) ASSERT_TRUE(done(publish(r, "x")));
+  redis.deliver("blue/eu:all", core::encode_fanout(Fanout{Route::count, "", ""}, "node-b", 9));
+  ASSERT_TRUE(run_until(io, [&] { return !answers.empty(); }));
+  answers.front()(1);
+  ASSERT_TRUE(run_until(io, [&] { return redis.count("PUBLISH") == 5; }));
+  EXPECT_TRUE(redis.saw({"SUBSCRIBE", "blue/eu:all", "blue/eu:reply:node-a"}));
+  EXPECT_TRUE(redis.saw({"SUBSCRIBE", "blue/eu:t:t 1\r\n*{x}"}));
+  EXPECT_TRUE(redis.keys.contains("blue/eu:node:node-a"));
+  // Every name a command carries: channels of (un)subscribes and publishes, the key of scripts.
+  for (const auto& c : redis.commands) {
+    if (c[0] == "SUBSCRIBE" || c[0] == "UNSUBSCRIBE")
+      for (std::size_t i = 1; i < c.size(); ++i) EXPECT_TRUE(c[i].starts_with("blue/eu:")) << c[0] << " " << c[i];
+    if (c[0] == "PUBLISH") EXPECT_TRUE(c[1].starts_with("blue/eu:")) << c[1];
+    if (c[0] == "EVAL") EXPECT_TRUE(c[3].starts_with("blue/eu:")) << c[3];
+  }
+}
+
+TEST_F(BrokerRedis, ANodeIdHeldByAnotherInstanceIsRefusedWithAClearMessage) {
+  redis.keys["rt:node:node-a"] = "0123456789abcdef 4";  // another running node-a
+  start();
+  const auto why = refusal();
+  EXPECT_NE(why.find("node id 'node-a' is in use by another running node"), std::string::npos) << why;
+  EXPECT_FALSE(broker->connected());
+  EXPECT_EQ(redis.count("SUBSCRIBE"), 0u);
+  EXPECT_EQ(redis.keys["rt:node:node-a"], "0123456789abcdef 4");  // not overwritten
+  // Once the other node's key is gone (it stopped, or its TTL ran out), the retry joins.
+  redis.keys.clear();
+  EXPECT_TRUE(up());
+}
+
+TEST_F(BrokerRedis, RejectedPasswordIsARefusalThatDoesNotContainThePassword) {
+  redis.password = "right";
+  link = password_only("hunter2-wrong");
+  start();
+  const auto why = refusal();
+  EXPECT_NE(why.find("WRONGPASS"), std::string::npos) << why;
+  EXPECT_EQ(why.find("hunter2-wrong"), std::string::npos) << why;
+  EXPECT_FALSE(broker->connected());
+}
+
+TEST_F(BrokerRedis, MissingPasswordIsARefusal) {
+  redis.password = "right";
+  start();
+  EXPECT_NE(refusal().find("NOAUTH"), std::string::npos);
+}
+
+TEST_F(BrokerRedis, UnreachableRedisAtStartupIsNoRefusal) {
+  redis.refuse = true;
+  start();
+  ASSERT_TRUE(run_until(io, [&] { return redis.accepted_at.size() >= 2; }));
+  EXPECT_TRUE(broker->startup_refusal(milliseconds(0)).empty());
+}
+
+TEST_F(BrokerRedis, AuthenticatesEveryLinkAgainAfterAReconnect) {
+  redis.password = "pw";
+  link = password_only("pw");
+  start();
+  ASSERT_TRUE(up());
+  EXPECT_EQ(redis.count("AUTH"), 2u);  // the command and the subscriber link
+  redis.drop_all();
+  ASSERT_TRUE(down());
+  ASSERT_TRUE(up());
+  EXPECT_EQ(redis.count("AUTH"), 4u);
+}
+
+TEST_F(BrokerRedis, RedisHangingMidReplyIsLostAndTheNodeRecovers) {
+  start();
+  ASSERT_TRUE(up());
+  // From now on every PING gets half an answer and nothing more.
+  redis.script = [](const fake::Argv& a) {
+    if (a[0] != "PING") return fake::Redis::Reply{};
+    return fake::Redis::Reply{fake::Redis::Reply::raw, "$4\r\nPO"};
+  };
+  ASSERT_TRUE(run_until(io, [&] { return !broker->connected(); }, std::chrono::seconds(10)));
+  redis.script = {};
+  EXPECT_TRUE(run_until(io, [&] { return broker->connected(); }, std::chrono::seconds(10)));
+}
+
+TEST_F(BrokerRedis, RedisDroppingTheConnectionMidReplyIsLostAndTheNodeRecovers) {
+  start();
+  ASSERT_TRUE(up());
+  redis.script = [sent = false](const fake::Argv& a) mutable {
+    if (a[0] != "PUBLISH" || std::exchange(sent, true)) return fake::Redis::Reply{};
+    return fake::Redis::Reply{fake::Redis::Reply::raw, ":1"};  // then the drop below
+  };
+  auto r = publish(Route::all, "");
+  ASSERT_TRUE(run_until(io, [&] { return redis.count("PUBLISH") == 1; }));
+  redis.drop_all();
+  ASSERT_TRUE(done(r));
+  EXPECT_FALSE((*r)->complete);
+  ASSERT_TRUE(down());
+  EXPECT_TRUE(up());
+}
+
+TEST_F(BrokerRedis, ClaimNeverAnsweredIsLostAndTheNodeRecovers) {
+  redis.script = [n = 0](const fake::Argv& a) mutable {
+    if (a[0] != "EVAL" || n++ > 0) return fake::Redis::Reply{};
+    return fake::Redis::Reply{fake::Redis::Reply::silent, ""};  // the first claim hangs
+  };
+  start();
+  EXPECT_TRUE(run_until(io, [&] { return broker->connected(); }, std::chrono::seconds(10)));
+  EXPECT_GE(redis.count("EVAL"), 2u);
+}
+
+TEST_F(BrokerRedis, ClusterSlotMapNeverAnsweredIsRetried) {
+  redis.script = [n = 0](const fake::Argv& a) mutable {
+    if (a[0] != "CLUSTER" || n++ > 0) return fake::Redis::Reply{};
+    return fake::Redis::Reply{fake::Redis::Reply::silent, ""};
+  };
+  start(true);
+  EXPECT_TRUE(run_until(io, [&] { return broker->connected(); }, std::chrono::seconds(10)));
+  EXPECT_GE(redis.count("CLUSTER"), 2u);
 }
 
 }  // namespace

@@ -8,18 +8,31 @@ using rt::Route;
 using namespace rt::core;
 
 TEST(ClusterChannels, NamesFollowTheRoute) {
-  EXPECT_EQ(channel_for(Route::user, "42"), "rt:u:42");
-  EXPECT_EQ(channel_for(Route::role, "admin"), "rt:r:admin");
-  EXPECT_EQ(channel_for(Route::topic, "order:1"), "rt:t:order:1");
+  EXPECT_EQ(channel_for("rt", Route::user, "42"), "rt:u:42");
+  EXPECT_EQ(channel_for("rt", Route::role, "admin"), "rt:r:admin");
+  EXPECT_EQ(channel_for("rt", Route::topic, "order:1"), "rt:t:order:1");
   for (Route r : {Route::all, Route::connection, Route::subscribe, Route::unsubscribe, Route::disconnect, Route::count})
-    EXPECT_EQ(channel_for(r, "00000000-0000-4000-8000-000000000000"), "rt:all");
-  EXPECT_EQ(reply_channel("n1"), "rt:reply:n1");
-  EXPECT_EQ(node_key("n1"), "rt:node:n1");
+    EXPECT_EQ(channel_for("rt", r, "00000000-0000-4000-8000-000000000000"), "rt:all");
+  EXPECT_EQ(reply_channel("rt", "n1"), "rt:reply:n1");
+  EXPECT_EQ(node_key("rt", "n1"), "rt:node:n1");
+}
+
+TEST(ClusterChannels, EveryNameStartsWithThePrefix) {
+  for (Route r : {Route::user, Route::role, Route::topic, Route::all, Route::connection, Route::disconnect_user})
+    EXPECT_TRUE(channel_for("app/eu-1", r, "x").starts_with("app/eu-1:")) << static_cast<char>(r);
+  EXPECT_EQ(all_channel("app/eu-1"), "app/eu-1:all");
+  EXPECT_EQ(reply_channel("app/eu-1", "n1"), "app/eu-1:reply:n1");
+  EXPECT_EQ(node_key("app/eu-1", "n1"), "app/eu-1:node:n1");
+}
+
+TEST(ClusterChannels, ATargetIsAppendedByteForByte) {
+  // Names are bulk strings on the wire: CRLF, spaces and '*' stay inside the one channel name.
+  EXPECT_EQ(channel_for("rt", Route::topic, "a b\r\n*3\r\n{x}"), "rt:t:a b\r\n*3\r\n{x}");
 }
 
 TEST(ClusterChannels, DisconnectUserGoesOnlyToNodesWithThatUser) {
   // disconnect_user is addressed like a user send, so nodes without the user never see it.
-  EXPECT_EQ(channel_for(Route::disconnect_user, "42"), "rt:u:42");
+  EXPECT_EQ(channel_for("rt", Route::disconnect_user, "42"), "rt:u:42");
 }
 
 TEST(FanoutCodec, RoundTripsEveryField) {

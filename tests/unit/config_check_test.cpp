@@ -66,6 +66,43 @@ TEST(ValidateConfig, HandshakeTimeoutIsOneSecondToAnHour) {
   EXPECT_EQ(refusal(c), "");
 }
 
+TEST(ValidateConfig, RedisPrefixIsValidated) {
+  auto c = valid();
+  EXPECT_EQ(c.redis_prefix, "rt");
+  c.redis_prefix = "blue:eu";
+  EXPECT_EQ(refusal(c), "");
+  for (const char* bad : {"", "{rt}", "a b", "rt*"}) {
+    c.redis_prefix = bad;
+    EXPECT_EQ(refusal(c).rfind("--redis-prefix:", 0), 0u) << bad;
+  }
+}
+
+TEST(ValidateConfig, RedisTlsOptionsNeedARedissUrl) {
+  auto c = valid();
+  c.redis_url = "redis://h";
+  c.redis_tls_ca = "ca.pem";
+  EXPECT_NE(refusal(c).find("rediss://"), std::string::npos) << refusal(c);
+  c.redis_url = "rediss://h";
+  EXPECT_EQ(refusal(c), "");
+  c.redis_tls_cert = "client.pem";
+  EXPECT_NE(refusal(c).find("go together"), std::string::npos) << refusal(c);
+}
+
+TEST(ValidateConfig, RedisUserNeedsAPasswordFromSomewhere) {
+  auto c = valid();
+  c.redis_url = "redis://alice@h";
+  EXPECT_NE(refusal(c).find("needs a password"), std::string::npos) << refusal(c);
+  c.redis_password = "from-the-file";
+  EXPECT_EQ(refusal(c), "");
+}
+
+TEST(ValidateConfig, ABadRedisUrlErrorDoesNotShowThePassword) {
+  auto c = valid();
+  c.redis_url = "redis://u:topsecret@h:0";
+  EXPECT_EQ(refusal(c).rfind("--redis:", 0), 0u);
+  EXPECT_EQ(refusal(c).find("topsecret"), std::string::npos) << refusal(c);
+}
+
 TEST(ValidateConfig, ShortApiKeyIsRefused) {
   auto c = valid();
   c.api_key = "short";

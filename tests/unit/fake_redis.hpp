@@ -7,12 +7,16 @@
 // with a map in which it is the one master. The test controls it: `script` overrides the answer
 // to any command (raw bytes, silence, or dropping the connection), `hold` keeps every answer
 // back until release(), `refuse` closes each new connection at once, drop_all() closes all.
+// With `password` set it wants AUTH first (WRONGPASS / NOAUTH as Redis answers). EVAL runs the
+// broker's two node-key scripts (claim: write unless another instance holds the key; release:
+// delete if ours) on `keys`, without TTLs.
 
 #include <array>
 #include <cctype>
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -71,6 +75,9 @@ class Redis {
   bool hold = false;             // keep answers back until release()
   bool refuse = false;           // accept, then close at once
   long long extra_receivers = 0;  // added to every PUBLISH / SPUBLISH count
+  std::string user = "default";  // with `password`: the one user AUTH accepts
+  std::string password;          // empty: no AUTH needed
+  std::map<std::string, std::string> keys;  // what EVAL's scripts read and write
   std::vector<Argv> commands;    // every command received, in order
   std::vector<std::chrono::steady_clock::time_point> accepted_at;
 
@@ -125,6 +132,7 @@ class Redis {
     std::string held;
     std::array<char, 4096> buf{};
     std::set<std::string> channels, schannels;
+    bool authed = false;
     bool dead = false;  // dropped: our side is shut down, the rest of its input is ignored
   };
 
@@ -187,6 +195,27 @@ class Redis {
 
   std::string answer(Session& s, const Argv& a) {
     const std::string& cmd = a[0];
+    if (cmd == "AUTH") {
+      const bool ok = a.size() == 2 ? user == "default" && a[1] == password
+                                    : a.size() == 3 && a[1] == user && a[2] == password;
+      s.authed = ok;
+      return ok ? "+OK\r\n" : "-WRONGPASS invalid username-password pair or user is disabled.\r\n";
+    }
+    if (!password.empty() && !s.authed) return "-NOAUTH Authentication required.\r\n";
+    if (cmd == "EVAL" && a.size() >= 5) {
+      const std::string& key = a[3];
+      const std::string mine = a[4] + " ";
+      auto it = keys.find(key);
+      const bool ours = it != keys.end() && it->second.starts_with(mine);
+      if (a.size() >= 7) {  // claim: key, instance, connections, ttl
+        if (it != keys.end() && !ours) return integer(0);
+        keys[key] = mine + a[5];
+        return integer(1);
+      }
+      if (!ours) return integer(0);  // release
+      keys.erase(it);
+      return integer(1);
+    }
     if (cmd == "SUBSCRIBE" || cmd == "UNSUBSCRIBE" || cmd == "SSUBSCRIBE" || cmd == "SUNSUBSCRIBE") {
       const bool sharded = cmd[0] == 'S' && cmd[1] != 'U';
       const bool on = cmd.find("UNSUB") == std::string::npos;

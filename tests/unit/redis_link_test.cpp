@@ -12,7 +12,9 @@
 namespace {
 namespace asio = boost::asio;
 using boundary::realtime::core::RespValue;
+using boundary::realtime::shell::LinkError;
 using boundary::realtime::shell::RedisLink;
+using boundary::realtime::shell::RedisLinkSettings;
 using Kind = RespValue::Kind;
 using fake::run_until;
 
@@ -33,14 +35,22 @@ struct Link {
   std::vector<std::optional<RespValue>> replies;
   std::vector<bool> lost;
 
-  explicit Link(bool push_mode = false) : link(io, push_mode) { link.set_down_handler([this] { ++downs; }); }
+  explicit Link(bool push_mode = false, std::shared_ptr<const RedisLinkSettings> settings = {})
+      : link(io, push_mode, std::move(settings)) {
+    link.set_down_handler([this] { ++downs; });
+  }
 
-  bool connect() {
+  std::optional<LinkError> try_connect(std::chrono::milliseconds limit = std::chrono::seconds(5)) {
     asio::ip::tcp::resolver resolver(io);
     auto endpoints = resolver.resolve("127.0.0.1", std::to_string(redis.port()));
-    std::optional<boost::system::error_code> result;
-    link.connect(endpoints, [&](const boost::system::error_code& ec) { result = ec; });
-    return run_until(io, [&] { return result.has_value(); }) && !*result;
+    std::optional<LinkError> result;
+    link.connect(endpoints, "127.0.0.1", [&](const LinkError& e) { result = e; });
+    run_until(io, [&] { return result.has_value(); }, limit);
+    return result;
+  }
+  bool connect() {
+    auto r = try_connect();
+    return r && !*r;
   }
   void send(std::initializer_list<std::string_view> argv) {
     const std::size_t i = replies.size();
@@ -168,6 +178,71 @@ TEST(RedisLink, SubscriberLinkHandsConfirmationsAndMessagesToThePushHandler) {
   EXPECT_EQ(pushes[2].elements[0].str, "message");
   EXPECT_EQ(pushes[2].elements[1].str, "b");
   EXPECT_EQ(pushes[2].elements[2].str, "payload");
+}
+
+std::shared_ptr<const RedisLinkSettings> credentials(std::string user, std::string password) {
+  auto s = std::make_shared<RedisLinkSettings>();
+  s->user = std::move(user);
+  s->password = std::move(password);
+  return s;
+}
+
+TEST(RedisLink, AuthenticatesBeforeAnyCommandOnEveryConnect) {
+  Link t(false, credentials("alice", "p@ss word"));
+  t.redis.user = "alice";
+  t.redis.password = "p@ss word";
+  for (int round = 0; round < 2; ++round) {
+    ASSERT_TRUE(t.connect());
+    t.send({"SET", "k", "v"});
+    ASSERT_TRUE(t.all_answered());
+    EXPECT_EQ(t.replies.back()->kind, Kind::status) << t.replies.back()->str;
+    t.link.close();
+  }
+  ASSERT_EQ(t.redis.commands.size(), 4u);
+  EXPECT_EQ(t.redis.commands[0], (fake::Argv{"AUTH", "alice", "p@ss word"}));
+  EXPECT_EQ(t.redis.commands[2], (fake::Argv{"AUTH", "alice", "p@ss word"}));
+}
+
+TEST(RedisLink, PasswordOnlyAuthSendsNoUser) {
+  Link t(true, credentials("", "pw"));
+  t.redis.password = "pw";
+  std::vector<RespValue> pushes;
+  t.link.set_push_handler([&](const RespValue* r) { pushes.push_back(*r); });
+  ASSERT_TRUE(t.connect());
+  EXPECT_EQ(t.redis.commands[0], (fake::Argv{"AUTH", "pw"}));
+  t.link.command({"SUBSCRIBE", "a"});
+  ASSERT_TRUE(run_until(t.io, [&] { return pushes.size() == 1; }));  // AUTH's +OK is not a push
+  EXPECT_EQ(pushes[0].elements[0].str, "subscribe");
+}
+
+TEST(RedisLink, RejectedCredentialsAreARefusalWithoutThePassword) {
+  Link t(false, credentials("", "wrong-secret"));
+  t.redis.password = "right";
+  auto r = t.try_connect();
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->kind, LinkError::Kind::refused);
+  EXPECT_NE(r->text.find("WRONGPASS"), std::string::npos) << r->text;
+  EXPECT_EQ(r->text.find("wrong-secret"), std::string::npos) << r->text;
+  EXPECT_FALSE(t.link.is_open());
+  EXPECT_EQ(t.downs, 0);
+}
+
+TEST(RedisLink, ARedisThatNeverAnswersAuthFailsTheConnectWithinTheTimeout) {
+  Link t(false, credentials("", "pw"));
+  t.redis.script = [](const fake::Argv&) { return fake::Redis::Reply{fake::Redis::Reply::raw, "+O"}; };  // mid-reply
+  auto r = t.try_connect(std::chrono::seconds(10));
+  ASSERT_TRUE(r.has_value()) << "connect() never reported";
+  EXPECT_EQ(r->kind, LinkError::Kind::network);
+  EXPECT_FALSE(t.link.is_open());
+}
+
+TEST(RedisLink, ConnectionDroppedDuringAuthFailsTheConnect) {
+  Link t(false, credentials("", "pw"));
+  t.redis.script = [](const fake::Argv&) { return fake::Redis::Reply{fake::Redis::Reply::drop, ""}; };
+  auto r = t.try_connect();
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->kind, LinkError::Kind::network);
+  EXPECT_EQ(t.downs, 0);
 }
 
 }  // namespace

@@ -17,7 +17,17 @@ struct Config {
   std::string jwt_secret;                    // HS256/384/512
   std::string jwt_public_key_file;           // PEM: RS*/PS*/ES*/EdDSA
   std::string api_key;
-  std::string redis_url;                     // redis://host:port[/db]: cluster mode (docs/cluster.md)
+  // Cluster mode (docs/cluster.md): redis://[user:password@]host[:port][/db], rediss://... (TLS),
+  // redis-cluster://host[:port][,...] or rediss-cluster://... (Redis Cluster).
+  std::string redis_url;
+  std::string redis_prefix = "rt";           // namespaces every Redis channel and key; [A-Za-z0-9._:/-]{1,64}
+  std::string redis_password_file;           // the password's file (one trailing newline dropped)
+  // The Redis password from --redis-password-file or REALTIME_REDIS_PASSWORD; when set it
+  // replaces the URL's password. Never logged.
+  std::string redis_password;
+  std::string redis_tls_ca;                  // rediss: PEM CA bundle; empty = the system's trust store
+  std::string redis_tls_cert;                // rediss: client certificate (PEM), with redis_tls_key
+  std::string redis_tls_key;
   std::string node_id;                       // random when empty; [A-Za-z0-9._-]{1,64}
   std::chrono::milliseconds cluster_reply_timeout{1000};  // longest wait for other nodes' counts
   std::vector<std::string> allowed_origins;  // empty = any

@@ -7,6 +7,7 @@
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
+#include "shell/adapters/random.hpp"
 #include "shell/metrics.hpp"
 
 namespace boundary::realtime::shell {
@@ -25,6 +26,21 @@ constexpr auto max_backoff = std::chrono::milliseconds(2000);
 // A forced refresh that finds the map unchanged is retried this often, this many times.
 constexpr auto stale_refresh_interval = std::chrono::milliseconds(200);
 constexpr unsigned max_stale_refreshes = 10;
+// Heartbeats in a row a shard may leave PINGs unanswered before it counts as lost.
+constexpr unsigned max_stalled_beats = 3;
+
+// Claims or refreshes the node key: KEYS[1] node key, ARGV[1] instance token, ARGV[2] local
+// connections, ARGV[3] TTL in ms. 1: ours; 0: held by another instance (another running node
+// with this id). One script, so the check and the write are one step.
+constexpr std::string_view claim_script =
+    "local v = redis.call('GET', KEYS[1]) "
+    "if v and string.sub(v, 1, #ARGV[1] + 1) ~= ARGV[1] .. ' ' then return 0 end "
+    "redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. ARGV[2], 'PX', ARGV[3]) return 1";
+// Deletes the node key if it is still ours.
+constexpr std::string_view release_script =
+    "local v = redis.call('GET', KEYS[1]) "
+    "if v and string.sub(v, 1, #ARGV[1] + 1) == ARGV[1] .. ' ' then return redis.call('DEL', KEYS[1]) end "
+    "return 0";
 
 constexpr PubSubType global_pubsub{
     "SUBSCRIBE", "UNSUBSCRIBE", "PUBLISH", "subscribe", "unsubscribe", "message", false};
@@ -43,13 +59,17 @@ core::SlotMap single_map(const core::Endpoint& e) {
 BrokerRedis::BrokerRedis(asio::io_context& io, Options options)
     : io_(io),
       opt_(std::move(options)),
-      probe_(io, false),
+      all_channel_(core::all_channel(opt_.prefix)),
+      node_key_(core::node_key(opt_.prefix, opt_.node_id)),
+      instance_(random_hex(16)),
+      probe_(io, false, opt_.link),
       resolver_(io),
       reconnect_timer_(io),
       heartbeat_timer_(io),
       sweep_timer_(io),
       refresh_timer_(io),
-      requests_(opt_.node_id, opt_.reply_timeout, opt_.metrics) {
+      probe_timer_(io),
+      requests_(opt_.node_id, core::reply_channel(opt_.prefix, opt_.node_id), opt_.reply_timeout, opt_.metrics) {
   if (opt_.topology.nodes.empty()) throw std::invalid_argument("a Redis Cluster needs at least one seed node");
   if (!opt_.topology.cluster) opt_.topology.nodes.resize(1);
 }
@@ -84,7 +104,7 @@ const PubSubType& BrokerRedis::type_for(bool topic) const noexcept {
 BrokerRedis::Shard* BrokerRedis::shard_at(const core::Endpoint& e) {
   for (auto& s : pool_)
     if (s->endpoint == e) return s.get();
-  auto& s = pool_.emplace_back(std::make_unique<Shard>(io_, e));
+  auto& s = pool_.emplace_back(std::make_unique<Shard>(io_, e, opt_.link));
   s->sub.set_push_handler([this, p = s.get()](const core::RespValue* r) { on_push(p, r); });
   s->cmd.set_down_handler([this] { on_down(); });
   s->sub.set_down_handler([this] { on_down(); });
@@ -103,7 +123,10 @@ std::string BrokerRedis::describe() const {
 }
 
 void BrokerRedis::do_connect() {
-  if (attempt_++ > 0 && opt_.metrics) opt_.metrics->redis_reconnects.fetch_add(1, std::memory_order_relaxed);
+  // Every attempt but the very first is a reconnect, including the first one after being up.
+  if (!std::exchange(first_attempt_, false) && opt_.metrics)
+    opt_.metrics->redis_reconnects.fetch_add(1, std::memory_order_relaxed);
+  ++attempt_;
   if (opt_.topology.cluster) return discover();
   connect_shards(single_map(opt_.topology.nodes.front()));
 }
@@ -125,13 +148,25 @@ void BrokerRedis::discover() {
       [this, epoch, seed, unusable](const error_code& ec, asio::ip::tcp::resolver::results_type results) {
         if (epoch != epoch_) return;
         if (ec) return unusable(ec.message());
-        probe_.connect(results, [this, epoch, seed, unusable](const error_code& e) {
+        probe_.connect(results, seed.host, [this, epoch, seed, unusable](const LinkError& e) {
           if (epoch != epoch_) return;
-          if (e) return unusable(e.message());
+          if (e.kind == LinkError::Kind::refused) return refuse("redis cluster node " + core::to_string(seed) + ": " + e.text);
+          if (e) return unusable(e.text);
+          // A seed that takes the command and never answers is given up on, as one that fails.
+          probe_timer_.expires_after(RedisLink::connect_timeout);
+          probe_timer_.async_wait([this, epoch, unusable](const error_code& ec) {
+            if (!ec && epoch == epoch_ && state_ == State::discovering) {
+              probe_.close();
+              unusable("no answer to CLUSTER SLOTS");
+            }
+          });
           probe_.command({"CLUSTER", "SLOTS"}, [this, epoch, seed, unusable](const core::RespValue* r) {
             if (epoch != epoch_) return;
+            probe_timer_.cancel();
             probe_.close();
             if (!r) return unusable("connection lost");
+            if (r->kind == Kind::error && is_auth_error(r->str))
+              return refuse("redis cluster node " + core::to_string(seed) + ": " + r->str);
             if (r->kind == Kind::error) return unusable(r->str);
             auto map = core::parse_cluster_slots(*r, seed.host);
             if (!map) {
@@ -148,36 +183,111 @@ void BrokerRedis::connect_shards(core::SlotMap map) {
   map_ = std::move(map);
   shards_.clear();
   for (const auto& m : map_.masters) shards_.push_back(shard_at(m));
-  home_ = shard_for(core::all_channel);
+  home_ = shard_for(all_channel_);
   state_ = State::connecting;
   links_pending_ = static_cast<int>(2 * shards_.size());
-  links_error_.clear();
+  links_error_ = {};
   const auto epoch = epoch_;
   for (Shard* s : shards_) {
     resolver_.async_resolve(s->endpoint.host, std::to_string(s->endpoint.port),
                             [this, epoch, s](const error_code& ec, asio::ip::tcp::resolver::results_type results) {
                               if (epoch != epoch_) return;
                               if (ec) {
-                                on_links(epoch, s, ec);
-                                return on_links(epoch, s, ec);
+                                const LinkError e{LinkError::Kind::network, ec.message()};
+                                on_links(epoch, s, e);
+                                return on_links(epoch, s, e);
                               }
-                              s->cmd.connect(results, [this, epoch, s](const error_code& e) { on_links(epoch, s, e); });
-                              s->sub.connect(results, [this, epoch, s](const error_code& e) { on_links(epoch, s, e); });
+                              const auto& host = s->endpoint.host;
+                              s->cmd.connect(results, host, [this, epoch, s](const LinkError& e) { on_links(epoch, s, e); });
+                              s->sub.connect(results, host, [this, epoch, s](const LinkError& e) { on_links(epoch, s, e); });
                             });
   }
 }
 
 // Every shard's two links report here; the last one decides.
-void BrokerRedis::on_links(std::uint64_t epoch, const Shard* shard, const error_code& ec) {
+void BrokerRedis::on_links(std::uint64_t epoch, const Shard* shard, const LinkError& error) {
   if (epoch != epoch_ || state_ != State::connecting) return;
-  if (ec && links_error_.empty())
-    links_error_ = core::to_string(shard->endpoint) + " unreachable (" + ec.message() + ")";
+  // A refusal outranks a network error: it is the one retrying will not fix.
+  if (error && (!links_error_ || (error.kind == LinkError::Kind::refused && links_error_.kind != LinkError::Kind::refused)))
+    links_error_ = {error.kind, core::to_string(shard->endpoint) + ": " + error.text};
   if (--links_pending_ > 0) return;
-  if (!links_error_.empty()) {
-    if (log_retry()) spdlog::warn("cluster: redis {}; retrying", links_error_);
+  if (links_error_.kind == LinkError::Kind::refused) return refuse("redis " + links_error_.text);
+  if (links_error_) {
+    if (log_retry()) spdlog::warn("cluster: redis {}; retrying", links_error_.text);
     return on_down();
   }
-  on_subscribing();
+  claim();
+}
+
+// Connected and authenticated: claim the node id before taking part in anything.
+void BrokerRedis::claim() {
+  state_ = State::claiming;
+  for (Shard* s : shards_) {
+    s->pings_out = s->stalled_beats = 0;
+    s->answered = false;
+  }
+  // Only a single Redis has a database number, and it has one shard.
+  if (opt_.topology.db != 0) shards_.front()->cmd.command({"SELECT", std::to_string(opt_.topology.db)});
+  const auto epoch = epoch_;
+  shards_[shard_for(node_key_)]->cmd.command(
+      {"EVAL", claim_script, "1", node_key_, instance_, std::to_string(opt_.local_connections()), heartbeat_ttl_ms},
+      [this, epoch](const core::RespValue* r) {
+        if (epoch == epoch_ && state_ == State::claiming) on_claim(r);
+      });
+}
+
+void BrokerRedis::on_claim(const core::RespValue* r) {
+  if (!r) return;  // the link failed: on_down() runs
+  if (r->kind == Kind::integer && r->integer == 1) return on_subscribing();
+  if (r->kind == Kind::integer)
+    return refuse(fmt::format(
+        "node id '{}' is in use by another running node on redis prefix '{}' (key {}); give this node another "
+        "--node-id, or wait for the other to stop (a crashed node frees its id within {} ms)",
+        opt_.node_id, opt_.prefix, node_key_, heartbeat_ttl_ms));
+  const std::string why = r->kind == Kind::error ? r->str : std::string("unexpected reply");
+  if (r->kind == Kind::error && is_auth_error(r->str)) return refuse("redis refused the node: " + why);
+  if (log_retry()) spdlog::warn("cluster: claiming node id '{}' failed ({}); retrying", opt_.node_id, why);
+  on_down();
+}
+
+// Refused for a reason retrying will not fix (at startup the server stops); later, it is
+// retried anyway, since an operator may fix Redis's side.
+void BrokerRedis::refuse(const std::string& why) {
+  if (log_retry() || startup_ == Startup::pending) spdlog::error("cluster: {}", why);
+  set_startup(Startup::refused, why);
+  on_down();
+}
+
+void BrokerRedis::set_startup(Startup s, std::string why) {
+  std::lock_guard lock(startup_mutex_);
+  if (startup_ != Startup::pending) return;
+  startup_ = s;
+  refusal_ = std::move(why);
+  startup_cv_.notify_all();
+}
+
+std::string BrokerRedis::startup_refusal(std::chrono::milliseconds max_wait) {
+  std::unique_lock lock(startup_mutex_);
+  startup_cv_.wait_for(lock, max_wait, [this] { return startup_ != Startup::pending; });
+  return startup_ == Startup::refused ? refusal_ : std::string();
+}
+
+void BrokerRedis::leave(std::chrono::milliseconds max_wait) {
+  auto done = std::make_shared<std::pair<std::mutex, std::condition_variable>>();
+  auto left = std::make_shared<bool>(false);
+  asio::post(io_, [this, done, left] {
+    leaving_ = true;
+    auto finish = [done, left] {
+      std::lock_guard lock(done->first);
+      *left = true;
+      done->second.notify_all();
+    };
+    if (state_ != State::up && state_ != State::subscribing) return finish();
+    shards_[shard_for(node_key_)]->cmd.command({"EVAL", release_script, "1", node_key_, instance_},
+                                               [finish](const core::RespValue*) { finish(); });
+  });
+  std::unique_lock lock(done->first);
+  done->second.wait_for(lock, max_wait, [&] { return *left; });
 }
 
 void BrokerRedis::on_subscribing() {
@@ -186,9 +296,6 @@ void BrokerRedis::on_subscribing() {
     s->sub_sent = s->sub_confirmed = 0;
     s->unsubscribing.clear();
   }
-  // Only a single Redis has a database number, and it has one shard.
-  if (opt_.topology.db != 0) shards_.front()->cmd.command({"SELECT", std::to_string(opt_.topology.db)});
-  send_heartbeat();
   subscribe_all();
   // The node counts as connected once every subscription on every shard is confirmed: from then
   // on, fan-outs from any node reach its connections.
@@ -198,6 +305,7 @@ void BrokerRedis::on_subscribing() {
                               attempt_ = 0;
                               backoff_ = min_backoff;
                               set_up(true);
+                              set_startup(Startup::joined);
                               spdlog::info("cluster: connected to {} as node {}", describe(), opt_.node_id);
                             }});
   ready_reached();
@@ -213,7 +321,7 @@ std::vector<std::pair<BrokerRedis::Shard*, std::uint64_t>> BrokerRedis::sub_targ
 void BrokerRedis::subscribe_all() {
   // One command per channel keeps commands small; they are pipelined into few writes anyway.
   Shard& home = *shards_[home_];
-  home.sub.command({global_pubsub.subscribe, core::all_channel, requests_.reply_channel()});
+  home.sub.command({global_pubsub.subscribe, all_channel_, requests_.reply_channel()});
   home.sub_sent += 2;
   for (const auto& c : others_) subscribe(false, c, true);
   for (const auto& c : topics_) subscribe(true, c, true);
@@ -231,8 +339,10 @@ void BrokerRedis::on_down() {
   if (state_ == State::idle) return;
   ++epoch_;
   const bool was_up = state_ == State::up;
+  const bool was_joining = state_ == State::claiming || state_ == State::subscribing;
   state_ = State::idle;
   resolver_.cancel();
+  probe_timer_.cancel();
   probe_.close();
   for (Shard* s : shards_) {
     s->cmd.close();
@@ -242,9 +352,12 @@ void BrokerRedis::on_down() {
   stale_refreshes_ = 0;
   refresh_timer_.cancel();
   set_up(false);
+  set_startup(Startup::unreachable);
   if (was_up)
     spdlog::warn("cluster: lost {}; serving local connections only",
                  opt_.topology.cluster ? std::string("the redis cluster") : describe());
+  else if (was_joining && log_retry())
+    spdlog::warn("cluster: {} closed the connection while the node was joining; retrying", describe());
   requests_.fail_all();
   auto waiters = std::move(ready_waiters_);
   ready_waiters_.clear();
@@ -270,6 +383,12 @@ void BrokerRedis::set_up(bool up) {
 
 void BrokerRedis::on_push(Shard* s, const core::RespValue* r) {
   if (!r || std::find(shards_.begin(), shards_.end(), s) == shards_.end()) return;
+  // A PING's answer: "+PONG" without subscriptions, ["pong", ""] with.
+  if (r->kind == Kind::status || (r->kind == Kind::array && !r->elements.empty() && r->elements[0].str == "pong")) {
+    if (s->pings_out > 0) --s->pings_out;
+    s->answered = true;
+    return;
+  }
   if (r->kind == Kind::error) {
     // A refused (un)subscribe, e.g. MOVED while a slot migrates: it still answers one command.
     spdlog::warn("cluster: {} refused a subscription: {}", core::to_string(s->endpoint), r->str);
@@ -317,7 +436,8 @@ void BrokerRedis::on_message(std::string_view channel, std::string_view payload)
   requests_.on_message(channel, payload, handler_, [this](const std::string& origin, std::uint64_t id, std::size_t n) {
     asio::post(io_, [this, origin, id, n] {
       if (state_ != State::up && state_ != State::subscribing) return;
-      shards_[home_]->cmd.command({global_pubsub.publish, core::reply_channel(origin), core::encode_reply(id, n)});
+      shards_[home_]->cmd.command(
+          {global_pubsub.publish, core::reply_channel(opt_.prefix, origin), core::encode_reply(id, n)});
     });
   });
 }
@@ -335,7 +455,7 @@ void BrokerRedis::do_publish(Fanout f, bool wait, Done done) {
   }
   const std::uint64_t id = wait ? requests_.begin(std::move(done)) : 0;
   const bool topic = f.route == Route::topic;
-  auto msg = std::make_shared<const std::pair<std::string, std::string>>(core::channel_for(f.route, f.target),
+  auto msg = std::make_shared<const std::pair<std::string, std::string>>(core::channel_for(opt_.prefix, f.route, f.target),
                                                                         core::encode_fanout(f, opt_.node_id, id));
   const std::size_t shard = topic ? shard_for(msg->first) : home_;
   send_publish(type_for(topic), shard, std::move(msg), id, false, true);
@@ -422,8 +542,8 @@ void BrokerRedis::remap(core::SlotMap map) {
     shards.push_back(*it);
   }
   if (shards.size() != shards_.size()) return restart("the cluster's masters changed");
-  const auto home = static_cast<std::size_t>(map.owner[core::key_slot(core::all_channel)]);
-  if (shards[home] != shards_[home_]) return restart("rt:all moved to another master");
+  const auto home = static_cast<std::size_t>(map.owner[core::key_slot(all_channel_)]);
+  if (shards[home] != shards_[home_]) return restart(all_channel_ + " moved to another master");
   std::vector<std::pair<const std::string*, Shard*>> before;
   before.reserve(topics_.size());
   for (const auto& c : topics_) before.emplace_back(&c, shards_[shard_for(c)]);
@@ -440,7 +560,7 @@ void BrokerRedis::remap(core::SlotMap map) {
 }
 
 void BrokerRedis::set_interest(Route route, std::string_view name, bool interested) {
-  asio::post(io_, [this, topic = route == Route::topic, channel = core::channel_for(route, name), interested] {
+  asio::post(io_, [this, topic = route == Route::topic, channel = core::channel_for(opt_.prefix, route, name), interested] {
     auto& set = topic ? topics_ : others_;
     if (interested ? !set.insert(channel).second : set.erase(channel) == 0) return;
     if (state_ != State::subscribing && state_ != State::up) return;  // subscribe_all() sends it on connect
@@ -457,6 +577,7 @@ void BrokerRedis::when_ready(std::function<void()> ready) {
 }
 
 void BrokerRedis::do_heartbeat() {
+  if (state_ == State::claiming || state_ == State::subscribing || state_ == State::up) check_liveness();
   if (state_ == State::up || state_ == State::subscribing) send_heartbeat();
   heartbeat_timer_.expires_after(heartbeat_interval);
   heartbeat_timer_.async_wait([this](const error_code& ec) {
@@ -465,8 +586,40 @@ void BrokerRedis::do_heartbeat() {
 }
 
 void BrokerRedis::send_heartbeat() {
-  const auto key = core::node_key(opt_.node_id);
-  shards_[shard_for(key)]->cmd.command({"SET", key, std::to_string(opt_.local_connections()), "PX", heartbeat_ttl_ms});
+  if (leaving_) return;
+  const auto epoch = epoch_;
+  shards_[shard_for(node_key_)]->cmd.command(
+      {"EVAL", claim_script, "1", node_key_, instance_, std::to_string(opt_.local_connections()), heartbeat_ttl_ms},
+      [this, epoch](const core::RespValue* r) {
+        if (epoch != epoch_ || !r || leaving_) return;
+        // Our key expired (Redis unanswered for 3 s) and another node took the id meanwhile.
+        if (r->kind == Kind::integer && r->integer == 0)
+          refuse(fmt::format("node id '{}' was taken by another node on redis prefix '{}'", opt_.node_id, opt_.prefix));
+      });
+}
+
+// A Redis that accepts bytes but never finishes a reply (hung, or stuck mid-reply) looks
+// connected to TCP: every link is PINGed each beat, and a shard with PINGs outstanding that
+// answered none of them for max_stalled_beats beats is treated as lost. A slow Redis that
+// answers late still answers some PING every beat, so latency alone never trips this.
+void BrokerRedis::check_liveness() {
+  for (Shard* s : shards_) {
+    s->stalled_beats = s->pings_out > 0 && !s->answered ? s->stalled_beats + 1 : 0;
+    s->answered = false;
+    if (s->stalled_beats >= max_stalled_beats) {
+      spdlog::warn("cluster: redis {} stopped answering; reconnecting", core::to_string(s->endpoint));
+      return on_down();
+    }
+  }
+  for (Shard* s : shards_) {
+    s->pings_out += 2;
+    s->cmd.command({"PING"}, [this, epoch = epoch_, s](const core::RespValue* r) {
+      if (epoch != epoch_ || !r) return;
+      if (s->pings_out > 0) --s->pings_out;
+      s->answered = true;
+    });
+    s->sub.command({"PING"});
+  }
 }
 
 void BrokerRedis::do_sweep() {

@@ -5,14 +5,30 @@
 // owns every slot, uses plain pub/sub only and has no slot map to discover or refresh — as
 // redis's pubsub.c serves global and sharded pub/sub through one path switched by a type table.
 //
-// Channels: rt:all, rt:reply:<node> and the rt:u: / rt:r: channels of names this node has local
-// connections for are plain PUBLISH / SUBSCRIBE on the *home* shard: on a single Redis that
-// Redis, on a cluster the master owning the slot of "rt:all", which every node agrees on, so
-// PUBLISH's reply counts every node. rt:t: topic channels go to the shard owning their slot: on
+// Channels (every name starts with the --redis-prefix, "rt" here): rt:all, rt:reply:<node> and
+// the rt:u: / rt:r: channels of names this node has local connections for are plain PUBLISH /
+// SUBSCRIBE on the *home* shard: on a single Redis that Redis, on a cluster the master owning
+// the slot of "rt:all", which every node agrees on, so PUBLISH's reply counts every node. rt:t:
+// topic channels go to the shard owning their slot: on
 // a cluster with sharded pub/sub (SPUBLISH / SSUBSCRIBE), spreading topic traffic over the
 // shards; SPUBLISH's reply counts the topic's subscribers there, exactly the nodes that want it.
-// Heartbeat keys go to the shard owning their slot. On a single Redis, `db` is SELECTed on the
-// command connection first (pub/sub itself ignores the database).
+// The node key rt:node:<id> goes to the shard owning its slot. On a single Redis, `db` is
+// SELECTed on the command connection first (pub/sub itself ignores the database).
+//
+// Node id claim: once connected, and before subscribing, the node claims rt:node:<id> with a
+// random instance token ("<token> <local connections>", PX 3000) by a script that writes only
+// when the key is absent or already ours; the heartbeat (every second) runs the same script. A
+// key held by another instance means another running node has this id: the attempt fails, and at
+// startup the server refuses to start (startup_refusal). A node that stops cleanly deletes its
+// key (only if still ours, leave()); one that crashed frees the id when the key expires, 3 s on.
+//
+// Security: every link AUTHs (user and password, or password only) before anything else, on
+// every (re)connect and on every shard; rediss:// wraps each link in TLS (RedisLink).
+// Credentials rejected (WRONGPASS, NOAUTH, NOPERM) are a refusal like a duplicate id.
+//
+// Liveness: from the claim on, each heartbeat also PINGs every link; a shard that leaves pings
+// unanswered for 3 beats (a Redis hanging mid-reply) is treated as lost. Connecting is bounded by
+// RedisLink::connect_timeout, and so is the wait for CLUSTER SLOTS while discovering.
 //
 // Two connections per shard (commands, subscriptions), all on one event loop (loop 0),
 // pipelined. Ordering holds per connection: one node's fan-outs leave on one command connection
@@ -39,10 +55,12 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -86,6 +104,8 @@ class BrokerRedis final : public Broker {
   struct Options {
     RedisTopology topology;
     std::string node_id;
+    std::string prefix = "rt";  // already validated (core::valid_redis_prefix)
+    std::shared_ptr<const RedisLinkSettings> link;  // credentials and TLS; null: neither
     std::chrono::milliseconds reply_timeout{1000};
     std::function<std::size_t()> local_connections;  // for the heartbeat
     Metrics* metrics = nullptr;
@@ -101,14 +121,18 @@ class BrokerRedis final : public Broker {
   void publish(Fanout f, bool wait, Done done) override;
   void set_interest(Route route, std::string_view name, bool interested) override;
   void when_ready(std::function<void()> ready) override;
+  std::string startup_refusal(std::chrono::milliseconds max_wait) override;
+  void leave(std::chrono::milliseconds max_wait) override;
 
  private:
-  enum class State { idle, discovering, connecting, subscribing, up };
+  enum class State { idle, discovering, connecting, claiming, subscribing, up };
+  enum class Startup { pending, joined, unreachable, refused };
 
   // Links to one master. Kept for the broker's lifetime once created (a link's pending
   // handlers refer to it), and reused when the same master appears in a later map.
   struct Shard {
-    Shard(boost::asio::io_context& io, core::Endpoint e) : endpoint(std::move(e)), cmd(io, false), sub(io, true) {}
+    Shard(boost::asio::io_context& io, core::Endpoint e, const std::shared_ptr<const RedisLinkSettings>& link)
+        : endpoint(std::move(e)), cmd(io, false, link), sub(io, true, link) {}
     core::Endpoint endpoint;
     RedisLink cmd;
     RedisLink sub;
@@ -116,6 +140,9 @@ class BrokerRedis final : public Broker {
     std::uint64_t sub_sent = 0;
     std::uint64_t sub_confirmed = 0;
     std::unordered_map<std::string, unsigned> unsubscribing;  // our unsubscribes not yet confirmed
+    unsigned pings_out = 0;      // PINGs not yet answered (both links)
+    bool answered = false;       // a PING was answered since the last heartbeat
+    unsigned stalled_beats = 0;  // heartbeats in a row with PINGs outstanding and none answered
   };
   struct ReadyWaiter {
     std::vector<std::pair<Shard*, std::uint64_t>> targets;  // confirmations each shard must reach
@@ -126,7 +153,12 @@ class BrokerRedis final : public Broker {
   void do_connect();
   void discover();
   void connect_shards(core::SlotMap map);
-  void on_links(std::uint64_t epoch, const Shard* shard, const boost::system::error_code& ec);
+  void on_links(std::uint64_t epoch, const Shard* shard, const LinkError& error);
+  void claim();
+  void on_claim(const core::RespValue* reply);
+  void refuse(const std::string& why);
+  void set_startup(Startup s, std::string why = {});
+  void check_liveness();
   void on_subscribing();
   void on_down();
   void restart(std::string_view why);
@@ -157,6 +189,9 @@ class BrokerRedis final : public Broker {
 
   boost::asio::io_context& io_;
   Options opt_;
+  const std::string all_channel_;
+  const std::string node_key_;
+  const std::string instance_;  // random: tells this run's claim from another node's
   RedisLink probe_;  // asks a seed for the slot map (cluster only)
   std::vector<std::unique_ptr<Shard>> pool_;
   std::vector<Shard*> shards_;  // the current map's masters, in map order
@@ -167,12 +202,15 @@ class BrokerRedis final : public Broker {
   boost::asio::steady_timer heartbeat_timer_;
   boost::asio::steady_timer sweep_timer_;
   boost::asio::steady_timer refresh_timer_;
+  boost::asio::steady_timer probe_timer_;  // bounds the wait for CLUSTER SLOTS while discovering
   std::atomic<bool> up_{false};
   State state_ = State::idle;
   std::uint64_t epoch_ = 0;  // bumped on every teardown: handlers of an earlier attempt do nothing
   int links_pending_ = 0;
-  std::string links_error_;  // the first link that failed to connect in this attempt, and why
+  LinkError links_error_;    // the first link that failed to connect in this attempt, and why
+  bool leaving_ = false;     // leave() ran: no more claims
   unsigned attempt_ = 0;     // connection attempts since the last success
+  bool first_attempt_ = true;
   std::chrono::milliseconds backoff_{100};
   bool refreshing_ = false;
   bool force_refresh_ = false;
@@ -183,6 +221,10 @@ class BrokerRedis final : public Broker {
   std::set<std::string> others_;  // rt:u: and rt:r: channels, on the home shard
   ClusterRequests requests_;
   std::deque<ReadyWaiter> ready_waiters_;
+  std::mutex startup_mutex_;
+  std::condition_variable startup_cv_;
+  Startup startup_ = Startup::pending;
+  std::string refusal_;
 };
 
 }  // namespace boundary::realtime::shell

@@ -6,9 +6,10 @@
 
 namespace boundary::realtime::shell {
 
-ClusterRequests::ClusterRequests(std::string node_id, std::chrono::milliseconds reply_timeout, Metrics* metrics)
+ClusterRequests::ClusterRequests(std::string node_id, std::string reply_channel, std::chrono::milliseconds reply_timeout,
+                                 Metrics* metrics)
     : node_id_(std::move(node_id)),
-      reply_channel_(core::reply_channel(node_id_)),
+      reply_channel_(std::move(reply_channel)),
       reply_timeout_(reply_timeout),
       metrics_(metrics) {}
 

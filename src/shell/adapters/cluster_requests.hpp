@@ -24,7 +24,9 @@ class ClusterRequests {
   // Sends an answer (`count` local deliveries for request `id`) to node `origin`.
   using SendAnswer = std::function<void(const std::string& origin, std::uint64_t id, std::size_t count)>;
 
-  ClusterRequests(std::string node_id, std::chrono::milliseconds reply_timeout, Metrics* metrics);
+  // `reply_channel`: where other nodes answer this one (core::reply_channel).
+  ClusterRequests(std::string node_id, std::string reply_channel, std::chrono::milliseconds reply_timeout,
+                  Metrics* metrics);
 
   const std::string& reply_channel() const noexcept { return reply_channel_; }
 

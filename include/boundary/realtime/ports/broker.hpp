@@ -87,6 +87,21 @@ class Broker {
   // Calls `ready` once every interest declared so far is in effect cluster-wide (or at once when
   // the cluster is unreachable): after it, fan-outs from any node reach those names.
   virtual void when_ready(std::function<void()> ready) = 0;
+
+  // Blocks (never on a broker callback) until the first attempt to join the cluster has ended,
+  // at most `max_wait`. Returns why the cluster refused this node for good (its credentials were
+  // rejected, its node id is held by another running node): the server must not start. Empty
+  // when it joined, when the cluster was unreachable (retried in the background, as always) or
+  // when the attempt is still going on.
+  virtual std::string startup_refusal(std::chrono::milliseconds max_wait) {
+    (void)max_wait;
+    return {};
+  }
+
+  // Gives up this node's membership at a graceful shutdown (BrokerRedis: deletes its node id
+  // claim, so the id is free at once). Blocks at most `max_wait`; called once, before the loops
+  // stop, never on a broker callback.
+  virtual void leave(std::chrono::milliseconds max_wait) { (void)max_wait; }
 };
 
 }  // namespace boundary::realtime
