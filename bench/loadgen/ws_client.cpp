@@ -161,15 +161,23 @@ long WsPool::write_bytes(WsClient& c, std::string_view bytes) {
 
 void WsPool::on_readable(WsClient& c) {
   read_once(c);
-  // Records already decrypted by OpenSSL: epoll will not report them again.
+  // Plaintext OpenSSL still holds (the buffer filled up): epoll will not report it.
   while (c.ssl && c.state != WsClient::State::closed && tls_pending(c.ssl)) read_once(c);
 }
 
 void WsPool::read_once(WsClient& c) {
   ssize_t n;
   if (c.ssl) {
-    TlsWant want;
-    n = static_cast<ssize_t>(tls_read(c.ssl, buffer_.data(), buffer_.size(), want));
+    // One SSL_read yields one record: read on until OpenSSL wants the socket, as a plain recv
+    // takes everything that arrived (epoll does not report records OpenSSL already holds).
+    std::size_t total = 0;
+    TlsWant want = TlsWant::none;
+    while (total < buffer_.size()) {
+      const std::size_t got = tls_read(c.ssl, buffer_.data() + total, buffer_.size() - total, want);
+      if (got == 0) break;
+      total += got;
+    }
+    n = static_cast<ssize_t>(total);
     if (n == 0) {
       if (want == TlsWant::failed) return fail(c, "eof");
       if (want == TlsWant::write) set_write_interest(c, true);

@@ -149,18 +149,30 @@ std::size_t WsSession::read_input() {
     }
     return n;
   }
-  const auto r = tls_->read(buf.data(), buf.size());
-  switch (r.status) {
-    case TlsLink::Status::ok: return r.bytes;
-    case TlsLink::Status::want_read: do_wait_readable(); return 0;
-    case TlsLink::Status::want_write:  // a TLS 1.3 key update to answer first
-      socket_.async_wait(Socket::wait_write, [self = shared_from_this()](const error_code& ec) { self->on_readable(ec); });
-      return 0;
-    case TlsLink::Status::closed: break;
-    case TlsLink::Status::failed: spdlog::debug("TLS read on {} failed: {}", id(), tls_->last_error()); break;
+  // One SSL_read yields one record, and clients send each message in its own record: read on
+  // until OpenSSL wants more from the socket, as one plain read takes whatever has arrived (up to
+  // the scratch buffer). Else a publisher's burst costs one loop pass, and one fan-out flush, per
+  // message. A failure after some bytes is met again on the next read, once those are handled.
+  std::size_t total = 0;
+  while (total < buf.size()) {
+    const auto r = tls_->read(buf.data() + total, buf.size() - total);
+    if (r.status == TlsLink::Status::ok) {
+      total += r.bytes;
+      continue;
+    }
+    if (total > 0) return total;
+    switch (r.status) {
+      case TlsLink::Status::want_read: do_wait_readable(); return 0;
+      case TlsLink::Status::want_write:  // a TLS 1.3 key update to answer first
+        socket_.async_wait(Socket::wait_write, [self = shared_from_this()](const error_code& ec) { self->on_readable(ec); });
+        return 0;
+      case TlsLink::Status::failed: spdlog::debug("TLS read on {} failed: {}", id(), tls_->last_error()); break;
+      default: break;
+    }
+    finish();
+    return std::string::npos;
   }
-  finish();
-  return std::string::npos;
+  return total;
 }
 
 void WsSession::drop_consumed(std::size_t used) {
