@@ -26,6 +26,8 @@ const std::vector<OptionInfo>& options() {
   static const std::vector<OptionInfo> all = {
       {"host", "listen address (default 127.0.0.1)"},
       {"port", "port for WebSocket, HTTP API, health and metrics (default 3000)"},
+      {"tls-cert", "PEM certificate chain: serve wss:// and https:// on the port (with --tls-key; re-read on SIGHUP)"},
+      {"tls-key", "PEM private key of --tls-cert (unencrypted; re-read on SIGHUP)"},
       {"threads", "event-loop threads (default: number of cores)"},
       {"jwt-secret", "HS256/384/512 secret, at least 32 bytes"},
       {"jwt-public-key", "PEM file with the public key (RS*/PS*/ES*/EdDSA)"},
@@ -120,6 +122,8 @@ void apply(LoadedConfig& out, const std::string& name, const std::string& v) {
   Config& c = out.config;
   if (name == "host") c.host = v;
   else if (name == "port") c.port = parse_number<std::uint16_t>(name, v, 0, 65535);
+  else if (name == "tls-cert") c.tls_cert_file = v;
+  else if (name == "tls-key") c.tls_key_file = v;
   else if (name == "threads") c.threads = parse_number<unsigned>(name, v, 1, 256);  // 0 (one per core) is the default, not a choice
   else if (name == "jwt-secret") c.jwt_secret = v;
   else if (name == "jwt-public-key") { c.jwt_public_key_file = v; out.jwt_public_key_pem = read_file(v, "--jwt-public-key"); }

@@ -56,7 +56,8 @@ std::string url_authority(const std::string& host, std::uint16_t port) {
 void print_dev_mode(const rt::Config& c, std::uint16_t port) {
   const std::string& token = c.dev_token;
   const std::string authority = url_authority(c.host, port);
-  const std::string base = "http://" + authority;
+  const bool tls = !c.tls_cert_file.empty();
+  const std::string base = (tls ? "https://" : "http://") + authority;
   std::string patterns;
   for (const auto& p : c.publish_patterns) patterns += (patterns.empty() ? "" : ",") + p;
   std::printf(
@@ -69,13 +70,13 @@ void print_dev_mode(const rt::Config& c, std::uint16_t port) {
       "  JWT secret : %s\n"
       "  API key    : %s\n"
       "  Sample token (user-id dev-user, roles admin,user, valid 24 h):\n    %s\n\n"
-      "  Connect    : ws://%s/ws?token=<token>\n"
+      "  Connect    : %s://%s/ws?token=<token>\n"
       "  Publish    : clients may publish to %s (--publish-patterns)\n"
       "  Send       : curl -s -X POST %s/api/broadcast -H 'Authorization: Bearer %s' \\\n"
       "                 -H 'Content-Type: application/json' -d '{\"message\":{\"type\":\"hello\",\"text\":\"hi\"}}'\n"
       "  Health     : %s/health/realtime\n"
       "  Try it     : open %s/ in a browser (dev page: live messages, subscribe, curl line)\n\n",
-      c.jwt_secret.c_str(), c.api_key.c_str(), token.c_str(), authority.c_str(), patterns.c_str(), base.c_str(),
+      c.jwt_secret.c_str(), c.api_key.c_str(), token.c_str(), tls ? "wss" : "ws", authority.c_str(), patterns.c_str(), base.c_str(),
       c.api_key.c_str(), base.c_str(), base.c_str());
   std::fflush(stdout);
 }
@@ -111,13 +112,13 @@ void log_security_settings(const rt::Config& c) {
   spdlog::info(
       "security: auth={} api-key=set allowed-origins={} publish-patterns={} max-connections={} "
       "max-connections-per-user={} max-message-bytes={} max-outbound-bytes={} max-body-bytes={} "
-      "max-subscriptions={} commands-per-second={} idle-timeout={}s handshake-timeout={}s cluster={}{}",
+      "max-subscriptions={} commands-per-second={} idle-timeout={}s handshake-timeout={}s cluster={} tls={}{}",
       c.jwt_public_key_file.empty() ? "HMAC" : "public key (" + c.jwt_public_key_file + ")",
       join(c.allowed_origins, "any"), join(c.publish_patterns, "none"), limit(c.max_connections),
       limit(c.max_connections_per_user), c.max_message_bytes, c.max_outbound_bytes, c.max_body_bytes,
       c.max_subscriptions, c.commands_per_second == 0 ? std::string("unlimited") : fmt::format("{}", c.commands_per_second),
       c.idle_timeout.count(), c.handshake_timeout.count(), cluster_settings(c),
-      c.dev_mode ? " DEV MODE" : "");
+      c.tls_cert_file.empty() ? "off" : "on (" + c.tls_cert_file + ")", c.dev_mode ? " DEV MODE" : "");
 }
 
 std::unique_ptr<rt::TokenVerifier> make_verifier(const rt::app::LoadedConfig& loaded) {
@@ -148,6 +149,7 @@ int run_server(rt::app::LoadedConfig loaded) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);  // re-read the TLS files
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
@@ -161,7 +163,10 @@ int run_server(rt::app::LoadedConfig loaded) {
   log_security_settings(config);
   if (dev) print_dev_mode(config, port);
   int sig = 0;
-  sigwait(&signals, &sig);
+  while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) {
+    if (config.tls_cert_file.empty()) spdlog::info("received SIGHUP: no TLS files to re-read");
+    else server.reload_tls();  // logs the outcome; a failure keeps the previous certificate
+  }
   spdlog::info("received {}, shutting down gracefully", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   server.shutdown();
   spdlog::info("stopped");

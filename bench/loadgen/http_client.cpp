@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "http_head.hpp"
+#include "tls.hpp"
 
 namespace loadgen {
 
@@ -18,11 +19,31 @@ constexpr std::size_t max_response_bytes = 1 << 20;
 }  // namespace
 
 HttpClient::HttpClient(Reactor& reactor, sockaddr_in address, std::string host_header, std::uint64_t key,
-                       HttpHandler& handler)
-    : reactor_(reactor), address_(address), host_header_(std::move(host_header)), key_(key), handler_(handler) {}
+                       HttpHandler& handler, bool tls)
+    : reactor_(reactor), address_(address), host_header_(std::move(host_header)), key_(key), handler_(handler),
+      tls_(tls) {}
 
 HttpClient::~HttpClient() {
+  if (ssl_) tls_free(ssl_);
   if (fd_ >= 0) ::close(fd_);
+}
+
+void HttpClient::close_socket() {
+  if (ssl_) tls_free(ssl_);
+  ssl_ = nullptr;
+  tls_ready_ = false;
+  reactor_.remove(fd_);
+  ::close(fd_);
+  fd_ = -1;
+}
+
+void HttpClient::handshake() {
+  switch (tls_handshake(ssl_)) {
+    case TlsWant::none: tls_ready_ = true; return flush();
+    case TlsWant::read: return set_events(EPOLLIN);
+    case TlsWant::write: return set_events(EPOLLIN | EPOLLOUT);
+    case TlsWant::failed: return drop("tls handshake failed");
+  }
 }
 
 void HttpClient::request(std::string_view method, std::string_view path, std::string_view bearer,
@@ -59,15 +80,26 @@ void HttpClient::on_event(std::uint32_t events) {
   if (connecting_) {
     if (const int err = connect_result(fd_); err != 0) return drop("connect: " + errno_name(err));
     connecting_ = false;
-    return flush();
+    if (!tls_) return flush();
+    ssl_ = tls_new(fd_);
+    if (!ssl_) return drop("tls: cannot create a connection");
+    return handshake();
   }
+  if (ssl_ && !tls_ready_) return handshake();
   if ((events & EPOLLOUT) != 0) flush();
   if (fd_ >= 0 && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0) on_readable();
 }
 
 void HttpClient::flush() {
   if (!out_.empty()) {
-    const long n = write_some(fd_, out_);
+    long n;
+    if (ssl_) {
+      TlsWant want;
+      n = static_cast<long>(tls_write(ssl_, out_, want));
+      if (want == TlsWant::failed) return drop("tls write failed");
+    } else {
+      n = write_some(fd_, out_);
+    }
     if (n < 0) return drop("write: " + errno_name(static_cast<int>(-n)));
     out_.erase(0, static_cast<std::size_t>(n));
   }
@@ -76,7 +108,14 @@ void HttpClient::flush() {
 
 void HttpClient::on_readable() {
   char buf[16 * 1024];
-  const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+  ssize_t n;
+  if (ssl_) {
+    TlsWant want;
+    n = static_cast<ssize_t>(tls_read(ssl_, buf, sizeof buf, want));
+    if (n == 0 && want != TlsWant::failed) return;
+  } else {
+    n = ::recv(fd_, buf, sizeof buf, 0);
+  }
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
     return drop("read: " + errno_name(errno));
@@ -85,6 +124,7 @@ void HttpClient::on_readable() {
   in_.append(buf, static_cast<std::size_t>(n));
   if (in_.size() > max_response_bytes) return drop("response too large");
   parse_response();
+  if (ssl_ && fd_ >= 0 && tls_pending(ssl_)) on_readable();  // decrypted bytes epoll will not report
 }
 
 void HttpClient::parse_response() {
@@ -108,20 +148,14 @@ void HttpClient::parse_response() {
   busy_ = false;
   const Nanos now = now_ns();
   if (close_after_) {  // the next request reconnects
-    reactor_.remove(fd_);
-    ::close(fd_);
-    fd_ = -1;
+    close_socket();
     in_.clear();
   }
   handler_.on_response(status, body, now);
 }
 
 void HttpClient::drop(const std::string& why) {
-  if (fd_ >= 0) {
-    reactor_.remove(fd_);
-    ::close(fd_);
-    fd_ = -1;
-  }
+  if (fd_ >= 0) close_socket();
   connecting_ = false;
   out_.clear();
   in_.clear();

@@ -12,6 +12,8 @@
 
 #include "reactor.hpp"
 
+struct ssl_st;
+
 namespace loadgen {
 
 class HttpHandler {
@@ -23,8 +25,9 @@ class HttpHandler {
 
 class HttpClient {
  public:
+  // `tls`: https (tls.hpp), a TLS handshake on each new connection.
   HttpClient(Reactor& reactor, sockaddr_in address, std::string host_header, std::uint64_t key,
-             HttpHandler& handler);
+             HttpHandler& handler, bool tls = false);
   ~HttpClient();
 
   bool busy() const noexcept { return busy_; }
@@ -36,7 +39,9 @@ class HttpClient {
 
  private:
   void connect();
+  void handshake();
   void flush();
+  void close_socket();
   void on_readable();
   void parse_response();
   void drop(const std::string& why);
@@ -48,6 +53,9 @@ class HttpClient {
   std::uint64_t key_;
   HttpHandler& handler_;
   int fd_ = -1;
+  bool tls_ = false;
+  ssl_st* ssl_ = nullptr;
+  bool tls_ready_ = false;
   bool connecting_ = false;
   bool busy_ = false;
   bool close_after_ = false;

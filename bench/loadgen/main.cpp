@@ -146,6 +146,7 @@ json::object report(const Options& o, const Results& r) {
                    {"rate", o.rate},
                    {"window", o.window},
                    {"no_wait", o.no_wait},
+                   {"tls", o.tls},
                    {"connect", connect_json(r.connect)}};
   if (!o.ports.empty()) {
     json::array ports;

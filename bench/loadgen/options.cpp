@@ -55,6 +55,7 @@ Usage: realtime-loadgen --scenario connect|fanout|broadcast|users [options]
   --connect-timeout S   per handshake (default 10)
   --timeout S           overall deadline (default 120)
   --quiet               no progress lines on stderr
+  --tls                 wss:// and https:// (the server runs with --tls-cert; its certificate is not checked)
 
 Prints one JSON object on stdout and a summary on stderr. Exit status: 0 when every phase
 finished, 2 when a phase hit a deadline, 1 on bad options or setup failure.
@@ -193,6 +194,10 @@ Options parse_options(int argc, char** argv) {
     }
     if (arg == "--quiet") {
       o.quiet = true;
+      continue;
+    }
+    if (arg == "--tls") {
+      o.tls = true;
       continue;
     }
     std::string value;

@@ -41,6 +41,7 @@ struct Options {
   double connect_timeout = 10;    // per handshake, seconds
   int server_pid = 0;
   bool quiet = false;
+  bool tls = false;               // wss:// and https://
 };
 
 // Throws std::invalid_argument with a message fit for the user. Exits 0 after --help.

@@ -12,6 +12,7 @@
 
 #include "core/frame.hpp"
 #include "http_head.hpp"
+#include "tls.hpp"
 
 namespace loadgen {
 namespace core = boundary::realtime::core;
@@ -75,8 +76,10 @@ WsPool::WsPool(Reactor& reactor, WsTarget target, WsHandler& handler, std::size_
 }
 
 WsPool::~WsPool() {
-  for (auto& c : clients_)
+  for (auto& c : clients_) {
+    if (c.ssl) tls_free(c.ssl);
     if (c.fd >= 0) ::close(c.fd);
+  }
 }
 
 std::array<std::uint8_t, 4> WsPool::next_mask() noexcept {
@@ -120,6 +123,7 @@ void WsPool::on_event(std::uint32_t index, std::uint32_t events) {
   WsClient& c = clients_[index];
   if (c.state == WsClient::State::closed || c.state == WsClient::State::idle) return;
   if (c.state == WsClient::State::connecting) return finish_connect(c);
+  if (c.ssl && !c.tls_ready) return continue_tls_handshake(c);
   if ((events & EPOLLOUT) != 0) flush(c);
   if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0 && c.state != WsClient::State::closed) on_readable(c);
 }
@@ -127,11 +131,61 @@ void WsPool::on_event(std::uint32_t index, std::uint32_t events) {
 void WsPool::finish_connect(WsClient& c) {
   if (const int err = connect_result(c.fd); err != 0) return fail(c, "connect: " + errno_name(err));
   c.state = WsClient::State::handshaking;
+  if (target_.tls) {
+    c.ssl = tls_new(c.fd);
+    if (!c.ssl) return fail(c, "tls: cannot create a connection");
+    return continue_tls_handshake(c);
+  }
   flush(c);
 }
 
+void WsPool::continue_tls_handshake(WsClient& c) {
+  switch (tls_handshake(c.ssl)) {
+    case TlsWant::none:
+      c.tls_ready = true;
+      return flush(c);  // the upgrade request
+    case TlsWant::read: return set_write_interest(c, false);
+    case TlsWant::write: return set_write_interest(c, true);
+    case TlsWant::failed: return fail(c, "tls handshake failed");
+  }
+}
+
+long WsPool::write_bytes(WsClient& c, std::string_view bytes) {
+  if (!c.ssl) return write_some(c.fd, bytes);
+  if (!c.tls_ready) return 0;
+  TlsWant want;
+  const std::size_t n = tls_write(c.ssl, bytes, want);
+  if (want == TlsWant::failed) return -EPIPE;
+  return static_cast<long>(n);
+}
+
 void WsPool::on_readable(WsClient& c) {
-  const ssize_t n = ::recv(c.fd, buffer_.data(), buffer_.size(), 0);
+  read_once(c);
+  // Plaintext OpenSSL still holds (the buffer filled up): epoll will not report it.
+  while (c.ssl && c.state != WsClient::State::closed && tls_pending(c.ssl)) read_once(c);
+}
+
+void WsPool::read_once(WsClient& c) {
+  ssize_t n;
+  if (c.ssl) {
+    // One SSL_read yields one record: read on until OpenSSL wants the socket, as a plain recv
+    // takes everything that arrived (epoll does not report records OpenSSL already holds).
+    std::size_t total = 0;
+    TlsWant want = TlsWant::none;
+    while (total < buffer_.size()) {
+      const std::size_t got = tls_read(c.ssl, buffer_.data() + total, buffer_.size() - total, want);
+      if (got == 0) break;
+      total += got;
+    }
+    n = static_cast<ssize_t>(total);
+    if (n == 0) {
+      if (want == TlsWant::failed) return fail(c, "eof");
+      if (want == TlsWant::write) set_write_interest(c, true);
+      return;
+    }
+  } else {
+    n = ::recv(c.fd, buffer_.data(), buffer_.size(), 0);
+  }
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
     return fail(c, "read: " + errno_name(errno));
@@ -316,7 +370,7 @@ void WsPool::send_raw(WsClient& c, std::string_view bytes) {
     c.out.append(bytes);
     return;
   }
-  const long n = write_some(c.fd, bytes);
+  const long n = write_bytes(c, bytes);
   if (n < 0) return fail(c, "write: " + errno_name(static_cast<int>(-n)));
   if (static_cast<std::size_t>(n) < bytes.size()) {
     c.out.assign(bytes.substr(static_cast<std::size_t>(n)));
@@ -326,7 +380,7 @@ void WsPool::send_raw(WsClient& c, std::string_view bytes) {
 
 void WsPool::flush(WsClient& c) {
   if (!c.out.empty()) {
-    const long n = write_some(c.fd, c.out);
+    const long n = write_bytes(c, c.out);
     if (n < 0) return fail(c, "write: " + errno_name(static_cast<int>(-n)));
     c.out.erase(0, static_cast<std::size_t>(n));
   }
@@ -345,6 +399,10 @@ void WsPool::set_write_interest(WsClient& c, bool on) {
 }
 
 void WsPool::close(WsClient& c) {
+  if (c.ssl) {
+    tls_free(c.ssl);
+    c.ssl = nullptr;
+  }
   if (c.fd >= 0) {
     reactor_.remove(c.fd);
     ::close(c.fd);

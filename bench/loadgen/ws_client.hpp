@@ -15,6 +15,8 @@
 
 #include "reactor.hpp"
 
+struct ssl_st;
+
 namespace loadgen {
 
 enum class Protocol {
@@ -27,7 +29,9 @@ enum class Protocol {
 struct WsClient {
   enum class State : std::uint8_t { idle, connecting, handshaking, awaiting_connected, open, closed };
   int fd = -1;
+  ssl_st* ssl = nullptr;    // --tls: the client's TLS state, null when plain
   State state = State::idle;
+  bool tls_ready = false;   // --tls: handshake done
   bool want_write = false;  // EPOLLOUT registered
   bool fragmented = false;  // a text/binary message continues in `assembly`
   std::uint16_t close_code = 0;  // from the server's close frame, 0 when none came
@@ -63,6 +67,7 @@ struct WsTarget {
   std::vector<std::string> host_headers;
   Protocol protocol = Protocol::realtime;
   std::uint32_t source_ips = 0;  // rotate over 127.0.0.1..N (0: let the kernel choose)
+  bool tls = false;              // wss://: a TLS handshake before the upgrade
 };
 
 class WsPool {
@@ -85,7 +90,11 @@ class WsPool {
 
  private:
   void finish_connect(WsClient& c);
+  void continue_tls_handshake(WsClient& c);
   void on_readable(WsClient& c);
+  void read_once(WsClient& c);
+  // Plain write or SSL_write: bytes taken, or -errno (-EPIPE for a TLS failure).
+  long write_bytes(WsClient& c, std::string_view bytes);
   void on_handshake_bytes(WsClient& c, Nanos now);
   std::size_t process(WsClient& c, std::string_view bytes, Nanos now);
   bool handle_frame(WsClient& c, bool fin, std::uint8_t opcode, std::string_view payload, Nanos now);

@@ -35,6 +35,9 @@ void validate_config(const Config& c) {
   if (c.api_key.size() < min_api_key_bytes)
     throw std::invalid_argument("--api-key: API key must be at least " + std::to_string(min_api_key_bytes) +
                                 " bytes (got " + std::to_string(c.api_key.size()) + ")");
+  if (c.tls_cert_file.empty() != c.tls_key_file.empty())
+    throw std::invalid_argument(c.tls_cert_file.empty() ? "--tls-cert: --tls-key was given without a certificate"
+                                                        : "--tls-key: --tls-cert was given without a private key");
   in_range<unsigned>("threads", c.threads, 0, 256);  // 0 = one per core
   // A close frame's reason and every control frame must fit: 125 bytes.
   in_range<std::size_t>("max-message-bytes", c.max_message_bytes, 125, std::size_t{1} << 30);

@@ -3,6 +3,7 @@
 // Pure: no I/O, no allocation on the decode path except when a fragmented message has to be
 // assembled. Limits are checked from the header, before any payload is buffered.
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -64,7 +65,9 @@ struct DecodeStep {
 // valid until the next call or until the caller's buffer changes.
 class InboundDecoder {
  public:
-  explicit InboundDecoder(std::size_t max_message_bytes) : max_message_bytes_(max_message_bytes) {}
+  // `max_message_bytes` is at most 2^32 - 1 (--max-message-bytes is at most 1 GiB).
+  explicit InboundDecoder(std::size_t max_message_bytes)
+      : max_message_bytes_(static_cast<std::uint32_t>(std::min<std::size_t>(max_message_bytes, UINT32_MAX))) {}
 
   DecodeStep next(std::span<std::uint8_t> bytes);
 
@@ -78,10 +81,11 @@ class InboundDecoder {
   DecodeStep on_text(const Header& h, std::string_view payload);
   DecodeStep on_continuation(const Header& h, std::string_view payload);
 
-  std::size_t max_message_bytes_;
   // Fragments of the open message, allocated only while one is open (released after delivery):
   // every connection holds a decoder, few ever send fragmented messages.
   std::unique_ptr<std::string> assembly_;
+  // 32 bits (the limit is at most 1 GiB), next to the flags: 16 bytes per decoder instead of 24.
+  std::uint32_t max_message_bytes_;
   bool fragmented_ = false;
   bool release_pending_ = false;  // assembly_ was delivered; free it on the next call
 };

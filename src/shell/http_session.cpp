@@ -88,13 +88,42 @@ HttpResponse metrics_response(const Metrics& metrics, std::string_view accept) {
 
 }  // namespace
 
-HttpSession::HttpSession(Loop& loop, TcpSocket socket) : loop_(loop), stream_(std::move(socket)) {}
+template <class Stream>
+void BasicHttpSession<Stream>::start() {
+  if constexpr (!tls) {
+    do_read();
+  } else {
+    // One --handshake-timeout for the TLS handshake and the first request together: do_read
+    // does not re-arm it for the first request.
+    stream_.expires_after(loop_.node().config().handshake_timeout);
+    stream_.async_handshake([self = this->shared_from_this()](const error_code& ec, std::size_t) {
+      self->on_handshake(ec);
+    });
+  }
+}
 
-void HttpSession::start() { do_read(); }
+template <class Stream>
+void BasicHttpSession<Stream>::on_handshake(const error_code& ec) {
+  if constexpr (tls) {
+    if (!ec) return do_read();
+    if (ec == beast::error::timeout) {
+      loop_.node().metrics().handshake_timeouts.fetch_add(1, std::memory_order_relaxed);
+    } else if (ec == asio::error::connection_aborted) {
+      // A plain-HTTP request, an old protocol version, no shared cipher: the client's problem,
+      // and one a scanner can repeat at will, hence debug.
+      error_code peer_ec;
+      const auto peer = stream_.socket().remote_endpoint(peer_ec);
+      spdlog::debug("TLS handshake with {} failed: {}", peer_ec ? "unknown peer" : peer.address().to_string(),
+                    stream_.link().last_error());
+    }
+    do_close();
+  }
+}
 
 // "<status> <path> from <peer>[; <note>]": what a refusal's log line says. Never the query string
 // (it may carry the token) nor any header but a refused Origin.
-std::string HttpSession::describe_refusal(unsigned status, std::string_view note) {
+template <class Stream>
+std::string BasicHttpSession<Stream>::describe_refusal(unsigned status, std::string_view note) {
   error_code ec;
   const auto peer = stream_.socket().remote_endpoint(ec);
   std::string path = parser_ ? std::string(core::target_path(parser_->get().target()).substr(0, 200)) : "";
@@ -109,7 +138,8 @@ std::string HttpSession::describe_refusal(unsigned status, std::string_view note
   return line;
 }
 
-void HttpSession::refuse_upgrade(core::RefusalReason reason, HttpResponse response, std::string_view note) {
+template <class Stream>
+void BasicHttpSession<Stream>::refuse_upgrade(core::RefusalReason reason, HttpResponse response, std::string_view note) {
   auto& node = loop_.node();
   node.metrics().count_refusal(reason);
   if (reason == core::RefusalReason::unauthorized) node.metrics().auth_failures.fetch_add(1, std::memory_order_relaxed);
@@ -117,25 +147,28 @@ void HttpSession::refuse_upgrade(core::RefusalReason reason, HttpResponse respon
   respond(std::move(response));
 }
 
-void HttpSession::do_read() {
+template <class Stream>
+void BasicHttpSession<Stream>::do_read() {
   parser_.emplace();
   parser_->body_limit(loop_.node().config().max_body_bytes);
   parser_->header_limit(header_limit_bytes);
   // The whole request, not each read: bytes trickled one at a time do not extend it (slowloris).
   // On a kept-alive connection the wait for the next request counts too.
-  stream_.expires_after(loop_.node().config().handshake_timeout);
+  if (!tls || requests_ > 0) stream_.expires_after(loop_.node().config().handshake_timeout);
   http::async_read(stream_, buffer_, *parser_,
-                   [self = shared_from_this()](const error_code& ec, std::size_t) { self->on_read(ec); });
+                   [self = this->shared_from_this()](const error_code& ec, std::size_t) { self->on_read(ec); });
 }
 
-void HttpSession::on_read(const error_code& ec) {
+template <class Stream>
+void BasicHttpSession<Stream>::on_read(const error_code& ec) {
   // A kept-alive connection that simply goes quiet is not counted: only a first request, or one
   // that had begun to arrive.
   if (ec == beast::error::timeout && (requests_ == 0 || parser_->got_some() || buffer_.size() > 0))
     loop_.node().metrics().handshake_timeouts.fetch_add(1, std::memory_order_relaxed);
   ++requests_;
   if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::eof ||
-      ec == asio::error::connection_reset || ec == asio::error::operation_aborted)
+      ec == asio::error::connection_reset || ec == asio::error::operation_aborted ||
+      ec == asio::error::connection_aborted)  // a TLS failure: nothing more can be said over it
     return do_close();
   keep_alive_ = false;
   if (ec == http::error::body_limit) return respond(json_response(413, {{"error", "Request body too large"}}));
@@ -147,7 +180,8 @@ void HttpSession::on_read(const error_code& ec) {
   route(req);
 }
 
-void HttpSession::route(Request& req) {
+template <class Stream>
+void BasicHttpSession<Stream>::route(Request& req) {
   auto& node = loop_.node();
   auto& hub = node.hub();
   const auto path = core::target_path(req.target());
@@ -194,7 +228,8 @@ void HttpSession::route(Request& req) {
   respond(json_response(404, {{"error", "Not found"}}));
 }
 
-void HttpSession::handle_upgrade(Request& req) {
+template <class Stream>
+void BasicHttpSession<Stream>::handle_upgrade(Request& req) {
   auto& node = loop_.node();
   keep_alive_ = false;
   if (node.shutting_down())
@@ -257,11 +292,18 @@ void HttpSession::handle_upgrade(Request& req) {
   const auto early = buffer_.cdata();
   std::string_view early_bytes(static_cast<const char*>(early.data()), early.size());
   stream_.expires_never();
-  auto session = std::make_shared<WsSession>(loop_, stream_.release_socket(), id);
+  std::shared_ptr<WsSession> session;
+  if constexpr (tls) {
+    auto [socket, link] = stream_.release();
+    session = std::make_shared<WsSession>(loop_, std::move(socket), id, std::move(link));
+  } else {
+    session = std::make_shared<WsSession>(loop_, stream_.release_socket(), id);
+  }
   session->start(std::move(*identity), std::move(response), early_bytes);
 }
 
-void HttpSession::handle_api(Request& req) {
+template <class Stream>
+void BasicHttpSession<Stream>::handle_api(Request& req) {
   const bool head = req.method() == http::verb::head;
   auto call = core::route_api(head ? beast::string_view("GET") : req.method_string(), core::target_path(req.target()));
   if (!call) return respond(refusal(call.error()));
@@ -308,7 +350,8 @@ void HttpSession::handle_api(Request& req) {
   }
 }
 
-void HttpSession::handle_custom(const Server::RouteHandler& handler, Request& req) {
+template <class Stream>
+void BasicHttpSession<Stream>::handle_custom(const Server::RouteHandler& handler, Request& req) {
   HttpRequest r{std::string(req.method_string()), std::string(req.target()), std::move(req.body()),
                 std::string(req[http::field::authorization])};
   try {
@@ -319,13 +362,15 @@ void HttpSession::handle_custom(const Server::RouteHandler& handler, Request& re
   }
 }
 
-Server::Responder HttpSession::responder() {
-  return [self = shared_from_this()](HttpResponse response) {
+template <class Stream>
+Server::Responder BasicHttpSession<Stream>::responder() {
+  return [self = this->shared_from_this()](HttpResponse response) {
     asio::post(self->loop_.io(), [self, response = std::move(response)]() mutable { self->respond(std::move(response)); });
   };
 }
 
-void HttpSession::respond(HttpResponse r) {
+template <class Stream>
+void BasicHttpSession<Stream>::respond(HttpResponse r) {
   auto& node = loop_.node();
   if (parser_ && core::target_path(parser_->get().target()).starts_with("/api/")) {
     node.metrics().api_requests.fetch_add(1, std::memory_order_relaxed);
@@ -341,16 +386,24 @@ void HttpSession::respond(HttpResponse r) {
   // HEAD: the Content-Length GET would have, and no body (RFC 9110 section 9.3.2).
   if (parser_ && parser_->get().method() == http::verb::head) res->body().clear();
   stream_.expires_after(write_timeout);
-  http::async_write(stream_, *res, [self = shared_from_this(), res](const error_code& ec, std::size_t) {
+  http::async_write(stream_, *res, [self = this->shared_from_this(), res](const error_code& ec, std::size_t) {
     if (ec || !res->keep_alive()) return self->do_close();
     self->do_read();
   });
 }
 
-void HttpSession::do_close() {
-  error_code ec;
-  stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
-  stream_.close();
+template <class Stream>
+void BasicHttpSession<Stream>::do_close() {
+  if constexpr (tls) {
+    stream_.close();
+  } else {
+    error_code ec;
+    stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+    stream_.close();
+  }
 }
+
+template class BasicHttpSession<PlainStream>;
+template class BasicHttpSession<TlsStream>;
 
 }  // namespace boundary::realtime::shell

@@ -1,9 +1,13 @@
 #pragma once
-// A plain HTTP connection: the /ws upgrade, the API, health, metrics and embedded routes, with
+// An HTTP connection: the /ws upgrade, the API, health, metrics and embedded routes, with
 // keep-alive. Transient: once upgraded, the socket moves to a WsSession and this object goes.
+// HttpSession is a plain TCP connection, HttpsSession one behind TLS (--tls-cert): the same
+// code over Beast's basic_stream or over TlsStream (explicitly instantiated in the .cpp).
 
 #include <memory>
 #include <optional>
+#include <type_traits>
+#include <utility>
 
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/basic_stream.hpp>
@@ -14,19 +18,28 @@
 #include "boundary/realtime/server.hpp"
 #include "core/admission.hpp"
 #include "shell/tcp_socket.hpp"
+#include "shell/tls_stream.hpp"
 
 namespace boundary::realtime::shell {
 
 class Loop;
 
-class HttpSession : public std::enable_shared_from_this<HttpSession> {
+using PlainStream = boost::beast::basic_stream<boost::asio::ip::tcp, boost::asio::io_context::executor_type>;
+
+template <class Stream>
+class BasicHttpSession : public std::enable_shared_from_this<BasicHttpSession<Stream>> {
  public:
   using Request = boost::beast::http::request<boost::beast::http::string_body>;
+  static constexpr bool tls = std::is_same_v<Stream, TlsStream>;
 
-  HttpSession(Loop& loop, TcpSocket socket);
+  // `stream_args`: the socket (plain), or the socket and its TlsLink.
+  template <class... StreamArgs>
+  explicit BasicHttpSession(Loop& loop, StreamArgs&&... stream_args)
+      : loop_(loop), stream_(std::forward<StreamArgs>(stream_args)...) {}
   void start();
 
  private:
+  void on_handshake(const boost::system::error_code& ec);
   void do_read();
   void on_read(const boost::system::error_code& ec);
   void route(Request& req);
@@ -42,12 +55,17 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void do_close();
 
   Loop& loop_;
-  boost::beast::basic_stream<boost::asio::ip::tcp, boost::asio::io_context::executor_type> stream_;
+  Stream stream_;
   boost::beast::flat_buffer buffer_;
   std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
   bool keep_alive_ = false;
   unsigned version_ = 11;
   std::uint32_t requests_ = 0;  // read so far on this connection
 };
+
+using HttpSession = BasicHttpSession<PlainStream>;
+using HttpsSession = BasicHttpSession<TlsStream>;
+extern template class BasicHttpSession<PlainStream>;
+extern template class BasicHttpSession<TlsStream>;
 
 }  // namespace boundary::realtime::shell

@@ -4,6 +4,7 @@
 #include <boost/asio/socket_base.hpp>
 #include <spdlog/spdlog.h>
 
+#include "shell/adapters/tls_context.hpp"
 #include "shell/http_session.hpp"
 #include "shell/node.hpp"
 #include "shell/ws_session.hpp"
@@ -121,7 +122,17 @@ void Loop::on_accept(const error_code& ec, TcpSocket socket) {
     });
     return;
   }
-  std::make_shared<HttpSession>(*this, std::move(socket))->start();
+  if (auto* tls = node_.tls()) {
+    if (auto* ssl = tls->new_ssl(socket.native_handle())) {
+      error_code e;
+      socket.non_blocking(true, e);  // OpenSSL reads and writes the descriptor itself
+      std::make_shared<HttpsSession>(*this, std::move(socket), std::make_unique<TlsLink>(ssl))->start();
+    } else {
+      spdlog::warn("TLS: cannot allocate a connection's state; connection closed");
+    }
+  } else {
+    std::make_shared<HttpSession>(*this, std::move(socket))->start();
+  }
   do_accept();
 }
 

@@ -9,6 +9,7 @@
 #include "shell/adapters/make_broker.hpp"
 #include "shell/adapters/random.hpp"
 #include "shell/adapters/subscribe_authorizer_http.hpp"
+#include "shell/adapters/tls_context.hpp"
 #include "shell/hub.hpp"
 #include "shell/loop.hpp"
 
@@ -35,6 +36,7 @@ Node::Node(Config config, std::unique_ptr<TokenVerifier> verifier, Hooks hooks, 
                      *core::effective_subscribe_policy(config_)},  // checked by validate_config
       ping_frame_(Message::from_wire(core::encode_frame(core::Opcode::ping, {}))) {
   if (!verifier_) throw std::invalid_argument("a token verifier is required");
+  if (!config_.tls_cert_file.empty()) tls_ = std::make_unique<TlsContext>(config_.tls_cert_file, config_.tls_key_file);
   for (unsigned i = 0; i < config_.threads; ++i) loops_.push_back(std::make_unique<Loop>(*this, i));
   if (command_rules_.subscribe == core::SubscribePolicy::proxy) {
     auto settings = std::make_shared<const SubscribeProxySettings>(SubscribeProxySettings{

@@ -33,6 +33,7 @@ namespace boundary::realtime::shell {
 
 class Hub;
 class Loop;
+class TlsContext;
 
 class Node {
  public:
@@ -50,6 +51,8 @@ class Node {
   Metrics& metrics() noexcept { return metrics_; }
   RefusalLog& refusal_log() noexcept { return refusal_log_; }
   Hub& hub() noexcept { return *hub_; }
+  // --tls-cert/--tls-key: the context new connections take; null when the port is plain.
+  TlsContext* tls() noexcept { return tls_.get(); }
   // --subscribe-policy proxy: the authorizer that runs on loop `loop_index`; null otherwise.
   SubscribeAuthorizer* subscribe_authorizer(unsigned loop_index) noexcept {
     return authorizers_.empty() ? nullptr : authorizers_[loop_index].get();
@@ -86,6 +89,7 @@ class Node {
   Hooks hooks_;
   core::CommandRules command_rules_;
   Metrics metrics_;
+  std::unique_ptr<TlsContext> tls_;
   RefusalLog refusal_log_;
   Message ping_frame_;
   std::map<std::pair<std::string, std::string>, Server::RouteHandler, std::less<>> routes_;  // (method, path)

@@ -12,6 +12,7 @@
 #include <boost/asio/ip/tcp.hpp>
 
 #include "core/envelope.hpp"
+#include "shell/adapters/tls_context.hpp"
 #include "shell/hub.hpp"
 #include "shell/loop.hpp"
 #include "shell/node.hpp"
@@ -124,6 +125,11 @@ void Server::shutdown(std::chrono::milliseconds grace) {
 void Server::wait() {
   std::unique_lock lock(impl_->mutex);
   impl_->stopped_cv.wait(lock, [this] { return impl_->stopped; });
+}
+
+bool Server::reload_tls() {
+  auto* tls = impl_->node.tls();
+  return tls && tls->reload();
 }
 
 void Server::add_route(std::string method, std::string path, RouteHandler handler) {

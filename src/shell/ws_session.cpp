@@ -33,6 +33,9 @@ constexpr std::size_t max_gather = 64;
 constexpr std::size_t initial_queue_capacity = 16;
 // How long a closing connection may take to flush its close frame and answer it.
 constexpr auto close_grace = std::chrono::seconds(5);
+// TLS: plaintext coalesced per SSL_write. Four full records: the gather write's batching without
+// holding much more than a burst (the frames it copies are released at once).
+constexpr std::size_t max_tls_outbox = 64 * 1024;
 
 // Allocates a socket wait operation with plain operator new. Asio's default recycles a
 // thread-local block from an earlier, larger operation (the handshake's timer wait, 258 bytes),
@@ -50,9 +53,10 @@ struct ExactAllocator {
 };
 }  // namespace
 
-WsSession::WsSession(Loop& loop, TcpSocket socket, std::string_view id)
+WsSession::WsSession(Loop& loop, TcpSocket socket, std::string_view id, std::unique_ptr<TlsLink> tls)
     : loop_(loop),
       socket_(std::move(socket)),
+      tls_(std::move(tls)),
       id_size_(static_cast<std::uint8_t>(std::min(id.size(), id_.size()))),
       decoder_(loop.node().config().max_message_bytes) {
   std::copy_n(id.data(), id_size_, id_.data());
@@ -92,6 +96,10 @@ void WsSession::start(Identity identity, std::string upgrade_response, std::stri
 }
 
 void WsSession::do_wait_readable() {
+  // Bytes OpenSSL already decrypted (a record larger than the last read, or what arrived with the
+  // upgrade) would never make the socket readable again.
+  if (tls_ && tls_->has_buffered_input())
+    return asio::post(loop_.io(), [self = shared_from_this()] { self->on_readable({}); });
   socket_.async_wait(Socket::wait_read, asio::bind_allocator(ExactAllocator<void>(), [self = shared_from_this()](
                                                                     const error_code& ec) { self->on_readable(ec); }));
 }
@@ -100,10 +108,8 @@ void WsSession::on_readable(const error_code& ec) {
   if (finished_) return;
   if (ec) return finish();
   auto& buf = loop_.read_buffer();
-  error_code read_ec;
-  const std::size_t n = socket_.read_some(asio::buffer(buf), read_ec);
-  if (read_ec == asio::error::would_block || read_ec == asio::error::try_again) return do_wait_readable();
-  if (read_ec || n == 0) return finish();
+  const std::size_t n = read_input();
+  if (n == 0 || n == std::string::npos) return;
   loop_.node().metrics().bytes_received.fetch_add(n, std::memory_order_relaxed);
   last_activity_ = Clock::now();
   ping_outstanding_ = false;
@@ -126,6 +132,47 @@ void WsSession::on_readable(const error_code& ec) {
     if (finished_) return;
   }
   do_wait_readable();
+}
+
+std::size_t WsSession::read_input() {
+  auto& buf = loop_.read_buffer();
+  if (!tls_) {
+    error_code ec;
+    const std::size_t n = socket_.read_some(asio::buffer(buf), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      do_wait_readable();
+      return 0;
+    }
+    if (ec || n == 0) {
+      finish();
+      return std::string::npos;
+    }
+    return n;
+  }
+  // One SSL_read yields one record, and clients send each message in its own record: read on
+  // until OpenSSL wants more from the socket, as one plain read takes whatever has arrived (up to
+  // the scratch buffer). Else a publisher's burst costs one loop pass, and one fan-out flush, per
+  // message. A failure after some bytes is met again on the next read, once those are handled.
+  std::size_t total = 0;
+  while (total < buf.size()) {
+    const auto r = tls_->read(buf.data() + total, buf.size() - total);
+    if (r.status == TlsLink::Status::ok) {
+      total += r.bytes;
+      continue;
+    }
+    if (total > 0) return total;
+    switch (r.status) {
+      case TlsLink::Status::want_read: do_wait_readable(); return 0;
+      case TlsLink::Status::want_write:  // a TLS 1.3 key update to answer first
+        socket_.async_wait(Socket::wait_write, [self = shared_from_this()](const error_code& ec) { self->on_readable(ec); });
+        return 0;
+      case TlsLink::Status::failed: spdlog::debug("TLS read on {} failed: {}", id(), tls_->last_error()); break;
+      default: break;
+    }
+    finish();
+    return std::string::npos;
+  }
+  return total;
 }
 
 void WsSession::drop_consumed(std::size_t used) {
@@ -360,6 +407,7 @@ void WsSession::enqueue(const Message& message) {
 void WsSession::flush() {
   flush_scheduled_ = false;
   if (finished_ || waiting_writable_) return;
+  if (tls_) return flush_tls();
   while (head_ < queue_.size()) {
     std::array<asio::const_buffer, max_gather> buffers;
     std::size_t n = 0;
@@ -376,11 +424,46 @@ void WsSession::flush() {
     consume_written(written);
   }
   release_queue();
-  if (shutdown_after_flush_) {
-    shutdown_after_flush_ = false;
-    error_code ec;
-    socket_.shutdown(Socket::shutdown_send, ec);
+  if (shutdown_after_flush_) shutdown_send();
+}
+
+void WsSession::flush_tls() {
+  // Frames move into the outbox as they are copied (consume_written), so --max-outbound-bytes
+  // counts what is still queued; the outbox adds at most max_tls_outbox to it.
+  while (true) {
+    if (tls_->outbox_empty()) {
+      if (head_ == queue_.size()) break;
+      tls_->outbox.clear();
+      tls_->outbox_offset = 0;
+      std::size_t copied = 0;
+      for (std::size_t i = head_; i < queue_.size() && copied < max_tls_outbox; ++i) {
+        auto frame = queue_[i].frame();
+        if (i == head_) frame.remove_prefix(head_offset_);
+        frame = frame.substr(0, max_tls_outbox - copied);
+        tls_->outbox.append(frame.data(), frame.size());
+        copied += frame.size();
+      }
+      consume_written(copied);
+    }
+    const auto r = tls_->write_outbox();
+    if (r.status == TlsLink::Status::want_write) return do_wait_writable();
+    if (r.status != TlsLink::Status::ok) {
+      // want_read cannot happen with renegotiation off; closed or failed: the peer is gone.
+      if (r.status == TlsLink::Status::failed) spdlog::debug("TLS write on {} failed: {}", id(), tls_->last_error());
+      return finish();
+    }
+    loop_.node().metrics().bytes_sent.fetch_add(r.bytes, std::memory_order_relaxed);
   }
+  release_queue();
+  tls_->release_outbox();
+  if (shutdown_after_flush_) shutdown_send();
+}
+
+void WsSession::shutdown_send() {
+  shutdown_after_flush_ = false;
+  if (tls_) tls_->send_close_notify();
+  error_code ec;
+  socket_.shutdown(Socket::shutdown_send, ec);
 }
 
 void WsSession::do_wait_writable() {
@@ -483,6 +566,7 @@ void WsSession::finish() {
   if (pending > 0) loop_.node().metrics().dropped_messages.fetch_add(pending, std::memory_order_relaxed);
   release_queue();
   partial_.reset();
+  tls_.reset();
   error_code ec;
   socket_.close(ec);
 }

@@ -7,6 +7,11 @@
 // bytes of an incomplete frame are kept) and no write buffer (the queue is empty and
 // releases its capacity). Writes are non-blocking gather writes straight from the shared
 // frames; only when the kernel buffer is full does the session wait for writability.
+//
+// Behind TLS (--tls-cert) the session also holds a TlsLink: reads decrypt into the same scratch
+// buffer, and writes coalesce queued frames into the link's outbox (up to 64 KiB, a few TLS
+// records) since OpenSSL cannot gather. A plain session pays one null pointer for this, which
+// fits in the bytes InboundDecoder gave back: sizeof(WsSession) is unchanged (216).
 
 #include <array>
 #include <chrono>
@@ -24,6 +29,7 @@
 #include "core/frame.hpp"
 #include "core/rate_limiter.hpp"
 #include "shell/tcp_socket.hpp"
+#include "shell/tls_link.hpp"
 
 namespace boundary::realtime::shell {
 
@@ -33,8 +39,9 @@ class WsSession final : public Connection, public std::enable_shared_from_this<W
  public:
   using Clock = std::chrono::steady_clock;
 
-  // `id` is at most 36 characters (a UUID v4).
-  WsSession(Loop& loop, TcpSocket socket, std::string_view id);
+  // `id` is at most 36 characters (a UUID v4). `tls`: the connection's TLS state, handshake
+  // done; null for a plain connection.
+  WsSession(Loop& loop, TcpSocket socket, std::string_view id, std::unique_ptr<TlsLink> tls = nullptr);
   ~WsSession() override;
 
   // Registers with the loop, queues the 101 response and the `connected` frame, starts reading.
@@ -62,6 +69,11 @@ class WsSession final : public Connection, public std::enable_shared_from_this<W
 
   void do_wait_readable();
   void on_readable(const boost::system::error_code& ec);
+  // Reads into the loop's scratch buffer: bytes read, 0 after arranging to be called again, or
+  // npos when the connection is over.
+  std::size_t read_input();
+  void flush_tls();
+  void shutdown_send();
   // Decodes and handles whole frames; returns bytes consumed, or npos when reading must stop.
   std::size_t process(std::span<std::uint8_t> bytes);
   // Drops the first `used` bytes of partial_, and partial_ itself once it is empty.
@@ -93,6 +105,7 @@ class WsSession final : public Connection, public std::enable_shared_from_this<W
 
   Loop& loop_;
   Socket socket_;
+  std::unique_ptr<TlsLink> tls_;        // null: plain
   std::array<char, 36> id_;             // inline: the registry keys its index with a view of it
   std::uint8_t id_size_;
   core::InboundDecoder decoder_;

@@ -17,6 +17,8 @@ import { mkdtemp, mkdir, rm } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { createServer } from "node:net";
 import { request as httpRequest } from "node:http";
+import { request as httpsRequest } from "node:https";
+import { readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -70,10 +72,34 @@ async function until(what, deadlineMs, probe) {
   throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}${last ? ` (last error: ${last.message})` : ""}`);
 }
 
+// The CA of each TLS server's base URL: fetch() takes no CA, so those requests go through https.
+const trustedCa = new Map();
+
+function httpsFetch(url, { method, headers, body, ca }) {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(url, { method, headers, ca, timeout: HTTP_MS }, (res) => {
+      let text = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk) => { text += chunk; });
+      res.on("end", () => {
+        const response = { status: res.statusCode, text: async () => text, json: async () => JSON.parse(text) };
+        response.clone = () => response;
+        resolve(response);
+      });
+    });
+    req.on("timeout", () => req.destroy(new Error("timed out")));
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
 function http(base, pathname, { method = "GET", key, body } = {}) {
   const headers = {};
   if (key) headers.Authorization = `Bearer ${key}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (trustedCa.has(base)) {
+    return httpsFetch(base + pathname, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), ca: trustedCa.get(base) });
+  }
   return fetch(base + pathname, {
     method, headers, body: body === undefined ? undefined : JSON.stringify(body),
     signal: AbortSignal.timeout(HTTP_MS),
@@ -87,15 +113,18 @@ async function publish(base, key, topic, message) {
 }
 
 // A running realtime-server: its base URL, its output so far, and a stop() that always ends it.
-async function startServer(extraArgs) {
+// `tls`: { cert, key, ca } file paths; the server then serves https:// and wss:// only.
+async function startServer(extraArgs, tls = null) {
   assert.ok(existsSync(SERVER), `server binary not found: ${SERVER} (build it, or set REALTIME_SERVER)`);
   const port = await freePort();
-  const child = spawn(SERVER, ["--port", String(port), "--host", "127.0.0.1", "--threads", "1", ...extraArgs], {
+  const tlsArgs = tls ? ["--tls-cert", tls.cert, "--tls-key", tls.key] : [];
+  if (tls) trustedCa.set(`https://127.0.0.1:${port}`, readFileSync(tls.ca, "utf8"));
+  const child = spawn(SERVER, ["--port", String(port), "--host", "127.0.0.1", "--threads", "1", ...tlsArgs, ...extraArgs], {
     stdio: ["ignore", "pipe", "pipe"],
     // Dev mode is "no secret and no key from any source": keep the caller's environment out of it.
     env: Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("REALTIME_"))),
   });
-  const server = { port, base: `http://127.0.0.1:${port}`, child, stdout: "", stderr: "", exited: null };
+  const server = { port, base: `${tls ? "https" : "http"}://127.0.0.1:${port}`, child, stdout: "", stderr: "", exited: null };
   child.stdout.on("data", (chunk) => { server.stdout += chunk; });
   child.stderr.on("data", (chunk) => { server.stderr += chunk; });
   const exited = new Promise((resolve) => child.on("exit", (code, signal) => {
@@ -294,6 +323,51 @@ describe("dev page (server in dev mode)", { timeout: 120_000 }, () => {
     await page.waitForFunction(() => document.getElementById("state")?.textContent === "reconnecting", null, { timeout: UI_MS });
     assert.equal(await text("#connection-id"), "—");
     assert.equal(await subscription("demo").getAttribute("data-status"), "pending");
+  });
+});
+
+// ---- the dev page over https ------------------------------------------------------------------
+
+describe("dev page over https (--tls-cert)", { timeout: 120_000 }, () => {
+  let server, apiKey, context, page, profileDir, certDir;
+
+  before(async () => {
+    certDir = await mkdtemp(path.join(tmpdir(), "realtime-e2e-tls-"));
+    // A CA and a certificate for 127.0.0.1, made with Python's `cryptography` for this run.
+    await promisify(execFile)("/usr/bin/python3", [path.resolve(here, "../integration/tls_certs.py"), certDir], { timeout: STARTUP_MS });
+    server = await startServer([], { cert: path.join(certDir, "cert.pem"), key: path.join(certDir, "key.pem"), ca: path.join(certDir, "ca.pem") });
+    apiKey = await until("the API key in the dev-mode banner", STARTUP_MS, () => {
+      const match = /^\s*API key\s*:\s*(\S+)\s*$/m.exec(server.stdout);
+      return match && match[1];
+    });
+    profileDir = await mkdtemp(path.join(tmpdir(), "realtime-e2e-chromium-"));
+    // The browser does not know the test CA: it is told to accept the certificate instead.
+    context = await chromium.launchPersistentContext(profileDir, {
+      executablePath: BROWSER, headless: true, args: [...CHROMIUM_ARGS, "--ignore-certificate-errors"],
+      viewport: { width: 1280, height: 900 }, timeout: STARTUP_MS,
+    });
+    context.setDefaultTimeout(UI_MS);
+    page = context.pages()[0] ?? (await context.newPage());
+  });
+
+  after(async () => {
+    await context?.close().catch(() => {});
+    await server?.stop();
+    if (profileDir) await rm(profileDir, { recursive: true, force: true });
+    if (certDir) await rm(certDir, { recursive: true, force: true });
+  });
+
+  test("the banner gives https:// and wss:// URLs, and the page connects over wss and shows a publish", async () => {
+    assert.ok(server.stdout.includes(`open ${server.base}/ in a browser`), server.stdout);
+    assert.match(server.stdout, /Connect\s*: wss:\/\/127\.0\.0\.1:\d+\/ws/);
+    await page.goto(server.base + "/", { timeout: UI_MS });
+    assert.equal(new URL(page.url()).protocol, "https:");
+    await page.waitForFunction(() => document.getElementById("state")?.textContent === "connected", null, { timeout: UI_MS });
+    await page.locator('#subscriptions li[data-topic="demo"][data-status="subscribed"]').waitFor();
+    assert.equal(await publish(server.base, apiKey, "demo", { type: "tls-check", text: "over https" }), 1);
+    const message = page.locator('#messages .message[data-type="tls-check"]');
+    await message.waitFor();
+    assert.ok((await message.innerText()).includes("over https"));
   });
 });
 

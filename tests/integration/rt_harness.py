@@ -138,9 +138,13 @@ def verify_jwt(token: str, secret: str | bytes) -> tuple[dict, dict]:
 # HTTP
 
 def http_request(port: int, method: str, path: str, body=None, headers: dict | None = None,
-                 timeout: float = DEFAULT_TIMEOUT) -> tuple[int, dict, bytes]:
-    """One HTTP request on a fresh connection. Returns (status, lower-cased headers, body)."""
-    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+                 timeout: float = DEFAULT_TIMEOUT, ssl_context=None) -> tuple[int, dict, bytes]:
+    """One HTTP request on a fresh connection (HTTPS with `ssl_context`). Returns (status,
+    lower-cased headers, body)."""
+    if ssl_context is not None:
+        conn = http.client.HTTPSConnection(HOST, port, timeout=timeout, context=ssl_context)
+    else:
+        conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
     try:
         if isinstance(body, str):
             body = body.encode("utf-8")
@@ -161,8 +165,8 @@ def parse_body(data: bytes):
 
 
 def http_json(port: int, method: str, path: str, body=None, headers: dict | None = None,
-              timeout: float = DEFAULT_TIMEOUT):
-    status, _, data = http_request(port, method, path, body, headers, timeout)
+              timeout: float = DEFAULT_TIMEOUT, ssl_context=None):
+    status, _, data = http_request(port, method, path, body, headers, timeout, ssl_context)
     return status, parse_body(data)
 
 
@@ -237,8 +241,9 @@ def parse_metrics(text: str) -> dict[str, float]:
 class ServerProcess:
     def __init__(self, extra_args=(), jwt_secret: str | None = None, api_key: str | None = None,
                  threads: int = 2, env: dict | None = None, redis: str | None = None,
-                 node_id: str | None = None):
+                 node_id: str | None = None, ssl_context=None):
         self.port = free_port()
+        self.ssl_context = ssl_context  # a TLS server (--tls-cert): HTTPS trusting its CA
         self.node_id = node_id
         cluster = []
         if redis:
@@ -272,7 +277,8 @@ class ServerProcess:
                 raise AssertionError(f"server exited during startup with {self.proc.returncode}\n"
                                      + self.log())
             try:
-                status, _, _ = http_request(self.port, "GET", "/health/realtime", timeout=1.0)
+                status, _, _ = http_request(self.port, "GET", "/health/realtime", timeout=1.0,
+                                            ssl_context=self.ssl_context)
                 if status == 200:
                     self.started = True
                     return self
@@ -344,7 +350,7 @@ class ServerProcess:
 
     # -- HTTP
     def get(self, path: str, headers=None):
-        return http_json(self.port, "GET", path, headers=headers)
+        return http_json(self.port, "GET", path, headers=headers, ssl_context=self.ssl_context)
 
     def api_sync(self, method: str, path: str, body=None, key: str | None = ...,
                  headers: dict | None = None):
@@ -356,13 +362,13 @@ class ServerProcess:
             hdrs.update(headers)
         if body is not None and not isinstance(body, (bytes, str)):
             body = json.dumps(body)
-        return http_json(self.port, method, path, body=body, headers=hdrs)
+        return http_json(self.port, method, path, body=body, headers=hdrs, ssl_context=self.ssl_context)
 
     def health(self):
         return self.get("/health/realtime")
 
     def metrics_text(self) -> str:
-        status, _, data = http_request(self.port, "GET", "/metrics")
+        status, _, data = http_request(self.port, "GET", "/metrics", ssl_context=self.ssl_context)
         if status != 200:
             raise AssertionError(f"GET /metrics -> {status}")
         return data.decode("utf-8")
@@ -838,12 +844,15 @@ class RealtimeTestCase(unittest.IsolatedAsyncioTestCase):
             token = make_jwt(claims, self.server.jwt_secret) if claims is not None \
                 else self.token(user_id, roles)
         headers = list(extra_headers or [])
+        scheme = "wss" if self.server.ssl_context is not None else "ws"
         if via_header:
-            uri = f"ws://{HOST}:{self.port}/ws"
+            uri = f"{scheme}://{HOST}:{self.port}/ws"
             headers.append(("Authorization", f"Bearer {token}"))
         else:
-            uri = f"ws://{HOST}:{self.port}/ws?token={urllib.parse.quote(token, safe='')}"
+            uri = f"{scheme}://{HOST}:{self.port}/ws?token={urllib.parse.quote(token, safe='')}"
         opts = dict(max_queue=None, max_size=2 ** 24, open_timeout=DEFAULT_TIMEOUT, close_timeout=2)
+        if self.server.ssl_context is not None:
+            opts["ssl"] = self.server.ssl_context
         opts.update(kw)
         ws = await websockets.client.connect(uri, extra_headers=headers or None, origin=origin, **opts)
         self.addAsyncCleanup(self._close_ws, ws)

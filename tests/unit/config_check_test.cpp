@@ -31,6 +31,17 @@ TEST(ValidateConfig, DefaultsAreValid) {
   EXPECT_EQ(valid().handshake_timeout, std::chrono::seconds(10));
 }
 
+TEST(ValidateConfig, TlsNeedsBothFilesOrNeither) {
+  auto c = valid();
+  c.tls_cert_file = "cert.pem";
+  EXPECT_EQ(refusal(c), "--tls-key: --tls-cert was given without a private key");
+  c.tls_cert_file.clear();
+  c.tls_key_file = "key.pem";
+  EXPECT_EQ(refusal(c), "--tls-cert: --tls-key was given without a certificate");
+  c.tls_cert_file = "cert.pem";
+  EXPECT_EQ(refusal(c), "");  // the files themselves are read when the server is built
+}
+
 TEST(ValidateConfig, ConnectionLimitsMayBeSet) {
   auto c = valid();
   c.max_connections = 100;

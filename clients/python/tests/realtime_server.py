@@ -52,8 +52,11 @@ def mint_token(secret: str, user_id: str, roles=(), ttl: Optional[int] = None) -
 
 class RealtimeServer:
     def __init__(self, port: Optional[int] = None, jwt_secret: Optional[str] = None,
-                 api_key: Optional[str] = None, extra_args=("--publish-patterns", "chat:*")):
+                 api_key: Optional[str] = None, extra_args=("--publish-patterns", "chat:*"),
+                 ssl_context=None):
         self.port = port or free_port()
+        # With --tls-cert/--tls-key in extra_args: an ssl.SSLContext trusting the server's CA.
+        self.ssl_context = ssl_context
         self.jwt_secret = jwt_secret or secrets.token_urlsafe(36)  # 48 characters
         self.api_key = api_key or secrets.token_hex(16)
         self.extra_args = list(extra_args)
@@ -63,7 +66,7 @@ class RealtimeServer:
 
     @property
     def ws_url(self) -> str:
-        return f"ws://{HOST}:{self.port}/ws"
+        return f"{'wss' if self.ssl_context else 'ws'}://{HOST}:{self.port}/ws"
 
     def start(self) -> "RealtimeServer":
         args = [SERVER, "--host", HOST, "--port", str(self.port), "--jwt-secret", self.jwt_secret,
@@ -134,13 +137,14 @@ class RealtimeServer:
     def http(self, method: str, path: str, body: Any = None, auth: bool = False,
              timeout: float = HTTP_TIMEOUT) -> tuple[int, Any]:
         data = None if body is None else json.dumps(body).encode("utf-8")
-        req = urllib.request.Request(f"http://{HOST}:{self.port}{path}", data=data, method=method)
+        scheme = "https" if self.ssl_context else "http"
+        req = urllib.request.Request(f"{scheme}://{HOST}:{self.port}{path}", data=data, method=method)
         if data is not None:
             req.add_header("Content-Type", "application/json")
         if auth:
             req.add_header("Authorization", f"Bearer {self.api_key}")
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
+            with urllib.request.urlopen(req, timeout=timeout, context=self.ssl_context) as resp:
                 status, raw = resp.status, resp.read()
         except urllib.error.HTTPError as exc:
             status, raw = exc.code, exc.read()

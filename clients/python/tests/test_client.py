@@ -14,8 +14,12 @@ import asyncio
 import os
 import random
 import re
+import shutil
 import signal
+import ssl
+import subprocess
 import sys
+import tempfile
 import time
 import unittest
 import urllib.parse
@@ -360,6 +364,39 @@ class MessagesTest(ClientTestCase):
         self.assertTrue(all(r["type"] == "pong" for r in results[len(jobs):-1]), results)
         self.assertIsInstance(results[-1], RealtimeError)
         self.assertEqual(results[-1].code, "forbidden")
+
+
+class TlsTest(ClientTestCase):
+    """wss:// with the CA passed through connect_options={"ssl": context}."""
+
+    async def asyncSetUp(self):
+        asyncio.get_running_loop().slow_callback_duration = 2.0
+        self.servers = []
+        certs = tempfile.mkdtemp(prefix="rt-python-tls-")
+        self.addCleanup(shutil.rmtree, certs, True)
+        maker = os.path.join(HERE, "..", "..", "..", "tests", "integration", "tls_certs.py")
+        subprocess.run([sys.executable, maker, certs], check=True, timeout=30)
+        self.ca = ssl.create_default_context(cafile=os.path.join(certs, "ca.pem"))
+        self.server = await self.start_server(
+            ssl_context=self.ca,
+            extra_args=("--tls-cert", os.path.join(certs, "cert.pem"), "--tls-key", os.path.join(certs, "key.pem")))
+
+    async def test_connects_over_wss_and_receives_a_publish(self):
+        self.assertTrue(self.server.ws_url.startswith("wss://"))
+        c = await self.connected_client(connect_options={"ssl": self.ca})
+        self.assertEqual(c.user_id, "42")
+        got = Recorder()
+        await within(c.subscribe("order:tls", got))
+        reply = await self.api("/api/publish", {"topic": "order:tls", "message": {"type": "over-tls"}})
+        self.assertEqual(reply, {"delivered": 1})
+        await got.wait()
+        self.assertEqual(got.items[0]["type"], "over-tls")
+
+    async def test_an_untrusted_certificate_fails_to_connect(self):
+        c = self.client(reconnect=False)  # the system's CAs only: not ours
+        with self.assertRaises(Exception):
+            await within(c.connect())
+        self.assertNotEqual(c.state, "connected")
 
 
 class QueueTest(ClientTestCase):

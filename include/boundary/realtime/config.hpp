@@ -13,6 +13,10 @@ namespace boundary::realtime {
 struct Config {
   std::string host = "127.0.0.1";
   std::uint16_t port = 3000;
+  // PEM files: both set, the port serves wss:// and https:// only (TLS 1.2+, ALPN http/1.1);
+  // Server::reload_tls() re-reads them. Both empty: plain ws:// and http://.
+  std::string tls_cert_file;                 // certificate chain, leaf first
+  std::string tls_key_file;                  // its private key, unencrypted
   unsigned threads = 0;                      // 0 = number of cores
   std::string jwt_secret;                    // HS256/384/512
   std::string jwt_public_key_file;           // PEM: RS*/PS*/ES*/EdDSA

@@ -72,6 +72,11 @@ class Server final : public RealtimeService {
   void shutdown(std::chrono::milliseconds grace = std::chrono::milliseconds(3000));
   // Blocks until shutdown() has finished.
   void wait();
+  // TLS (Config::tls_cert_file): re-reads the certificate and key files. Connections accepted
+  // from now on use them; open connections keep theirs. On failure (a missing file, a key that
+  // does not match) the previous certificate stays and the error is logged. Returns whether the
+  // new files are in use; false without TLS. Reads files: not for a hook or loop thread.
+  bool reload_tls();
 
   // An extra HTTP route served on the same port (exact path match), for applications that
   // embed the server. Register before start(). Requests under /api/ still need the API key.

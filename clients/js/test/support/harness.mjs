@@ -3,6 +3,7 @@
 import { spawn, execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
+import https from "node:https";
 import net from "node:net";
 import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
@@ -88,7 +89,32 @@ process.on("exit", () => {
  * Starts the server and waits for /health/realtime. Returns a handle with `wsUrl`, `api()`,
  * `stop()` (SIGTERM, waits for exit), `pause()`/`resume()` (SIGSTOP/SIGCONT).
  */
-export async function startServer({ port, args = [], dev = false } = {}) {
+/**
+ * A CA and a certificate for 127.0.0.1 made by tests/integration/tls_certs.py (Python
+ * `cryptography`) in `dir`: { ca, cert, key } file paths and `caPem`, the CA's text.
+ */
+export function makeTestCertificates(dir) {
+  const maker = fileURLToPath(new URL("../../../../tests/integration/tls_certs.py", import.meta.url));
+  execFileSync("/usr/bin/python3", [maker, dir]);
+  const files = { ca: `${dir}/ca.pem`, cert: `${dir}/cert.pem`, key: `${dir}/key.pem` };
+  return { ...files, caPem: readFileSync(files.ca, "utf8") };
+}
+
+/** fetch()'s subset the harness uses, over HTTPS trusting `ca` (fetch takes no CA option). */
+function fetchWithCa(ca) {
+  return (url, { method = "GET", headers = {}, body } = {}) => new Promise((resolve, reject) => {
+    const req = https.request(url, { method, headers, ca }, (res) => {
+      let text = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk) => { text += chunk; });
+      res.on("end", () => resolve({ status: res.statusCode, text: async () => text, json: async () => JSON.parse(text) }));
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+export async function startServer({ port, args = [], dev = false, tls = null } = {}) {
   assertServerBuilt();
   const listenPort = port ?? (await freePort());
   // Dev mode (`dev: true`) is the server as `make run` starts it: no secret, no key, its own
@@ -96,7 +122,8 @@ export async function startServer({ port, args = [], dev = false } = {}) {
   const keyed = dev ? [] : ["--jwt-secret", JWT_SECRET, "--api-key", API_KEY, "--publish-patterns", "chat:*", "--log-level", "warn"];
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("REALTIME_")));
   const proc = spawn(SERVER_BIN, [
-    "--host", "127.0.0.1", "--port", String(listenPort), "--threads", "2", ...keyed, ...args,
+    "--host", "127.0.0.1", "--port", String(listenPort), "--threads", "2", ...keyed,
+    ...(tls ? ["--tls-cert", tls.cert, "--tls-key", tls.key] : []), ...args,
   ], { stdio: ["ignore", "pipe", "pipe"], env });
   running.add(proc);
   proc.once("exit", () => running.delete(proc));
@@ -107,12 +134,14 @@ export async function startServer({ port, args = [], dev = false } = {}) {
   let hasExited = false;
   exited.then(() => { hasExited = true; });
 
-  const base = `http://127.0.0.1:${listenPort}`;
+  // `tls` ({ cert, key, caPem } from makeTestCertificates): https:// and wss:// with that CA.
+  const base = `${tls ? "https" : "http"}://127.0.0.1:${listenPort}`;
+  const fetch = tls ? fetchWithCa(tls.caPem) : globalThis.fetch;
   const server = {
     port: listenPort,
     proc,
     exited,
-    wsUrl: `ws://127.0.0.1:${listenPort}/ws`,
+    wsUrl: `${tls ? "wss" : "ws"}://127.0.0.1:${listenPort}/ws`,
     output: () => output,
     async api(path, body) {
       const response = await withDeadline(fetch(base + path, {
