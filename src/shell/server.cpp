@@ -79,6 +79,7 @@ std::uint16_t Server::start() {
   endpoint.port(loops.front()->local_endpoint().port());  // port 0: the others join the chosen one
   for (std::size_t i = 1; i < loops.size(); ++i) loops[i]->listen(endpoint);
   node.start_broker();
+  node.start_jwks();
   for (auto& l : loops) l->start_thread();
   std::lock_guard lock(impl_->mutex);
   impl_->started = true;
