@@ -179,6 +179,7 @@ class JwksTest(JwksBase):
                 await ws.close()
         self.assertEqual(await self.metric("realtime_jwks_keys"), len(FIRST_SET))
         self.assertEqual(await self.refreshes("ok"), 1)
+        self.assertIn(f"security: auth=JWKS ({self.endpoint.url})", self.server.log())
 
     async def test_unknown_kid_wrong_key_and_wrong_alg_are_refused(self):
         for name in ("stray", "forged", "wrong-alg"):
