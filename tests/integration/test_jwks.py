@@ -66,6 +66,7 @@ class JwksEndpoint:
 
     def __init__(self, tls: LocalCA | None = None):
         self.answer = (404, b"")
+        self.delay = 0.0  # seconds before each answer
         self.requests = 0
         outer = self
 
@@ -74,6 +75,7 @@ class JwksEndpoint:
 
             def do_GET(self):
                 outer.requests += 1
+                time.sleep(outer.delay)
                 status, body = outer.answer
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -197,7 +199,7 @@ class JwksTest(JwksBase):
         reply = await self.recv_json(ws)
         self.assertEqual(reply["type"], "error", reply)
 
-    async def test_rotation_new_kid_accepted_after_a_refresh_at_most_one_per_10s(self):
+    async def test_rotation_new_kid_accepted_after_the_fetch_it_causes_at_most_one_per_10s(self):
         self.assertEqual(await self.status_of(self.tokens["rsa-1"]), 101)
         self.endpoint.publish(self.jwks, FIRST_SET + ["rsa-2"])
         requests_before = self.endpoint.requests
@@ -229,6 +231,17 @@ class JwksTest(JwksBase):
         self.assertEqual(await self.status_of(self.tokens["p256-1"]), 101)
         self.assertEqual(await self.status_of(self.tokens["rsa-2"]), 401)
         self.assertIn("use is 'enc'", self.server.log())
+
+    @no_server
+    async def test_upgrade_during_the_first_fetch_waits_for_it(self):
+        # The endpoint answers after 2 s: the server is up at once, and a token sent meanwhile is
+        # held until the keys arrive instead of being refused.
+        self.endpoint.delay = 2.0
+        self.server = self.start_server(["--jwt-jwks-url", self.endpoint.url])
+        self.assertEqual(await self.refreshes("ok"), 0)
+        self.assertEqual(await self.status_of(self.tokens["ed-1"]), 101)
+        self.assertEqual(await self.refreshes("ok"), 1)
+        self.assertEqual(self.endpoint.requests, 1)
 
     @no_server
     async def test_starts_without_keys_refuses_then_accepts_once_the_endpoint_answers(self):

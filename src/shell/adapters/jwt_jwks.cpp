@@ -33,6 +33,34 @@ boost::system::result<Identity, AuthError> JwksVerifier::verify(std::string_view
   return AuthError::unknown_key;
 }
 
+bool JwksVerifier::await_keys(std::function<void()> ready) const {
+  if (!store_->add_waiter(std::move(ready))) return false;
+  if (store_->on_unknown_kid) store_->on_unknown_kid();  // the fetcher decides, and releases
+  return true;
+}
+
+bool JwksKeyStore::add_waiter(std::function<void()> ready) {
+  std::lock_guard lock(waiters_mutex_);
+  if (waiters_.size() >= max_waiters) return false;
+  waiters_.push_back(std::move(ready));
+  return true;
+}
+
+void JwksKeyStore::drop_waiters() {
+  std::vector<std::function<void()>> dropped;
+  std::lock_guard lock(waiters_mutex_);
+  dropped.swap(waiters_);
+}
+
+void JwksKeyStore::release_waiters() {
+  std::vector<std::function<void()>> ready;
+  {
+    std::lock_guard lock(waiters_mutex_);
+    ready.swap(waiters_);
+  }
+  for (auto& r : ready) r();
+}
+
 JwksFetcher::JwksFetcher(asio::io_context& io, JwksSettings settings, Metrics& metrics)
     : io_(io),
       settings_(std::move(settings)),
@@ -41,6 +69,12 @@ JwksFetcher::JwksFetcher(asio::io_context& io, JwksSettings settings, Metrics& m
       store_(std::make_shared<JwksKeyStore>()),
       timer_(io) {
   metrics_.jwks = true;
+}
+
+JwksFetcher::~JwksFetcher() {
+  // Waiters hold sessions of loops that are stopping: drop them uncalled, before the loops' io
+  // contexts go.
+  store_->drop_waiters();
 }
 
 // Set before the loops' threads start, so they see it. The store outlives the loops (the
@@ -55,8 +89,11 @@ void JwksFetcher::start() {
 void JwksFetcher::want_fetch() {
   if (fetch_wanted_.exchange(true, std::memory_order_acq_rel)) return;
   asio::post(io_, [self = shared_from_this()] {
+    // Cleared first: a kid that arrives after this line posts again.
     self->fetch_wanted_.store(false, std::memory_order_release);
-    if (core::should_fetch_for_unknown_kid(self->state_, std::chrono::steady_clock::now())) self->fetch();
+    if (core::should_fetch_for_unknown_kid(self->state_, std::chrono::steady_clock::now())) return self->fetch();
+    // No fetch now (the floor): waiters hear so at once. A fetch under way releases them itself.
+    if (!self->state_.in_flight) self->store_->release_waiters();
   });
 }
 
@@ -73,6 +110,12 @@ void JwksFetcher::fetch() {
 
 void JwksFetcher::on_fetched(boost::system::result<HttpReply, std::string> reply) {
   state_.in_flight = false;
+  handle_reply(std::move(reply));
+  // After the set is published (or kept): waiters verify against the outcome.
+  store_->release_waiters();
+}
+
+void JwksFetcher::handle_reply(boost::system::result<HttpReply, std::string> reply) {
   if (!reply) return failed(reply.error());
   if (reply->status != 200) return failed("HTTP status " + std::to_string(reply->status));
   auto parsed = core::parse_jwks(reply->body);

@@ -8,14 +8,18 @@
 // current snapshot (one atomic load) and checks the token with the key its `kid` names, under
 // that key's algorithms only.
 //
-// Until the first good fetch every token is refused (401, unknown_key), and so is a token whose
-// `kid` is not in the set: it also asks for a fetch, so that a retry after a key rotation
-// succeeds once the identity provider publishes the new key.
+// A token whose `kid` is not in the set (or any token before the first good fetch) is refused
+// with unknown_key and asks for a fetch. Through await_keys() the upgrade waits for that fetch,
+// or for one already under way, and verifies again: a new key is accepted on the first try as
+// soon as the identity provider publishes it, and tokens sent while the first fetch runs wait
+// for it. When no fetch is allowed (the 10 s floor) the refusal stands at once.
 
 #include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <vector>
 #include <string>
 
 #include <boost/asio/io_context.hpp>
@@ -45,8 +49,17 @@ class JwksKeyStore {
   // Called by the verifier on an unknown kid; set once by the fetcher before any token arrives.
   std::function<void()> on_unknown_kid;
 
+  // Callers waiting for the end of a fetch (await_keys), at most max_waiters: a flood of forged
+  // kids gets refusals, not memory.
+  static constexpr std::size_t max_waiters = 4096;
+  bool add_waiter(std::function<void()> ready);
+  void release_waiters();  // calls each once, on the calling thread
+  void drop_waiters();     // forgets them uncalled (shutdown)
+
  private:
   std::atomic<std::shared_ptr<const JwksKeys>> keys_;
+  std::mutex waiters_mutex_;
+  std::vector<std::function<void()>> waiters_;
 };
 
 class JwksVerifier final : public TokenVerifier {
@@ -54,6 +67,7 @@ class JwksVerifier final : public TokenVerifier {
   explicit JwksVerifier(std::shared_ptr<JwksKeyStore> store) : store_(std::move(store)) {}
   boost::system::result<Identity, AuthError> verify(std::string_view token,
                                                     std::int64_t now_unix_seconds) const override;
+  bool await_keys(std::function<void()> ready) const override;
 
  private:
   std::shared_ptr<JwksKeyStore> store_;
@@ -63,6 +77,7 @@ class JwksFetcher : public std::enable_shared_from_this<JwksFetcher> {
  public:
   // Throws std::invalid_argument when the CA file cannot be read.
   JwksFetcher(boost::asio::io_context& io, JwksSettings settings, Metrics& metrics);
+  ~JwksFetcher();
   std::shared_ptr<JwksKeyStore> store() const { return store_; }
   // The first fetch, posted to the loop (it runs once the loop's thread does).
   void start();
@@ -71,6 +86,7 @@ class JwksFetcher : public std::enable_shared_from_this<JwksFetcher> {
   void want_fetch();  // any thread
   void fetch();
   void on_fetched(boost::system::result<HttpReply, std::string> reply);
+  void handle_reply(boost::system::result<HttpReply, std::string> reply);
   void failed(const std::string& why);
   void schedule(std::optional<std::chrono::seconds> max_age);
   std::string where() const;
