@@ -10,6 +10,7 @@
 #include "core/jwks.hpp"
 #include "core/jwks_refresh.hpp"
 #include "core/jwt.hpp"
+#include "shell/adapters/jwt_jwks.hpp"
 #include "shell/adapters/jwt_openssl.hpp"
 
 namespace {
@@ -187,6 +188,41 @@ TEST(JwtParse, KidIsReadFromTheHeaderWhenItIsAString) {
   EXPECT_EQ(parse_jwt(with_header(R"({"alg":"RS256","kid":"k-1"})"))->kid, "k-1");
   EXPECT_EQ(parse_jwt(with_header(R"({"alg":"RS256","kid":7})"))->kid, "");
   EXPECT_EQ(parse_jwt(with_header(R"({"alg":"RS256"})"))->kid, "");
+}
+
+// --- the verifier over the key store (no fetcher: the store as the fetcher leaves it) -------
+
+std::string token_with_header(const char* header) {
+  return base64url_encode(header) + "." + base64url_encode(R"({"sub":"u"})") + "." + base64url_encode("sig");
+}
+
+TEST(JwksVerifier, UnknownKidIsRefusedAndAsksForAFetchAMissingKidDoesNot) {
+  auto store = std::make_shared<shell::JwksKeyStore>();
+  int asked = 0;
+  store->on_unknown_kid = [&] { ++asked; };
+  shell::JwksVerifier verifier(store);
+  EXPECT_EQ(verifier.verify(token_with_header(R"({"alg":"RS256","kid":"k"})"), 0).error(), AuthError::unknown_key);
+  EXPECT_EQ(asked, 1);
+  EXPECT_EQ(verifier.verify(token_with_header(R"({"alg":"RS256"})"), 0).error(), AuthError::unknown_key);
+  EXPECT_EQ(asked, 1);
+  EXPECT_EQ(verifier.verify("not a token", 0).error(), AuthError::malformed);
+  EXPECT_EQ(asked, 1);
+}
+
+TEST(JwksVerifier, WaitersAreCalledOnceOnReleaseAndBounded) {
+  auto store = std::make_shared<shell::JwksKeyStore>();
+  shell::JwksVerifier verifier(store);
+  int called = 0;
+  for (std::size_t i = 0; i < shell::JwksKeyStore::max_waiters; ++i) ASSERT_TRUE(verifier.await_keys([&] { ++called; }));
+  EXPECT_FALSE(verifier.await_keys([&] { ++called; }));
+  store->release_waiters();
+  EXPECT_EQ(called, static_cast<int>(shell::JwksKeyStore::max_waiters));
+  store->release_waiters();
+  EXPECT_EQ(called, static_cast<int>(shell::JwksKeyStore::max_waiters));
+  EXPECT_TRUE(verifier.await_keys([&] { ++called; }));
+  store->drop_waiters();
+  store->release_waiters();
+  EXPECT_EQ(called, static_cast<int>(shell::JwksKeyStore::max_waiters));
 }
 
 // --- refresh decision --------------------------------------------------------------------

@@ -108,8 +108,9 @@ class Exchange : public std::enable_shared_from_this<Exchange<Stream>> {
       do_write();
     } else {
       const auto& host = call_.url.host;
-      error_code ec;
-      const bool ip_literal = (asio::ip::make_address(host, ec), !ec);
+      error_code not_an_address;
+      asio::ip::make_address(host, not_an_address);
+      const bool ip_literal = !not_an_address;
       // SNI is for names only (RFC 6066 §3).
       if (!ip_literal && !SSL_set_tlsext_host_name(stream_.native_handle(), host.c_str())) {
         ERR_clear_error();
