@@ -226,7 +226,7 @@ void HttpSession::handle_upgrade(Request& req) {
     auto ready = [self = shared_from_this(), ex = stream_.get_executor()] {
       boost::asio::post(ex, [self] { self->handle_upgrade(self->parser_->get()); });
     };
-    if (node.verifier().await_keys(std::move(ready))) return;
+    if (node.verifier().await_keys(*token, std::move(ready))) return;
   }
   if (!identity) {
     // Every one, at debug; the info line below is rate-limited.

@@ -209,17 +209,19 @@ TEST(JwksVerifier, UnknownKidIsRefusedAndAsksForAFetchAMissingKidDoesNot) {
   EXPECT_EQ(asked, 1);
 }
 
-TEST(JwksVerifier, WaitersAreCalledOnceOnReleaseAndBounded) {
+TEST(JwksVerifier, WaitersAreCalledOnceOnReleaseBoundedAndNeedAKid) {
   auto store = std::make_shared<shell::JwksKeyStore>();
   shell::JwksVerifier verifier(store);
   int called = 0;
-  for (std::size_t i = 0; i < shell::JwksKeyStore::max_waiters; ++i) ASSERT_TRUE(verifier.await_keys([&] { ++called; }));
-  EXPECT_FALSE(verifier.await_keys([&] { ++called; }));
+  const auto named = token_with_header(R"({"alg":"RS256","kid":"k"})");
+  EXPECT_FALSE(verifier.await_keys(token_with_header(R"({"alg":"RS256"})"), [&] { ++called; }));
+  for (std::size_t i = 0; i < shell::JwksKeyStore::max_waiters; ++i) ASSERT_TRUE(verifier.await_keys(named, [&] { ++called; }));
+  EXPECT_FALSE(verifier.await_keys(named, [&] { ++called; }));
   store->release_waiters();
   EXPECT_EQ(called, static_cast<int>(shell::JwksKeyStore::max_waiters));
   store->release_waiters();
   EXPECT_EQ(called, static_cast<int>(shell::JwksKeyStore::max_waiters));
-  EXPECT_TRUE(verifier.await_keys([&] { ++called; }));
+  EXPECT_TRUE(verifier.await_keys(named, [&] { ++called; }));
   store->drop_waiters();
   store->release_waiters();
   EXPECT_EQ(called, static_cast<int>(shell::JwksKeyStore::max_waiters));

@@ -33,7 +33,9 @@ boost::system::result<Identity, AuthError> JwksVerifier::verify(std::string_view
   return AuthError::unknown_key;
 }
 
-bool JwksVerifier::await_keys(std::function<void()> ready) const {
+bool JwksVerifier::await_keys(std::string_view token, std::function<void()> ready) const {
+  auto parsed = core::parse_jwt(token);
+  if (!parsed || parsed->kid.empty()) return false;  // no fetch can bring its key
   if (!store_->add_waiter(std::move(ready))) return false;
   if (store_->on_unknown_kid) store_->on_unknown_kid();  // the fetcher decides, and releases
   return true;

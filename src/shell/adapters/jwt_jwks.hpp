@@ -67,7 +67,7 @@ class JwksVerifier final : public TokenVerifier {
   explicit JwksVerifier(std::shared_ptr<JwksKeyStore> store) : store_(std::move(store)) {}
   boost::system::result<Identity, AuthError> verify(std::string_view token,
                                                     std::int64_t now_unix_seconds) const override;
-  bool await_keys(std::function<void()> ready) const override;
+  bool await_keys(std::string_view token, std::function<void()> ready) const override;
 
  private:
   std::shared_ptr<JwksKeyStore> store_;
