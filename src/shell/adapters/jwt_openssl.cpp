@@ -224,8 +224,8 @@ PkeyPtr pkey_from_params(const char* type, OSSL_PARAM_BLD* bld) {
     return nullptr;
   PkeyPtr key(raw);
   // An EC point must lie on its curve (invalid-curve attacks). RSA is left unchecked: OpenSSL's
-  // check runs Miller-Rabin on n, seconds for a large modulus on the loop that fetched it, and a
-  // malformed RSA public key lets no one sign anything.
+  // check runs Miller-Rabin rounds on n, slow for a 16384-bit modulus on the loop that fetched
+  // it, and a malformed RSA public key lets no one forge a signature.
   if (std::string_view(type) == "EC") {
     std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> check(EVP_PKEY_CTX_new_from_pkey(nullptr, key.get(), nullptr));
     if (!check || EVP_PKEY_public_check(check.get()) != 1) return nullptr;
