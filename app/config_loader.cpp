@@ -31,6 +31,8 @@ const std::vector<OptionInfo>& options() {
       {"threads", "event-loop threads (default: number of cores)"},
       {"jwt-secret", "HS256/384/512 secret, at least 32 bytes"},
       {"jwt-public-key", "PEM file with the public key (RS*/PS*/ES*/EdDSA)"},
+      {"jwt-jwks-url", "http[s]:// URL of a JSON Web Key Set: keys by kid (RS*/PS*/ES*/EdDSA), refreshed every 5 min (or the reply's max-age) and on an unknown kid, at most once per 10 s"},
+      {"jwt-jwks-ca", "PEM file of the CA(s) that sign an https --jwt-jwks-url (default: the system trust store)"},
       {"api-key", "bearer key for /api/*"},
       {"redis", "redis://[user:password@]host:port[/db], or redis-cluster://host:port[,host:port...] for a Redis Cluster (cluster mode); rediss:// and rediss-cluster:// for TLS"},
       {"redis-prefix", "prefix of every Redis channel and key, so several clusters can share one Redis (default rt)"},
@@ -43,7 +45,7 @@ const std::vector<OptionInfo>& options() {
       {"allowed-origins", "comma list checked against Origin (default: any)"},
       {"publish-patterns", "comma list of topic patterns clients may publish to (default: none)"},
       {"subscribe-policy", "who may subscribe: open, claims (the token's topics claim) or proxy (ask --subscribe-proxy) (default: open, or proxy when --subscribe-proxy is set)"},
-      {"subscribe-proxy", "http://host[:port]/path the backend answers subscribe questions on (policy proxy)"},
+      {"subscribe-proxy", "http[s]://host[:port]/path the backend answers subscribe questions on (policy proxy)"},
       {"proxy-timeout", "milliseconds to wait for the subscribe proxy before refusing (default 2000)"},
       {"proxy-max-in-flight", "subscribe proxy requests in flight per node before refusing at once (default 64)"},
       {"max-message-bytes", "largest inbound WebSocket message (default 65536)"},
@@ -127,6 +129,8 @@ void apply(LoadedConfig& out, const std::string& name, const std::string& v) {
   else if (name == "threads") c.threads = parse_number<unsigned>(name, v, 1, 256);  // 0 (one per core) is the default, not a choice
   else if (name == "jwt-secret") c.jwt_secret = v;
   else if (name == "jwt-public-key") { c.jwt_public_key_file = v; out.jwt_public_key_pem = read_file(v, "--jwt-public-key"); }
+  else if (name == "jwt-jwks-url") c.jwt_jwks_url = v;
+  else if (name == "jwt-jwks-ca") c.jwt_jwks_ca_file = v;
   else if (name == "api-key") c.api_key = v;
   else if (name == "redis") c.redis_url = v;
   else if (name == "redis-prefix") c.redis_prefix = v;

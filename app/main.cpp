@@ -106,6 +106,15 @@ std::string cluster_settings(const rt::Config& c) {
          source + " redis-tls=" + tls;
 }
 
+std::string auth_kind(const rt::Config& c) {
+  if (!c.jwt_jwks_url.empty()) {
+    // The query is left out: it might carry a credential.
+    const std::string url = c.jwt_jwks_url.substr(0, c.jwt_jwks_url.find('?'));
+    return "JWKS (" + url + (c.jwt_jwks_ca_file.empty() ? "" : ", CA " + c.jwt_jwks_ca_file) + ")";
+  }
+  return c.jwt_public_key_file.empty() ? "HMAC" : "public key (" + c.jwt_public_key_file + ")";
+}
+
 // One line with every security-relevant setting in force, for whoever audits a deployment from its
 // logs. Names secrets' kinds, never their values.
 void log_security_settings(const rt::Config& c) {
@@ -113,7 +122,7 @@ void log_security_settings(const rt::Config& c) {
       "security: auth={} api-key=set allowed-origins={} publish-patterns={} max-connections={} "
       "max-connections-per-user={} max-message-bytes={} max-outbound-bytes={} max-body-bytes={} "
       "max-subscriptions={} commands-per-second={} idle-timeout={}s handshake-timeout={}s cluster={} tls={}{}",
-      c.jwt_public_key_file.empty() ? "HMAC" : "public key (" + c.jwt_public_key_file + ")",
+      auth_kind(c),
       join(c.allowed_origins, "any"), join(c.publish_patterns, "none"), limit(c.max_connections),
       limit(c.max_connections_per_user), c.max_message_bytes, c.max_outbound_bytes, c.max_body_bytes,
       c.max_subscriptions, c.commands_per_second == 0 ? std::string("unlimited") : fmt::format("{}", c.commands_per_second),
@@ -121,10 +130,12 @@ void log_security_settings(const rt::Config& c) {
       c.tls_cert_file.empty() ? "off" : "on (" + c.tls_cert_file + ")", c.dev_mode ? " DEV MODE" : "");
 }
 
+// Null with --jwt-jwks-url: the server builds the JWKS verifier itself.
 std::unique_ptr<rt::TokenVerifier> make_verifier(const rt::app::LoadedConfig& loaded) {
   const auto& c = loaded.config;
-  if (!c.jwt_secret.empty() && !c.jwt_public_key_file.empty())
-    throw std::invalid_argument("give either --jwt-secret or --jwt-public-key, not both");
+  if (!c.jwt_secret.empty() + !c.jwt_public_key_file.empty() + !c.jwt_jwks_url.empty() > 1)
+    throw std::invalid_argument("give only one of --jwt-secret, --jwt-public-key and --jwt-jwks-url");
+  if (!c.jwt_jwks_url.empty()) return nullptr;
   if (!c.jwt_public_key_file.empty()) return rt::make_public_key_verifier(loaded.jwt_public_key_pem);
   return rt::make_hmac_verifier(c.jwt_secret);
 }
@@ -132,7 +143,8 @@ std::unique_ptr<rt::TokenVerifier> make_verifier(const rt::app::LoadedConfig& lo
 int run_server(rt::app::LoadedConfig loaded) {
   auto& c = loaded.config;
   spdlog::set_level(spdlog::level::from_str(c.log_level));
-  if (c.jwt_secret.empty() && c.jwt_public_key_file.empty() && c.api_key.empty()) {
+  const bool has_key_source = !c.jwt_secret.empty() || !c.jwt_public_key_file.empty() || !c.jwt_jwks_url.empty();
+  if (!has_key_source && c.api_key.empty()) {
     c.dev_mode = true;
     c.jwt_secret = random_hex(32);
     c.api_key = random_hex(24);
@@ -140,9 +152,9 @@ int run_server(rt::app::LoadedConfig loaded) {
     // The client quick starts publish from the client: allow it on demo topics unless told otherwise.
     if (c.publish_patterns.empty()) c.publish_patterns = {"demo:**"};
   }
-  if (c.api_key.empty()) throw std::invalid_argument("--api-key is required when a JWT secret or public key is given");
-  if (c.jwt_secret.empty() && c.jwt_public_key_file.empty())
-    throw std::invalid_argument("--jwt-secret or --jwt-public-key is required when --api-key is given");
+  if (c.api_key.empty()) throw std::invalid_argument("--api-key is required when a JWT secret, public key or JWKS URL is given");
+  if (!c.dev_mode && !has_key_source)
+    throw std::invalid_argument("--jwt-secret, --jwt-public-key or --jwt-jwks-url is required when --api-key is given");
 
   // Signals are taken synchronously by this thread; block them before any loop thread starts.
   sigset_t signals;

@@ -46,10 +46,11 @@ if dpkg-query -W -f='${Status}' libboost1.74-dev 2>/dev/null | grep -q 'install 
   exit 1
 fi
 
-# npm packages (the JavaScript client's build and test tools, the browser test's driver), from
-# each package-lock.json; reinstalled only when the lock file changes.
+# npm packages (the JavaScript client's build and test tools, the browser test's driver, the JOSE
+# library the JWKS tests sign with), from each package-lock.json; reinstalled only when the lock
+# file changes.
 root=$(cd "$(dirname "$0")/.." && pwd)
-for dir in clients/js tests/e2e; do
+for dir in clients/js tests/e2e tests/integration/node; do
   lock="$root/$dir/package-lock.json"
   [ -f "$lock" ] || continue
   stamp="$root/$dir/node_modules/.installed-lock"

@@ -25,6 +25,22 @@ void non_negative(const char* option, double value) {
   throw std::invalid_argument(std::string("--") + option + ": expected a non-negative number");
 }
 
+// At most one key source (an application that passes its own verifier names none). One is
+// required by the command line, which builds the verifier.
+void check_key_source(const Config& c) {
+  const int sources = !c.jwt_secret.empty() + !c.jwt_public_key_file.empty() + !c.jwt_jwks_url.empty();
+  if (sources > 1)
+    throw std::invalid_argument("give only one of --jwt-secret, --jwt-public-key and --jwt-jwks-url");
+  if (!c.jwt_jwks_url.empty()) {
+    auto url = parse_http_url(c.jwt_jwks_url);
+    if (!url) throw std::invalid_argument("--jwt-jwks-url: " + url.error());
+    if (!c.jwt_jwks_ca_file.empty() && !url->tls)
+      throw std::invalid_argument("--jwt-jwks-ca: only used with an https:// --jwt-jwks-url");
+  } else if (!c.jwt_jwks_ca_file.empty()) {
+    throw std::invalid_argument("--jwt-jwks-ca: only used with --jwt-jwks-url");
+  }
+}
+
 }  // namespace
 
 void validate_config(const Config& c) {
@@ -39,6 +55,7 @@ void validate_config(const Config& c) {
     throw std::invalid_argument(c.tls_cert_file.empty() ? "--tls-cert: --tls-key was given without a certificate"
                                                         : "--tls-key: --tls-cert was given without a private key");
   in_range<unsigned>("threads", c.threads, 0, 256);  // 0 = one per core
+  check_key_source(c);
   // A close frame's reason and every control frame must fit: 125 bytes.
   in_range<std::size_t>("max-message-bytes", c.max_message_bytes, 125, std::size_t{1} << 30);
   in_range<std::size_t>("max-outbound-bytes", c.max_outbound_bytes, 4096, std::size_t{1} << 34);

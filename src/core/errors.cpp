@@ -11,6 +11,7 @@ std::string_view to_string(AuthError e) noexcept {
     case AuthError::expired: return "token expired";
     case AuthError::not_yet_valid: return "token not yet valid";
     case AuthError::no_user_id: return "token has no user id";
+    case AuthError::unknown_key: return "no key for the token's kid";
   }
   return "unknown";
 }

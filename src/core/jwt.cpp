@@ -243,7 +243,9 @@ boost::system::result<ParsedJwt, AuthError> parse_jwt(std::string_view token) {
   auto signature = base64url_decode(token.substr(dot2 + 1));
   if (!signature) return AuthError::malformed;
 
-  return ParsedJwt{std::move(*alg), token.substr(0, dot2), std::move(*signature),
+  std::string kid;
+  if (const auto* k = header->if_contains("kid"); k && k->is_string()) kid = std::string(k->get_string());
+  return ParsedJwt{std::move(*alg), std::move(kid), token.substr(0, dot2), std::move(*signature),
                    std::move(*claims)};
 }
 

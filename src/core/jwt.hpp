@@ -24,6 +24,7 @@ inline constexpr std::size_t max_topic_patterns = 64;
 
 struct ParsedJwt {
   std::string alg;                // header `alg`, e.g. "HS256"
+  std::string kid;                // header `kid` when it is a string, else empty (JWKS lookup)
   std::string_view signing_input; // "<header>.<payload>" as received (view into the token)
   std::string signature;          // decoded signature bytes
   boost::json::object claims;     // decoded payload

@@ -15,13 +15,18 @@ boost::system::result<T, std::string> error(std::string why) {
 }  // namespace
 
 boost::system::result<HttpUrl, std::string> parse_http_url(std::string_view url) {
-  constexpr std::string_view scheme = "http://";
-  if (url.substr(0, 8) == "https://") return error<HttpUrl>("https is not supported yet; use http://");
-  if (url.substr(0, scheme.size()) != scheme) return error<HttpUrl>("expected http://host[:port][/path]");
-  auto rest = url.substr(scheme.size());
+  HttpUrl out;
+  std::string_view rest;
+  if (url.starts_with("http://")) {
+    rest = url.substr(7);
+  } else if (url.starts_with("https://")) {
+    rest = url.substr(8);
+    out.tls = true;
+  } else {
+    return error<HttpUrl>("expected http[s]://host[:port][/path]");
+  }
   const auto slash = rest.find_first_of("/?");
   auto authority = rest.substr(0, slash);
-  HttpUrl out;
   out.target = slash == std::string_view::npos ? "/" : std::string(rest.substr(slash));
   if (out.target.front() == '?') out.target.insert(0, "/");
   if (authority.find('@') != std::string_view::npos) return error<HttpUrl>("credentials in the URL are not supported");
@@ -53,7 +58,7 @@ boost::system::result<HttpUrl, std::string> parse_http_url(std::string_view url)
     if (value == 0 || value > 65535) return error<HttpUrl>("invalid port");
   }
   out.host = std::string(host);
-  out.port = port.empty() ? "80" : std::string(port);
+  out.port = !port.empty() ? std::string(port) : out.tls ? "443" : "80";
   return out;
 }
 

@@ -17,12 +17,13 @@ namespace boundary::realtime::core {
 inline constexpr std::size_t max_proxy_reply_bytes = 4096;
 
 struct HttpUrl {
+  bool tls = false;      // https://
   std::string host;      // a name or an IPv4 literal, or an IPv6 literal without brackets
-  std::string port;      // "80" when absent
+  std::string port;      // "80" (http) or "443" (https) when absent
   std::string target;    // "/" when absent; the query is kept
 };
 
-// `http://host[:port][/path]`. https is not supported yet: its error says so.
+// `http://host[:port][/path]` or `https://...` (--subscribe-proxy, --jwt-jwks-url).
 boost::system::result<HttpUrl, std::string> parse_http_url(std::string_view url);
 
 // The policy in effect: an empty --subscribe-policy means `proxy` when a proxy URL is given,

@@ -254,6 +254,15 @@ void BasicHttpSession<Stream>::handle_upgrade(Request& req) {
   const auto now = std::chrono::duration_cast<std::chrono::seconds>(
                        std::chrono::system_clock::now().time_since_epoch()).count();
   auto identity = node.verifier().verify(*token, now);
+  if (!identity && identity.error() == AuthError::unknown_key && !awaited_keys_) {
+    // A JWKS without the token's kid: wait once for the fetch this caused (or one under way),
+    // then decide again from the start (the server may have begun shutting down meanwhile).
+    awaited_keys_ = true;
+    auto ready = [self = shared_from_this(), ex = stream_.get_executor()] {
+      boost::asio::post(ex, [self] { self->handle_upgrade(self->parser_->get()); });
+    };
+    if (node.verifier().await_keys(*token, std::move(ready))) return;
+  }
   if (!identity) {
     // Every one, at debug; the info line below is rate-limited.
     spdlog::debug("token rejected: {}", to_string(identity.error()));

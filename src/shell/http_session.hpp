@@ -61,6 +61,7 @@ class BasicHttpSession : public std::enable_shared_from_this<BasicHttpSession<St
   bool keep_alive_ = false;
   unsigned version_ = 11;
   std::uint32_t requests_ = 0;  // read so far on this connection
+  bool awaited_keys_ = false;   // this upgrade already waited for a JWKS fetch (once at most)
 };
 
 using HttpSession = BasicHttpSession<PlainStream>;

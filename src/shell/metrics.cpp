@@ -38,6 +38,18 @@ void emit_refusals(std::string& out, Format format, const Metrics& m) {
                    m.upgrades_refused[i].load(std::memory_order_relaxed));
 }
 
+// JWKS fetches by outcome: `ok` published a set, `error` kept the last good one.
+void emit_jwks_refreshes(std::string& out, Format format, const Metrics& m) {
+  const char* family_suffix = format == Format::prometheus ? "_total" : "";
+  fmt::format_to(std::back_inserter(out),
+                 "# HELP realtime_jwks_refreshes{0} JWKS fetches, by result (error: the last good set stays).\n"
+                 "# TYPE realtime_jwks_refreshes{0} counter\n"
+                 "realtime_jwks_refreshes_total{{result=\"ok\"}} {1}\n"
+                 "realtime_jwks_refreshes_total{{result=\"error\"}} {2}\n",
+                 family_suffix, m.jwks_refreshes_ok.load(std::memory_order_relaxed),
+                 m.jwks_refreshes_error.load(std::memory_order_relaxed));
+}
+
 std::string render(const Metrics& m, Format format) {
   std::string out;
   out.reserve(4096);
@@ -80,6 +92,10 @@ std::string render(const Metrics& m, Format format) {
     counter("realtime_redis_reconnects", "Attempts to reconnect to Redis after a failure.", m.redis_reconnects);
     counter("realtime_cluster_reply_timeouts", "Cluster count waits that ended before every node answered.",
             m.cluster_reply_timeouts);
+  }
+  if (m.jwks) {
+    gauge("realtime_jwks_keys", "Keys in the JWKS in use (--jwt-jwks-url); 0 until the first good fetch.", m.jwks_keys);
+    emit_jwks_refreshes(out, format, m);
   }
   if (format == Format::openmetrics) out += "# EOF\n";
   return out;

@@ -50,6 +50,12 @@ struct Metrics {
   std::atomic<std::uint64_t> redis_reconnects{0};       // connection attempts after a failure
   std::atomic<std::uint64_t> cluster_reply_timeouts{0}; // waits that ended before every node answered
 
+  // --jwt-jwks-url only (rendered when `jwks` is set, before the loops start).
+  bool jwks = false;
+  std::atomic<std::int64_t> jwks_keys{0};               // gauge: keys in the set in use
+  std::atomic<std::uint64_t> jwks_refreshes_ok{0};      // fetches that published a set
+  std::atomic<std::uint64_t> jwks_refreshes_error{0};   // failed fetches (the last good set stays)
+
   std::string render_prometheus() const;
   // Same samples; ends with `# EOF`. A counter's family is named without `_total`, so no family
   // may be another's name plus `_total` (hence realtime_connections_accepted_total).

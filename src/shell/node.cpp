@@ -6,6 +6,7 @@
 #include "core/config_check.hpp"
 #include "core/frame.hpp"
 #include "core/subscribe_proxy.hpp"
+#include "shell/adapters/jwt_jwks.hpp"
 #include "shell/adapters/make_broker.hpp"
 #include "shell/adapters/random.hpp"
 #include "shell/adapters/subscribe_authorizer_http.hpp"
@@ -35,13 +36,24 @@ Node::Node(Config config, std::unique_ptr<TokenVerifier> verifier, Hooks hooks, 
                      static_cast<bool>(hooks_.on_action),
                      *core::effective_subscribe_policy(config_)},  // checked by validate_config
       ping_frame_(Message::from_wire(core::encode_frame(core::Opcode::ping, {}))) {
-  if (!verifier_) throw std::invalid_argument("a token verifier is required");
+  const bool jwks = !config_.jwt_jwks_url.empty();
+  if (!verifier_ && !jwks) throw std::invalid_argument("a token verifier is required");
+  if (verifier_ && jwks)
+    throw std::invalid_argument("--jwt-jwks-url: the server builds its own verifier; pass none");
   if (!config_.tls_cert_file.empty()) tls_ = std::make_unique<TlsContext>(config_.tls_cert_file, config_.tls_key_file);
   for (unsigned i = 0; i < config_.threads; ++i) loops_.push_back(std::make_unique<Loop>(*this, i));
+  if (jwks) {
+    // Fetches are rare and short: the first loop runs them, as it runs the Redis link.
+    jwks_ = std::make_shared<JwksFetcher>(
+        loops_.front()->io(), JwksSettings{*core::parse_http_url(config_.jwt_jwks_url), config_.jwt_jwks_ca_file},
+        metrics_);
+    verifier_ = std::make_unique<JwksVerifier>(jwks_->store());
+  }
   if (command_rules_.subscribe == core::SubscribePolicy::proxy) {
+    auto url = *core::parse_http_url(config_.subscribe_proxy);
+    auto tls = url.tls ? make_http_client_tls({}) : nullptr;
     auto settings = std::make_shared<const SubscribeProxySettings>(SubscribeProxySettings{
-        *core::parse_http_url(config_.subscribe_proxy), config_.api_key, config_.proxy_timeout,
-        config_.proxy_max_in_flight});
+        std::move(url), config_.api_key, config_.proxy_timeout, config_.proxy_max_in_flight, std::move(tls)});
     auto in_flight = std::make_shared<std::atomic<std::size_t>>(0);
     for (auto& loop : loops_)
       authorizers_.push_back(std::make_unique<HttpSubscribeAuthorizer>(loop->io(), settings, in_flight, metrics_));
@@ -86,6 +98,10 @@ void Node::release_connection(std::string_view user_id) noexcept {
 }
 
 void Node::start_broker() { broker_->start(); }
+
+void Node::start_jwks() {
+  if (jwks_) jwks_->start();
+}
 
 void Node::add_route(std::string method, std::string path, Server::RouteHandler handler) {
   routes_[{std::move(method), std::move(path)}] = std::move(handler);

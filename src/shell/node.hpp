@@ -34,11 +34,13 @@ namespace boundary::realtime::shell {
 class Hub;
 class Loop;
 class TlsContext;
+class JwksFetcher;
 
 class Node {
  public:
   // Validates the configuration (core::validate_config) and builds the loops, the broker (the
-  // given one, or one made from config.redis_url) and the hub. Nothing runs until start().
+  // given one, or one made from config.redis_url), the hub and, with config.jwt_jwks_url, the
+  // JWKS verifier (then `verifier` must be null). Nothing runs until start().
   Node(Config config, std::unique_ptr<TokenVerifier> verifier, Hooks hooks, std::unique_ptr<Broker> broker);
   ~Node();
   Node(const Node&) = delete;
@@ -82,6 +84,7 @@ class Node {
   std::vector<std::unique_ptr<Loop>>& loops() noexcept { return loops_; }
   void start_broker();
   Broker& broker() noexcept { return *broker_; }
+  void start_jwks();  // the first JWKS fetch, when configured
 
  private:
   Config config_;
@@ -109,6 +112,7 @@ class Node {
   std::vector<std::unique_ptr<Loop>> loops_;
   std::vector<std::unique_ptr<SubscribeAuthorizer>> authorizers_;  // one per loop, or none
   // Declared after the loops: destroyed before the io_contexts they run on.
+  std::shared_ptr<JwksFetcher> jwks_;
   std::unique_ptr<Broker> broker_;
   std::unique_ptr<Hub> hub_;
 };

@@ -80,6 +80,7 @@ std::uint16_t Server::start() {
   endpoint.port(loops.front()->local_endpoint().port());  // port 0: the others join the chosen one
   for (std::size_t i = 1; i < loops.size(); ++i) loops[i]->listen(endpoint);
   node.start_broker();
+  node.start_jwks();
   for (auto& l : loops) l->start_thread();
   // A cluster that refuses this node (credentials, a node id already in use) stops the start; an
   // unreachable one does not (the node serves locally and keeps trying). Bounded by the

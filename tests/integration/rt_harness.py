@@ -252,8 +252,10 @@ class ServerProcess:
             cluster += ["--node-id", node_id]
         self.jwt_secret = jwt_secret or random_secret(48)
         self.api_key = api_key or secrets.token_hex(16)
+        # A JWKS URL replaces the secret (the server takes one key source only).
+        key_source = [] if "--jwt-jwks-url" in extra_args else ["--jwt-secret", self.jwt_secret]
         self.args = [SERVER, "--host", HOST, "--port", str(self.port),
-                     "--jwt-secret", self.jwt_secret, "--api-key", self.api_key,
+                     *key_source, "--api-key", self.api_key,
                      "--threads", str(threads), *cluster, *extra_args]
         self.env = dict(os.environ)
         if env:

@@ -30,6 +30,8 @@ COUNTERS = {
 }
 CLUSTER_GAUGES = {"realtime_redis_up"}
 CLUSTER_COUNTERS = {"realtime_redis_reconnects", "realtime_cluster_reply_timeouts"}
+JWKS_GAUGES = {"realtime_jwks_keys"}
+JWKS_COUNTERS = {"realtime_jwks_refreshes"}  # labelled by result
 
 
 def families(parse, text: str) -> dict:
@@ -118,6 +120,22 @@ class MetricsFormatsTest(RealtimeTestCase):
             self.assertEqual(fams["realtime_redis_up"], ("gauge", {"realtime_redis_up": 0.0}))
             for name in CLUSTER_COUNTERS:
                 self.assertEqual(fams[name][0], "counter")
+
+
+    @no_server
+    async def test_jwks_families_in_both_formats(self):
+        # JWKS endpoint unreachable: the node serves, refuses tokens and counts the failed fetch.
+        self.server = self.start_server(["--jwt-jwks-url", f"http://127.0.0.1:{free_port()}/jwks.json"])
+        await self.eventually(lambda: self.metric("realtime_jwks_refreshes_total"), lambda v: v == 1,
+                              what="one failed JWKS fetch")
+        for parse, accept in ((parse_text, None), (parse_openmetrics, OPENMETRICS_ACCEPT)):
+            _, text = await self.scrape(accept)
+            fams = families(parse, text)
+            self.assertEqual(set(fams), GAUGES | COUNTERS | JWKS_GAUGES | JWKS_COUNTERS)
+            self.assertEqual(fams["realtime_jwks_keys"], ("gauge", {"realtime_jwks_keys": 0.0}))
+            self.assertEqual(fams["realtime_jwks_refreshes"][0], "counter")
+        self.assertIn('realtime_jwks_refreshes_total{result="ok"} 0\n', text)
+        self.assertIn('realtime_jwks_refreshes_total{result="error"} 1\n', text)
 
 
 class HeadTest(RealtimeTestCase):

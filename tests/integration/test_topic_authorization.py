@@ -8,13 +8,14 @@ import threading
 import time
 import unittest
 
+from local_ca import LocalCA
 from rt_harness import RealtimeTestCase, free_port, make_jwt, server_args
 
 
 class Backend:
     """http.server in a thread on 127.0.0.1:0; `answer(request_json) -> (status, body, delay)`."""
 
-    def __init__(self, answer):
+    def __init__(self, answer, tls=None):
         self.requests = []
         outer = self
 
@@ -42,7 +43,9 @@ class Backend:
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/authorize"
+        if tls:
+            self.httpd.socket = tls.server_context().wrap_socket(self.httpd.socket, server_side=True)
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.httpd.server_address[1]}/authorize"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
@@ -173,6 +176,39 @@ class ProxyDownTest(Base):
         self.assertEqual(await self.metric("realtime_subscribe_proxy_errors_total"), 1)
 
 
+class ProxyHttpsTest(Base):
+    """--subscribe-proxy https://: the certificate is checked against the system trust store,
+    here a test CA given through OpenSSL's SSL_CERT_FILE."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.ca = LocalCA()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.ca.remove()
+
+    def setUp(self):
+        self.server = None
+        self.backend = Backend(decide, tls=self.ca)
+        self.addCleanup(self.backend.stop)
+
+    async def test_https_backend_answers(self):
+        self.server = self.start_server(["--subscribe-proxy", self.backend.url], env={"SSL_CERT_FILE": self.ca.ca_file})
+        ws, _ = await self.connect(user_id="42")
+        self.assert_subscribed(await self.subscribe(ws, "ok:1"), "ok:1")
+        self.assert_forbidden(await self.subscribe(ws, "no:1"))
+        self.assertEqual(self.backend.requests[0]["auth"], f"Bearer {self.server.api_key}")
+        self.assertEqual(await self.metric("realtime_subscribe_proxy_allowed_total"), 1)
+
+    async def test_untrusted_certificate_refuses(self):
+        self.server = self.start_server(["--subscribe-proxy", self.backend.url])
+        ws, _ = await self.connect(user_id="42")
+        self.assert_forbidden(await self.subscribe(ws, "ok:1"))
+        self.assertEqual(self.backend.requests, [])
+        self.assertEqual(await self.metric("realtime_subscribe_proxy_errors_total"), 1)
+
+
 class ConfigTest(Base):
     def start_expecting_error(self, args, text):
         from rt_harness import ServerProcess
@@ -188,7 +224,7 @@ class ConfigTest(Base):
     def test_bad_options_stop_the_server(self):
         self.start_expecting_error(["--subscribe-policy", "maybe"], "--subscribe-policy")
         self.start_expecting_error(["--subscribe-policy", "proxy"], "--subscribe-proxy")
-        self.start_expecting_error(["--subscribe-proxy", "https://x/y"], "https is not supported")
+        self.start_expecting_error(["--subscribe-proxy", "ftp://x/y"], "expected http[s]://")
         self.start_expecting_error(["--subscribe-policy", "claims", "--subscribe-proxy", "http://x/"],
                                    "--subscribe-proxy")
 

@@ -120,5 +120,30 @@ TEST(ValidateConfig, ShortApiKeyIsRefused) {
   EXPECT_EQ(refusal(c).rfind("--api-key:", 0), 0u) << refusal(c);
 }
 
+TEST(ValidateConfig, OneKeySourceAtMost) {
+  Config c = valid();
+  c.jwt_jwks_url = "https://idp.example/jwks.json";
+  EXPECT_EQ(refusal(c), "");
+  c.jwt_secret = std::string(32, 's');
+  EXPECT_NE(refusal(c).find("only one of"), std::string::npos);
+  c.jwt_jwks_url.clear();
+  c.jwt_public_key_file = "key.pem";
+  EXPECT_NE(refusal(c).find("only one of"), std::string::npos);
+}
+
+TEST(ValidateConfig, JwksUrlIsHttpOrHttpsAndItsCaNeedsHttps) {
+  Config c = valid();
+  c.jwt_jwks_url = "ftp://idp.example/jwks.json";
+  EXPECT_NE(refusal(c).find("--jwt-jwks-url"), std::string::npos);
+  c.jwt_jwks_url = "http://idp.example/jwks.json";
+  EXPECT_EQ(refusal(c), "");
+  c.jwt_jwks_ca_file = "ca.pem";
+  EXPECT_NE(refusal(c).find("only used with an https"), std::string::npos);
+  c.jwt_jwks_url = "https://idp.example/jwks.json";
+  EXPECT_EQ(refusal(c), "");
+  c.jwt_jwks_url.clear();
+  EXPECT_NE(refusal(c).find("only used with --jwt-jwks-url"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace boundary::realtime::core

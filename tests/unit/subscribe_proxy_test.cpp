@@ -48,11 +48,20 @@ TEST(HttpUrl, ParsesHostPortAndTarget) {
   EXPECT_EQ(v6->host, "::1");
 }
 
-TEST(HttpUrl, RefusesOtherSchemesAndBadParts) {
+TEST(HttpUrl, HttpsDefaultsToPort443) {
   auto s = parse_http_url("https://backend/a");
-  ASSERT_FALSE(s);
-  EXPECT_NE(s.error().find("https is not supported"), std::string::npos);
-  for (auto bad : {"ftp://x/", "http://", "http://:80/", "http://x:0/", "http://x:65536/", "http://x:/",
+  ASSERT_TRUE(s);
+  EXPECT_TRUE(s->tls);
+  EXPECT_EQ(s->port, "443");
+  EXPECT_EQ(s->target, "/a");
+  auto p = parse_http_url("https://backend:8443");
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->port, "8443");
+  EXPECT_FALSE(parse_http_url("http://backend/")->tls);
+}
+
+TEST(HttpUrl, RefusesOtherSchemesAndBadParts) {
+  for (auto bad : {"ftp://x/", "http://", "https://", "HTTP://x/", "http://:80/", "http://x:0/", "http://x:65536/", "http://x:/",
                    "http://u@x/", "http://x/a b", "http://::1/"})
     EXPECT_FALSE(parse_http_url(bad)) << bad;
 }
@@ -75,8 +84,10 @@ TEST(SubscribePolicyConfig, UrlImpliesProxyAndMismatchesAreErrors) {
 TEST(SubscribePolicyConfig, ValidateConfigRefusesBadProxySettings) {
   Config c;
   c.api_key = "subscribe-proxy-test-key";
-  c.subscribe_proxy = "https://x/";
+  c.subscribe_proxy = "ftp://x/";
   EXPECT_THROW(validate_config(c), std::invalid_argument);
+  c.subscribe_proxy = "https://x/";
+  EXPECT_NO_THROW(validate_config(c));
   c.subscribe_proxy = "http://x/";
   EXPECT_NO_THROW(validate_config(c));
   c.proxy_timeout = std::chrono::milliseconds(0);

@@ -20,6 +20,10 @@ struct Config {
   unsigned threads = 0;                      // 0 = number of cores
   std::string jwt_secret;                    // HS256/384/512
   std::string jwt_public_key_file;           // PEM: RS*/PS*/ES*/EdDSA
+  // A JSON Web Key Set fetched over http:// or https:// (keys by `kid`, RS*/PS*/ES*/EdDSA). When
+  // set, the server builds its own verifier: pass no TokenVerifier to Server.
+  std::string jwt_jwks_url;
+  std::string jwt_jwks_ca_file;              // PEM CA(s) for an https JWKS URL; empty = system store
   std::string api_key;
   // Cluster mode (docs/cluster.md): redis://[user:password@]host[:port][/db], rediss://... (TLS),
   // redis-cluster://host[:port][,...] or rediss-cluster://... (Redis Cluster).
@@ -39,7 +43,7 @@ struct Config {
   // Client subscribe authorization (docs/protocol.md "Topics"): "open", "claims" or "proxy";
   // empty = "proxy" when subscribe_proxy is set, else "open".
   std::string subscribe_policy;
-  std::string subscribe_proxy;               // http://host[:port]/path the backend answers on
+  std::string subscribe_proxy;               // http[s]://host[:port]/path the backend answers on
   std::chrono::milliseconds proxy_timeout{2000};  // per backend request, then forbidden
   std::size_t proxy_max_in_flight = 64;      // backend requests per node; past it, forbidden at once
   std::size_t max_message_bytes = 65536;     // largest inbound WebSocket message

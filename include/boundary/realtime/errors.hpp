@@ -20,6 +20,7 @@ enum class AuthError {
   expired,          // `exp` <= now
   not_yet_valid,    // `nbf` > now
   no_user_id,       // neither `user-id` nor `sub`
+  unknown_key,      // JWKS: no key in the set for the token's `kid` (or no set fetched yet)
 };
 
 std::string_view to_string(AuthError e) noexcept;

@@ -58,6 +58,8 @@ class Server final : public RealtimeService {
   // `broker`: the link to the other nodes of a cluster. Null: made from Config::redis_url (none:
   // a single node). An application may pass its own adapter of the Broker port instead
   // (ports/broker.hpp states what it must guarantee); then Config::redis_url must be empty.
+  // `verifier`: null exactly when Config::jwt_jwks_url is set (the server then verifies tokens
+  // with the keys it fetches from there).
   Server(Config config, std::unique_ptr<TokenVerifier> verifier, Hooks hooks = {},
          std::unique_ptr<Broker> broker = nullptr);
   ~Server() override;

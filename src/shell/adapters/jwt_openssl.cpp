@@ -1,5 +1,6 @@
 #include "shell/adapters/jwt_openssl.hpp"
 
+#include <algorithm>
 #include <climits>
 #include <optional>
 #include <stdexcept>
@@ -12,10 +13,13 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/core_names.h>
 #include <openssl/objects.h>
+#include <openssl/param_build.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 
+#include "core/jwks.hpp"
 #include "core/jwt.hpp"
 
 namespace boundary::realtime::shell {
@@ -39,6 +43,18 @@ struct BioFree {
 };
 struct EcdsaSigFree {
   void operator()(ECDSA_SIG* p) const { ECDSA_SIG_free(p); }
+};
+struct PkeyCtxFree {
+  void operator()(EVP_PKEY_CTX* p) const { EVP_PKEY_CTX_free(p); }
+};
+struct BnFree {
+  void operator()(BIGNUM* p) const { BN_free(p); }
+};
+struct ParamBldFree {
+  void operator()(OSSL_PARAM_BLD* p) const { OSSL_PARAM_BLD_free(p); }
+};
+struct ParamFree {
+  void operator()(OSSL_PARAM* p) const { OSSL_PARAM_free(p); }
 };
 struct MacFree {
   void operator()(EVP_MAC* p) const { EVP_MAC_free(p); }
@@ -196,6 +212,48 @@ std::pair<const Alg*, std::size_t> es_alg_for_curve(int nid) {
   }
 }
 
+const unsigned char* bytes(const std::string& s) { return reinterpret_cast<const unsigned char*>(s.data()); }
+
+// A public key from OSSL_PARAMs (RFC 7518 §6: RSA n/e, EC curve and point), checked by OpenSSL.
+PkeyPtr pkey_from_params(const char* type, OSSL_PARAM_BLD* bld) {
+  std::unique_ptr<OSSL_PARAM, ParamFree> params(OSSL_PARAM_BLD_to_param(bld));
+  std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> ctx(EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr));
+  EVP_PKEY* raw = nullptr;
+  if (!params || !ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
+      EVP_PKEY_fromdata(ctx.get(), &raw, EVP_PKEY_PUBLIC_KEY, params.get()) != 1)
+    return nullptr;
+  PkeyPtr key(raw);
+  // An EC point must lie on its curve (invalid-curve attacks). RSA is left unchecked: OpenSSL's
+  // check runs Miller-Rabin rounds on n, slow for a 16384-bit modulus on the loop that fetched
+  // it, and a malformed RSA public key lets no one forge a signature.
+  if (std::string_view(type) == "EC") {
+    std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> check(EVP_PKEY_CTX_new_from_pkey(nullptr, key.get(), nullptr));
+    if (!check || EVP_PKEY_public_check(check.get()) != 1) return nullptr;
+  }
+  return key;
+}
+
+PkeyPtr pkey_from_jwk(const core::Jwk& jwk) {
+  if (jwk.type == core::JwkType::okp)
+    return PkeyPtr(EVP_PKEY_new_raw_public_key_ex(nullptr, jwk.curve == "Ed448" ? "ED448" : "ED25519", nullptr,
+                                                  bytes(jwk.x), jwk.x.size()));
+  std::unique_ptr<OSSL_PARAM_BLD, ParamBldFree> bld(OSSL_PARAM_BLD_new());
+  if (!bld) return nullptr;
+  if (jwk.type == core::JwkType::rsa) {
+    std::unique_ptr<BIGNUM, BnFree> n(BN_bin2bn(bytes(jwk.n), static_cast<int>(jwk.n.size()), nullptr));
+    std::unique_ptr<BIGNUM, BnFree> e(BN_bin2bn(bytes(jwk.e), static_cast<int>(jwk.e.size()), nullptr));
+    if (!n || !e || OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_N, n.get()) != 1 ||
+        OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_E, e.get()) != 1)
+      return nullptr;
+    return pkey_from_params("RSA", bld.get());  // the params copy the numbers
+  }
+  std::string point = "\x04" + jwk.x + jwk.y;  // uncompressed SEC 1 point
+  if (OSSL_PARAM_BLD_push_utf8_string(bld.get(), OSSL_PKEY_PARAM_GROUP_NAME, jwk.curve.c_str(), 0) != 1 ||
+      OSSL_PARAM_BLD_push_octet_string(bld.get(), OSSL_PKEY_PARAM_PUB_KEY, point.data(), point.size()) != 1)
+    return nullptr;
+  return pkey_from_params("EC", bld.get());
+}
+
 }  // namespace
 
 struct OpenSslJwtVerifier::Impl {
@@ -282,12 +340,30 @@ std::unique_ptr<OpenSslJwtVerifier> OpenSslJwtVerifier::from_public_key_pem(std:
   return std::unique_ptr<OpenSslJwtVerifier>(new OpenSslJwtVerifier(Impl::for_key(std::move(key))));
 }
 
-// Order matters: the alg is pinned before any signature work, so a token can never choose how
-// it is checked (RFC 8725 §3.1), and claims are only trusted once the signature holds.
+std::unique_ptr<OpenSslJwtVerifier> OpenSslJwtVerifier::from_jwk(const core::Jwk& jwk) {
+  PkeyPtr key = pkey_from_jwk(jwk);
+  ERR_clear_error();
+  if (!key) throw std::invalid_argument("OpenSSL refused the key");
+  auto impl = Impl::for_key(std::move(key));
+  std::erase_if(impl->allowed, [&](const Alg* alg) {
+    return std::find(jwk.algs.begin(), jwk.algs.end(), alg->name) == jwk.algs.end();
+  });
+  if (impl->allowed.empty()) throw std::invalid_argument("no algorithm fits the key");
+  return std::unique_ptr<OpenSslJwtVerifier>(new OpenSslJwtVerifier(std::move(impl)));
+}
+
 boost::system::result<Identity, AuthError> OpenSslJwtVerifier::verify(
     std::string_view token, std::int64_t now_unix_seconds) const {
   auto parsed = core::parse_jwt(token);
   if (!parsed) return parsed.error();
+  return verify_parsed(*parsed, now_unix_seconds);
+}
+
+// Order matters: the alg is pinned before any signature work, so a token can never choose how
+// it is checked (RFC 8725 §3.1), and claims are only trusted once the signature holds.
+boost::system::result<Identity, AuthError> OpenSslJwtVerifier::verify_parsed(
+    const core::ParsedJwt& token, std::int64_t now_unix_seconds) const {
+  const auto* parsed = &token;
   const Alg* alg = impl_->allowed_alg(parsed->alg);
   if (!alg) return AuthError::wrong_algorithm;
   if (!impl_->signature_ok(*alg, parsed->signing_input, parsed->signature)) {

@@ -12,6 +12,11 @@
 
 #include "boundary/realtime/ports/token_verifier.hpp"
 
+namespace boundary::realtime::core {
+struct Jwk;
+struct ParsedJwt;
+}  // namespace boundary::realtime::core
+
 namespace boundary::realtime::shell {
 
 class OpenSslJwtVerifier final : public TokenVerifier {
@@ -20,10 +25,17 @@ class OpenSslJwtVerifier final : public TokenVerifier {
   // unreadable or of an unsupported key type.
   static std::unique_ptr<OpenSslJwtVerifier> from_secret(std::string secret);
   static std::unique_ptr<OpenSslJwtVerifier> from_public_key_pem(std::string_view pem);
+  // One key of a JWKS (core::parse_jwks checked its shape): accepts the algs the key type allows,
+  // narrowed to `key.algs`. Throws std::invalid_argument when OpenSSL refuses the key (an EC
+  // point off its curve, for example).
+  static std::unique_ptr<OpenSslJwtVerifier> from_jwk(const core::Jwk& key);
 
   ~OpenSslJwtVerifier() override;
   boost::system::result<Identity, AuthError> verify(std::string_view token,
                                                     std::int64_t now_unix_seconds) const override;
+  // verify() for a token already parsed (the JWKS verifier parses once to read `kid`).
+  boost::system::result<Identity, AuthError> verify_parsed(const core::ParsedJwt& token,
+                                                           std::int64_t now_unix_seconds) const;
 
  private:
   struct Impl;

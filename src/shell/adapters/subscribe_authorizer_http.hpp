@@ -1,8 +1,9 @@
 #pragma once
-// SubscribeAuthorizer over HTTP/1.1 (Beast): POST the question as JSON to --subscribe-proxy with
-// `Authorization: Bearer <api-key>`, on the asking loop's io_context. One connection per
-// question (no keep-alive yet), http:// only. The whole exchange (resolve, connect, write, read)
-// has one deadline, --proxy-timeout. What a reply means is core::proxy_reply_allows'.
+// SubscribeAuthorizer over HTTP/1.1 (http_client.hpp): POST the question as JSON to
+// --subscribe-proxy with `Authorization: Bearer <api-key>`, on the asking loop's io_context. One
+// connection per question (no keep-alive yet), http:// or https:// (the system trust store).
+// The whole exchange (resolve, connect, TLS, write, read) has one deadline, --proxy-timeout.
+// What a reply means is core::proxy_reply_allows'.
 
 #include <atomic>
 #include <chrono>
@@ -14,6 +15,7 @@
 
 #include "boundary/realtime/ports/subscribe_authorizer.hpp"
 #include "core/subscribe_proxy.hpp"
+#include "shell/adapters/http_client.hpp"
 #include "shell/metrics.hpp"
 
 namespace boundary::realtime::shell {
@@ -23,6 +25,7 @@ struct SubscribeProxySettings {
   std::string api_key;
   std::chrono::milliseconds timeout{2000};
   std::size_t max_in_flight = 64;
+  std::shared_ptr<const HttpClientTls> tls;  // https URLs only
 };
 
 class HttpSubscribeAuthorizer final : public SubscribeAuthorizer {
