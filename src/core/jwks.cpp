@@ -1,4 +1,5 @@
 #include "core/jwks.hpp"
+#include "core/parse_util.hpp"
 
 #include <algorithm>
 #include <optional>
@@ -147,9 +148,13 @@ boost::system::result<JwksParse, std::string> parse_jwks(std::string_view docume
   using Result = boost::system::result<JwksParse, std::string>;
   if (document.size() > max_jwks_bytes)
     return Result(boost::system::in_place_error, "document larger than " + std::to_string(max_jwks_bytes) + " bytes");
-  boost::system::error_code ec;
-  json::value v = json::parse(document, ec);  // strict, depth-bounded
-  if (ec || !v.is_object()) return Result(boost::system::in_place_error, "not a JSON object");
+  // Strict and depth-bounded; a key twice (two "keys", two "n" in one key) is refused, not guessed at.
+  auto strict = parse_strict_json(document);
+  if (strict.problem == JsonProblem::duplicate_key)
+    return Result(boost::system::in_place_error, "a JSON key appears twice");
+  const json::value& v = strict.value;
+  if (strict.problem != JsonProblem::none || !v.is_object())
+    return Result(boost::system::in_place_error, "not a JSON object");
   const auto* keys = v.get_object().if_contains("keys");
   if (!keys || !keys->is_array()) return Result(boost::system::in_place_error, "no 'keys' array");
   JwksParse out;

@@ -258,7 +258,7 @@ void BasicHttpSession<Stream>::handle_upgrade(Request& req) {
     // A JWKS without the token's kid: wait once for the fetch this caused (or one under way),
     // then decide again from the start (the server may have begun shutting down meanwhile).
     awaited_keys_ = true;
-    auto ready = [self = shared_from_this(), ex = stream_.get_executor()] {
+    auto ready = [self = this->shared_from_this(), ex = stream_.get_executor()] {
       boost::asio::post(ex, [self] { self->handle_upgrade(self->parser_->get()); });
     };
     if (node.verifier().await_keys(*token, std::move(ready))) return;

@@ -393,10 +393,17 @@ TEST_F(BrokerRedis, EveryChannelAndKeyCarriesThePrefix) {
   EXPECT_TRUE(redis.keys.contains("blue/eu:node:node-a"));
   // Every name a command carries: channels of (un)subscribes and publishes, the key of scripts.
   for (const auto& c : redis.commands) {
-    if (c[0] == "SUBSCRIBE" || c[0] == "UNSUBSCRIBE")
-      for (std::size_t i = 1; i < c.size(); ++i) EXPECT_TRUE(c[i].starts_with("blue/eu:")) << c[0] << " " << c[i];
-    if (c[0] == "PUBLISH") EXPECT_TRUE(c[1].starts_with("blue/eu:")) << c[1];
-    if (c[0] == "EVAL") EXPECT_TRUE(c[3].starts_with("blue/eu:")) << c[3];
+    if (c[0] == "SUBSCRIBE" || c[0] == "UNSUBSCRIBE") {
+      for (std::size_t i = 1; i < c.size(); ++i) {
+        EXPECT_TRUE(c[i].starts_with("blue/eu:")) << c[0] << " " << c[i];
+      }
+    }
+    if (c[0] == "PUBLISH") {
+      EXPECT_TRUE(c[1].starts_with("blue/eu:")) << c[1];
+    }
+    if (c[0] == "EVAL") {
+      EXPECT_TRUE(c[3].starts_with("blue/eu:")) << c[3];
+    }
   }
 }
 

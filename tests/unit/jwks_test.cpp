@@ -148,6 +148,20 @@ TEST(JwksParse, DocumentErrorsRefuseTheWholeSet) {
   EXPECT_TRUE(parsed("{\"keys\":[]}").keys.empty());
 }
 
+TEST(JwksParse, AKeyTwiceRefusesTheWholeSet) {
+  // Parsers disagree on which of two values wins: two "keys", or two "x" in one key, are refused.
+  const std::string one = doc({ed25519("k")});
+  const std::string two_keys = "{\"keys\":[],\"keys\":" + one.substr(one.find('['));
+  const std::string two_x = "{\"keys\":[{\"kty\":\"OKP\",\"kid\":\"k\",\"crv\":\"Ed25519\",\"x\":\"" +
+                            std::string(ed25519_x) + "\",\"x\":\"" + b64(32) + "\"}]}";
+  for (const auto& bad : {two_keys, two_x}) {
+    auto r = parse_jwks(bad);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_NE(r.error().find("twice"), std::string::npos) << r.error();
+  }
+  EXPECT_EQ(kids(parsed(one)), std::vector<std::string>{"k"});
+}
+
 TEST(JwksParse, KeysPastTheLimitAreSkipped) {
   json::array keys;
   for (std::size_t i = 0; i < max_jwks_keys + 3; ++i) keys.push_back(ed25519("k" + std::to_string(i)));
