@@ -48,7 +48,8 @@ const std::vector<OptionInfo>& options() {
       {"subscribe-proxy", "http[s]://host[:port]/path the backend answers subscribe questions on (policy proxy)"},
       {"proxy-timeout", "milliseconds to wait for the subscribe proxy before refusing (default 2000)"},
       {"proxy-max-in-flight", "subscribe proxy requests in flight per node before refusing at once (default 64)"},
-      {"max-message-bytes", "largest inbound WebSocket message (default 65536)"},
+      {"max-message-bytes", "largest inbound WebSocket message, after decompression (default 65536)"},
+      {"compression", "permessage-deflate (RFC 7692) for clients that offer it: off or on (default off)"},
       {"max-outbound-bytes", "per-connection send buffer before a slow consumer is closed (default 1048576)"},
       {"max-subscriptions", "topics per connection (default 1000)"},
       {"idle-timeout", "seconds of silence before a connection is closed, pinged at half (default 60)"},
@@ -153,6 +154,12 @@ void apply(LoadedConfig& out, const std::string& name, const std::string& v) {
   else if (name == "proxy-timeout") c.proxy_timeout = std::chrono::milliseconds(parse_number<long>(name, v));
   else if (name == "proxy-max-in-flight") c.proxy_max_in_flight = parse_number<std::size_t>(name, v);
   else if (name == "max-message-bytes") c.max_message_bytes = parse_number<std::size_t>(name, v);
+  else if (name == "compression") {
+    // TOML may also say `compression = true`.
+    if (v != "off" && v != "on" && v != "false" && v != "true")
+      throw std::invalid_argument("--compression: expected off or on, got '" + v + "'");
+    c.compression = v == "on" || v == "true";
+  }
   else if (name == "max-outbound-bytes") c.max_outbound_bytes = parse_number<std::size_t>(name, v);
   else if (name == "max-subscriptions") c.max_subscriptions = parse_number<std::size_t>(name, v);
   else if (name == "idle-timeout") c.idle_timeout = std::chrono::seconds(parse_number<long>(name, v));

@@ -14,6 +14,7 @@ namespace {
 
 constexpr std::uint8_t fin_bit = 0x80;
 constexpr std::uint8_t rsv_bits = 0x70;
+constexpr std::uint8_t rsv1_bit = 0x40;
 constexpr std::uint8_t opcode_bits = 0x0F;
 constexpr std::uint8_t mask_bit = 0x80;
 constexpr std::uint8_t length_bits = 0x7F;
@@ -44,10 +45,13 @@ std::uint64_t read_length(std::span<const std::uint8_t> bytes) noexcept {
 }
 
 // Every violation visible in the first two bytes, given whether a fragmented message is open.
+// RSV1 is allowed only when `accept_rsv1` (permessage-deflate) and only on a message's first
+// frame (RFC 7692 6.1).
 std::optional<FrameError> check_first_bytes(std::uint8_t b0, std::uint8_t b1,
-                                            bool fragmented) noexcept {
+                                            bool fragmented, bool accept_rsv1) noexcept {
   const std::uint8_t op = b0 & opcode_bits;
-  if ((b0 & rsv_bits) != 0) return FrameError::reserved_bits;
+  const std::uint8_t allowed = accept_rsv1 && (op == 0x1 || op == 0x2) ? rsv1_bit : 0;
+  if ((b0 & rsv_bits & ~allowed) != 0) return FrameError::reserved_bits;
   if (!is_known_opcode(op)) return FrameError::reserved_opcode;
   if ((b1 & mask_bit) == 0) return FrameError::unmasked_frame;
   if (is_control(op)) {
@@ -107,9 +111,11 @@ DecodeStep payload_step(DecodeStep::Kind kind, std::string_view payload) noexcep
   return step;
 }
 
-DecodeStep text_step(std::string_view message) noexcept {
-  if (!is_valid_utf8(message)) return error_step(FrameError::invalid_utf8);
-  return payload_step(DecodeStep::Kind::text, message);
+DecodeStep text_step(std::string_view message, bool compressed) noexcept {
+  if (!compressed && !is_valid_utf8(message)) return error_step(FrameError::invalid_utf8);
+  DecodeStep step = payload_step(DecodeStep::Kind::text, message);
+  step.compressed = compressed;
+  return step;
 }
 
 // RFC 6455 7.4: 1004-1006 and 1015 are reserved for local use and must never be on the wire;
@@ -141,6 +147,7 @@ CloseCode close_code_for(FrameError e) noexcept {
   switch (e) {
     case FrameError::binary_message: return CloseCode::unsupported_data;
     case FrameError::invalid_utf8: return CloseCode::invalid_payload;
+    case FrameError::bad_compressed_data: return CloseCode::invalid_payload;
     case FrameError::message_too_big: return CloseCode::message_too_big;
     default: return CloseCode::protocol_error;
   }
@@ -161,6 +168,7 @@ std::string_view to_string(FrameError e) noexcept {
     case FrameError::binary_message: return "binary messages are not supported";
     case FrameError::invalid_utf8: return "invalid UTF-8";
     case FrameError::message_too_big: return "message too big";
+    case FrameError::bad_compressed_data: return "invalid compressed data";
   }
   return "unknown frame error";
 }
@@ -168,6 +176,7 @@ std::string_view to_string(FrameError e) noexcept {
 struct InboundDecoder::Header {
   std::uint8_t opcode = 0;
   bool fin = false;
+  bool rsv1 = false;
   std::uint64_t length = 0;
   std::size_t size = 0;  // header bytes, mask key included
   std::array<std::uint8_t, 4> mask{};
@@ -198,7 +207,7 @@ DecodeStep InboundDecoder::next(std::span<std::uint8_t> bytes) {
 auto InboundDecoder::parse_header(std::span<const std::uint8_t> bytes, Header& h,
                                   FrameError& e) const -> HeaderStatus {
   if (bytes.size() < 2) return HeaderStatus::incomplete;
-  if (auto err = check_first_bytes(bytes[0], bytes[1], fragmented_)) {
+  if (auto err = check_first_bytes(bytes[0], bytes[1], fragmented_, accept_compressed_)) {
     e = *err;
     return HeaderStatus::error;
   }
@@ -206,6 +215,7 @@ auto InboundDecoder::parse_header(std::span<const std::uint8_t> bytes, Header& h
   if (bytes.size() < 2 + ext) return HeaderStatus::incomplete;
   h.opcode = bytes[0] & opcode_bits;
   h.fin = (bytes[0] & fin_bit) != 0;
+  h.rsv1 = (bytes[0] & rsv1_bit) != 0;
   h.length = read_length(bytes);
   if (auto err = check_length_form(bytes[1] & length_bits, h.length)) {
     e = *err;
@@ -238,9 +248,10 @@ DecodeStep InboundDecoder::dispatch(const Header& h, std::span<std::uint8_t> pay
 }
 
 DecodeStep InboundDecoder::on_text(const Header& h, std::string_view payload) {
-  if (h.fin) return text_step(payload);  // the common case: no copy
+  if (h.fin) return text_step(payload, h.rsv1);  // the common case: no copy
   assembly_ = std::make_unique<std::string>(payload);
   fragmented_ = true;
+  compressed_ = h.rsv1;
   return {};
 }
 
@@ -250,7 +261,7 @@ DecodeStep InboundDecoder::on_continuation(const Header& h, std::string_view pay
   if (!h.fin) return {};
   fragmented_ = false;
   release_pending_ = true;  // the returned view points into assembly_ until the next call
-  return text_step(*assembly_);
+  return text_step(*assembly_, compressed_);
 }
 
 std::size_t write_frame_header(std::span<std::uint8_t, 10> out, Opcode op, std::uint64_t length,

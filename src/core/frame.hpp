@@ -23,7 +23,8 @@ enum class Opcode : std::uint8_t {
 
 // One named error per violation; each maps to the close code the server answers with.
 enum class FrameError {
-  reserved_bits,          // RSV1-3 set (no extension negotiated)        -> 1002
+  reserved_bits,          // RSV2/3 set, or RSV1 without permessage-deflate, on a
+                          // continuation or on a control frame             -> 1002
   reserved_opcode,        // opcode 3-7 or 0xB-0xF                         -> 1002
   unmasked_frame,         // client frames must be masked                  -> 1002
   fragmented_control,     // control frame with FIN clear                  -> 1002
@@ -36,6 +37,8 @@ enum class FrameError {
   binary_message,         // binary data frame                             -> 1003
   invalid_utf8,           // text message or close reason not UTF-8        -> 1007
   message_too_big,        // message (all fragments) over the limit        -> 1009
+                          // (compressed: the inflated size over the limit)
+  bad_compressed_data,    // permessage-deflate data that does not inflate  -> 1007
 };
 
 CloseCode close_code_for(FrameError e) noexcept;
@@ -49,6 +52,10 @@ struct DecodeStep {
   std::string_view payload;      // text message, ping/pong payload, or close reason
   std::uint16_t close_code = 0;  // for close: the peer's code, 1005 when the frame had none
   FrameError error{};            // for error
+  // For text: RSV1 was set on the message's first frame (permessage-deflate). The payload is
+  // then compressed: its UTF-8 is not checked here, and the limit applied is to the compressed
+  // size; the caller inflates with a bounded output and checks both.
+  bool compressed = false;
 };
 
 // Per-connection decoder state. Small (a few dozen bytes) while no fragmented message is open.
@@ -70,6 +77,9 @@ class InboundDecoder {
       : max_message_bytes_(static_cast<std::uint32_t>(std::min<std::size_t>(max_message_bytes, UINT32_MAX))) {}
 
   DecodeStep next(std::span<std::uint8_t> bytes);
+  // After permessage-deflate was negotiated: RSV1 on a data message's first frame marks it
+  // compressed instead of being an error.
+  void accept_compressed() noexcept { accept_compressed_ = true; }
 
 
  private:
@@ -88,6 +98,8 @@ class InboundDecoder {
   std::uint32_t max_message_bytes_;
   bool fragmented_ = false;
   bool release_pending_ = false;  // assembly_ was delivered; free it on the next call
+  bool accept_compressed_ = false;
+  bool compressed_ = false;       // the open fragmented message is compressed
 };
 
 // Server frames (never masked). The header is at most 10 bytes; `length` must be below 2^63.

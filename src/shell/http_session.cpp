@@ -16,6 +16,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/http_rules.hpp"
+#include "core/permessage_deflate.hpp"
 #include "shell/adapters/random.hpp"
 #include "shell/adapters/websocket_accept.hpp"
 #include "shell/hub.hpp"
@@ -295,9 +296,21 @@ void BasicHttpSession<Stream>::handle_upgrade(Request& req) {
       identity->profile = std::move(profile);
     }
   }
+  std::optional<core::DeflateAgreement> deflate;
+  if (node.config().compression) {
+    std::string offers;  // the header may come more than once (RFC 7230 3.2.2)
+    const auto [first, last] = req.equal_range(http::field::sec_websocket_extensions);
+    for (auto it = first; it != last; ++it) {
+      if (!offers.empty()) offers += ", ";
+      offers.append(it->value().data(), it->value().size());
+    }
+    deflate = core::negotiate_deflate(offers);
+  }
   std::string response =
       "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " +
-      websocket_accept(u.key) + "\r\n\r\n";
+      websocket_accept(u.key) + "\r\n";
+  if (deflate) response += "Sec-WebSocket-Extensions: " + core::deflate_response(*deflate) + "\r\n";
+  response += "\r\n";
   const auto early = buffer_.cdata();
   std::string_view early_bytes(static_cast<const char*>(early.data()), early.size());
   stream_.expires_never();
@@ -308,7 +321,7 @@ void BasicHttpSession<Stream>::handle_upgrade(Request& req) {
   } else {
     session = std::make_shared<WsSession>(loop_, stream_.release_socket(), id);
   }
-  session->start(std::move(*identity), std::move(response), early_bytes);
+  session->start(std::move(*identity), std::move(response), early_bytes, deflate);
 }
 
 template <class Stream>

@@ -38,6 +38,29 @@ void Loop::schedule_flush(std::shared_ptr<WsSession> session) {
   if (flush_pending_.size() == 1) asio::post(io_, [this] { flush_all(); });
 }
 
+Loop::Inflated Loop::inflate(const void* owner, bool context_takeover, std::string_view payload,
+                             std::size_t max_bytes) {
+  // The scratch string keeps the capacity of the largest message inflated on this loop (at most
+  // --max-message-bytes) unless it passed 64 KiB.
+  if (inflated_.capacity() > 64 * 1024) std::string().swap(inflated_);
+  std::unique_ptr<core::Inflater>& slot = context_takeover ? inflaters_[owner] : shared_inflater_;
+  const bool fresh = !slot;
+  if (fresh) slot = std::make_unique<core::Inflater>();
+  const auto before = fresh ? 0 : static_cast<std::int64_t>(slot->memory_bytes());
+  const auto result = slot->inflate(payload, max_bytes, inflated_, !context_takeover);
+  const auto after = static_cast<std::int64_t>(slot->memory_bytes());
+  node_.metrics().inflate_memory_bytes.fetch_add(after - before, std::memory_order_relaxed);
+  return {result, inflated_};
+}
+
+void Loop::drop_inflater(const void* owner) {
+  auto it = inflaters_.find(owner);
+  if (it == inflaters_.end()) return;
+  node_.metrics().inflate_memory_bytes.fetch_sub(static_cast<std::int64_t>(it->second->memory_bytes()),
+                                                 std::memory_order_relaxed);
+  inflaters_.erase(it);
+}
+
 void Loop::flush_all() {
   auto pending = std::move(flush_pending_);
   flush_pending_.clear();

@@ -4,7 +4,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <string_view>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
@@ -12,6 +15,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "boundary/realtime/connection_registry.hpp"
+#include "core/deflate_codec.hpp"
 #include "shell/tcp_socket.hpp"
 
 namespace boundary::realtime::shell {
@@ -32,6 +36,18 @@ class Loop {
   // Scratch buffer for socket reads, shared by every connection of this loop: an idle
   // connection holds no read buffer of its own.
   std::vector<std::uint8_t>& read_buffer() noexcept { return read_buffer_; }
+
+  // permessage-deflate: inflates one compressed message of `owner` into a scratch string of the
+  // loop (valid until the next call), at most `max_bytes` of it. `context_takeover`: the client
+  // keeps its window across messages, so `owner` gets its own stream (until drop_inflater);
+  // otherwise the loop's shared stream serves, reset after each message. Inflate memory is
+  // counted in the metrics.
+  struct Inflated {
+    core::Inflater::Result result;
+    std::string_view text;
+  };
+  Inflated inflate(const void* owner, bool context_takeover, std::string_view payload, std::size_t max_bytes);
+  void drop_inflater(const void* owner);
 
   // Sessions with queued output are flushed once per loop pass, so that everything queued for
   // a connection during one pass leaves in a single gather write.
@@ -59,6 +75,11 @@ class Loop {
   ConnectionRegistry registry_;
   std::vector<std::uint8_t> read_buffer_;
   std::vector<std::shared_ptr<WsSession>> flush_pending_;
+  // Only connections that negotiated permessage-deflate without client_no_context_takeover have
+  // an entry: every other connection pays nothing for compression.
+  std::unordered_map<const void*, std::unique_ptr<core::Inflater>> inflaters_;
+  std::unique_ptr<core::Inflater> shared_inflater_;
+  std::string inflated_;
   std::vector<std::shared_ptr<WsSession>> closing_;
   boost::asio::ip::tcp::acceptor acceptor_;
   boost::asio::steady_timer accept_retry_;

@@ -93,6 +93,13 @@ std::string render(const Metrics& m, Format format) {
     counter("realtime_cluster_reply_timeouts", "Cluster count waits that ended before every node answered.",
             m.cluster_reply_timeouts);
   }
+  if (m.compression) {
+    gauge("realtime_compressed_connections", "Open connections that negotiated permessage-deflate.",
+          m.compressed_connections);
+    gauge("realtime_inflate_memory_bytes",
+          "Bytes held by inflate streams: one per loop, and one per connection whose client keeps its window.",
+          m.inflate_memory_bytes);
+  }
   if (m.jwks) {
     gauge("realtime_jwks_keys", "Keys in the JWKS in use (--jwt-jwks-url); 0 until the first good fetch.", m.jwks_keys);
     emit_jwks_refreshes(out, format, m);

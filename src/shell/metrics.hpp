@@ -50,6 +50,11 @@ struct Metrics {
   std::atomic<std::uint64_t> redis_reconnects{0};       // connection attempts after a failure
   std::atomic<std::uint64_t> cluster_reply_timeouts{0}; // waits that ended before every node answered
 
+  // --compression on only (rendered when `compression` is set, before the loops start).
+  bool compression = false;
+  std::atomic<std::int64_t> compressed_connections{0};  // gauge: open connections that negotiated it
+  std::atomic<std::int64_t> inflate_memory_bytes{0};    // gauge: bytes zlib holds for inbound streams
+
   // --jwt-jwks-url only (rendered when `jwks` is set, before the loops start).
   bool jwks = false;
   std::atomic<std::int64_t> jwks_keys{0};               // gauge: keys in the set in use

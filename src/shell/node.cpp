@@ -41,6 +41,7 @@ Node::Node(Config config, std::unique_ptr<TokenVerifier> verifier, Hooks hooks, 
   if (verifier_ && jwks)
     throw std::invalid_argument("--jwt-jwks-url: the server builds its own verifier; pass none");
   if (!config_.tls_cert_file.empty()) tls_ = std::make_unique<TlsContext>(config_.tls_cert_file, config_.tls_key_file);
+  metrics_.compression = config_.compression;
   for (unsigned i = 0; i < config_.threads; ++i) loops_.push_back(std::make_unique<Loop>(*this, i));
   if (jwks) {
     // Fetches are rare and short: the first loop runs them, as it runs the Redis link.

@@ -67,7 +67,8 @@ WsSession::~WsSession() {
   if (!finished_) loop_.node().session_finished();
 }
 
-void WsSession::start(Identity identity, std::string upgrade_response, std::string_view early_bytes) {
+void WsSession::start(Identity identity, std::string upgrade_response, std::string_view early_bytes,
+                      std::optional<core::DeflateAgreement> deflate) {
   auto& metrics = loop_.node().metrics();
   error_code ec;
   socket_.non_blocking(true, ec);
@@ -82,6 +83,12 @@ void WsSession::start(Identity identity, std::string upgrade_response, std::stri
   }
   metrics.connections.fetch_add(1, std::memory_order_relaxed);
   metrics.connections_total.fetch_add(1, std::memory_order_relaxed);
+  if (deflate) {
+    deflate_window_bits_ = deflate->window_bits();
+    client_context_takeover_ = !deflate->client_no_context_takeover;
+    decoder_.accept_compressed();
+    metrics.compressed_connections.fetch_add(1, std::memory_order_relaxed);
+  }
   last_activity_ = Clock::now();
   enqueue(Message::from_wire(std::move(upgrade_response)));
   enqueue(connected);
@@ -203,7 +210,9 @@ bool WsSession::handle_step(const core::DecodeStep& step) {
   using Kind = core::DecodeStep::Kind;
   switch (step.kind) {
     case Kind::text:
-      if (state_ == State::open) handle_text(step.payload);
+      if (state_ != State::open) return true;
+      if (step.compressed) return handle_compressed(step.payload);
+      handle_text(step.payload);
       return true;
     case Kind::ping:
       if (state_ == State::open)
@@ -255,6 +264,16 @@ void WsSession::handle_text(std::string_view text) {
     case core::Action::custom: return run_custom(*who, std::move(cmd.message), std::move(cmd.ref));
     case core::Action::refresh: return refresh(*who, cmd.token, cmd.ref);
   }
+}
+
+bool WsSession::handle_compressed(std::string_view payload) {
+  const auto inflated = loop_.inflate(this, client_context_takeover_, payload, loop_.node().config().max_message_bytes);
+  using Result = core::Inflater::Result;
+  if (inflated.result == Result::too_big) return fail(core::FrameError::message_too_big), false;
+  if (inflated.result == Result::corrupt) return fail(core::FrameError::bad_compressed_data), false;
+  if (!core::is_valid_utf8(inflated.text)) return fail(core::FrameError::invalid_utf8), false;
+  handle_text(inflated.text);
+  return true;
 }
 
 void WsSession::refresh(const Identity& who, std::string_view token, const json::value& ref) {
@@ -363,7 +382,13 @@ void WsSession::fail(core::FrameError error) {
 }
 
 void WsSession::send(const Message& message) {
-  if (admit(message)) enqueue(message);  // deliveries are counted in messages_sent by the fan-out
+  // Deliveries are counted in messages_sent by the fan-out.
+  if (deflate_window_bits_ == 0) {
+    if (admit(message)) enqueue(message);
+    return;
+  }
+  const Message chosen = message.compressed_for(deflate_window_bits_);  // shared by every such recipient
+  if (admit(chosen)) enqueue(chosen);
 }
 
 bool WsSession::admit(const Message& message) {
@@ -536,6 +561,10 @@ void WsSession::unregister() {
   registered_ = false;
   auto& node = loop_.node();
   node.metrics().connections.fetch_sub(1, std::memory_order_relaxed);
+  if (deflate_window_bits_ != 0) {
+    node.metrics().compressed_connections.fetch_sub(1, std::memory_order_relaxed);
+    if (client_context_takeover_) loop_.drop_inflater(this);
+  }
   // The slot HttpSession::handle_upgrade took (--max-connections): free once the session leaves.
   const Identity* who = loop_.registry().identity_of(id());
   if (who) node.release_connection(who->user_id);

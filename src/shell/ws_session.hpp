@@ -27,6 +27,7 @@
 #include "boundary/realtime/identity.hpp"
 #include "boundary/realtime/ports/connection.hpp"
 #include "core/frame.hpp"
+#include "core/permessage_deflate.hpp"
 #include "core/rate_limiter.hpp"
 #include "shell/tcp_socket.hpp"
 #include "shell/tls_link.hpp"
@@ -45,8 +46,10 @@ class WsSession final : public Connection, public std::enable_shared_from_this<W
   ~WsSession() override;
 
   // Registers with the loop, queues the 101 response and the `connected` frame, starts reading.
-  // `early_bytes` are frame bytes that arrived with the upgrade request.
-  void start(Identity identity, std::string upgrade_response, std::string_view early_bytes);
+  // `early_bytes` are frame bytes that arrived with the upgrade request. `deflate`: what
+  // permessage-deflate negotiation agreed on, if it did (the 101 already says so).
+  void start(Identity identity, std::string upgrade_response, std::string_view early_bytes,
+             std::optional<core::DeflateAgreement> deflate = std::nullopt);
 
   std::string_view id() const noexcept override { return {id_.data(), id_size_}; }
   bool is_open() const noexcept override { return state_ == State::open; }
@@ -81,6 +84,9 @@ class WsSession final : public Connection, public std::enable_shared_from_this<W
   bool handle_step(const core::DecodeStep& step);
   // Client commands: core::decide_command decides, these carry the decision out.
   void handle_text(std::string_view text);
+  // A compressed message: inflated within --max-message-bytes, checked for UTF-8, then handled
+  // as text. False when the connection failed.
+  bool handle_compressed(std::string_view payload);
   // The subscribe proxy (--subscribe-policy proxy), then Hooks::on_subscribe, then subscribe().
   void ask_subscribe(const Identity& who, std::string topic, boost::json::value ref);
   void ask_hook(const Identity& who, std::string topic, boost::json::value ref);  // Hooks::on_subscribe
@@ -121,6 +127,9 @@ class WsSession final : public Connection, public std::enable_shared_from_this<W
   // --max-body-bytes are at most 1 GiB). Kept next to the flags: an idle session is small.
   std::uint32_t head_offset_ = 0;
   State state_ = State::open;
+  // permessage-deflate: the client's inflate window (8-15); 0 when not negotiated. With the flag
+  // below it fits in the padding after state_: sizeof(WsSession) is unchanged.
+  std::uint8_t deflate_window_bits_ = 0;
   bool registered_ : 1 = false;
   bool flush_scheduled_ : 1 = false;
   bool waiting_writable_ : 1 = false;
@@ -128,6 +137,7 @@ class WsSession final : public Connection, public std::enable_shared_from_this<W
   bool shutdown_after_flush_ : 1 = false;
   bool discard_input_ : 1 = false;      // after a close frame or a protocol error
   bool finished_ : 1 = false;
+  bool client_context_takeover_ : 1 = false;  // the client keeps its deflate window: own inflater
 };
 
 }  // namespace boundary::realtime::shell

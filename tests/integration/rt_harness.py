@@ -624,6 +624,7 @@ class RawWS:
             self._fill(deadline)
         end = self.buf.index(b"\r\n\r\n")
         head = bytes(self.buf[:end]).decode("latin-1")
+        self.response_head = head
         del self.buf[:end + 4]
         status_line = head.split("\r\n", 1)[0]
         self.status = int(status_line.split()[1])

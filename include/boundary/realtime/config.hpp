@@ -46,7 +46,9 @@ struct Config {
   std::string subscribe_proxy;               // http[s]://host[:port]/path the backend answers on
   std::chrono::milliseconds proxy_timeout{2000};  // per backend request, then forbidden
   std::size_t proxy_max_in_flight = 64;      // backend requests per node; past it, forbidden at once
-  std::size_t max_message_bytes = 65536;     // largest inbound WebSocket message
+  std::size_t max_message_bytes = 65536;     // largest inbound WebSocket message (inflated size)
+  // permessage-deflate (RFC 7692) for clients that offer it (docs/protocol.md "Compression").
+  bool compression = false;
   std::size_t max_outbound_bytes = 1048576;  // per-connection send queue before closing with 1008
   std::size_t max_subscriptions = 1000;      // topics per connection
   std::chrono::seconds idle_timeout{60};     // silence before close; a ping goes out at half
