@@ -147,6 +147,7 @@ json::object report(const Options& o, const Results& r) {
                    {"window", o.window},
                    {"no_wait", o.no_wait},
                    {"tls", o.tls},
+                   {"compression", o.compression},
                    {"connect", connect_json(r.connect)}};
   if (!o.ports.empty()) {
     json::array ports;

@@ -55,6 +55,9 @@ Usage: realtime-loadgen --scenario connect|fanout|broadcast|users [options]
   --connect-timeout S   per handshake (default 10)
   --timeout S           overall deadline (default 120)
   --quiet               no progress lines on stderr
+  --compression         offer permessage-deflate (the server runs with --compression on) and fail
+                        a client it is not negotiated for; each distinct compressed payload is
+                        inflated once, not once per client
   --tls                 wss:// and https:// (the server runs with --tls-cert; its certificate is not checked)
 
 Prints one JSON object on stdout and a summary on stderr. Exit status: 0 when every phase
@@ -198,6 +201,10 @@ Options parse_options(int argc, char** argv) {
     }
     if (arg == "--tls") {
       o.tls = true;
+      continue;
+    }
+    if (arg == "--compression") {
+      o.compression = true;
       continue;
     }
     std::string value;

@@ -42,6 +42,7 @@ struct Options {
   int server_pid = 0;
   bool quiet = false;
   bool tls = false;               // wss:// and https://
+  bool compression = false;       // offer permessage-deflate (and require it)
 };
 
 // Throws std::invalid_argument with a message fit for the user. Exits 0 after --help.

@@ -67,6 +67,7 @@ Run::Run(const Options& options) : o_(options), publisher_index_(options.connect
   const bool loopback = (ntohl(api_address.sin_addr.s_addr) >> 24) == 127;
   target.source_ips = loopback ? static_cast<std::uint32_t>(o_.source_ips) : 0;
   target.tls = o_.tls;
+  target.compression = o_.compression;
   pool_ = std::make_unique<WsPool>(reactor_, target, *this, o_.connections + 1);
   if (o_.protocol == Protocol::realtime && o_.scenario != Scenario::connect && o_.via == Via::api)
     api_ = std::make_unique<HttpClient>(reactor_, api_address, api_host, api_key_tag, *this, o_.tls);

@@ -27,12 +27,15 @@ constexpr std::size_t max_handshake_bytes = 16 * 1024;
 
 // One server frame at the front of `b`: its size, 0 when incomplete, no_frame when invalid.
 // Server frames are never masked (RFC 6455 5.1), so the payload is a view into `b`.
-std::size_t parse_frame(std::string_view b, bool& fin, std::uint8_t& opcode, std::string_view& payload) {
+// `rsv1_ok`: permessage-deflate was negotiated; `rsv1` reports a compressed message.
+std::size_t parse_frame(std::string_view b, bool& fin, std::uint8_t& opcode, std::string_view& payload,
+                        bool rsv1_ok, bool& rsv1) {
   if (b.size() < 2) return 0;
   auto byte = [&](std::size_t i) { return static_cast<std::uint8_t>(b[i]); };
   fin = (byte(0) & 0x80) != 0;
   opcode = byte(0) & 0x0F;
-  if ((byte(1) & 0x80) != 0 || (byte(0) & 0x70) != 0) return no_frame;
+  rsv1 = (byte(0) & 0x40) != 0;
+  if ((byte(1) & 0x80) != 0 || (byte(0) & (rsv1_ok ? 0x30 : 0x70)) != 0) return no_frame;
   std::uint64_t length = byte(1) & 0x7F;
   std::size_t header = 2;
   if (length == 126) {
@@ -114,7 +117,9 @@ void WsPool::start(std::size_t i, std::string request_target, Nanos now) {
   c.state = WsClient::State::connecting;
   c.out = "GET " + request_target + " HTTP/1.1\r\nHost: " + target_.host_headers[node] +
           "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key_for(c.index) +
-          "\r\nSec-WebSocket-Version: 13\r\n\r\n";
+          "\r\nSec-WebSocket-Version: 13\r\n" +
+          (target_.compression ? "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n" : "") +
+          "\r\n";
   c.want_write = true;
   reactor_.add(fd, EPOLLIN | EPOLLOUT, c.index);
 }
@@ -225,6 +230,11 @@ void WsPool::on_handshake_bytes(WsClient& c, Nanos now) {
   }
   if (header_value(head, "sec-websocket-accept") != accept_for(key_for(c.index)))
     return fail(c, "upgrade: wrong Sec-WebSocket-Accept");
+  if (target_.compression) {
+    if (header_value(head, "sec-websocket-extensions").find("permessage-deflate") == std::string_view::npos)
+      return fail(c, "upgrade: permessage-deflate not negotiated (--compression)");
+    c.deflate = true;
+  }
   std::string rest = c.in.substr(end + 4);
   std::string().swap(c.in);
   if (target_.protocol == Protocol::plain) {
@@ -244,13 +254,28 @@ std::size_t WsPool::process(WsClient& c, std::string_view bytes, Nanos now) {
     bool fin = false;
     std::uint8_t opcode = 0;
     std::string_view payload;
-    const std::size_t size = parse_frame(bytes.substr(offset), fin, opcode, payload);
+    bool rsv1 = false;
+    const std::size_t size = parse_frame(bytes.substr(offset), fin, opcode, payload, c.deflate, rsv1);
     if (size == 0) return offset;
     if (size == no_frame) {
       fail(c, "protocol error: bad frame header from server");
       return no_frame;
     }
     offset += size;
+    if (rsv1) {
+      if (!fin || opcode != 0x1) {
+        fail(c, "compressed frame the server never sends (fragmented or not text)");
+        return no_frame;
+      }
+      if (payload != last_compressed_) {
+        if (inflater_.inflate(payload, max_frame_bytes, last_inflated_, true) != core::Inflater::Result::ok) {
+          fail(c, "compressed frame does not inflate");
+          return no_frame;
+        }
+        last_compressed_.assign(payload);
+      }
+      payload = last_inflated_;
+    }
     if (!handle_frame(c, fin, opcode, payload, now)) return no_frame;
   }
   return no_frame;

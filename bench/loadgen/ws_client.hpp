@@ -13,6 +13,8 @@
 #include <string_view>
 #include <vector>
 
+#include "core/deflate_codec.hpp"
+
 #include "reactor.hpp"
 
 struct ssl_st;
@@ -34,6 +36,7 @@ struct WsClient {
   bool tls_ready = false;   // --tls: handshake done
   bool want_write = false;  // EPOLLOUT registered
   bool fragmented = false;  // a text/binary message continues in `assembly`
+  bool deflate = false;     // permessage-deflate negotiated (--compression)
   std::uint16_t close_code = 0;  // from the server's close frame, 0 when none came
   std::uint32_t index = 0;
   Nanos started = 0;             // connect() time
@@ -68,6 +71,7 @@ struct WsTarget {
   Protocol protocol = Protocol::realtime;
   std::uint32_t source_ips = 0;  // rotate over 127.0.0.1..N (0: let the kernel choose)
   bool tls = false;              // wss://: a TLS handshake before the upgrade
+  bool compression = false;      // offer permessage-deflate and require it in the answer
 };
 
 class WsPool {
@@ -115,6 +119,12 @@ class WsPool {
   std::uint64_t nonce_;
   std::uint64_t bytes_received_ = 0;
   std::array<char, 64 * 1024> buffer_{};
+  // --compression: the server sends one message's compressed frame to every client, so the pool
+  // inflates each distinct payload once (the last one is kept): its clients stand for as many
+  // machines, and inflating 10,000 copies would make the generator the bottleneck.
+  core::Inflater inflater_;
+  std::string last_compressed_;
+  std::string last_inflated_;
 };
 
 }  // namespace loadgen

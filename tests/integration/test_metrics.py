@@ -30,6 +30,7 @@ COUNTERS = {
 }
 CLUSTER_GAUGES = {"realtime_redis_up"}
 CLUSTER_COUNTERS = {"realtime_redis_reconnects", "realtime_cluster_reply_timeouts"}
+COMPRESSION_GAUGES = {"realtime_compressed_connections", "realtime_inflate_memory_bytes"}
 JWKS_GAUGES = {"realtime_jwks_keys"}
 JWKS_COUNTERS = {"realtime_jwks_refreshes"}  # labelled by result
 
@@ -121,6 +122,18 @@ class MetricsFormatsTest(RealtimeTestCase):
             for name in CLUSTER_COUNTERS:
                 self.assertEqual(fams[name][0], "counter")
 
+
+    @no_server
+    async def test_compression_families_in_both_formats(self):
+        self.server = self.start_server(["--compression", "on"])
+        await self.connect()  # websockets offers permessage-deflate
+        for parse, accept in ((parse_text, None), (parse_openmetrics, OPENMETRICS_ACCEPT)):
+            _, text = await self.scrape(accept)
+            fams = families(parse, text)
+            self.assertEqual(set(fams), GAUGES | COUNTERS | COMPRESSION_GAUGES)
+            self.assertEqual(fams["realtime_compressed_connections"],
+                             ("gauge", {"realtime_compressed_connections": 1.0}))
+            self.assertEqual(fams["realtime_inflate_memory_bytes"][0], "gauge")
 
     @no_server
     async def test_jwks_families_in_both_formats(self):
