@@ -24,6 +24,8 @@ constexpr std::size_t no_frame = static_cast<std::size_t>(-1);
 // generator never sends anything that could come back this big.
 constexpr std::uint64_t max_frame_bytes = 16u << 20;
 constexpr std::size_t max_handshake_bytes = 16 * 1024;
+// --compression: distinct compressed payloads kept inflated (well above any --window).
+constexpr std::size_t max_inflated = 4096;
 
 // One server frame at the front of `b`: its size, 0 when incomplete, no_frame when invalid.
 // Server frames are never masked (RFC 6455 5.1), so the payload is a view into `b`.
@@ -267,14 +269,17 @@ std::size_t WsPool::process(WsClient& c, std::string_view bytes, Nanos now) {
         fail(c, "compressed frame the server never sends (fragmented or not text)");
         return no_frame;
       }
-      if (payload != last_compressed_) {
-        if (inflater_.inflate(payload, max_frame_bytes, last_inflated_, true) != core::Inflater::Result::ok) {
+      auto it = inflated_.find(std::string(payload));
+      if (it == inflated_.end()) {
+        if (inflated_.size() >= max_inflated) inflated_.clear();
+        std::string text;
+        if (inflater_.inflate(payload, max_frame_bytes, text, true) != core::Inflater::Result::ok) {
           fail(c, "compressed frame does not inflate");
           return no_frame;
         }
-        last_compressed_.assign(payload);
+        it = inflated_.emplace(std::string(payload), std::move(text)).first;
       }
-      payload = last_inflated_;
+      payload = it->second;
     }
     if (!handle_frame(c, fin, opcode, payload, now)) return no_frame;
   }

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "core/deflate_codec.hpp"
@@ -120,11 +121,12 @@ class WsPool {
   std::uint64_t bytes_received_ = 0;
   std::array<char, 64 * 1024> buffer_{};
   // --compression: the server sends one message's compressed frame to every client, so the pool
-  // inflates each distinct payload once (the last one is kept): its clients stand for as many
-  // machines, and inflating 10,000 copies would make the generator the bottleneck.
-  core::Inflater inflater_;
-  std::string last_compressed_;
-  std::string last_inflated_;
+  // inflates each distinct payload once: its clients stand for as many machines, and inflating
+  // 10,000 copies would make the generator the bottleneck. Clients read their bursts one after
+  // another, so the messages in flight (--window) are kept, not only the last one; the map is
+  // cleared when it reaches max_inflated entries.
+  boundary::realtime::core::Inflater inflater_;
+  std::unordered_map<std::string, std::string> inflated_;
 };
 
 }  // namespace loadgen
