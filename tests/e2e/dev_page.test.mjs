@@ -441,6 +441,77 @@ describe("dev page whose origin --allowed-origins excludes", { timeout: 120_000 
 
 // ---- outside dev mode there is no page --------------------------------------------------------
 
+describe("permessage-deflate with Chromium (--compression on)", { timeout: 120_000 }, () => {
+  let server, apiKey, token, context, page, profileDir;
+
+  before(async () => {
+    server = await startServer(["--compression", "on"]);
+    apiKey = await until("the API key in the dev-mode banner", STARTUP_MS, () => {
+      const match = /^\s*API key\s*:\s*(\S+)\s*$/m.exec(server.stdout);
+      return match && match[1];
+    });
+    const html = await (await http(server.base, "/")).text();
+    token = /const DEV_TOKEN = "([^"]+)"/.exec(html)?.[1];
+    assert.ok(token && !token.startsWith("__REALTIME"), "the dev page carries its sample token");
+    profileDir = await mkdtemp(path.join(tmpdir(), "realtime-e2e-chromium-"));
+    context = await chromium.launchPersistentContext(profileDir, {
+      executablePath: BROWSER, headless: true, args: CHROMIUM_ARGS, viewport: { width: 1280, height: 900 }, timeout: STARTUP_MS,
+    });
+    context.setDefaultTimeout(UI_MS);
+    page = context.pages()[0] ?? (await context.newPage());
+    await page.goto(server.base + "/", { timeout: UI_MS });
+  });
+
+  after(async () => {
+    await context?.close().catch(() => {});
+    await server?.stop();
+    if (profileDir) await rm(profileDir, { recursive: true, force: true });
+  });
+
+  test("the browser negotiates it, sends compressed and receives the compressed frame", async () => {
+    const big = { type: "report", rows: Array.from({ length: 40 }, (_, i) => ({ id: i, name: "row name", status: "ok" })) };
+    const url = server.base.replace(/^http/, "ws") + "/ws?token=" + encodeURIComponent(token);
+    // In the page: connect, subscribe, publish `big` through the socket (Chromium compresses what
+    // it sends once the extension is negotiated), then wait for a second message published
+    // through the HTTP API.
+    const result = page.evaluate(async ({ url, big, deadline }) => {
+      const ws = new WebSocket(url);
+      const received = [];
+      const next = () => new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error("no message in time")), deadline);
+        ws.addEventListener("message", (e) => { clearTimeout(timer); resolve(JSON.parse(e.data)); }, { once: true });
+      });
+      let msg = await next();
+      if (msg.type !== "connected") throw new Error("first message: " + msg.type);
+      ws.send(JSON.stringify({ action: "subscribe", topic: "demo:deflate" }));
+      msg = await next();
+      ws.send(JSON.stringify({ action: "publish", topic: "demo:deflate", message: big }));
+      while (received.length < 2) {
+        msg = await next();
+        if (msg.type === "report" || msg.type === "api-report") received.push(msg);
+        if (msg.type === "report") window.__deflateReady = true;
+      }
+      const extensions = ws.extensions;
+      ws.close();
+      return { extensions, received };
+    }, { url, big, deadline: UI_MS });
+    await page.waitForFunction(() => window.__deflateReady === true, null, { timeout: UI_MS });
+    const metrics = await (await http(server.base, "/metrics")).text();
+    const compressed = Number(/^realtime_compressed_connections (\d+)$/m.exec(metrics)?.[1]);
+    assert.ok(compressed >= 1, "the dev page's and the test's connections negotiated it: " + compressed);
+    // Every byte the server read from WebSocket clients so far (the dev page's and this socket's
+    // frames) is fewer than the publish command alone: Chromium sent it compressed.
+    const bytesIn = Number(/^realtime_bytes_received_total (\d+)$/m.exec(metrics)?.[1]);
+    const command = JSON.stringify({ action: "publish", topic: "demo:deflate", message: big }).length;
+    assert.ok(bytesIn > 0 && bytesIn < command, `bytes received ${bytesIn}, publish command ${command}`);
+    assert.ok(await publish(server.base, apiKey, "demo:deflate", { ...big, type: "api-report" }) >= 1);
+    const out = await result;
+    assert.equal(out.extensions, "permessage-deflate; server_no_context_takeover");
+    const strip = ({ timestamp, topic, ...rest }) => rest;
+    assert.deepEqual(out.received.map(strip), [big, { ...big, type: "api-report" }]);
+  });
+});
+
 describe("no dev page outside dev mode", { timeout: 60_000 }, () => {
   let server;
   before(async () => { server = await startServer(["--jwt-secret", "e2e-secret-0123456789abcdef0123456789abc", "--api-key", "e2e-api-key-0123456789"]); });
