@@ -6,6 +6,7 @@ Runs every scenario against every server, one after another under the same condi
   ours-1t   realtime-server --threads 1, pinned to CPU 0   (load generator on CPU 1)
   ours-2t   realtime-server --threads 2, pinned to CPUs 0-1 (load generator on CPU 1 too)
   ours-tls  ours-1t with --tls-cert/--tls-key, the load generator with --tls (fanout and connect only)
+  ours-deflate  ours-1t with --compression on, the load generator with --compression (fanout and connect only)
   ws        node bench/peers/ws-server.mjs, pinned to CPU 0
   socketio  node bench/peers/socketio-server.mjs, pinned to CPU 0
 
@@ -29,7 +30,7 @@ Environment knobs (defaults for a full run; QUICK=1 changes the ones marked *):
   GROWTH_N ("1000 5000 10000 19000"*)  GROWTH_MESSAGES (200*)
   Quick mode: RUNS=1 MESSAGES=50 RATE_MESSAGES=1000 USERS_DURATION=2 HOLD=1 GROWTH_N="1000 10000"
   GROWTH_MESSAGES=MESSAGES ATTEMPTS=1 QUIET_TIMEOUT=15 OUT=build/bench-quick (about 2 minutes).
-  SERVERS ("ours-1t ours-2t ours-tls ws socketio")  SCENARIOS ("fanout rate connect users growth")
+  SERVERS ("ours-1t ours-2t ours-tls ours-deflate ws socketio")  SCENARIOS ("fanout rate connect users growth")
   MAX_OTHERS (0.5; per 10 s of a longer run)    ATTEMPTS (3*)  QUIET_TIMEOUT (300* s)  QUIET_CPU (0.10 CPU s per s)
   PORT (3850)         SERVER, LOADGEN (build/release binaries)  OUT (docs*)
   Setting SERVERS or SCENARIOS keeps the other raw results (a partial re-run); without them
@@ -69,11 +70,12 @@ SECRET = "bench-secret-0123456789abcdef0123456789a"  # 40 characters
 API_KEY = "bench-api-key-0123456789"  # at least 16 bytes, as the server requires
 OPT_BEGIN = "<!-- optimisations:begin -->"
 OPT_END = "<!-- optimisations:end -->"
-ALL_SERVERS = ["ours-1t", "ours-2t", "ours-tls", "ws", "socketio"]
+ALL_SERVERS = ["ours-1t", "ours-2t", "ours-tls", "ours-deflate", "ws", "socketio"]
 TLS_SCENARIOS = ("fanout", "connect")  # ours-tls: what TLS changes (per-byte cost, handshakes, memory)
+DEFLATE_SCENARIOS = ("fanout", "connect")  # ours-deflate: the compression pass per message, memory
 ALL_SCENARIOS = ["fanout", "rate", "connect", "users", "growth"]
 COLORS = {"ours-1t": charts.PALETTE[0], "ours-2t": charts.PALETTE[1], "ws": charts.PALETTE[2],
-          "socketio": charts.PALETTE[3], "ours-tls": charts.PALETTE[4]}
+          "socketio": charts.PALETTE[3], "ours-tls": charts.PALETTE[4], "ours-deflate": charts.PALETTE[5]}
 PERCENTILES = ["p50", "p90", "p99", "p99.9", "max"]
 KEEP_WORK: list = []  # logs of runs whose server died or did not start
 
@@ -256,6 +258,8 @@ def loadgen_args(cfg: Config, server: str, case: Case, port: int, pid: int) -> l
     a = ["--port", str(port), "--connections", str(case.n), "--server-pid", str(pid), "--quiet"]
     if server == "ours-tls":
         a += ["--tls"]
+    if server == "ours-deflate":
+        a += ["--compression"]
     if is_ours(server):
         a += ["--secret", SECRET, "--api-key", API_KEY]
     else:
@@ -345,6 +349,7 @@ def server_specs(cfg: Config) -> dict:
         "ours-1t": ServerSpec("ours-1t", "0", "1"),
         "ours-2t": ServerSpec("ours-2t", "0,1", "1"),
         "ours-tls": ServerSpec("ours-tls", "0", "1"),
+        "ours-deflate": ServerSpec("ours-deflate", "0", "1"),
         "ws": ServerSpec("ws", "0", "1"),
         "socketio": ServerSpec("socketio", "0", "1"),
     }
@@ -370,8 +375,11 @@ def server_specs(cfg: Config) -> dict:
         specs["ours-tls"].available, specs["ours-tls"].why_not = False, "the openssl command (its certificate) is missing"
     elif "--tls" not in help_text:
         specs["ours-tls"].available, specs["ours-tls"].why_not = False, "the load generator has no --tls (rebuild: make build)"
+    if "--compression" not in help_text:
+        specs["ours-deflate"].available = False
+        specs["ours-deflate"].why_not = "the load generator has no --compression (rebuild: make build)"
     if not os.access(cfg.server_bin, os.X_OK):
-        for n in ("ours-1t", "ours-2t", "ours-tls"):
+        for n in ("ours-1t", "ours-2t", "ours-tls", "ours-deflate"):
             specs[n].available, specs[n].why_not = False, f"{cfg.server_bin} is missing (make build)"
     return specs
 
@@ -414,6 +422,8 @@ class RunningServer:
                         "--commands-per-second", "0", "--log-level", "warn"]
             if spec.name == "ours-tls":
                 self.cmd += ["--tls-cert", TLS_FILES["cert"], "--tls-key", TLS_FILES["key"]]
+            if spec.name == "ours-deflate":
+                self.cmd += ["--compression", "on"]
         else:
             script = "ws-server.mjs" if spec.name == "ws" else "socketio-server.mjs"
             self.cmd = ["node", os.path.join(ROOT, "bench/peers", script), "--port", str(port)]
@@ -611,6 +621,8 @@ def measure(cfg: Config) -> None:
     for sc in cfg.scenarios:
         for server in servers:
             if server == "ours-tls" and sc not in TLS_SCENARIOS:
+                continue
+            if server == "ours-deflate" and sc not in DEFLATE_SCENARIOS:
                 continue
             for case in cases_by_scenario[sc]:
                 if applies(server, case) and (server, case.id) not in seen:
@@ -970,7 +982,7 @@ def render(cfg: Config) -> str:
     d.add("Knobs (environment or `make bench VAR=value`): `RUNS` (3), `MESSAGES` (1000), `CONNECTIONS` (10000), "
           "`RATE` (1000 msg/s), `RATE_MESSAGES` (5000), `RATE_CONNECTIONS` (1000), `USERS_RATE` (5000), "
           "`USERS_DURATION` (10 s), `HOLD` (2 s), `GROWTH_N` (\"1000 5000 10000 19000\"), `GROWTH_MESSAGES` (200), "
-          "`SIZE` (100 B), `WINDOW` (256), `SERVERS` (\"ours-1t ours-2t ours-tls ws socketio\"), "
+          "`SIZE` (100 B), `WINDOW` (256), `SERVERS` (\"ours-1t ours-2t ours-tls ours-deflate ws socketio\"), "
           "`SCENARIOS` (\"fanout rate connect users growth\"), `MAX_OTHERS` (0.5 CPU s), `ATTEMPTS` (3), "
           "`QUIET_TIMEOUT` (300 s), `PORT` (3850), `OUT` (docs). With `SERVERS` or `SCENARIOS` set, the other "
           "servers' and scenarios' raw results are kept and the file is re-rendered from all of them.", "")
@@ -986,7 +998,9 @@ def render(cfg: Config) -> str:
           "--commands-per-second 0 --log-level warn` (HS256 JWT secret, API key), pinned to CPU 0; **ours-2t** = the same "
           "with `--threads 2`, pinned to CPUs 0–1; **ours-tls** = ours-1t with `--tls-cert`/`--tls-key` (a self-signed "
           "P-256 certificate; TLS 1.3), its clients full TLS handshakes without resumption (`realtime-loadgen --tls`), "
-          "fanout and connect only. **ws** = `node bench/peers/ws-server.mjs` (every text message from "
+          "fanout and connect only; **ours-deflate** = ours-1t with `--compression on`, every client negotiating "
+          "permessage-deflate (`realtime-loadgen --compression`, which inflates each distinct payload once), fanout and "
+          "connect only. **ws** = `node bench/peers/ws-server.mjs` (every text message from "
           "a client goes to every other client) and **socketio** = `node bench/peers/socketio-server.mjs` (a `publish` "
           "event is `socket.broadcast.emit(\"message\", …)`, WebSocket transport only), both pinned to CPU 0.",
           "- The load generator is pinned to CPU 1. The machine has only 2 cores, so **ours-2t shares CPU 1 with the "
