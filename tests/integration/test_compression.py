@@ -13,10 +13,12 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import urllib.parse
 import zlib
 
-from rt_harness import HERE, HOST, OP_CONT, OP_PING, OP_TEXT, RealtimeTestCase, no_server, server_args
+from rt_harness import (HERE, HOST, OP_CONT, OP_PING, OP_TEXT, SERVER, RawWS, RealtimeTestCase, no_server,
+                        random_secret, server_args)
 
 NODE_DIR = os.path.join(HERE, "node")
 OFFER = {"Sec-WebSocket-Extensions": "permessage-deflate; client_max_window_bits"}
@@ -310,3 +312,31 @@ class CompressionOffTest(RealtimeTestCase):
     async def test_explicit_off(self):
         raw = self.raw(headers=OFFER)
         self.assertIsNone(extensions_of(raw))
+
+
+class CompressionOptionTest(RealtimeTestCase):
+    """--compression from the environment and TOML, and its refused values."""
+
+    @no_server
+    async def test_environment_turns_it_on(self):
+        self.server = self.start_server(env={"REALTIME_COMPRESSION": "on"})
+        self.assertIsNotNone(extensions_of(self.raw(headers=OFFER)))
+        self.assertIn("compression=on", self.server.log())
+
+    @no_server
+    async def test_toml_turns_it_on_as_a_string_or_a_boolean(self):
+        for value in ('"on"', "true"):
+            with self.subTest(value=value), tempfile.NamedTemporaryFile("w", suffix=".toml") as conf:
+                conf.write(f"compression = {value}\n")
+                conf.flush()
+                srv = self.start_server(["--config", conf.name])
+                raw = RawWS(srv.port, srv.token(), headers=OFFER)
+                self.addCleanup(raw.close)
+                self.assertIsNotNone(extensions_of(raw))
+
+    @no_server
+    async def test_other_values_are_refused(self):
+        proc = subprocess.run([SERVER, "--jwt-secret", random_secret(), "--api-key", random_secret(),
+                               "--compression", "yes"], capture_output=True, text=True, timeout=10)
+        self.assertEqual(proc.returncode, 2, proc.stderr)
+        self.assertIn("--compression: expected off or on", proc.stderr)
