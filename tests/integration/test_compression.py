@@ -43,6 +43,15 @@ def deflate(data: bytes, c=None) -> bytes:
     return out[:-4]
 
 
+def peak_rss(pid: int) -> int:
+    """VmHWM of a process, in bytes."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM")
+
+
 def extensions_of(raw) -> str | None:
     m = re.search(r"(?im)^sec-websocket-extensions:\s*(.*?)\s*$", raw.response_head)
     return m.group(1) if m else None
@@ -215,12 +224,16 @@ class CompressionTest(RealtimeTestCase):
     async def test_compression_bomb_is_closed_with_1009(self):
         raw = self.raw(headers=OFFER)
         message_json(next_data_frame(raw))
-        bomb = deflate(b'{"action":"ping","ref":"' + b"A" * (64 * 1024 * 1024) + b'"}')
-        self.assertLess(len(bomb), 128 * 1024)  # under the limit on the wire
+        bomb = deflate(b'{"action":"ping","ref":"' + b"A" * (32 * 1024 * 1024) + b'"}')
+        # Under the limit on the wire, so the 1009 can only come from inflating it.
+        self.assertLess(len(bomb), 65536)
+        peak_before = peak_rss(self.server.proc.pid)
         raw.send_frame(OP_TEXT, bomb, rsv=0x4)
         end = raw.read_until_end(5)
         self.assertEqual(end["close_code"], 1009)
         self.assertEqual(end["frames"], [])
+        # The server's peak RSS grew by far less than the 32 MiB the bomb inflates to.
+        self.assertLess(peak_rss(self.server.proc.pid) - peak_before, 4 * 1024 * 1024)
         # What the loop's stream holds stays a stream's size, not the message's.
         self.assertLess(await self.metric("realtime_inflate_memory_bytes"), 256 * 1024)
 
