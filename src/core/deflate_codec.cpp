@@ -11,8 +11,8 @@ namespace {
 
 // RFC 7692 7.2.1: the sync flush's empty stored block, removed on send and restored on receive.
 constexpr std::array<unsigned char, 4> flush_tail{0x00, 0x00, 0xFF, 0xFF};
-// Level 6, zlib's default: the message is compressed once for all its recipients, so the
-// better ratio is worth the few microseconds over level 1 (docs/benchmarks.md).
+// Level 6, zlib's default: a message is compressed once for all its recipients, so the pass
+// is paid per message, not per delivery, and the better ratio saves bytes on every one.
 constexpr int deflate_level = 6;
 // Bytes inflated per step before they are appended to the output; the output never goes past
 // the limit, whatever the input claims.
