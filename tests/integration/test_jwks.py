@@ -214,6 +214,7 @@ class JwksTest(JwksBase):
         self.assertEqual(await self.metric("realtime_jwks_keys"), len(FIRST_SET) + 1)
 
     async def test_endpoint_down_keeps_the_last_good_set(self):
+        await self.until_refreshes("ok", 1)  # the set this test keeps: the server is up before its first fetch ends
         self.endpoint.stop()
         await self.until_refreshes("error", 1, poke=self.tokens["stray"])
         for kid in ("rsa-1", "ed-1"):
@@ -222,6 +223,7 @@ class JwksTest(JwksBase):
         self.assertIn("keeping the last good set", self.server.log())
 
     async def test_garbage_keeps_the_last_good_set(self):
+        await self.until_refreshes("ok", 1)
         self.endpoint.answer = (200, b'{"keys": "not a list"')
         await self.until_refreshes("error", 1, poke=self.tokens["stray"])
         self.assertEqual(await self.status_of(self.tokens["p256-1"]), 101)

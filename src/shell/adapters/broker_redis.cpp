@@ -106,8 +106,8 @@ BrokerRedis::Shard* BrokerRedis::shard_at(const core::Endpoint& e) {
     if (s->endpoint == e) return s.get();
   auto& s = pool_.emplace_back(std::make_unique<Shard>(io_, e, opt_.link));
   s->sub.set_push_handler([this, p = s.get()](const core::RespValue* r) { on_push(p, r); });
-  s->cmd.set_down_handler([this] { on_down(); });
-  s->sub.set_down_handler([this] { on_down(); });
+  s->cmd.set_down_handler([this] { on_link_down(); });
+  s->sub.set_down_handler([this] { on_link_down(); });
   return s.get();
 }
 
@@ -333,6 +333,15 @@ void BrokerRedis::subscribe(bool topic, const std::string& channel, bool on) {
   s.sub.command({on ? type.subscribe : type.unsubscribe, channel});
   if (!on) ++s.unsubscribing[channel];
   ++s.sub_sent;
+}
+
+// A link dropped. While the other links of the attempt are still connecting, nothing else says
+// so: a Redis that ends the TLS session after the handshake (a client certificate it requires and
+// did not get, under TLS 1.3) would otherwise leave no trace in the log.
+void BrokerRedis::on_link_down() {
+  if (state_ == State::connecting && log_retry())
+    spdlog::warn("cluster: {} closed the connection while the node was connecting; retrying", describe());
+  on_down();
 }
 
 void BrokerRedis::on_down() {

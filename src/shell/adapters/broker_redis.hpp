@@ -161,6 +161,7 @@ class BrokerRedis final : public Broker {
   void check_liveness();
   void on_subscribing();
   void on_down();
+  void on_link_down();
   void restart(std::string_view why);
   void set_up(bool up);
   void subscribe_all();
