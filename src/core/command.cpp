@@ -152,8 +152,10 @@ CommandDecision decide_command(std::string_view text, const Identity& who, const
   return std::move(cmd);
 }
 
-std::string reply_subscribed(std::string_view topic, const json::value& ref) {
-  return with_ref({{"type", "subscribed"}, {"topic", topic}}, ref);
+std::string reply_subscribed(std::string_view topic, const json::value& ref, std::optional<bool> recovered) {
+  json::object r{{"type", "subscribed"}, {"topic", topic}};
+  if (recovered) r["recovered"] = *recovered;
+  return with_ref(std::move(r), ref);
 }
 
 std::string reply_subscribed(std::string_view topic, std::uint64_t offset, std::string_view epoch,

@@ -82,7 +82,9 @@ CommandDecision decide_command(std::string_view text, const Identity& who, const
 inline constexpr std::string_view subscribe_forbidden = "not allowed to subscribe to this topic";
 
 // Replies, serialized. `ref` is omitted when null.
-std::string reply_subscribed(std::string_view topic, const boost::json::value& ref);
+// `recovered`: a subscribe with `recover` on a topic without history (always false).
+std::string reply_subscribed(std::string_view topic, const boost::json::value& ref,
+                             std::optional<bool> recovered = std::nullopt);
 // On a topic with history: the stream's last offset and epoch, and `recovered` when the
 // subscribe asked for a recovery.
 std::string reply_subscribed(std::string_view topic, std::uint64_t offset, std::string_view epoch,

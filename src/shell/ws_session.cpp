@@ -331,7 +331,7 @@ void WsSession::subscribe(const core::Command& cmd) {
   const auto r = loop_.registry().subscribe(id(), cmd.topic, node.config().max_subscriptions);
   if (r == ConnectionRegistry::SubscribeResult::limit_reached)
     return refuse(CommandErrorCode::too_many_subscriptions, "subscription limit reached", cmd.ref);
-  auto reply = core::reply_subscribed(cmd.topic, cmd.ref);
+  auto reply = core::reply_subscribed(cmd.topic, cmd.ref, cmd.recover ? std::optional<bool>(false) : std::nullopt);
   if (!node.hub().distributed()) return send(Message::from_json(reply));
   // Cluster: answer once the node's subscription is in effect, so that anything published
   // anywhere after the reply reaches this connection.

@@ -78,6 +78,10 @@ class OffsetTest(HistoryTestCase):
         self.assertEqual(data, {"delivered": 1})
         m = await self.recv_json(ws)
         self.assertNotIn("offset", m)
+        ws2, _ = await self.connect()
+        reply = await self.subscribe(ws2, "other", {"offset": 1, "epoch": "x"})
+        self.assertEqual(reply["recovered"], False)
+        self.assertNotIn("offset", reply)
 
     async def test_subscribed_reply_carries_last_offset_and_same_epoch(self):
         ws1, _ = await self.connect()

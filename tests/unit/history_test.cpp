@@ -169,7 +169,7 @@ TEST(HistoryBook, OpenedEmptyStreamLivesForItsTtl) {
 
 TEST(HistoryBook, ByteCapDropsLeastRecentlyPublishedStreamsWhole) {
   Epochs epochs;
-  const std::size_t one = padded(1, 1000).json().size() + history_message_overhead + 1 + 2 + history_stream_overhead;
+  const std::size_t one = padded(1, 1000).frame_bytes() + history_message_overhead + 1 + 2 + history_stream_overhead;
   HistoryBook book(3 * one + one / 2, epochs.source());
   const auto now = HistoryClock::time_point{};
   auto big = [](std::uint64_t o) { return padded(o, 1000); };
