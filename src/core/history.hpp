@@ -95,7 +95,7 @@ OffsetRange history_range(const StreamState& stream, std::uint64_t since, std::s
 
 // Bytes accounted per kept message besides its JSON, and per stream besides its topic name:
 // the entry, the shared frame's allocation and control block, the map and list nodes. Measured
-// against the process's resident memory (docs/history.md: 262 bytes per 141-byte message, of
+// against the process's resident memory (docs/history.md: 262 - 268 bytes per 141-byte message, of
 // which this accounts 145 + 128), so the byte cap errs on the safe side.
 inline constexpr std::size_t history_message_overhead = 128;
 inline constexpr std::size_t history_stream_overhead = 256;
