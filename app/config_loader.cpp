@@ -52,6 +52,8 @@ const std::vector<OptionInfo>& options() {
       {"compression", "permessage-deflate (RFC 7692) for clients that offer it: off or on (default off)"},
       {"max-outbound-bytes", "per-connection send buffer before a slow consumer is closed (default 1048576)"},
       {"max-subscriptions", "topics per connection (default 1000)"},
+      {"history", "comma list of PATTERN=SIZE[/TTL]: topics matching PATTERN keep their last SIZE messages for TTL seconds (default 300) for recovery and the history action (default: none)"},
+      {"history-max-bytes", "memory all history of this node may take; past it the least recently published streams are dropped (default 67108864)"},
       {"idle-timeout", "seconds of silence before a connection is closed, pinged at half (default 60)"},
       {"max-body-bytes", "largest HTTP API request body (default 1048576)"},
       {"max-connections", "WebSocket connections on this node, past it an upgrade gets 503; 0 = unlimited (default 0)"},
@@ -78,6 +80,19 @@ std::optional<std::string> toml_value(const toml::table& t, const std::string& k
   if (n->is_integer()) return std::to_string(*n->value<std::int64_t>());
   if (n->is_floating_point()) return fmt_double(*n->value<double>());
   if (auto b = n->value<bool>()) return *b ? "true" : "false";
+  // A table of PATTERN = "SIZE[/TTL]" (or SIZE): `[history]` with `"chat:**" = "100/60"`.
+  if (auto* tab = n->as_table()) {
+    std::string joined;
+    for (const auto& [k, item] : *tab) {
+      std::string spec;
+      if (auto s = item.value<std::string>()) spec = *s;
+      else if (item.is_integer()) spec = std::to_string(*item.value<std::int64_t>());
+      else throw std::invalid_argument("config file: '" + key + "' entries must be \"SIZE[/TTL]\" strings or numbers");
+      if (!joined.empty()) joined += ',';
+      joined += std::string(k.str()) + "=" + spec;
+    }
+    return joined;
+  }
   if (auto* arr = n->as_array()) {
     std::string joined;
     for (const auto& item : *arr) {
@@ -161,6 +176,8 @@ void apply(LoadedConfig& out, const std::string& name, const std::string& v) {
     c.compression = v == "on" || v == "true";
   }
   else if (name == "max-outbound-bytes") c.max_outbound_bytes = parse_number<std::size_t>(name, v);
+  else if (name == "history") c.history = core::split_list(v);
+  else if (name == "history-max-bytes") c.history_max_bytes = parse_number<std::size_t>(name, v);
   else if (name == "max-subscriptions") c.max_subscriptions = parse_number<std::size_t>(name, v);
   else if (name == "idle-timeout") c.idle_timeout = std::chrono::seconds(parse_number<long>(name, v));
   else if (name == "max-body-bytes") c.max_body_bytes = parse_number<std::size_t>(name, v);

@@ -19,6 +19,13 @@ std::optional<Action> action_named(std::string_view name) {
   if (name == "publish") return Action::publish;
   if (name == "ping") return Action::ping;
   if (name == "refresh") return Action::refresh;
+  if (name == "history") return Action::history;
+  return std::nullopt;
+}
+
+std::optional<std::uint64_t> whole_number(const json::value& v) {
+  if (v.is_uint64()) return v.get_uint64();
+  if (v.is_int64() && v.get_int64() >= 0) return static_cast<std::uint64_t>(v.get_int64());
   return std::nullopt;
 }
 
@@ -75,6 +82,32 @@ boost::system::result<Command, CommandError> parse_command(std::string_view text
   cmd.topic = std::string(topic->get_string());
   if (!is_valid_topic(cmd.topic))
     return fail(CommandErrorCode::invalid_topic, "topic must be 1-256 bytes without whitespace or control characters", cmd.ref);
+  if (cmd.action == Action::subscribe) {
+    if (auto* r = obj.if_contains("recover")) {
+      auto* o = r->if_object();
+      auto* offset = o ? o->if_contains("offset") : nullptr;
+      auto* epoch = o ? o->if_contains("epoch") : nullptr;
+      auto n = offset ? whole_number(*offset) : std::nullopt;
+      if (!n || !epoch || !epoch->is_string())
+        return fail(CommandErrorCode::bad_request, "recover must be {\"offset\": a whole number >= 0, \"epoch\": a string}", cmd.ref);
+      cmd.recover = RecoverFrom{*n, std::string(epoch->get_string())};
+    }
+    return cmd;
+  }
+  if (cmd.action == Action::history) {
+    if (auto* since = obj.if_contains("since")) {
+      auto n = whole_number(*since);
+      if (!n) return fail(CommandErrorCode::bad_request, "since must be a whole number >= 0", cmd.ref);
+      cmd.since = *n;
+    }
+    if (auto* limit = obj.if_contains("limit")) {
+      auto n = whole_number(*limit);
+      if (!n || *n == 0 || *n > max_history_limit)
+        return fail(CommandErrorCode::bad_request, "limit must be a whole number from 1 to " + std::to_string(max_history_limit), cmd.ref);
+      cmd.limit = static_cast<std::size_t>(*n);
+    }
+    return cmd;
+  }
   if (cmd.action != Action::publish) return cmd;
 
   auto* message = obj.if_contains("message");
@@ -104,6 +137,7 @@ CommandDecision decide_command(std::string_view text, const Identity& who, const
       if (!rules.custom_actions) return refuse(CommandErrorCode::bad_request, "unknown action", cmd.ref);
       break;
     case Action::subscribe:
+    case Action::history:
       if (auto denied = check_subscribe(who, cmd.topic, rules.subscribe))
         return refuse(*denied, subscribe_forbidden, cmd.ref);
       break;
@@ -118,16 +152,46 @@ CommandDecision decide_command(std::string_view text, const Identity& who, const
   return std::move(cmd);
 }
 
-std::string reply_subscribed(std::string_view topic, const json::value& ref) {
-  return with_ref({{"type", "subscribed"}, {"topic", topic}}, ref);
+std::string reply_subscribed(std::string_view topic, const json::value& ref, std::optional<bool> recovered) {
+  json::object r{{"type", "subscribed"}, {"topic", topic}};
+  if (recovered) r["recovered"] = *recovered;
+  return with_ref(std::move(r), ref);
+}
+
+std::string reply_subscribed(std::string_view topic, std::uint64_t offset, std::string_view epoch,
+                             std::optional<bool> recovered, const json::value& ref) {
+  json::object r{{"type", "subscribed"}, {"topic", topic}, {"offset", offset}, {"epoch", epoch}};
+  if (recovered) r["recovered"] = *recovered;
+  return with_ref(std::move(r), ref);
+}
+
+std::string reply_history(std::string_view topic, std::string_view epoch, std::uint64_t offset,
+                          const std::vector<std::string_view>& messages, const json::value& ref) {
+  json::object head{{"type", "history"}, {"topic", topic}, {"epoch", epoch}, {"offset", offset}};
+  if (!ref.is_null()) head["ref"] = ref;
+  std::string out = json::serialize(head);
+  out.pop_back();  // the closing brace: the messages follow
+  std::size_t total = out.size() + 16;
+  for (auto m : messages) total += m.size() + 1;
+  out.reserve(total);
+  out += ",\"messages\":[";
+  for (std::size_t i = 0; i < messages.size(); ++i) {
+    if (i) out += ',';
+    out += messages[i];
+  }
+  out += "]}";
+  return out;
 }
 
 std::string reply_unsubscribed(std::string_view topic, const json::value& ref) {
   return with_ref({{"type", "unsubscribed"}, {"topic", topic}}, ref);
 }
 
-std::string reply_published(std::string_view topic, std::size_t delivered, const json::value& ref) {
-  return with_ref({{"type", "published"}, {"topic", topic}, {"delivered", delivered}}, ref);
+std::string reply_published(std::string_view topic, std::size_t delivered, const json::value& ref,
+                            std::uint64_t offset) {
+  json::object r{{"type", "published"}, {"topic", topic}, {"delivered", delivered}};
+  if (offset != 0) r["offset"] = offset;
+  return with_ref(std::move(r), ref);
 }
 
 std::string reply_pong(const json::value& ref) { return with_ref({{"type", "pong"}}, ref); }

@@ -13,6 +13,7 @@
 
 #include "boundary/realtime/errors.hpp"
 #include "boundary/realtime/identity.hpp"
+#include "core/history.hpp"
 #include "core/rate_limiter.hpp"
 #include "core/topic.hpp"
 
@@ -21,7 +22,12 @@ namespace boundary::realtime::core {
 // `custom`: an action the server does not know, for the application (Hooks::on_action).
 // `refresh`: a new token for the connection; the shell verifies it (the verifier is a port)
 // and core::decide_refresh (token_lifetime.hpp) decides.
-enum class Action { subscribe, unsubscribe, publish, ping, custom, refresh };
+// `history`: kept messages of a topic (subscribe's authorization applies).
+enum class Action { subscribe, unsubscribe, publish, ping, custom, refresh, history };
+
+// The `history` action's page size: default and ceiling.
+inline constexpr std::size_t default_history_limit = 100;
+inline constexpr std::size_t max_history_limit = 1000;
 
 struct Command {
   Action action{};
@@ -29,6 +35,9 @@ struct Command {
   boost::json::object message;    // publish: the message; custom: the whole command
   boost::json::value ref;         // null when absent; string or number otherwise
   std::string token;              // refresh: the new token, not yet verified
+  std::optional<RecoverFrom> recover;  // subscribe: {"offset":N,"epoch":E}
+  std::uint64_t since = 0;        // history
+  std::size_t limit = default_history_limit;  // history
 };
 
 struct CommandError {
@@ -73,9 +82,21 @@ CommandDecision decide_command(std::string_view text, const Identity& who, const
 inline constexpr std::string_view subscribe_forbidden = "not allowed to subscribe to this topic";
 
 // Replies, serialized. `ref` is omitted when null.
-std::string reply_subscribed(std::string_view topic, const boost::json::value& ref);
+// `recovered`: a subscribe with `recover` on a topic without history (always false).
+std::string reply_subscribed(std::string_view topic, const boost::json::value& ref,
+                             std::optional<bool> recovered = std::nullopt);
+// On a topic with history: the stream's last offset and epoch, and `recovered` when the
+// subscribe asked for a recovery.
+std::string reply_subscribed(std::string_view topic, std::uint64_t offset, std::string_view epoch,
+                             std::optional<bool> recovered, const boost::json::value& ref);
+// {"type":"history","topic","epoch","offset":LAST,"messages":[...]}; `messages` are serialized
+// objects, spliced in as they are (the stored bytes, no re-encoding).
+std::string reply_history(std::string_view topic, std::string_view epoch, std::uint64_t offset,
+                          const std::vector<std::string_view>& messages, const boost::json::value& ref);
 std::string reply_unsubscribed(std::string_view topic, const boost::json::value& ref);
-std::string reply_published(std::string_view topic, std::size_t delivered, const boost::json::value& ref);
+// `offset`: the message's offset on a topic with history (0: none, omitted).
+std::string reply_published(std::string_view topic, std::size_t delivered, const boost::json::value& ref,
+                            std::uint64_t offset = 0);
 std::string reply_pong(const boost::json::value& ref);
 std::string reply_error(CommandErrorCode code, std::string_view message, const boost::json::value& ref);
 

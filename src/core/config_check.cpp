@@ -5,6 +5,7 @@
 #include <string>
 
 #include "core/cluster_codec.hpp"
+#include "core/history.hpp"
 #include "core/redis_cluster.hpp"
 #include "core/redis_target.hpp"
 #include "core/subscribe_proxy.hpp"
@@ -86,6 +87,11 @@ void validate_config(const Config& c) {
     if (auto url = parse_http_url(c.subscribe_proxy); !url) throw std::invalid_argument("--subscribe-proxy: " + url.error());
   in_range<long long>("proxy-timeout", c.proxy_timeout.count(), 1, 60000);
   in_range<std::size_t>("proxy-max-in-flight", c.proxy_max_in_flight, 1, 100000);
+  if (auto rules = parse_history_rules(c.history); !rules) throw std::invalid_argument(rules.error());
+  // At least one message of the largest size fits; at most 64 GiB.
+  in_range<std::size_t>("history-max-bytes", c.history_max_bytes, 65536, std::size_t{1} << 36);
+  if (!c.history.empty() && !c.redis_url.empty())
+    throw std::invalid_argument("--history: not available with --redis yet (history is kept per node; see docs/history.md)");
   if (!c.node_id.empty() && !valid_node_id(c.node_id))
     throw std::invalid_argument("--node-id: 1 to 64 characters of letters, digits, '.', '_' and '-'");
   if (!valid_redis_prefix(c.redis_prefix))

@@ -28,6 +28,10 @@ struct Group {
   GroupKind kind;
   const std::string* name;  // the key of the map node holding this group (nodes never move)
   boost::container::small_vector<Entry*, 1> members;
+  // Topic streams: members that joined at a history snapshot ignore offsets up to theirs (the
+  // deliveries already on their way to this loop). Pruned as soon as a later offset arrives,
+  // so it holds only the subscribes of the last moments.
+  std::vector<std::pair<const Entry*, std::uint64_t>> floors;
 };
 
 // Where an entry sits inside one group, so that leaving is O(1).
@@ -65,7 +69,7 @@ using GroupMap = std::unordered_map<std::string, Group, NameHash, std::equal_to<
 
 struct ConnectionRegistry::Impl {
   std::unordered_map<std::string_view, Entry> entries;
-  Group everyone{GroupKind::all, nullptr, {}};
+  Group everyone{GroupKind::all, nullptr, {}, {}};
   GroupMap users, roles, topics;
   IndexObserver observer;
 
@@ -94,7 +98,7 @@ struct ConnectionRegistry::Impl {
   void join(Entry& e, GroupMap& map, GroupKind kind, std::string_view name) {
     auto it = map.find(name);
     if (it == map.end()) {
-      it = map.try_emplace(std::string(name), Group{kind, nullptr, {}}).first;
+      it = map.try_emplace(std::string(name), Group{kind, nullptr, {}, {}}).first;
       it->second.name = &it->first;
       notify(it->second, true);
     }
@@ -104,6 +108,7 @@ struct ConnectionRegistry::Impl {
   // Swap-remove `e` from the group of its membership `m`, fixing the moved entry's index.
   void leave(const Membership& m) {
     auto& members = m.group->members;
+    if (!m.group->floors.empty()) forget_floor(*m.group, members[m.index]);
     Entry* moved = members.back();
     members[m.index] = moved;
     members.pop_back();
@@ -118,6 +123,27 @@ struct ConnectionRegistry::Impl {
     notify(g, false);
     GroupMap& map = g.kind == GroupKind::user ? users : g.kind == GroupKind::role ? roles : topics;
     map.erase(map.find(*g.name));  // by position: the argument is the node's own key
+  }
+
+  static void forget_floor(Group& g, const Entry* e) {
+    std::erase_if(g.floors, [e](const auto& f) { return f.first == e; });
+  }
+
+  static std::size_t deliver_stream(const Group* g, const Message& message, std::uint64_t offset) {
+    if (!g) return 0;
+    if (g->floors.empty() || offset == 0) return deliver(g, message);
+    auto& floors = const_cast<Group*>(g)->floors;
+    std::size_t n = 0;
+    for (Entry* e : g->members) {
+      if (!e->connection->is_open()) continue;
+      auto f = std::find_if(floors.begin(), floors.end(), [e](const auto& fl) { return fl.first == e; });
+      if (f != floors.end() && offset <= f->second) continue;
+      e->connection->send(message);
+      ++n;
+    }
+    // Offsets only grow: a floor below this one filters nothing any more.
+    std::erase_if(floors, [offset](const auto& fl) { return fl.second < offset; });
+    return n;
   }
 
   static std::size_t deliver(const Group* g, const Message& message) {
@@ -244,9 +270,16 @@ ConnectionRegistry::SubscribeResult ConnectionRegistry::check_subscribe(std::str
 
 ConnectionRegistry::SubscribeResult ConnectionRegistry::subscribe(std::string_view connection_id,
                                                                   std::string_view topic,
-                                                                  std::size_t max_subscriptions) {
+                                                                  std::size_t max_subscriptions,
+                                                                  std::uint64_t skip_through) {
   const auto r = check_subscribe(connection_id, topic, max_subscriptions);
   if (r == SubscribeResult::subscribed) impl_->join(*impl_->entry(connection_id), impl_->topics, GroupKind::topic, topic);
+  if ((r == SubscribeResult::subscribed || r == SubscribeResult::already_subscribed) && skip_through > 0) {
+    auto it = impl_->topics.find(topic);
+    const Entry* e = impl_->entry(connection_id);
+    Impl::forget_floor(it->second, e);
+    it->second.floors.emplace_back(e, skip_through);
+  }
   return r;
 }
 
@@ -297,8 +330,8 @@ bool ConnectionRegistry::send_to_connection(std::string_view connection_id, cons
   return true;
 }
 
-std::size_t ConnectionRegistry::publish(std::string_view topic, const Message& message) const {
-  return Impl::deliver(Impl::group(impl_->topics, topic), message);
+std::size_t ConnectionRegistry::publish(std::string_view topic, const Message& message, std::uint64_t offset) const {
+  return Impl::deliver_stream(Impl::group(impl_->topics, topic), message, offset);
 }
 
 void ConnectionRegistry::set_index_observer(IndexObserver observer) { impl_->observer = std::move(observer); }

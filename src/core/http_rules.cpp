@@ -1,5 +1,7 @@
 #include "core/http_rules.hpp"
 
+#include <charconv>
+
 #include <cctype>
 
 #include <boost/json/parse.hpp>
@@ -53,6 +55,7 @@ constexpr Route routes[] = {
     {"/api/unsubscribe", "POST", ApiCall::unsubscribe},
     {"/api/disconnect", "POST", ApiCall::disconnect},
     {"/api/connections", "GET", ApiCall::connections},
+    {"/api/history", "GET", ApiCall::history},
 };
 
 // Reads a required non-empty string field into `out`.
@@ -114,7 +117,8 @@ std::optional<HttpRefusal> fill(ApiRequest& req, json::object& body) {
       if (body.contains("connection-id")) return string_field(body, "connection-id", req.connection_id);
       if (body.contains("user-id")) return string_field(body, "user-id", req.user_id);
       return bad("missing field: connection-id or user-id");
-    case ApiCall::connections: return std::nullopt;
+    case ApiCall::connections:
+    case ApiCall::history: return std::nullopt;  // no body: parse_history_query
   }
   return std::nullopt;
 }
@@ -227,7 +231,7 @@ boost::system::result<ApiCall, HttpRefusal> route_api(std::string_view method, s
 boost::system::result<ApiRequest, HttpRefusal> parse_api_body(ApiCall call, std::string_view body) {
   ApiRequest req;
   req.call = call;
-  if (call == ApiCall::connections) return req;
+  if (call == ApiCall::connections || call == ApiCall::history) return req;
   auto parsed = parse_strict_json(body);
   if (parsed.problem == JsonProblem::invalid) return bad("body is not valid JSON");
   if (parsed.problem == JsonProblem::duplicate_key) return bad("body has a key twice");
@@ -235,6 +239,28 @@ boost::system::result<ApiRequest, HttpRefusal> parse_api_body(ApiCall call, std:
   if (!v.is_object()) return bad("body must be a JSON object");
   if (!all_numbers_finite(v)) return bad("numbers must be within the range of a double");
   if (auto err = fill(req, v.get_object())) return *err;
+  return req;
+}
+
+boost::system::result<ApiRequest, HttpRefusal> parse_history_query(std::string_view target) {
+  ApiRequest req;
+  req.call = ApiCall::history;
+  for (const char* name : {"topic", "since", "limit"})
+    if (query_param_count(target, name) > 1) return bad(std::string(name) + " is given twice");
+  auto topic = query_param(target, "topic");
+  if (!topic || !is_valid_topic(*topic)) return bad("topic must be 1-256 bytes without whitespace or control characters");
+  req.topic = std::move(*topic);
+  auto number = [](const std::string& s, std::uint64_t& out) {
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+    return !s.empty() && ec == std::errc() && p == s.data() + s.size();
+  };
+  if (auto since = query_param(target, "since"); since && !number(*since, req.since))
+    return bad("since must be a whole number >= 0");
+  if (auto limit = query_param(target, "limit")) {
+    std::uint64_t n = 0;
+    if (!number(*limit, n) || n == 0 || n > 1000) return bad("limit must be a whole number from 1 to 1000");
+    req.limit = static_cast<std::size_t>(n);
+  }
   return req;
 }
 

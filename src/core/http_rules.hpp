@@ -3,6 +3,7 @@
 // Pure: the shell parses HTTP with Beast and hands the fields in.
 
 #include <optional>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -48,7 +49,7 @@ boost::system::result<std::string, HttpRefusal> check_upgrade(const UpgradeReque
 
 enum class ApiCall {
   send_to_user, send_to_role, broadcast, send_to_connection, publish,
-  subscribe, unsubscribe, disconnect, connections,
+  subscribe, unsubscribe, disconnect, connections, history,
 };
 
 // Unknown path -> 404, known path with the wrong method -> 405.
@@ -59,7 +60,12 @@ struct ApiRequest {
   std::string user_id, role, connection_id, topic;  // whichever the call names
   boost::json::object message;                      // for the send calls
   bool wait = true;  // false: cluster fire-and-forget, answered before counts are gathered
+  std::uint64_t since = 0;    // history
+  std::size_t limit = 100;    // history: 1..1000 (as the client action's)
 };
+
+// GET /api/history?topic=T&since=N&limit=L: the query (400 with what is wrong).
+boost::system::result<ApiRequest, HttpRefusal> parse_history_query(std::string_view target);
 
 // Validates the JSON body of `call` (400 with what is wrong).
 boost::system::result<ApiRequest, HttpRefusal> parse_api_body(ApiCall call, std::string_view body);

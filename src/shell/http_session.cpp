@@ -15,6 +15,7 @@
 #include <boost/json/serialize.hpp>
 #include <spdlog/spdlog.h>
 
+#include "core/command.hpp"
 #include "core/http_rules.hpp"
 #include "core/permessage_deflate.hpp"
 #include "shell/adapters/random.hpp"
@@ -329,6 +330,7 @@ void BasicHttpSession<Stream>::handle_api(Request& req) {
   const bool head = req.method() == http::verb::head;
   auto call = core::route_api(head ? beast::string_view("GET") : req.method_string(), core::target_path(req.target()));
   if (!call) return respond(refusal(call.error()));
+  if (*call == core::ApiCall::history) return handle_history(req);
   auto parsed = core::parse_api_body(*call, req.body());
   if (!parsed) return respond(refusal(parsed.error()));
   auto& hub = loop_.node().hub();
@@ -354,7 +356,13 @@ void BasicHttpSession<Stream>::handle_api(Request& req) {
     case core::ApiCall::broadcast: return hub.send(Route::all, {}, std::move(r.message), options, count("delivered"));
     case core::ApiCall::send_to_connection:
       return hub.send(Route::connection, r.connection_id, std::move(r.message), options, flag("delivered"));
-    case core::ApiCall::publish: return hub.send(Route::topic, r.topic, std::move(r.message), options, count("delivered"));
+    case core::ApiCall::publish:
+      return hub.send(Route::topic, r.topic, std::move(r.message), options, [delivered = count("delivered"), reply](Delivery d) {
+        // A stream answers the message's offset too.
+        if (d.offset == 0 || d.queued || !d.reached) return delivered(d);
+        reply(json_response(200, {{"delivered", d.count}, {"offset", d.offset}}));
+      });
+    case core::ApiCall::history: return;  // answered above
     case core::ApiCall::subscribe:
       return hub.control(Route::subscribe, r.connection_id, r.topic, options, [reply, subscribed = flag("subscribed")](Delivery d) {
         // --max-subscriptions binds the API too: a refusal the backend can tell from "no such
@@ -370,6 +378,22 @@ void BasicHttpSession<Stream>::handle_api(Request& req) {
       return hub.control(Route::disconnect_user, r.user_id, {}, options, count("disconnected"));
     case core::ApiCall::connections: return hub.control(Route::count, {}, {}, {}, count("count"));
   }
+}
+
+template <class Stream>
+void BasicHttpSession<Stream>::handle_history(Request& req) {
+  auto parsed = core::parse_history_query(req.target());
+  if (!parsed) return respond(refusal(parsed.error()));
+  auto* history = loop_.node().hub().history();
+  if (!history || !history->keeps(parsed->topic))
+    return respond(refusal(core::HttpRefusal{404, core::error_body("this topic keeps no history")}));
+  auto reply = responder();
+  history->read(parsed->topic, parsed->since, parsed->limit, [reply, topic = parsed->topic](HistorySnapshot snap) {
+    std::vector<std::string_view> messages;
+    messages.reserve(snap.messages.size());
+    for (const auto& m : snap.messages) messages.push_back(m.json());
+    reply(HttpResponse{200, core::reply_history(topic, snap.epoch, snap.last, messages, nullptr), "application/json"});
+  });
 }
 
 template <class Stream>

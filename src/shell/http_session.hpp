@@ -48,6 +48,7 @@ class BasicHttpSession : public std::enable_shared_from_this<BasicHttpSession<St
   void refuse_upgrade(core::RefusalReason reason, HttpResponse response, std::string_view note = {});
   std::string describe_refusal(unsigned status, std::string_view note);
   void handle_api(Request& req);
+  void handle_history(Request& req);  // GET /api/history
   void handle_custom(const Server::RouteHandler& handler, Request& req);
   // Safe from any thread: the write happens on this session's loop.
   Server::Responder responder();

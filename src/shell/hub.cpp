@@ -33,8 +33,9 @@ constexpr std::size_t answer(SubscribeAnswer a) { return static_cast<std::size_t
 
 }  // namespace
 
-Hub::Hub(std::vector<std::unique_ptr<Loop>>& loops, Broker& broker, Metrics& metrics, std::size_t max_subscriptions)
-    : loops_(loops), broker_(broker), metrics_(metrics), max_subscriptions_(max_subscriptions) {
+Hub::Hub(std::vector<std::unique_ptr<Loop>>& loops, Broker& broker, Metrics& metrics, std::size_t max_subscriptions,
+         HistoryStore* history)
+    : loops_(loops), broker_(broker), metrics_(metrics), max_subscriptions_(max_subscriptions), history_(history) {
   if (!broker_.distributed()) return;
   broker_.set_handler([this](const Fanout& f, Broker::Answer a) { deliver_remote(f, std::move(a)); });
   for (auto& l : loops_)
@@ -82,7 +83,7 @@ void Hub::on_every_loop(Work work, std::function<void(std::size_t)> done) {
   }
 }
 
-Hub::Work Hub::work_for(const Fanout& f, Message m) const {
+Hub::Work Hub::work_for(const Fanout& f, Message m, std::uint64_t offset) const {
   // Deliveries are counted once per fan-out on a loop, not once per recipient: one atomic add
   // instead of ten thousand for a broadcast.
   auto sent = [&metrics = metrics_](std::size_t n) {
@@ -92,7 +93,8 @@ Hub::Work Hub::work_for(const Fanout& f, Message m) const {
   switch (f.route) {
     case Route::user: return [m, sent, t = f.target](Loop& l) { return sent(l.registry().send_to_user(t, m)); };
     case Route::role: return [m, sent, t = f.target](Loop& l) { return sent(l.registry().send_to_role(t, m)); };
-    case Route::topic: return [m, sent, t = f.target](Loop& l) { return sent(l.registry().publish(t, m)); };
+    case Route::topic:
+      return [m, sent, t = f.target, offset](Loop& l) { return sent(l.registry().publish(t, m, offset)); };
     case Route::all: return [m, sent](Loop& l) { return sent(l.registry().broadcast(m)); };
     case Route::connection:
       return [m, sent, t = f.target](Loop& l) { return sent(l.registry().send_to_connection(t, m) ? 1 : 0); };
@@ -127,6 +129,24 @@ Hub::Work Hub::work_for(const Fanout& f, Message m) const {
 }
 
 void Hub::send(Route route, std::string target, json::object message, SendOptions options, SendDone done) {
+  if (route == Route::topic && history_ && history_->keeps(target)) {
+    const auto now = std::chrono::system_clock::now();
+    auto encode = [&](std::uint64_t offset) {
+      if (offset != 0) message["offset"] = offset;
+      return core::make_envelope(std::move(message), now, target);
+    };
+    auto publish = [&](const Message& m, std::uint64_t offset) {
+      Fanout f{route, target, distributed() ? std::string(m.json()) : std::string()};
+      auto work = work_for(f, m, offset);
+      auto answer = [offset, done = std::move(done)](Delivery d) {
+        d.offset = offset;
+        if (done) done(d);
+      };
+      dispatch(std::move(f), std::move(work), options, std::move(answer));
+    };
+    history_->append(target, encode, publish);
+    return;
+  }
   auto m = core::make_envelope(std::move(message), std::chrono::system_clock::now(),
                                route == Route::topic ? std::string_view(target) : std::string_view());
   // The body (enveloped JSON) is copied only when other nodes exist.

@@ -9,6 +9,7 @@
 // taken per delivered message.
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -22,6 +23,7 @@
 #include "boundary/realtime/connection_registry.hpp"
 #include "boundary/realtime/message.hpp"
 #include "boundary/realtime/ports/broker.hpp"
+#include "boundary/realtime/ports/history_store.hpp"
 
 namespace boundary::realtime::shell {
 
@@ -35,6 +37,7 @@ struct Delivery {
   std::size_t count = 0;
   bool reached = true;
   bool queued = false;
+  std::uint64_t offset = 0;  // the message's offset on a topic with history, else 0
 };
 using SendDone = std::function<void(Delivery)>;
 
@@ -50,8 +53,10 @@ enum class SubscribeAnswer : std::size_t { unknown_connection = 0, subscribed = 
 
 class Hub {
  public:
-  // The loops and the broker must outlive the hub; the broker is not started here.
-  Hub(std::vector<std::unique_ptr<Loop>>& loops, Broker& broker, Metrics& metrics, std::size_t max_subscriptions);
+  // The loops, the broker and the history store (null: no --history) must outlive the hub; the
+  // broker is not started here.
+  Hub(std::vector<std::unique_ptr<Loop>>& loops, Broker& broker, Metrics& metrics, std::size_t max_subscriptions,
+      HistoryStore* history = nullptr);
   ~Hub();
 
   using Work = std::function<std::size_t(Loop&)>;
@@ -60,7 +65,9 @@ class Hub {
   void on_every_loop(Work work, std::function<void(std::size_t)> done);
 
   // A message to the connections of `route` (user, role, topic, all, connection) named by
-  // `target` (empty for all).
+  // `target` (empty for all). On a topic with history the message gets its offset ("offset",
+  // replacing one the sender put there) and is kept; the store's lock orders the posts to the
+  // loops by offset (HistoryStore, "Atomic join").
   void send(Route route, std::string target, boost::json::object message, SendOptions options, SendDone done);
   // A connection operation: subscribe / unsubscribe (`topic`), disconnect (a connection id),
   // disconnect_user (a user id) and count (every node's connections; target empty).
@@ -70,13 +77,14 @@ class Hub {
   std::size_t connection_count() const noexcept;
 
   bool distributed() const noexcept { return broker_.distributed(); }
+  HistoryStore* history() const noexcept { return history_; }
   bool cluster_reachable() const noexcept { return broker_.connected(); }
   // Calls `ready` once every subscription made so far is in effect cluster-wide (at once on a
   // single node).
   void when_ready(std::function<void()> ready) { broker_.when_ready(std::move(ready)); }
 
  private:
-  Work work_for(const Fanout& f, Message m) const;
+  Work work_for(const Fanout& f, Message m, std::uint64_t offset = 0) const;
   void dispatch(Fanout f, Work work, SendOptions options, SendDone done);
   void deliver_remote(const Fanout& f, Broker::Answer answer);
   void index_changed(ConnectionRegistry::IndexKind kind, std::string_view name, bool created);
@@ -85,6 +93,7 @@ class Hub {
   Broker& broker_;
   Metrics& metrics_;
   const std::size_t max_subscriptions_;
+  HistoryStore* const history_;
   std::mutex interests_mutex_;
   std::unordered_map<std::string, std::size_t> interest_refs_;  // node-level refs across loops
 };

@@ -170,7 +170,12 @@ void Loop::do_sweep() {
       static_cast<WsSession&>(c).check_idle(now, wall_now, who.exp);
     });
     std::erase_if(closing_, [now](const std::shared_ptr<WsSession>& s) { return s->close_expired(now); });
-    if (index_ == 0) node_.refusal_log().flush();  // one loop reports held-back refusal lines
+    if (index_ == 0) {
+      node_.refusal_log().flush();  // one loop reports held-back refusal lines
+      // Expired history is dropped here too (reads also drop it): its memory is given back
+      // within a second even on a topic nobody publishes to or reads any more.
+      if (auto* h = node_.history()) h->expire();
+    }
     do_sweep();
   });
 }

@@ -100,6 +100,17 @@ std::string render(const Metrics& m, Format format) {
           "Bytes held by inflate streams: one per loop, and one per connection whose client keeps its window.",
           m.inflate_memory_bytes);
   }
+  if (m.history) {
+    const HistoryUsage u = m.history->usage();
+    const std::atomic<std::uint64_t> streams{u.streams}, messages{u.messages}, bytes{u.bytes},
+        evictions{u.evictions}, expirations{u.expirations};
+    gauge("realtime_history_streams", "Topics with history kept (--history).", streams);
+    gauge("realtime_history_messages", "Messages kept in history.", messages);
+    gauge("realtime_history_bytes", "Bytes accounted to history (bounded by --history-max-bytes).", bytes);
+    counter("realtime_history_evictions", "Streams dropped whole because --history-max-bytes was reached.", evictions);
+    counter("realtime_history_expirations", "Streams dropped whole because their newest message's TTL passed.",
+            expirations);
+  }
   if (m.jwks) {
     gauge("realtime_jwks_keys", "Keys in the JWKS in use (--jwt-jwks-url); 0 until the first good fetch.", m.jwks_keys);
     emit_jwks_refreshes(out, format, m);

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 
+#include "boundary/realtime/ports/history_store.hpp"
 #include "core/admission.hpp"
 
 namespace boundary::realtime::shell {
@@ -60,6 +61,9 @@ struct Metrics {
   std::atomic<std::int64_t> jwks_keys{0};               // gauge: keys in the set in use
   std::atomic<std::uint64_t> jwks_refreshes_ok{0};      // fetches that published a set
   std::atomic<std::uint64_t> jwks_refreshes_error{0};   // failed fetches (the last good set stays)
+
+  // --history only (rendered when set, before the loops start): the store's usage, read at render.
+  const HistoryStore* history = nullptr;
 
   std::string render_prometheus() const;
   // Same samples; ends with `# EOF`. A counter's family is named without `_total`, so no family

@@ -6,6 +6,8 @@
 #include "core/config_check.hpp"
 #include "core/frame.hpp"
 #include "core/subscribe_proxy.hpp"
+#include "core/history.hpp"
+#include "shell/adapters/history_memory.hpp"
 #include "shell/adapters/jwt_jwks.hpp"
 #include "shell/adapters/make_broker.hpp"
 #include "shell/adapters/random.hpp"
@@ -68,7 +70,15 @@ Node::Node(Config config, std::unique_ptr<TokenVerifier> verifier, Hooks hooks, 
                           loops_.front()->io(), [this] { return hub_->connection_count(); }, &metrics_);
   }
   metrics_.cluster = broker_->distributed();
-  hub_ = std::make_unique<Hub>(loops_, *broker_, metrics_, config_.max_subscriptions);
+  if (!config_.history.empty()) {
+    // Offsets the same on every node need a shared store; until cluster mode has one, history
+    // is a single node's.
+    if (broker_->distributed()) throw std::invalid_argument("--history: not available in cluster mode yet");
+    history_ = std::make_unique<HistoryMemory>(core::HistoryRules(*core::parse_history_rules(config_.history)),
+                                               config_.history_max_bytes);
+    metrics_.history = history_.get();
+  }
+  hub_ = std::make_unique<Hub>(loops_, *broker_, metrics_, config_.max_subscriptions, history_.get());
 }
 
 Node::~Node() {

@@ -21,6 +21,7 @@
 #include "boundary/realtime/hooks.hpp"
 #include "boundary/realtime/message.hpp"
 #include "boundary/realtime/ports/broker.hpp"
+#include "boundary/realtime/ports/history_store.hpp"
 #include "boundary/realtime/ports/subscribe_authorizer.hpp"
 #include "boundary/realtime/ports/token_verifier.hpp"
 #include "boundary/realtime/server.hpp"
@@ -84,6 +85,7 @@ class Node {
   std::vector<std::unique_ptr<Loop>>& loops() noexcept { return loops_; }
   void start_broker();
   Broker& broker() noexcept { return *broker_; }
+  HistoryStore* history() noexcept { return history_.get(); }
   void start_jwks();  // the first JWKS fetch, when configured
 
  private:
@@ -114,6 +116,7 @@ class Node {
   // Declared after the loops: destroyed before the io_contexts they run on.
   std::shared_ptr<JwksFetcher> jwks_;
   std::unique_ptr<Broker> broker_;
+  std::unique_ptr<HistoryStore> history_;  // --history; null without
   std::unique_ptr<Hub> hub_;
 };
 

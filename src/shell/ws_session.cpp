@@ -250,13 +250,14 @@ void WsSession::handle_text(std::string_view text) {
   auto& cmd = std::get<core::Command>(decided);
   switch (cmd.action) {
     case core::Action::ping: return send(Message::from_json(core::reply_pong(cmd.ref)));
-    case core::Action::subscribe: return ask_subscribe(*who, std::move(cmd.topic), std::move(cmd.ref));
+    case core::Action::subscribe:
+    case core::Action::history: return ask_subscribe(*who, std::move(cmd));
     case core::Action::unsubscribe:
       loop_.registry().unsubscribe(id(), cmd.topic);
       return send(Message::from_json(core::reply_unsubscribed(cmd.topic, cmd.ref)));
     case core::Action::publish: {
       auto answer = on_this_loop([topic = cmd.topic, ref = cmd.ref](WsSession& self, Delivery d) {
-        self.send(Message::from_json(core::reply_published(topic, d.count, ref)));
+        self.send(Message::from_json(core::reply_published(topic, d.count, ref, d.offset)));
       });
       node.hub().send(Route::topic, std::move(cmd.topic), std::move(cmd.message), {}, std::move(answer));
       return;
@@ -298,29 +299,33 @@ void WsSession::refuse(CommandErrorCode code, std::string_view why, const json::
   send(Message::from_json(core::reply_error(code, why, ref)));
 }
 
-void WsSession::ask_subscribe(const Identity& who, std::string topic, json::value ref) {
+void WsSession::ask_subscribe(const Identity& who, core::Command cmd) {
   auto& node = loop_.node();
-  const auto check = loop_.registry().check_subscribe(id(), topic, node.config().max_subscriptions);
-  if (check != ConnectionRegistry::SubscribeResult::subscribed) return subscribe(topic, ref);
+  if (cmd.action == core::Action::subscribe) {
+    const auto check = loop_.registry().check_subscribe(id(), cmd.topic, node.config().max_subscriptions);
+    if (check != ConnectionRegistry::SubscribeResult::subscribed) return subscribe(cmd);
+  }
   auto* authorizer = node.subscribe_authorizer(loop_.index());
-  if (!authorizer) return ask_hook(who, std::move(topic), std::move(ref));
+  if (!authorizer) return ask_hook(who, std::move(cmd));
   // --subscribe-policy proxy: the backend first, then the application's hook.
-  auto answered = on_this_loop([topic, ref](WsSession& self, bool allowed) {
+  SubscribeQuestion question{who.user_id, std::string(id()), cmd.topic};
+  auto answered = on_this_loop([cmd = std::move(cmd)](WsSession& self, bool allowed) {
     const Identity* who = self.loop_.registry().identity_of(self.id());
-    if (!allowed || !who) return self.refuse(CommandErrorCode::forbidden, core::subscribe_forbidden, ref);
-    self.ask_hook(*who, topic, ref);
+    if (!allowed || !who) return self.refuse(CommandErrorCode::forbidden, core::subscribe_forbidden, cmd.ref);
+    self.ask_hook(*who, cmd);
   });
-  authorizer->authorize(SubscribeQuestion{who.user_id, std::string(id()), topic}, std::move(answered));
+  authorizer->authorize(std::move(question), std::move(answered));
 }
 
-void WsSession::ask_hook(const Identity& who, std::string topic, json::value ref) {
+void WsSession::ask_hook(const Identity& who, core::Command cmd) {
   const auto& node = loop_.node();
   const auto& hook = node.hooks().on_subscribe;
-  if (!hook) return subscribe(topic, ref);
+  if (!hook) return allowed(cmd);
   // The application decides, now or later, from any thread; only the first answer counts.
-  auto decide = on_this_loop([topic, ref](WsSession& self, bool allowed) {
-    if (allowed) return self.subscribe(topic, ref);
-    self.refuse(CommandErrorCode::forbidden, core::subscribe_forbidden, ref);
+  std::string topic = cmd.topic;
+  auto decide = on_this_loop([cmd = std::move(cmd)](WsSession& self, bool allowed) {
+    if (allowed) return self.allowed(cmd);
+    self.refuse(CommandErrorCode::forbidden, core::subscribe_forbidden, cmd.ref);
   });
   auto once = std::make_shared<std::atomic<bool>>(false);
   Hooks::Decide decide_once = [once, decide](bool allowed) mutable {
@@ -334,18 +339,54 @@ void WsSession::ask_hook(const Identity& who, std::string topic, json::value ref
   }
 }
 
-void WsSession::subscribe(const std::string& topic, const json::value& ref) {
+void WsSession::allowed(const core::Command& cmd) {
+  if (cmd.action == core::Action::history) return history(cmd);
+  subscribe(cmd);
+}
+
+void WsSession::subscribe(const core::Command& cmd) {
   auto& node = loop_.node();
-  const auto r = loop_.registry().subscribe(id(), topic, node.config().max_subscriptions);
+  if (auto* h = node.hub().history(); h && h->keeps(cmd.topic)) return subscribe_stream(cmd, *h);
+  const auto r = loop_.registry().subscribe(id(), cmd.topic, node.config().max_subscriptions);
   if (r == ConnectionRegistry::SubscribeResult::limit_reached)
-    return refuse(CommandErrorCode::too_many_subscriptions, "subscription limit reached", ref);
-  auto reply = core::reply_subscribed(topic, ref);
+    return refuse(CommandErrorCode::too_many_subscriptions, "subscription limit reached", cmd.ref);
+  auto reply = core::reply_subscribed(cmd.topic, cmd.ref, cmd.recover ? std::optional<bool>(false) : std::nullopt);
   if (!node.hub().distributed()) return send(Message::from_json(reply));
   // Cluster: answer once the node's subscription is in effect, so that anything published
   // anywhere after the reply reaches this connection.
   node.hub().when_ready(on_this_loop([reply = std::move(reply)](WsSession& self) {
     self.send(Message::from_json(reply));
   }));
+}
+
+void WsSession::subscribe_stream(const core::Command& cmd, HistoryStore& history) {
+  const auto max = loop_.node().config().max_subscriptions;
+  if (loop_.registry().check_subscribe(id(), cmd.topic, max) == ConnectionRegistry::SubscribeResult::limit_reached)
+    return refuse(CommandErrorCode::too_many_subscriptions, "subscription limit reached", cmd.ref);
+  std::optional<HistoryRecover> recover;
+  if (cmd.recover) recover = HistoryRecover{cmd.recover->offset, cmd.recover->epoch};
+  // Runs between two appends of the topic: deliveries up to snap.last may still be queued on
+  // this loop and are skipped by the registry; later ones are posted after this returns, so
+  // they reach the connection after the reply and the replay.
+  history.attach(cmd.topic, recover, [&](const HistorySnapshot& snap) {
+    loop_.registry().subscribe(id(), cmd.topic, max, snap.last);
+    std::optional<bool> recovered;
+    if (cmd.recover) recovered = snap.recovered;
+    send(Message::from_json(core::reply_subscribed(cmd.topic, snap.last, snap.epoch, recovered, cmd.ref)));
+    for (const auto& m : snap.messages) send(m);
+  });
+}
+
+void WsSession::history(const core::Command& cmd) {
+  auto* h = loop_.node().hub().history();
+  if (!h || !h->keeps(cmd.topic)) return refuse(CommandErrorCode::bad_request, "this topic keeps no history", cmd.ref);
+  auto answer = on_this_loop([topic = cmd.topic, ref = cmd.ref](WsSession& self, HistorySnapshot snap) {
+    std::vector<std::string_view> messages;
+    messages.reserve(snap.messages.size());
+    for (const auto& m : snap.messages) messages.push_back(m.json());
+    self.send(Message::from_json(core::reply_history(topic, snap.epoch, snap.last, messages, ref)));
+  });
+  h->read(cmd.topic, cmd.since, cmd.limit, std::move(answer));
 }
 
 void WsSession::run_custom(const Identity& who, json::object command, json::value ref) {

@@ -26,6 +26,8 @@
 
 #include "boundary/realtime/identity.hpp"
 #include "boundary/realtime/ports/connection.hpp"
+#include "boundary/realtime/ports/history_store.hpp"
+#include "core/command.hpp"
 #include "core/frame.hpp"
 #include "core/permessage_deflate.hpp"
 #include "core/rate_limiter.hpp"
@@ -87,10 +89,15 @@ class WsSession final : public Connection, public std::enable_shared_from_this<W
   // A compressed message: inflated within --max-message-bytes, checked for UTF-8, then handled
   // as text. False when the connection failed.
   bool handle_compressed(std::string_view payload);
-  // The subscribe proxy (--subscribe-policy proxy), then Hooks::on_subscribe, then subscribe().
-  void ask_subscribe(const Identity& who, std::string topic, boost::json::value ref);
-  void ask_hook(const Identity& who, std::string topic, boost::json::value ref);  // Hooks::on_subscribe
-  void subscribe(const std::string& topic, const boost::json::value& ref);
+  // The subscribe proxy (--subscribe-policy proxy), then Hooks::on_subscribe, then allowed():
+  // subscribe() or history() (the history action is authorized as a subscribe).
+  void ask_subscribe(const Identity& who, core::Command cmd);
+  void ask_hook(const Identity& who, core::Command cmd);  // Hooks::on_subscribe
+  void allowed(const core::Command& cmd);
+  void subscribe(const core::Command& cmd);
+  // A topic with history: subscribes and answers (and replays) inside the store's atomic join.
+  void subscribe_stream(const core::Command& cmd, HistoryStore& history);
+  void history(const core::Command& cmd);
   void run_custom(const Identity& who, boost::json::object command, boost::json::value ref);  // Hooks::on_action
   void refresh(const Identity& who, std::string_view token, const boost::json::value& ref);
   void refuse(CommandErrorCode code, std::string_view why, const boost::json::value& ref);

@@ -31,6 +31,8 @@ COUNTERS = {
 CLUSTER_GAUGES = {"realtime_redis_up"}
 CLUSTER_COUNTERS = {"realtime_redis_reconnects", "realtime_cluster_reply_timeouts"}
 COMPRESSION_GAUGES = {"realtime_compressed_connections", "realtime_inflate_memory_bytes"}
+HISTORY_GAUGES = {"realtime_history_streams", "realtime_history_messages", "realtime_history_bytes"}
+HISTORY_COUNTERS = {"realtime_history_evictions", "realtime_history_expirations"}
 JWKS_GAUGES = {"realtime_jwks_keys"}
 JWKS_COUNTERS = {"realtime_jwks_refreshes"}  # labelled by result
 
@@ -134,6 +136,21 @@ class MetricsFormatsTest(RealtimeTestCase):
             self.assertEqual(fams["realtime_compressed_connections"],
                              ("gauge", {"realtime_compressed_connections": 1.0}))
             self.assertEqual(fams["realtime_inflate_memory_bytes"][0], "gauge")
+
+    @no_server
+    async def test_history_families_in_both_formats(self):
+        self.server = self.start_server(["--history", "chat:**=10"])
+        await self.api_ok("POST", "/api/publish", {"topic": "chat:a", "message": {"type": "m"}})
+        for parse, accept in ((parse_text, None), (parse_openmetrics, OPENMETRICS_ACCEPT)):
+            _, text = await self.scrape(accept)
+            fams = families(parse, text)
+            self.assertEqual(set(fams), GAUGES | COUNTERS | HISTORY_GAUGES | HISTORY_COUNTERS)
+            for name in HISTORY_GAUGES:
+                self.assertEqual(fams[name][0], "gauge", name)
+            for name in HISTORY_COUNTERS:
+                self.assertEqual((fams[name][0], set(fams[name][1])), ("counter", {name + "_total"}), name)
+            self.assertEqual(fams["realtime_history_messages"][1]["realtime_history_messages"], 1)
+            self.assertEqual(fams["realtime_history_streams"][1]["realtime_history_streams"], 1)
 
     @no_server
     async def test_jwks_families_in_both_formats(self):

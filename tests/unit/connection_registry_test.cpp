@@ -564,3 +564,49 @@ TEST(ConnectionRegistryIndexObserver, ReplaceIdentityReportsOnlyRolesThatChanged
 
 }  // namespace
 }  // namespace boundary::realtime
+
+namespace boundary::realtime {
+namespace {
+
+// Streams: a connection that joined at a history snapshot skips deliveries up to its offset
+// (they are still on their way to its loop and it got them, or chose not to, from the snapshot).
+TEST(ConnectionRegistryStream, SubscriberSkipsOffsetsUpToItsSnapshot) {
+  ConnectionRegistry registry;
+  auto early = std::make_shared<testing::RecordingConnection>("early");
+  auto late = std::make_shared<testing::RecordingConnection>("late");
+  registry.register_connection(early, user("1"));
+  registry.register_connection(late, user("2"));
+  registry.subscribe("early", "t");
+  registry.subscribe("late", "t", 0, 5);
+  const auto m = Message::from_json(R"({"type":"t"})");
+  EXPECT_EQ(registry.publish("t", m, 4), 1u);
+  EXPECT_EQ(registry.publish("t", m, 5), 1u);
+  EXPECT_EQ(registry.publish("t", m, 6), 2u);
+  EXPECT_EQ(registry.publish("t", m, 7), 2u);
+  EXPECT_EQ(early->sent_count(), 4u);
+  EXPECT_EQ(late->sent_count(), 2u);
+}
+
+TEST(ConnectionRegistryStream, ResubscribeMovesTheFloorAndLeavingForgetsIt) {
+  ConnectionRegistry registry;
+  auto c = std::make_shared<testing::RecordingConnection>("c");
+  registry.register_connection(c, user("1"));
+  registry.subscribe("c", "t", 0, 2);
+  EXPECT_EQ(registry.subscribe("c", "t", 0, 9), ConnectionRegistry::SubscribeResult::already_subscribed);
+  const auto m = Message::from_json(R"({"type":"t"})");
+  EXPECT_EQ(registry.publish("t", m, 9), 0u);
+  registry.unsubscribe("c", "t");
+  registry.subscribe("c", "t");  // no snapshot: nothing skipped
+  EXPECT_EQ(registry.publish("t", m, 3), 1u);
+}
+
+TEST(ConnectionRegistryStream, OffsetZeroIsNeverSkipped) {
+  ConnectionRegistry registry;
+  auto c = std::make_shared<testing::RecordingConnection>("c");
+  registry.register_connection(c, user("1"));
+  registry.subscribe("c", "t", 0, 5);
+  EXPECT_EQ(registry.publish("t", Message::from_json(R"({"type":"t"})")), 1u);
+}
+
+}  // namespace
+}  // namespace boundary::realtime

@@ -51,6 +51,10 @@ struct Config {
   bool compression = false;
   std::size_t max_outbound_bytes = 1048576;  // per-connection send queue before closing with 1008
   std::size_t max_subscriptions = 1000;      // topics per connection
+  // History (docs/history.md): `PATTERN=SIZE[/TTL]` rules, first match wins; topics matching one
+  // keep their last SIZE messages for TTL seconds (default 300). Single node only for now.
+  std::vector<std::string> history;
+  std::size_t history_max_bytes = 64 * 1024 * 1024;  // all history of the node; oldest streams dropped past it
   std::chrono::seconds idle_timeout{60};     // silence before close; a ping goes out at half
   std::size_t max_body_bytes = 1048576;      // HTTP API request body
   // Per node (not cluster-wide), checked at the upgrade before the 101: 503 past

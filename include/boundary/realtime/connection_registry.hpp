@@ -10,6 +10,7 @@
 // users and roles are erased, so memory follows what is live.
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -48,9 +49,11 @@ class ConnectionRegistry {
   std::size_t user_connection_count(std::string_view user_id) const;
 
   enum class SubscribeResult { subscribed, already_subscribed, unknown_connection, limit_reached };
-  // `max_subscriptions` bounds the topics of one connection; 0 means no limit.
+  // `max_subscriptions` bounds the topics of one connection; 0 means no limit. `skip_through`
+  // (topic streams, subscribed or already subscribed): deliveries with an offset up to it are
+  // not handed to this connection (it got them, or chose not to, from a history snapshot).
   SubscribeResult subscribe(std::string_view connection_id, std::string_view topic,
-                            std::size_t max_subscriptions = 0);
+                            std::size_t max_subscriptions = 0, std::uint64_t skip_through = 0);
   // What subscribe() would answer now, without subscribing (`subscribed`: it would).
   SubscribeResult check_subscribe(std::string_view connection_id, std::string_view topic,
                                   std::size_t max_subscriptions = 0) const;
@@ -65,7 +68,8 @@ class ConnectionRegistry {
   std::size_t send_to_role(std::string_view role, const Message& message) const;
   std::size_t broadcast(const Message& message) const;
   bool send_to_connection(std::string_view connection_id, const Message& message) const;
-  std::size_t publish(std::string_view topic, const Message& message) const;
+  // `offset`: the message's place in its topic's stream (0 when the topic has no history).
+  std::size_t publish(std::string_view topic, const Message& message, std::uint64_t offset = 0) const;
 
   // Called when a user, role or topic index is created (its first connection joined) or erased
   // (its last one left), not per message: a cluster node's interests follow these.

@@ -1,0 +1,83 @@
+#pragma once
+// Port: the history of topics (--history). A topic matching a history rule is a stream: its
+// messages get offsets 1, 2, 3, ... without gaps, and the stream has an epoch (a string) that
+// changes whenever its history was lost. The store assigns offsets, keeps the last messages and
+// answers recoveries.
+//
+// Guarantees every adapter gives:
+// - Offsets: for one topic, append() hands out consecutive offsets and calls `publish` in offset
+//   order; two publishes of one topic never overlap.
+// - Atomic join: attach() calls `join` once, at a point between two appends of the topic, with
+//   the stream's last offset at that point and (for a recovery) exactly the kept messages after
+//   the client's offset up to it. Every append after that point calls `publish` after `join`
+//   returned. The caller subscribes inside `join` and ignores deliveries with an offset <= the
+//   snapshot's last (they may still be on their way to it): the subscriber then sees each
+//   message once, in order.
+// - Bounds: each stream keeps at most its rule's SIZE messages, each for its TTL, and all
+//   streams together at most the byte cap; past it whole streams are dropped, least recently
+//   published first, and start again at offset 1 with a new epoch.
+// - Failure: a store that cannot answer reports recovered = false and offset 0 (the client
+//   reloads); append() then still calls `publish` with offset 0 (delivery without history).
+// - Threads: every member may be called from any thread; callbacks run on the caller's thread
+//   (HistoryMemory) or on the store's own thread (a networked adapter) and must not block.
+//
+// HistoryMemory (src/shell/adapters) keeps streams in this process. A networked adapter (Redis,
+// for cluster mode) would assign offsets and publish in one atomic step on the server and call
+// `join` after subscribing and reading the stream; the offset filter above then removes what
+// both the subscription and the read delivered.
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "boundary/realtime/message.hpp"
+
+namespace boundary::realtime {
+
+struct HistoryRecover {
+  std::uint64_t offset = 0;
+  std::string epoch;
+};
+
+struct HistorySnapshot {
+  std::uint64_t last = 0;        // the stream's newest offset (0: no message kept)
+  std::string epoch;             // empty when the stream does not exist
+  bool recovered = false;        // attach with a recovery: the gap can be filled
+  std::vector<Message> messages; // attach: the replay; read: the page asked for
+};
+
+struct HistoryUsage {
+  std::size_t streams = 0;
+  std::size_t messages = 0;
+  std::size_t bytes = 0;
+  std::uint64_t evictions = 0;    // streams dropped for the byte cap
+  std::uint64_t expirations = 0;  // streams dropped because their newest message expired
+};
+
+class HistoryStore {
+ public:
+  using Encode = std::function<Message(std::uint64_t offset)>;
+  using Publish = std::function<void(const Message& message, std::uint64_t offset)>;
+  using Join = std::function<void(const HistorySnapshot&)>;
+  using Done = std::function<void(HistorySnapshot)>;
+
+  virtual ~HistoryStore() = default;
+
+  // Whether `topic` matches a history rule.
+  virtual bool keeps(std::string_view topic) const noexcept = 0;
+  // `encode(offset)` builds the message carrying its offset; it is kept and handed to `publish`.
+  virtual void append(std::string_view topic, const Encode& encode, const Publish& publish) = 0;
+  // Subscribing with (or without) a recovery; see "Atomic join".
+  virtual void attach(std::string_view topic, const std::optional<HistoryRecover>& recover, const Join& join) = 0;
+  // Kept messages after `since`, at most `limit`, oldest first.
+  virtual void read(std::string_view topic, std::uint64_t since, std::size_t limit, Done done) = 0;
+  // Drops expired messages now (the memory adapter also does so lazily on every call).
+  virtual void expire() = 0;
+  virtual HistoryUsage usage() const = 0;
+};
+
+}  // namespace boundary::realtime
