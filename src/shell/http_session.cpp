@@ -6,10 +6,11 @@
 #include <chrono>
 
 #include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
-#include <boost/beast/http/write.hpp>
+#include <boost/beast/http/status.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <boost/json/array.hpp>
 #include <boost/json/serialize.hpp>
@@ -37,6 +38,30 @@ namespace {
 constexpr auto write_timeout = std::chrono::seconds(30);
 constexpr std::uint32_t header_limit_bytes = 16 * 1024;
 constexpr char openmetrics_type[] = "application/openmetrics-text";
+// Pipelined API requests read ahead and dispatched on one connection before their answers are
+// written: the bound on what one connection holds in flight.
+constexpr std::size_t max_in_flight = 64;
+
+bool is_api(std::string_view target) { return core::target_path(target).starts_with("/api/"); }
+
+// An answer as it goes on the wire (HTTP/1.1 or 1.0). HEAD: the Content-Length GET would have,
+// and no body (RFC 9110 section 9.3.2).
+void serialize(const HttpResponse& r, unsigned version, bool keep_alive, bool head, std::string& out) {
+  out += version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+  out += std::to_string(r.status);
+  out += ' ';
+  const auto reason = http::obsolete_reason(static_cast<http::status>(r.status));
+  out.append(reason.data(), reason.size());
+  out += "\r\nServer: boundary-realtime\r\n";
+  if (!r.content_type.empty()) out += "Content-Type: " + r.content_type + "\r\n";
+  if (r.status == 426) out += "Sec-WebSocket-Version: 13\r\n";  // RFC 6455 section 4.4
+  const bool bodiless = r.status < 200 || r.status == 204 || r.status == 304;
+  if (!bodiless) out += "Content-Length: " + std::to_string(r.body.size()) + "\r\n";
+  if (version == 10 && keep_alive) out += "Connection: keep-alive\r\n";
+  if (version != 10 && !keep_alive) out += "Connection: close\r\n";
+  out += "\r\n";
+  if (!bodiless && !head) out += r.body;
+}
 
 HttpResponse json_response(unsigned status, const json::object& body) {
   return HttpResponse{status, json::serialize(body), "application/json"};
@@ -126,7 +151,8 @@ template <class Stream>
 std::string BasicHttpSession<Stream>::describe_refusal(unsigned status, std::string_view note) {
   error_code ec;
   const auto peer = stream_.socket().remote_endpoint(ec);
-  std::string path = parser_ ? std::string(core::target_path(parser_->get().target()).substr(0, 200)) : "";
+  const Request* req = current_ ? current_ : parser_ ? &parser_->get() : nullptr;
+  std::string path = req ? std::string(core::target_path(req->target()).substr(0, 200)) : "";
   std::string line = std::to_string(status) + " " + path + " from ";
   if (ec) {
     line += "unknown peer";
@@ -170,14 +196,62 @@ void BasicHttpSession<Stream>::on_read(const error_code& ec) {
       ec == asio::error::connection_reset || ec == asio::error::operation_aborted ||
       ec == asio::error::connection_aborted)  // a TLS failure: nothing more can be said over it
     return do_close();
-  keep_alive_ = false;
-  if (ec == http::error::body_limit) return respond(json_response(413, {{"error", "Request body too large"}}));
-  if (ec == http::error::header_limit) return respond(json_response(431, {{"error", "Request headers too large"}}));
-  if (ec) return respond(json_response(400, {{"error", "Bad request"}}));
   auto& req = parser_->get();
-  keep_alive_ = req.keep_alive();
-  version_ = req.version();
+  if (ec) {
+    dispatch(req, false);
+    if (ec == http::error::body_limit) return respond(json_response(413, {{"error", "Request body too large"}}));
+    if (ec == http::error::header_limit) return respond(json_response(431, {{"error", "Request headers too large"}}));
+    return respond(json_response(400, {{"error", "Bad request"}}));
+  }
+  const bool keep_alive = req.keep_alive();
+  dispatch(req, keep_alive);
   route(req);
+  current_ = nullptr;
+  // Only API requests are read ahead: an upgrade takes the socket, and the other routes are not
+  // worth the wait of the requests behind them.
+  if (keep_alive && is_api(req.target())) read_ahead();
+}
+
+template <class Stream>
+void BasicHttpSession<Stream>::dispatch(Request& req, bool keep_alive) {
+  Pending p;
+  p.api = is_api(req.target());
+  p.head = req.method() == http::verb::head;
+  p.keep_alive = keep_alive;
+  p.version = req.version() == 10 ? 10 : 11;
+  current_seq_ = first_seq_ + pending_.size();
+  current_ = &req;
+  pending_.push_back(std::move(p));
+}
+
+template <class Stream>
+void BasicHttpSession<Stream>::read_ahead() {
+  const auto& config = loop_.node().config();
+  while (pending_.size() < max_in_flight && buffer_.size() > 0) {
+    // Only a complete request is taken from the buffer; anything else (a partial request, one
+    // over a limit, a malformed one) is left for the ordinary read once the answers are out.
+    http::request_parser<http::string_body> parser;
+    parser.body_limit(config.max_body_bytes);
+    parser.header_limit(header_limit_bytes);
+    parser.eager(true);
+    const auto data = buffer_.cdata();
+    const auto* bytes = static_cast<const char*>(data.data());
+    std::size_t used = 0;
+    error_code ec;
+    while (!ec && !parser.is_done()) {
+      if (used == data.size()) return;
+      used += parser.put(asio::buffer(bytes + used, data.size() - used), ec);
+    }
+    if (ec || !is_api(parser.get().target())) return;
+    buffer_.consume(used);
+    ++requests_;
+    auto& req = parser.get();
+    const bool keep_alive = req.keep_alive();
+    dispatch(req, keep_alive);
+    route(req);
+    current_ = nullptr;
+    if (!keep_alive) return;
+  }
 }
 
 template <class Stream>
@@ -231,7 +305,7 @@ void BasicHttpSession<Stream>::route(Request& req) {
 template <class Stream>
 void BasicHttpSession<Stream>::handle_upgrade(Request& req) {
   auto& node = loop_.node();
-  keep_alive_ = false;
+  pending_[current_seq_ - first_seq_].keep_alive = false;  // a refused upgrade closes the connection
   if (node.shutting_down())
     return refuse_upgrade(core::RefusalReason::shutting_down, json_response(503, {{"error", "Server shutting down"}}));
   core::UpgradeRequest u{req.method_string(),
@@ -373,30 +447,67 @@ void BasicHttpSession<Stream>::handle_custom(const Server::RouteHandler& handler
 
 template <class Stream>
 Server::Responder BasicHttpSession<Stream>::responder() {
-  return [self = this->shared_from_this()](HttpResponse response) {
-    asio::post(self->loop_.io(), [self, response = std::move(response)]() mutable { self->respond(std::move(response)); });
+  return [self = this->shared_from_this(), seq = current_seq_](HttpResponse response) {
+    asio::post(self->loop_.io(), [self, seq, response = std::move(response)]() mutable {
+      self->answer(seq, std::move(response));
+    });
   };
 }
 
 template <class Stream>
 void BasicHttpSession<Stream>::respond(HttpResponse r) {
-  auto& node = loop_.node();
-  if (parser_ && core::target_path(parser_->get().target()).starts_with("/api/")) {
-    node.metrics().api_requests.fetch_add(1, std::memory_order_relaxed);
-    if (r.status >= 400) node.metrics().api_errors.fetch_add(1, std::memory_order_relaxed);
+  answer(current_seq_, std::move(r));
+}
+
+template <class Stream>
+void BasicHttpSession<Stream>::answer(std::uint64_t seq, HttpResponse r) {
+  if (seq < first_seq_ || seq - first_seq_ >= pending_.size()) return;  // the connection is gone
+  auto& p = pending_[seq - first_seq_];
+  if (p.response) return;  // a custom route answered twice: the first answer stands
+  if (p.api) {
+    auto& metrics = loop_.node().metrics();
+    metrics.api_requests.fetch_add(1, std::memory_order_relaxed);
+    if (r.status >= 400) metrics.api_errors.fetch_add(1, std::memory_order_relaxed);
   }
-  auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(r.status), version_);
-  res->set(http::field::server, "boundary-realtime");
-  res->set(http::field::content_type, r.content_type);
-  if (r.status == 426) res->set(http::field::sec_websocket_version, "13");  // RFC 6455 section 4.4
-  res->keep_alive(keep_alive_ && !node.shutting_down());
-  res->body() = std::move(r.body);
-  res->prepare_payload();
-  // HEAD: the Content-Length GET would have, and no body (RFC 9110 section 9.3.2).
-  if (parser_ && parser_->get().method() == http::verb::head) res->body().clear();
+  p.response = std::move(r);
+  // Answers that become ready in the same loop pass leave together.
+  if (writing_ || write_posted_) return;
+  write_posted_ = true;
+  asio::post(loop_.io(), [self = this->shared_from_this()] { self->do_write(); });
+}
+
+template <class Stream>
+void BasicHttpSession<Stream>::do_write() {
+  write_posted_ = false;
+  if (writing_ || closing_) return;
+  out_.clear();
+  const bool shutting_down = loop_.node().shutting_down();
+  while (!pending_.empty() && pending_.front().response) {
+    auto& p = pending_.front();
+    const bool keep_alive = p.keep_alive && !shutting_down;
+    serialize(*p.response, p.version, keep_alive, p.head, out_);
+    pending_.pop_front();
+    ++first_seq_;
+    if (!keep_alive) {
+      closing_ = true;
+      break;
+    }
+  }
+  if (out_.empty()) return;
+  writing_ = true;
   stream_.expires_after(write_timeout);
-  http::async_write(stream_, *res, [self = this->shared_from_this(), res](const error_code& ec, std::size_t) {
-    if (ec || !res->keep_alive()) return self->do_close();
+  asio::async_write(stream_, asio::buffer(out_), [self = this->shared_from_this()](const error_code& ec, std::size_t) {
+    self->writing_ = false;
+    if (ec || self->closing_) {
+      self->pending_.clear();
+      return self->do_close();
+    }
+    if (!self->pending_.empty()) {
+      if (self->pending_.front().response) self->do_write();
+      return;
+    }
+    self->out_.clear();
+    self->out_.shrink_to_fit();  // an idle kept-alive connection holds no answer buffer
     self->do_read();
   });
 }
