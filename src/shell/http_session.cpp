@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <atomic>
 #include <chrono>
+#include <functional>
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
@@ -13,6 +15,7 @@
 #include <boost/beast/http/status.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <boost/json/array.hpp>
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <spdlog/spdlog.h>
 
@@ -109,6 +112,47 @@ HttpResponse metrics_response(const Metrics& metrics, std::string_view accept) {
   if (lower.find(openmetrics_type) != std::string::npos)
     return HttpResponse{200, metrics.render_openmetrics(), "application/openmetrics-text; version=1.0.0; charset=utf-8"};
   return HttpResponse{200, metrics.render_prometheus(), "text/plain; version=0.0.4; charset=utf-8"};
+}
+
+// One API call, answered through `done` with the status and JSON body of its answer (the same for
+// a single call and for a batch item). `done` may run on any loop.
+using ApiDone = std::function<void(unsigned, json::object)>;
+void execute_api(Hub& hub, core::ApiRequest r, SendOptions options, ApiDone done) {
+  auto answer = [&done](const char* key, bool as_flag) {
+    return [done, key, as_flag](Delivery d) {
+      json::value v = as_flag ? json::value(d.count > 0) : json::value(d.count);
+      if (d.queued) return done(200, {{key, nullptr}, {"queued", true}});
+      // The cluster could not be reached: only this node's connections got it. Not a success.
+      if (!d.reached) return done(503, {{"error", "cluster unavailable"}, {key, v}});
+      done(200, {{key, v}});
+    };
+  };
+  auto count = [&](const char* key) { return answer(key, false); };
+  auto flag = [&](const char* key) { return answer(key, true); };
+  switch (r.call) {
+    case core::ApiCall::send_to_user:
+      return hub.send(Route::user, r.user_id, std::move(r.message), options, count("delivered"));
+    case core::ApiCall::send_to_role: return hub.send(Route::role, r.role, std::move(r.message), options, count("delivered"));
+    case core::ApiCall::broadcast: return hub.send(Route::all, {}, std::move(r.message), options, count("delivered"));
+    case core::ApiCall::send_to_connection:
+      return hub.send(Route::connection, r.connection_id, std::move(r.message), options, flag("delivered"));
+    case core::ApiCall::publish: return hub.send(Route::topic, r.topic, std::move(r.message), options, count("delivered"));
+    case core::ApiCall::subscribe:
+      return hub.control(Route::subscribe, r.connection_id, r.topic, options, [done, subscribed = flag("subscribed")](Delivery d) {
+        // --max-subscriptions binds the API too: a refusal the backend can tell from "no such
+        // connection".
+        if (!d.queued && d.reached && d.count == static_cast<std::size_t>(SubscribeAnswer::limit_reached))
+          return done(409, {{"error", "subscription limit reached"}, {"subscribed", false}});
+        subscribed(d);
+      });
+    case core::ApiCall::unsubscribe: return hub.control(Route::unsubscribe, r.connection_id, r.topic, options, flag("unsubscribed"));
+    case core::ApiCall::disconnect:
+      if (!r.connection_id.empty())
+        return hub.control(Route::disconnect, r.connection_id, {}, options, count("disconnected"));
+      return hub.control(Route::disconnect_user, r.user_id, {}, options, count("disconnected"));
+    case core::ApiCall::connections: return hub.control(Route::count, {}, {}, {}, count("count"));
+    case core::ApiCall::batch: break;  // not an item kind: parse_batch_body never yields it
+  }
 }
 
 }  // namespace
@@ -390,47 +434,53 @@ void BasicHttpSession<Stream>::handle_api(Request& req) {
   const bool head = req.method() == http::verb::head;
   auto call = core::route_api(head ? beast::string_view("GET") : req.method_string(), core::target_path(req.target()));
   if (!call) return respond(refusal(call.error()));
+  auto& hub = loop_.node().hub();
+  // Cluster fire-and-forget: body "wait": false or header Prefer: respond-async.
+  const bool prefer_async = req["Prefer"].find("respond-async") != std::string_view::npos;
+  auto reply = responder();
+  if (*call == core::ApiCall::batch) {
+    auto items = core::parse_batch_body(req.body());
+    if (!items) return respond(refusal(items.error()));
+    // Every item is dispatched now, in order (so their messages keep that order on every
+    // connection); the answer waits for the last result, on whichever loop gives it.
+    struct Gather {
+      std::vector<json::object> results;
+      std::atomic<std::size_t> remaining;
+      Server::Responder reply;
+    };
+    auto g = std::make_shared<Gather>();
+    g->results.resize(items->size());
+    g->remaining = items->size() + 1;  // + 1: held until every item is dispatched
+    g->reply = std::move(reply);
+    auto finish = [g] {
+      if (g->remaining.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+      json::array out;
+      out.reserve(g->results.size());
+      for (auto& r : g->results) out.emplace_back(std::move(r));
+      g->reply(json_response(200, {{"results", std::move(out)}}));
+    };
+    for (std::size_t i = 0; i < items->size(); ++i) {
+      auto done = [g, i, finish](unsigned status, json::object body) {
+        body["status"] = status;
+        g->results[i] = std::move(body);
+        finish();
+      };
+      auto& item = (*items)[i];
+      if (!item) {
+        done(item.error().status, json::parse(item.error().body).as_object());
+        continue;
+      }
+      const SendOptions options{item->wait && !prefer_async};
+      execute_api(hub, std::move(*item), options, std::move(done));
+    }
+    return finish();
+  }
   auto parsed = core::parse_api_body(*call, req.body());
   if (!parsed) return respond(refusal(parsed.error()));
-  auto& hub = loop_.node().hub();
-  auto r = std::move(*parsed);
-  auto reply = responder();
-  // Cluster fire-and-forget: body "wait": false or header Prefer: respond-async.
-  const SendOptions options{r.wait && req["Prefer"].find("respond-async") == std::string_view::npos};
-  auto answer = [reply](const char* key, bool as_flag) {
-    return [reply, key, as_flag](Delivery d) {
-      json::value v = as_flag ? json::value(d.count > 0) : json::value(d.count);
-      if (d.queued) return reply(json_response(200, {{key, nullptr}, {"queued", true}}));
-      // The cluster could not be reached: only this node's connections got it. Not a success.
-      if (!d.reached) return reply(json_response(503, {{"error", "cluster unavailable"}, {key, v}}));
-      reply(json_response(200, {{key, v}}));
-    };
-  };
-  auto count = [&](const char* key) { return answer(key, false); };
-  auto flag = [&](const char* key) { return answer(key, true); };
-  switch (r.call) {
-    case core::ApiCall::send_to_user:
-      return hub.send(Route::user, r.user_id, std::move(r.message), options, count("delivered"));
-    case core::ApiCall::send_to_role: return hub.send(Route::role, r.role, std::move(r.message), options, count("delivered"));
-    case core::ApiCall::broadcast: return hub.send(Route::all, {}, std::move(r.message), options, count("delivered"));
-    case core::ApiCall::send_to_connection:
-      return hub.send(Route::connection, r.connection_id, std::move(r.message), options, flag("delivered"));
-    case core::ApiCall::publish: return hub.send(Route::topic, r.topic, std::move(r.message), options, count("delivered"));
-    case core::ApiCall::subscribe:
-      return hub.control(Route::subscribe, r.connection_id, r.topic, options, [reply, subscribed = flag("subscribed")](Delivery d) {
-        // --max-subscriptions binds the API too: a refusal the backend can tell from "no such
-        // connection".
-        if (!d.queued && d.reached && d.count == static_cast<std::size_t>(SubscribeAnswer::limit_reached))
-          return reply(json_response(409, {{"error", "subscription limit reached"}, {"subscribed", false}}));
-        subscribed(d);
-      });
-    case core::ApiCall::unsubscribe: return hub.control(Route::unsubscribe, r.connection_id, r.topic, options, flag("unsubscribed"));
-    case core::ApiCall::disconnect:
-      if (!r.connection_id.empty())
-        return hub.control(Route::disconnect, r.connection_id, {}, options, count("disconnected"));
-      return hub.control(Route::disconnect_user, r.user_id, {}, options, count("disconnected"));
-    case core::ApiCall::connections: return hub.control(Route::count, {}, {}, {}, count("count"));
-  }
+  const SendOptions options{parsed->wait && !prefer_async};
+  execute_api(hub, std::move(*parsed), options, [reply](unsigned status, json::object body) {
+    reply(json_response(status, body));
+  });
 }
 
 template <class Stream>
