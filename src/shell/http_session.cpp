@@ -44,6 +44,8 @@ constexpr char openmetrics_type[] = "application/openmetrics-text";
 // Pipelined API requests read ahead and dispatched on one connection before their answers are
 // written: the bound on what one connection holds in flight.
 constexpr std::size_t max_in_flight = 64;
+// The read buffer of a connection that has made an API call.
+constexpr std::size_t api_read_bytes = 32 * 1024;
 
 bool is_api(std::string_view target) { return core::target_path(target).starts_with("/api/"); }
 
@@ -253,7 +255,12 @@ void BasicHttpSession<Stream>::on_read(const error_code& ec) {
   current_ = nullptr;
   // Only API requests are read ahead: an upgrade takes the socket, and the other routes are not
   // worth the wait of the requests behind them.
-  if (keep_alive && is_api(req.target())) read_ahead();
+  if (keep_alive && is_api(req.target())) {
+    // A backend's connection: read in large pieces from now on (Beast reads at most the buffer's
+    // spare capacity, 512 bytes at first), so that a pipelined burst is dispatched in one pass.
+    if (buffer_.capacity() < api_read_bytes) buffer_.reserve(api_read_bytes);
+    read_ahead();
+  }
 }
 
 template <class Stream>
