@@ -505,6 +505,9 @@ void BasicHttpSession<Stream>::handle_custom(const Server::RouteHandler& handler
 template <class Stream>
 Server::Responder BasicHttpSession<Stream>::responder() {
   return [self = this->shared_from_this(), seq = current_seq_](HttpResponse response) {
+    // On this session's loop already (a count gathered by the loop that dispatched it): at once,
+    // so that the answer leaves in this pass's flush.
+    if (self->loop_.io().get_executor().running_in_this_thread()) return self->answer(seq, std::move(response));
     asio::post(self->loop_.io(), [self, seq, response = std::move(response)]() mutable {
       self->answer(seq, std::move(response));
     });
@@ -527,10 +530,10 @@ void BasicHttpSession<Stream>::answer(std::uint64_t seq, HttpResponse r) {
     if (r.status >= 400) metrics.api_errors.fetch_add(1, std::memory_order_relaxed);
   }
   p.response = std::move(r);
-  // Answers that become ready in the same loop pass leave together.
+  // Answers that become ready in the same loop pass leave together, at the start of its flush.
   if (writing_ || write_posted_) return;
   write_posted_ = true;
-  asio::post(loop_.io(), [self = this->shared_from_this()] { self->do_write(); });
+  loop_.schedule_answer([self = this->shared_from_this()] { self->do_write(); });
 }
 
 template <class Stream>
