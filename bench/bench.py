@@ -12,7 +12,9 @@ Runs every scenario against every server, one after another under the same condi
 
 Scenarios: fanout (full speed, CONNECTIONS subscribers), rate (fixed rate, RATE_CONNECTIONS
 subscribers), connect (connects/s and RSS per idle connection), users (ours only: send-to-user
-at a fixed rate, must be lossless), growth (fanout and connect at each of GROWTH_N).
+at a fixed rate, must be lossless), growth (fanout and connect at each of GROWTH_N), api (ours-1t
+only: publishing through the HTTP API, pipelined, over 8 connections and in batches, against the
+WebSocket `publish` path at the same API_WINDOW).
 
 Each run gets a fresh server process. Before each run the driver waits until the machine is
 quiet; a run during which other processes used more than MAX_OTHERS CPU seconds is repeated
@@ -28,9 +30,10 @@ Environment knobs (defaults for a full run; QUICK=1 changes the ones marked *):
   WINDOW (256)        ours: `publish` commands in flight  SIZE (100)  message bytes
   USERS_RATE (5000)   USERS_DURATION (10*)  HOLD (2*)  idle seconds in the connect scenario
   GROWTH_N ("1000 5000 10000 19000"*)  GROWTH_MESSAGES (200*)
+  API_MESSAGES (2000*)  API_WINDOW (32: requests in flight)  API_BATCH (100 messages per batch)
   Quick mode: RUNS=1 MESSAGES=50 RATE_MESSAGES=1000 USERS_DURATION=2 HOLD=1 GROWTH_N="1000 10000"
   GROWTH_MESSAGES=MESSAGES ATTEMPTS=1 QUIET_TIMEOUT=15 OUT=build/bench-quick (about 2 minutes).
-  SERVERS ("ours-1t ours-2t ours-tls ours-deflate ws socketio")  SCENARIOS ("fanout rate connect users growth")
+  SERVERS ("ours-1t ours-2t ours-tls ours-deflate ws socketio")  SCENARIOS ("fanout rate connect users growth api")
   MAX_OTHERS (0.5; per 10 s of a longer run)    ATTEMPTS (3*)  QUIET_TIMEOUT (300* s)  QUIET_CPU (0.10 CPU s per s)
   PORT (3850)         SERVER, LOADGEN (build/release binaries)  OUT (docs*)
   Setting SERVERS or SCENARIOS keeps the other raw results (a partial re-run); without them
@@ -73,7 +76,16 @@ OPT_END = "<!-- optimisations:end -->"
 ALL_SERVERS = ["ours-1t", "ours-2t", "ours-tls", "ours-deflate", "ws", "socketio"]
 TLS_SCENARIOS = ("fanout", "connect")  # ours-tls: what TLS changes (per-byte cost, handshakes, memory)
 DEFLATE_SCENARIOS = ("fanout", "connect")  # ours-deflate: the compression pass per message, memory
-ALL_SCENARIOS = ["fanout", "rate", "connect", "users", "growth"]
+ALL_SCENARIOS = ["fanout", "rate", "connect", "users", "growth", "api"]
+# The api scenario's modes: how the publisher sends (loadgen_args) and what each row is called.
+API_MODES = {
+    "ws": "WebSocket `publish` (reference)",
+    "api": "`POST /api/publish`, pipelined on 1 connection",
+    "api8": "`POST /api/publish`, over 8 keep-alive connections",
+    "api8w": "`POST /api/publish`, 8 keep-alive connections with API_WINDOW each",
+    "batch": "`POST /api/batch`",
+}
+API_CONNECTIONS = 8
 COLORS = {"ours-1t": charts.PALETTE[0], "ours-2t": charts.PALETTE[1], "ws": charts.PALETTE[2],
           "socketio": charts.PALETTE[3], "ours-tls": charts.PALETTE[4], "ours-deflate": charts.PALETTE[5]}
 PERCENTILES = ["p50", "p90", "p99", "p99.9", "max"]
@@ -109,6 +121,9 @@ class Config:
     hold: float
     growth_n: list
     growth_messages: int
+    api_messages: int
+    api_window: int
+    api_batch: int
     servers: list
     scenarios: list
     partial: bool
@@ -154,7 +169,8 @@ def knobs(cfg: "Config") -> dict:
             "WINDOW": cfg.window, "RATE": cfg.rate, "RATE_MESSAGES": cfg.rate_messages,
             "RATE_CONNECTIONS": cfg.rate_connections, "USERS_RATE": cfg.users_rate,
             "USERS_DURATION": cfg.users_duration, "HOLD": cfg.hold, "GROWTH_N": " ".join(map(str, cfg.growth_n)),
-            "GROWTH_MESSAGES": cfg.growth_messages, "MAX_OTHERS": cfg.max_others, "ATTEMPTS": cfg.attempts}
+            "GROWTH_MESSAGES": cfg.growth_messages, "API_MESSAGES": cfg.api_messages, "API_WINDOW": cfg.api_window,
+            "API_BATCH": cfg.api_batch, "MAX_OTHERS": cfg.max_others, "ATTEMPTS": cfg.attempts}
 
 
 def load_config() -> Config:
@@ -177,6 +193,9 @@ def load_config() -> Config:
         hold=env("HOLD", q(2.0, 1.0), float),
         growth_n=[int(x) for x in env("GROWTH_N", q("1000 5000 10000 19000", "1000 10000")).split()],
         growth_messages=0,
+        api_messages=env("API_MESSAGES", q(2000, 200), int),
+        api_window=env("API_WINDOW", 32, int),
+        api_batch=env("API_BATCH", 100, int),
         servers=(servers or " ".join(ALL_SERVERS)).split(),
         scenarios=(scenarios or " ".join(ALL_SCENARIOS)).split(),
         partial=bool(servers or scenarios),
@@ -208,15 +227,18 @@ def load_config() -> Config:
 
 @dataclass(frozen=True)
 class Case:
-    kind: str  # fanout | rate | connect | users
+    kind: str  # fanout | rate | connect | users | api
     n: int
     messages: int = 0
     rate: float = 0
     hold: float = 0
     duration: float = 0
+    mode: str = ""  # api: a key of API_MODES
 
     @property
     def id(self) -> str:
+        if self.kind == "api":
+            return f"api-{self.mode}-n{self.n}-m{self.messages}"
         if self.kind == "fanout":
             return f"fanout-n{self.n}-m{self.messages}"
         if self.kind == "rate":
@@ -226,7 +248,7 @@ class Case:
         return f"users-n{self.n}-r{self.rate:g}-d{self.duration:g}"
 
     def deliveries(self) -> float:
-        if self.kind in ("fanout", "rate"):
+        if self.kind in ("fanout", "rate", "api"):
             return self.n * self.messages
         if self.kind == "users":
             return self.rate * self.duration
@@ -242,6 +264,7 @@ def scenario_cases(cfg: Config) -> dict:
         "users": [Case("users", cfg.connections, rate=cfg.users_rate, duration=cfg.users_duration)],
         "growth": [Case("fanout", n, messages=cfg.growth_messages) for n in cfg.growth_n]
         + [Case("connect", n, hold=cfg.hold) for n in cfg.growth_n],
+        "api": [Case("api", cfg.connections, messages=cfg.api_messages, mode=m) for m in API_MODES],
     }
     return c
 
@@ -251,6 +274,8 @@ def is_ours(server: str) -> bool:
 
 
 def applies(server: str, case: Case) -> bool:
+    if case.kind == "api":
+        return server == "ours-1t"
     return case.kind != "users" or is_ours(server)
 
 
@@ -272,6 +297,22 @@ def loadgen_args(cfg: Config, server: str, case: Case, port: int, pid: int) -> l
         a += ["--messages", str(case.messages), "--size", str(cfg.size)]
         if case.kind == "rate":
             a += ["--rate", f"{case.rate:g}"]
+    elif case.kind == "api":
+        # The same number of requests in flight in every mode: API_WINDOW `publish` commands, or
+        # API_WINDOW HTTP requests on one connection, or spread over 8; a batch request carries
+        # API_BATCH messages and waits for its answer before the next.
+        a += ["--scenario", "fanout", "--messages", str(case.messages), "--size", str(cfg.size)]
+        if case.mode == "ws":
+            a += ["--via", "ws", "--window", str(cfg.api_window)]
+        elif case.mode == "api":
+            a += ["--via", "api", "--window", str(cfg.api_window)]
+        elif case.mode == "api8":
+            a += ["--via", "api", "--api-connections", str(API_CONNECTIONS),
+                  "--window", str(max(1, cfg.api_window // API_CONNECTIONS))]
+        elif case.mode == "api8w":
+            a += ["--via", "api", "--api-connections", str(API_CONNECTIONS), "--window", str(cfg.api_window)]
+        else:
+            a += ["--via", "api", "--batch", str(cfg.api_batch), "--window", "1"]
     elif case.kind == "connect":
         a += ["--scenario", "connect", "--hold", f"{case.hold:g}"]
     elif case.kind == "users":
@@ -681,7 +722,9 @@ def measure(cfg: Config) -> None:
             doc = {"server": server, "case": case.id, "kind": case.kind, "n": case.n,
                    "params": {"messages": case.messages, "rate": case.rate, "hold": case.hold,
                               "duration": case.duration, "size": cfg.size,
-                              "window": cfg.window if is_ours(server) and case.kind in ("fanout", "rate") else None},
+                              "window": cfg.window if is_ours(server) and case.kind in ("fanout", "rate") else
+                              cfg.api_window if case.kind == "api" else None,
+                              "mode": case.mode or None, "batch": cfg.api_batch if case.mode == "batch" else None},
                    "cpus": {"server": spec.cpus, "loadgen": spec.gen_cpus}, "meta": meta, "runs": runs}
             with open(os.path.join(cfg.raw_dir, f"{server}--{case.id}.json"), "w") as f:
                 # One run per line: small, and diffs stay readable.
@@ -982,8 +1025,9 @@ def render(cfg: Config) -> str:
     d.add("Knobs (environment or `make bench VAR=value`): `RUNS` (3), `MESSAGES` (1000), `CONNECTIONS` (10000), "
           "`RATE` (1000 msg/s), `RATE_MESSAGES` (5000), `RATE_CONNECTIONS` (1000), `USERS_RATE` (5000), "
           "`USERS_DURATION` (10 s), `HOLD` (2 s), `GROWTH_N` (\"1000 5000 10000 19000\"), `GROWTH_MESSAGES` (200), "
-          "`SIZE` (100 B), `WINDOW` (256), `SERVERS` (\"ours-1t ours-2t ours-tls ours-deflate ws socketio\"), "
-          "`SCENARIOS` (\"fanout rate connect users growth\"), `MAX_OTHERS` (0.5 CPU s), `ATTEMPTS` (3), "
+          "`SIZE` (100 B), `WINDOW` (256), `API_MESSAGES` (2000), `API_WINDOW` (32), `API_BATCH` (100), "
+          "`SERVERS` (\"ours-1t ours-2t ours-tls ours-deflate ws socketio\"), "
+          "`SCENARIOS` (\"fanout rate connect users growth api\"), `MAX_OTHERS` (0.5 CPU s), `ATTEMPTS` (3), "
           "`QUIET_TIMEOUT` (300 s), `PORT` (3850), `OUT` (docs). With `SERVERS` or `SCENARIOS` set, the other "
           "servers' and scenarios' raw results are kept and the file is re-rendered from all of them.", "")
     d.add(f"Raw results: [`{cfg.rel(cfg.raw_dir)}/`]({cfg.rel(cfg.raw_dir)}/), one JSON file per server and "
@@ -1051,6 +1095,7 @@ def render(cfg: Config) -> str:
     connect_section(d, connect_case, img, chart)
     users_section(d, users_case, img, chart)
     growth_section(d, cases["growth"], img, chart)
+    api_section(d, cases["api"])
 
     d.add("## Optimisations", "")
     kept = read_optimisations(cfg)
@@ -1123,6 +1168,43 @@ def delivery_section(d: Doc, case: Case, title: str, intro: str, slug: str, img,
     charts.grouped_bar_chart(chart(f"{slug}-latency.svg"), title2, PERCENTILES, series, ylabel="latency (log scale)",
                              fmt=charts.microseconds, log=True, subtitle=sub)
     img(f"{slug}-latency.svg", "latency percentiles by server")
+
+
+def api_reference(d: Doc, cases: list) -> Optional[float]:
+    ref = next((c for c in cases if c.mode == "ws"), None)
+    return stat(d.runs("ours-1t", ref), "delivery/deliveries_per_second").median if ref else None
+
+
+def api_section(d: Doc, cases: list) -> None:
+    cfg = d.cfg
+    n, m = cases[0].n, cases[0].messages
+    d.add("## The HTTP API path (ours-1t)", "",
+          f"{n:,} subscribers, {m:,} messages of {cfg.size} B published through the server API as fast as it "
+          f"answers, against the WebSocket `publish` path with the same number in flight ({cfg.api_window}). "
+          f"Pipelined: {cfg.api_window} `POST /api/publish` requests in flight on one keep-alive connection; "
+          f"8 connections: {max(1, cfg.api_window // API_CONNECTIONS)} in flight on each of {API_CONNECTIONS} keep-alive "
+          f"connections (and, in one more row, {cfg.api_window} on each: {cfg.api_window * API_CONNECTIONS} in all); "
+          f"batch: {cfg.api_batch} publishes per `POST /api/batch` request, one request at a time. "
+          "Requests already read when the server dispatches are all dispatched before its flush pass, so their "
+          "messages leave in one write per subscriber.", "")
+    if not any(d.runs("ours-1t", c) for c in cases):
+        d.add("_Not measured._", "")
+        return
+    ref = api_reference(d, cases)
+    d.add("| Publisher | deliveries/s | ÷ WebSocket `publish` | p50 | p99 | lost / reordered / duplicates (all runs) |",
+          "|---|---|---|---|---|---|")
+    for c in cases:
+        runs = d.runs("ours-1t", c)
+        if not runs:
+            continue
+        t = stat(runs, "delivery/deliveries_per_second")
+        p50, p99 = stat(runs, "delivery/latency_us/p50"), stat(runs, "delivery/latency_us/p99")
+        r = ratio(t.median, ref)
+        cell = "(ref)" if c.mode == "ws" else ("" if r is None else f"{r:.0%}")
+        integ = " / ".join(f"{sum(get(x, 'delivery/' + k) or 0 for x in runs):,}" for k in ("lost", "reordered", "duplicates"))
+        d.add(f"| {API_MODES[c.mode]}{d.flags('ours-1t', c)} | {fmt_stat(t)} | {cell} | {fmt_lat(p50)} | "
+              f"{fmt_lat(p99)} | {integ} |")
+    d.flush_notes()
 
 
 def connect_section(d: Doc, case: Case, img, chart) -> None:
@@ -1321,6 +1403,18 @@ def targets(d: Doc, cases: dict) -> list:
             cells.append(verdict(n_ok == len(runs), f"{n_ok}/{len(runs)} runs lossless"))
     rows.append([f"Users: send-to-user to {users.n:,} users at {users.rate:,.0f} msg/s", "nothing lost, reordered, "
                  "duplicated or misrouted"] + cells)
+    ref = api_reference(d, cases["api"])
+    for c in cases["api"]:
+        if c.mode in ("ws", "api8w"):
+            continue
+        need = 0.9 if c.mode == "batch" else 0.8
+        mine = stat(d.runs("ours-1t", c), "delivery/deliveries_per_second").median
+        r = ratio(mine, ref)
+        cell = verdict(None, "") if r is None else verdict(r >= need, f"{r:.0%}")
+        label = API_MODES[c.mode] + (f", {d.cfg.api_window} in flight" if c.mode != "batch" else
+                                     f", {d.cfg.api_batch} per request")
+        rows.append([f"API at {c.n:,} subscribers: {label}", f"≥ {need:.0%} of WebSocket `publish`",
+                     cell, "(ours-1t only)"])
     return rows
 
 

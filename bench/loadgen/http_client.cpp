@@ -47,8 +47,9 @@ void HttpClient::handshake() {
 }
 
 void HttpClient::request(std::string_view method, std::string_view path, std::string_view bearer,
-                         std::string_view body) {
-  busy_ = true;
+                         std::string_view body, std::uint64_t tag) {
+  // After a `Connection: close` answer the socket is gone: what was pipelined behind it is lost.
+  pending_.push_back({now_ns(), tag});
   out_.append(method).append(" ").append(path).append(" HTTP/1.1\r\nHost: ").append(host_header_);
   if (!bearer.empty()) out_.append("\r\nAuthorization: Bearer ").append(bearer);
   out_.append("\r\nContent-Type: application/json\r\nContent-Length: ")
@@ -123,35 +124,42 @@ void HttpClient::on_readable() {
   if (n == 0) return drop("connection closed by server");
   in_.append(buf, static_cast<std::size_t>(n));
   if (in_.size() > max_response_bytes) return drop("response too large");
-  parse_response();
+  while (fd_ >= 0 && !pending_.empty() && parse_response()) {
+  }
   if (ssl_ && fd_ >= 0 && tls_pending(ssl_)) on_readable();  // decrypted bytes epoll will not report
 }
 
-void HttpClient::parse_response() {
+bool HttpClient::parse_response() {
   const std::size_t end = in_.find("\r\n\r\n");
-  if (end == std::string::npos) return;
+  if (end == std::string::npos) return false;
   const std::string_view head(in_.data(), end + 4);
   int status = 0;
   if (head.size() < 12 || head.substr(0, 5) != "HTTP/" ||
       std::from_chars(head.data() + 9, head.data() + 12, status).ec != std::errc{})
-    return drop("not an HTTP response");
+    return drop("not an HTTP response"), false;
   const std::string_view length_text = header_value(head, "content-length");
   std::size_t length = 0;
   if (length_text.empty() ||
       std::from_chars(length_text.data(), length_text.data() + length_text.size(), length).ec != std::errc{})
-    return drop("response without Content-Length");
-  if (in_.size() < end + 4 + length) return;
+    return drop("response without Content-Length"), false;
+  if (in_.size() < end + 4 + length) return false;
   const std::string_view connection = header_value(head, "connection");
   close_after_ = connection.size() == 5 && strncasecmp(connection.data(), "close", 5) == 0;
   const std::string body = in_.substr(end + 4, length);
   in_.erase(0, end + 4 + length);
-  busy_ = false;
+  const Pending p = pending_.front();
+  pending_.pop_front();
   const Nanos now = now_ns();
-  if (close_after_) {  // the next request reconnects
+  if (close_after_) {  // the next request reconnects; any pipelined behind this one are lost
     close_socket();
     in_.clear();
   }
-  handler_.on_response(status, body, now);
+  handler_.on_response(status, body, p.sent, p.tag, now);
+  if (close_after_ && !pending_.empty()) {
+    drop("connection closed by server");
+    return false;
+  }
+  return true;
 }
 
 void HttpClient::drop(const std::string& why) {
@@ -159,10 +167,9 @@ void HttpClient::drop(const std::string& why) {
   connecting_ = false;
   out_.clear();
   in_.clear();
-  if (busy_) {
-    busy_ = false;
-    handler_.on_http_error(why, now_ns());
-  }
+  auto lost = std::move(pending_);
+  pending_.clear();
+  for (const auto& p : lost) handler_.on_http_error(why, p.tag, now_ns());
 }
 
 }  // namespace loadgen

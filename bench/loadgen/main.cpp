@@ -145,6 +145,8 @@ json::object report(const Options& o, const Results& r) {
                    {"size", o.size},
                    {"rate", o.rate},
                    {"window", o.window},
+                   {"api_connections", o.api_connections},
+                   {"batch", o.batch},
                    {"no_wait", o.no_wait},
                    {"tls", o.tls},
                    {"compression", o.compression},

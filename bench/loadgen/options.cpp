@@ -34,8 +34,12 @@ Usage: realtime-loadgen --scenario connect|fanout|broadcast|users [options]
   --via api|ws          fanout publisher: POST /api/publish, or a WebSocket `publish` command
   --no-wait             API publisher: add "wait": false to each body (cluster mode answers at
                         once, without gathering the other nodes' delivery counts)
-  --window K            --via ws: up to K `publish` commands awaiting their reply (default 1);
-                        with --rate 0 this publishes at full speed, K messages ahead
+  --window K            up to K requests awaiting their reply (default 1): `publish` commands
+                        (--via ws) or pipelined HTTP requests per API connection (--via api);
+                        with --rate 0 this publishes at full speed, K requests ahead
+  --api-connections N   --via api: spread the requests over N keep-alive connections (default 1)
+  --batch N             --via api, fanout: N messages per POST /api/batch request (at most
+                        1000; default 0: one POST /api/publish per message)
   --protocol realtime|plain-ws|socketio
                         plain-ws: any broadcast WebSocket server at ws://H:P<path>, no token;
                         the publisher is a client whose messages the server relays to all
@@ -92,6 +96,8 @@ void check(const Options& o) {
   if (o.connections == 0) throw std::invalid_argument("--connections must be at least 1");
   if (o.size > 1'000'000) throw std::invalid_argument("--size must be at most 1000000");
   if (o.window == 0) throw std::invalid_argument("--window must be at least 1");
+  if (o.api_connections == 0) throw std::invalid_argument("--api-connections must be at least 1");
+  if (o.batch > 1000) throw std::invalid_argument("--batch: a batch carries at most 1000 items");
   if (o.in_flight == 0) throw std::invalid_argument("--in-flight must be at least 1");
   if (o.source_ips > 254) throw std::invalid_argument("--source-ips must be at most 254");
   if (o.protocol == Protocol::realtime && o.secret.empty() && o.token.empty())
@@ -171,6 +177,8 @@ Options parse_options(int argc, char** argv) {
          o.port = o.ports.front();
        }},
       {"--window", [&](const std::string& v) { o.window = to_count("--window", v); }},
+      {"--api-connections", [&](const std::string& v) { o.api_connections = to_count("--api-connections", v); }},
+      {"--batch", [&](const std::string& v) { o.batch = to_count("--batch", v); }},
       {"--connections", [&](const std::string& v) { o.connections = to_count("--connections", v); }},
       {"--messages", [&](const std::string& v) { o.messages = to_count("--messages", v); }},
       {"--size", [&](const std::string& v) { o.size = to_count("--size", v); }},

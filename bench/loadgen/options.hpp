@@ -33,7 +33,9 @@ struct Options {
   std::size_t id_offset = 0;      // user ids start at u<id_offset> (several processes, one server)
   double rate = 0;                // messages/s from the publisher; 0 = next send after each reply
   bool no_wait = false;           // API bodies carry "wait": false (cluster fire-and-forget)
-  std::size_t window = 1;         // --via ws: `publish` commands awaiting their reply at once
+  std::size_t window = 1;         // requests awaiting their reply at once (per API connection)
+  std::size_t api_connections = 1;  // --via api: keep-alive connections the publisher spreads requests over
+  std::size_t batch = 0;          // --via api: messages per POST /api/batch request (0: one per request)
   double duration = 10;           // seconds (users scenario: messages = rate * duration)
   double hold = 0;                // seconds to hold connections idle (connect scenario)
   double timeout = 120;           // overall deadline, seconds

@@ -70,7 +70,8 @@ Run::Run(const Options& options) : o_(options), publisher_index_(options.connect
   target.compression = o_.compression;
   pool_ = std::make_unique<WsPool>(reactor_, target, *this, o_.connections + 1);
   if (o_.protocol == Protocol::realtime && o_.scenario != Scenario::connect && o_.via == Via::api)
-    api_ = std::make_unique<HttpClient>(reactor_, api_address, api_host, api_key_tag, *this, o_.tls);
+    for (std::size_t i = 0; i < o_.api_connections; ++i)
+      api_.push_back(std::make_unique<HttpClient>(reactor_, api_address, api_host, api_key_tag + i, *this, o_.tls));
 }
 
 Run::~Run() = default;
@@ -93,8 +94,8 @@ std::string Run::request_target(const std::string& user_id) const {
 }
 
 void Run::dispatch(std::uint64_t key, std::uint32_t events) {
-  if (key == api_key_tag) {
-    if (api_) api_->on_event(events);
+  if (key >= api_key_tag) {
+    if (key - api_key_tag < api_.size()) api_[key - api_key_tag]->on_event(events);
     return;
   }
   pool_->on_event(static_cast<std::uint32_t>(key), events);
@@ -248,6 +249,7 @@ void Run::prepare_tracking() {
   const std::uint64_t m = total_messages();
   const bool users = o_.scenario == Scenario::users;
   bits_per_client_ = users ? (m + n - 1) / n : m;
+  if (api_.size() > 1) last_by_connection_.assign(n * api_.size(), -1);
   if (bits_per_client_ * n > max_tracking_bits)
     throw std::invalid_argument("too many messages x connections to track duplicates (over 8 Gbit)");
   for (std::size_t i = 0; i < n; ++i) {
@@ -261,7 +263,7 @@ void Run::prepare_tracking() {
 }
 
 bool Run::open_publisher() {
-  if (api_) return true;
+  if (!api_.empty()) return true;
   const Nanos now = now_ns();
   pool_->start(publisher_index_, request_target("loadgen-publisher"), now);
   WsClient& p = pool_->client(publisher_index_);
@@ -274,7 +276,7 @@ bool Run::open_publisher() {
 }
 
 bool Run::publisher_ready() const {
-  if (api_) return !api_->busy();
+  if (!api_.empty()) return api_[api_turn()]->in_flight() < o_.window;
   WsClient& p = pool_->client(publisher_index_);
   if (p.state != WsClient::State::open) return false;
   if (o_.protocol != Protocol::realtime) return p.out.empty();
@@ -285,8 +287,9 @@ void Run::send_next() {
   auto& d = results_.delivery;
   const std::uint64_t seq = d.sent;
   const Nanos t = now_ns();
+  if (!api_.empty() && o_.batch > 0 && o_.scenario == Scenario::fanout) return send_batch(t);
   const std::string message = message_json(seq, t);
-  if (api_) {
+  if (!api_.empty()) {
     std::string body;
     const char* path = "/api/broadcast";
     if (o_.scenario == Scenario::fanout) {
@@ -300,7 +303,7 @@ void Run::send_next() {
       body = R"({"message":)" + message + "}";
     }
     if (o_.no_wait) body.insert(body.size() - 1, R"(,"wait":false)");
-    api_->request("POST", path, o_.api_key, body);
+    next_api()->request("POST", path, o_.api_key, body, seq);
   } else if (o_.protocol == Protocol::realtime) {
     ++awaiting_replies_;
     requests_sent_.push_back(t);
@@ -392,8 +395,15 @@ void Run::on_message(WsClient& c, std::string_view payload, Nanos now) {
   }
   word |= bit;
   ++d.unique;
-  if (seq < c.last_seq) ++d.reordered;
-  c.last_seq = seq;
+  if (api_.size() > 1) {
+    const std::uint64_t per = o_.batch > 0 ? o_.batch : 1;
+    std::int64_t& last = last_by_connection_[c.index * api_.size() + (static_cast<std::uint64_t>(seq) / per) % api_.size()];
+    if (seq < last) ++d.reordered;
+    last = seq;
+  } else {
+    if (seq < c.last_seq) ++d.reordered;
+    c.last_seq = seq;
+  }
   if (const std::int64_t t = number_after(payload, R"("t":)"); t >= 0) d.latency.record(now - t);
   d.last_delivery = now;
   last_progress_ = now;
@@ -437,15 +447,62 @@ Nanos Run::take_request_time() {
   return t;
 }
 
-void Run::on_response(int status, std::string_view body, Nanos now) {
+// Requests go round the API connections in turn: request r (messages r*per .. r*per+per-1) on
+// connection r % N, so a subscriber can check the order of each connection's messages (the
+// server keeps each connection's order; between connections there is none).
+std::size_t Run::api_turn() const {
+  const std::uint64_t per = o_.batch > 0 ? o_.batch : 1;
+  return static_cast<std::size_t>((results_.delivery.sent / per) % api_.size());
+}
+
+HttpClient* Run::next_api() { return api_[api_turn()].get(); }
+
+// --batch: up to N messages in one POST /api/batch; its tag is the first seq, times 2^16, plus N.
+void Run::send_batch(Nanos t) {
+  auto& d = results_.delivery;
+  const std::uint64_t first = d.sent;
+  const std::uint64_t n = std::min<std::uint64_t>(o_.batch, total_messages() - first);
+  std::string body = "[";
+  for (std::uint64_t i = 0; i < n; ++i) {
+    if (i > 0) body += ',';
+    body += R"({"kind":"publish","topic":")" + o_.topic + R"(","message":)" + message_json(first + i, t);
+    body += o_.no_wait ? R"(,"wait":false})" : "}";
+  }
+  body += ']';
+  next_api()->request("POST", "/api/batch", o_.api_key, body, (first << 16) | n);
+  request_sent_ = t;
+  if (d.sent == 0) d.first_send = t;
+  d.last_send = t;
+  last_progress_ = t;
+  d.sent += n;
+}
+
+void Run::on_response(int status, std::string_view body, Nanos sent, std::uint64_t tag, Nanos now) {
   auto& d = results_.delivery;
   last_progress_ = now;
-  d.reply_latency.record(now - request_sent_);
+  d.reply_latency.record(now - sent);
+  const bool batch = o_.batch > 0 && o_.scenario == Scenario::fanout;
+  const std::uint64_t items = batch ? (tag & 0xffff) : 1;
+  const std::uint64_t first = batch ? tag >> 16 : tag;
   if (status != 200) {
     if (d.send_errors++ == 0) d.first_send_error = "HTTP " + std::to_string(status) + " " + shorten(body);
-    return forget_refused(d.sent - 1);
+    for (std::uint64_t i = 0; i < items; ++i) forget_refused(first + i);
+    return;
   }
-  if (const auto n = number_after(body, R"("delivered":)"); n > 0) d.server_delivered += static_cast<std::uint64_t>(n);
+  // A batch answers each item in its place: sum the deliveries, forget the refused items.
+  std::uint64_t ok = 0;
+  for (std::string_view rest = body;;) {
+    const auto at = rest.find(R"("delivered":)");
+    if (at == std::string_view::npos) break;
+    rest.remove_prefix(at);
+    if (const auto n = number_after(rest, R"("delivered":)"); n >= 0) d.server_delivered += static_cast<std::uint64_t>(n);
+    rest.remove_prefix(1);
+    ++ok;
+  }
+  for (std::uint64_t i = ok; i < items; ++i) {
+    if (d.send_errors++ == 0) d.first_send_error = "batch item refused: " + shorten(body);
+    forget_refused(first + i);
+  }
 }
 
 // A message the server refused (non-200, `error` reply) is not expected anywhere: the refusal is
@@ -459,7 +516,7 @@ void Run::forget_refused(std::uint64_t seq) {
   d.expected -= std::min(d.expected, targets);
 }
 
-void Run::on_http_error(const std::string& why, Nanos now) {
+void Run::on_http_error(const std::string& why, std::uint64_t, Nanos now) {
   auto& d = results_.delivery;
   last_progress_ = now;
   if (d.send_errors++ == 0) d.first_send_error = shorten(why);

@@ -98,8 +98,8 @@ class Run final : public WsHandler, public HttpHandler {
   void on_message(WsClient& c, std::string_view payload, Nanos now) override;
   void on_failed(WsClient& c, const std::string& why) override;
   void on_closed(WsClient& c, const std::string& why) override;
-  void on_response(int status, std::string_view body, Nanos now) override;
-  void on_http_error(const std::string& why, Nanos now) override;
+  void on_response(int status, std::string_view body, Nanos sent, std::uint64_t tag, Nanos now) override;
+  void on_http_error(const std::string& why, std::uint64_t tag, Nanos now) override;
 
  private:
   enum class Phase { connecting, holding, subscribing, delivering, done };
@@ -118,6 +118,9 @@ class Run final : public WsHandler, public HttpHandler {
   Nanos publish_tick(Nanos now, Nanos start);
   bool publisher_ready() const;
   void send_next();
+  void send_batch(Nanos t);
+  HttpClient* next_api();
+  std::size_t api_turn() const;
   std::string message_json(std::uint64_t seq, Nanos t) const;
 
   void start_client(std::size_t i, Nanos now);
@@ -134,7 +137,7 @@ class Run final : public WsHandler, public HttpHandler {
   Results results_;
   Reactor reactor_;
   std::unique_ptr<WsPool> pool_;
-  std::unique_ptr<HttpClient> api_;
+  std::vector<std::unique_ptr<HttpClient>> api_;  // --via api: the publisher's connections
   Phase phase_ = Phase::connecting;
   Nanos deadline_ = 0;
   std::string roles_json_;
@@ -149,6 +152,7 @@ class Run final : public WsHandler, public HttpHandler {
   // delivery
   std::size_t publisher_index_;  // the pool slot after the subscribers
   std::uint64_t bits_per_client_ = 0;
+  std::vector<std::int64_t> last_by_connection_;  // several API connections: per subscriber and connection
   std::size_t awaiting_replies_ = 0;    // `publish` commands sent, not yet answered
   std::deque<Nanos> requests_sent_;     // their send times, oldest first
   Nanos request_sent_ = 0;

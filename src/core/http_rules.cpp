@@ -56,6 +56,7 @@ constexpr Route routes[] = {
     {"/api/disconnect", "POST", ApiCall::disconnect},
     {"/api/connections", "GET", ApiCall::connections},
     {"/api/history", "GET", ApiCall::history},
+    {"/api/batch", "POST", ApiCall::batch},
 };
 
 // Reads a required non-empty string field into `out`.
@@ -119,8 +120,25 @@ std::optional<HttpRefusal> fill(ApiRequest& req, json::object& body) {
       return bad("missing field: connection-id or user-id");
     case ApiCall::connections:
     case ApiCall::history: return std::nullopt;  // no body: parse_history_query
+    case ApiCall::batch: return std::nullopt;
   }
   return std::nullopt;
+}
+
+ApiItem parse_item(json::value& v) {
+  if (!v.is_object()) return bad("item must be a JSON object");
+  auto& item = v.get_object();
+  const auto* kind = item.if_contains("kind");
+  if (!kind || !kind->is_string()) return bad("item must have a string kind");
+  const std::string_view name = kind->get_string();
+  for (const auto& r : routes) {
+    if (r.method != "POST" || r.call == ApiCall::batch || r.path.substr(5) != name) continue;
+    ApiRequest req;
+    req.call = r.call;
+    if (auto err = fill(req, item)) return *err;
+    return req;
+  }
+  return bad("unknown kind: " + std::string(name.substr(0, 64)));
 }
 
 }  // namespace
@@ -228,10 +246,26 @@ boost::system::result<ApiCall, HttpRefusal> route_api(std::string_view method, s
   return HttpRefusal{404, error_body("Not found")};
 }
 
+boost::system::result<std::vector<ApiItem>, HttpRefusal> parse_batch_body(std::string_view body) {
+  auto parsed = parse_strict_json(body);
+  if (parsed.problem == JsonProblem::invalid) return bad("body is not valid JSON");
+  if (parsed.problem == JsonProblem::duplicate_key) return bad("body has a key twice");
+  json::value& v = parsed.value;
+  if (!v.is_array()) return bad("body must be a JSON array");
+  auto& items = v.get_array();
+  if (items.size() > max_batch_items)
+    return HttpRefusal{413, error_body("a batch carries at most " + std::to_string(max_batch_items) + " items")};
+  if (!all_numbers_finite(v)) return bad("numbers must be within the range of a double");
+  std::vector<ApiItem> out;
+  out.reserve(items.size());
+  for (auto& item : items) out.push_back(parse_item(item));
+  return out;
+}
+
 boost::system::result<ApiRequest, HttpRefusal> parse_api_body(ApiCall call, std::string_view body) {
   ApiRequest req;
   req.call = call;
-  if (call == ApiCall::connections || call == ApiCall::history) return req;
+  if (call == ApiCall::connections || call == ApiCall::history || call == ApiCall::batch) return req;
   auto parsed = parse_strict_json(body);
   if (parsed.problem == JsonProblem::invalid) return bad("body is not valid JSON");
   if (parsed.problem == JsonProblem::duplicate_key) return bad("body has a key twice");

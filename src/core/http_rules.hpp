@@ -49,7 +49,7 @@ boost::system::result<std::string, HttpRefusal> check_upgrade(const UpgradeReque
 
 enum class ApiCall {
   send_to_user, send_to_role, broadcast, send_to_connection, publish,
-  subscribe, unsubscribe, disconnect, connections, history,
+  subscribe, unsubscribe, disconnect, connections, history, batch,
 };
 
 // Unknown path -> 404, known path with the wrong method -> 405.
@@ -69,6 +69,17 @@ boost::system::result<ApiRequest, HttpRefusal> parse_history_query(std::string_v
 
 // Validates the JSON body of `call` (400 with what is wrong).
 boost::system::result<ApiRequest, HttpRefusal> parse_api_body(ApiCall call, std::string_view body);
+
+// POST /api/batch: the most items one request may carry.
+inline constexpr std::size_t max_batch_items = 1000;
+
+using ApiItem = boost::system::result<ApiRequest, HttpRefusal>;
+// Validates the body of POST /api/batch: a JSON array of at most max_batch_items objects, each
+// the body of a single call plus "kind" naming it (send-to-user, send-to-role, broadcast,
+// send-to-connection, publish, subscribe, unsubscribe, disconnect). The whole request is refused
+// only when the body is not such an array (400) or is too long (413); an item that is wrong gets
+// its own refusal, in its place.
+boost::system::result<std::vector<ApiItem>, HttpRefusal> parse_batch_body(std::string_view body);
 
 std::string error_body(std::string_view message);
 

@@ -3,15 +3,19 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <atomic>
 #include <chrono>
+#include <functional>
 
 #include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
-#include <boost/beast/http/write.hpp>
+#include <boost/beast/http/status.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <boost/json/array.hpp>
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <spdlog/spdlog.h>
 
@@ -39,6 +43,32 @@ namespace {
 constexpr auto write_timeout = std::chrono::seconds(30);
 constexpr std::uint32_t header_limit_bytes = 16 * 1024;
 constexpr char openmetrics_type[] = "application/openmetrics-text";
+// Pipelined API requests read ahead and dispatched on one connection before their answers are
+// written: the bound on what one connection holds in flight.
+constexpr std::size_t max_in_flight = 64;
+// The read buffer of a connection that has made an API call.
+constexpr std::size_t api_read_bytes = 32 * 1024;
+
+bool is_api(std::string_view target) { return core::target_path(target).starts_with("/api/"); }
+
+// An answer as it goes on the wire (HTTP/1.1 or 1.0). HEAD: the Content-Length GET would have,
+// and no body (RFC 9110 section 9.3.2).
+void serialize(const HttpResponse& r, unsigned version, bool keep_alive, bool head, std::string& out) {
+  out += version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+  out += std::to_string(r.status);
+  out += ' ';
+  const auto reason = http::obsolete_reason(static_cast<http::status>(r.status));
+  out.append(reason.data(), reason.size());
+  out += "\r\nServer: boundary-realtime\r\n";
+  if (!r.content_type.empty()) out += "Content-Type: " + r.content_type + "\r\n";
+  if (r.status == 426) out += "Sec-WebSocket-Version: 13\r\n";  // RFC 6455 section 4.4
+  const bool bodiless = r.status < 200 || r.status == 204 || r.status == 304;
+  if (!bodiless) out += "Content-Length: " + std::to_string(r.body.size()) + "\r\n";
+  if (version == 10 && keep_alive) out += "Connection: keep-alive\r\n";
+  if (version != 10 && !keep_alive) out += "Connection: close\r\n";
+  out += "\r\n";
+  if (!bodiless && !head) out += r.body;
+}
 
 HttpResponse json_response(unsigned status, const json::object& body) {
   return HttpResponse{status, json::serialize(body), "application/json"};
@@ -88,6 +118,53 @@ HttpResponse metrics_response(const Metrics& metrics, std::string_view accept) {
   return HttpResponse{200, metrics.render_prometheus(), "text/plain; version=0.0.4; charset=utf-8"};
 }
 
+// One API call, answered through `done` with the status and JSON body of its answer (the same for
+// a single call and for a batch item). `done` may run on any loop.
+using ApiDone = std::function<void(unsigned, json::object)>;
+void execute_api(Hub& hub, core::ApiRequest r, SendOptions options, ApiDone done) {
+  auto answer = [&done](const char* key, bool as_flag) {
+    return [done, key, as_flag](Delivery d) {
+      json::value v = as_flag ? json::value(d.count > 0) : json::value(d.count);
+      if (d.queued) return done(200, {{key, nullptr}, {"queued", true}});
+      // The cluster could not be reached: only this node's connections got it. Not a success.
+      if (!d.reached) return done(503, {{"error", "cluster unavailable"}, {key, v}});
+      done(200, {{key, v}});
+    };
+  };
+  auto count = [&](const char* key) { return answer(key, false); };
+  auto flag = [&](const char* key) { return answer(key, true); };
+  switch (r.call) {
+    case core::ApiCall::send_to_user:
+      return hub.send(Route::user, r.user_id, std::move(r.message), options, count("delivered"));
+    case core::ApiCall::send_to_role: return hub.send(Route::role, r.role, std::move(r.message), options, count("delivered"));
+    case core::ApiCall::broadcast: return hub.send(Route::all, {}, std::move(r.message), options, count("delivered"));
+    case core::ApiCall::send_to_connection:
+      return hub.send(Route::connection, r.connection_id, std::move(r.message), options, flag("delivered"));
+    case core::ApiCall::publish:
+      return hub.send(Route::topic, r.topic, std::move(r.message), options, [delivered = count("delivered"), done](Delivery d) {
+        // A stream answers the message's offset too.
+        if (d.offset == 0 || d.queued || !d.reached) return delivered(d);
+        done(200, {{"delivered", d.count}, {"offset", d.offset}});
+      });
+    case core::ApiCall::subscribe:
+      return hub.control(Route::subscribe, r.connection_id, r.topic, options, [done, subscribed = flag("subscribed")](Delivery d) {
+        // --max-subscriptions binds the API too: a refusal the backend can tell from "no such
+        // connection".
+        if (!d.queued && d.reached && d.count == static_cast<std::size_t>(SubscribeAnswer::limit_reached))
+          return done(409, {{"error", "subscription limit reached"}, {"subscribed", false}});
+        subscribed(d);
+      });
+    case core::ApiCall::unsubscribe: return hub.control(Route::unsubscribe, r.connection_id, r.topic, options, flag("unsubscribed"));
+    case core::ApiCall::disconnect:
+      if (!r.connection_id.empty())
+        return hub.control(Route::disconnect, r.connection_id, {}, options, count("disconnected"));
+      return hub.control(Route::disconnect_user, r.user_id, {}, options, count("disconnected"));
+    case core::ApiCall::connections: return hub.control(Route::count, {}, {}, {}, count("count"));
+    case core::ApiCall::history:  // GET /api/history: handle_history, not an item kind
+    case core::ApiCall::batch: break;  // not an item kind: parse_batch_body never yields it
+  }
+}
+
 }  // namespace
 
 template <class Stream>
@@ -128,7 +205,8 @@ template <class Stream>
 std::string BasicHttpSession<Stream>::describe_refusal(unsigned status, std::string_view note) {
   error_code ec;
   const auto peer = stream_.socket().remote_endpoint(ec);
-  std::string path = parser_ ? std::string(core::target_path(parser_->get().target()).substr(0, 200)) : "";
+  const Request* req = current_ ? current_ : parser_ ? &parser_->get() : nullptr;
+  std::string path = req ? std::string(core::target_path(req->target()).substr(0, 200)) : "";
   std::string line = std::to_string(status) + " " + path + " from ";
   if (ec) {
     line += "unknown peer";
@@ -172,14 +250,67 @@ void BasicHttpSession<Stream>::on_read(const error_code& ec) {
       ec == asio::error::connection_reset || ec == asio::error::operation_aborted ||
       ec == asio::error::connection_aborted)  // a TLS failure: nothing more can be said over it
     return do_close();
-  keep_alive_ = false;
-  if (ec == http::error::body_limit) return respond(json_response(413, {{"error", "Request body too large"}}));
-  if (ec == http::error::header_limit) return respond(json_response(431, {{"error", "Request headers too large"}}));
-  if (ec) return respond(json_response(400, {{"error", "Bad request"}}));
   auto& req = parser_->get();
-  keep_alive_ = req.keep_alive();
-  version_ = req.version();
+  if (ec) {
+    dispatch(req, false);
+    if (ec == http::error::body_limit) return respond(json_response(413, {{"error", "Request body too large"}}));
+    if (ec == http::error::header_limit) return respond(json_response(431, {{"error", "Request headers too large"}}));
+    return respond(json_response(400, {{"error", "Bad request"}}));
+  }
+  const bool keep_alive = req.keep_alive();
+  dispatch(req, keep_alive);
   route(req);
+  current_ = nullptr;
+  // Only API requests are read ahead: an upgrade takes the socket, and the other routes are not
+  // worth the wait of the requests behind them.
+  if (keep_alive && is_api(req.target())) {
+    // A backend's connection: read in large pieces from now on (Beast reads at most the buffer's
+    // spare capacity, 512 bytes at first), so that a pipelined burst is dispatched in one pass.
+    if (buffer_.capacity() < api_read_bytes) buffer_.reserve(api_read_bytes);
+    read_ahead();
+  }
+}
+
+template <class Stream>
+void BasicHttpSession<Stream>::dispatch(Request& req, bool keep_alive) {
+  Pending p;
+  p.api = is_api(req.target());
+  p.head = req.method() == http::verb::head;
+  p.keep_alive = keep_alive;
+  p.version = req.version() == 10 ? 10 : 11;
+  current_seq_ = first_seq_ + pending_.size();
+  current_ = &req;
+  pending_.push_back(std::move(p));
+}
+
+template <class Stream>
+void BasicHttpSession<Stream>::read_ahead() {
+  const auto& config = loop_.node().config();
+  while (pending_.size() < max_in_flight && buffer_.size() > 0) {
+    // Only a complete request is taken from the buffer; anything else (a partial request, one
+    // over a limit, a malformed one) is left for the ordinary read once the answers are out.
+    http::request_parser<http::string_body> parser;
+    parser.body_limit(config.max_body_bytes);
+    parser.header_limit(header_limit_bytes);
+    parser.eager(true);
+    const auto data = buffer_.cdata();
+    const auto* bytes = static_cast<const char*>(data.data());
+    std::size_t used = 0;
+    error_code ec;
+    while (!ec && !parser.is_done()) {
+      if (used == data.size()) return;
+      used += parser.put(asio::buffer(bytes + used, data.size() - used), ec);
+    }
+    if (ec || !is_api(parser.get().target())) return;
+    buffer_.consume(used);
+    ++requests_;
+    auto& req = parser.get();
+    const bool keep_alive = req.keep_alive();
+    dispatch(req, keep_alive);
+    route(req);
+    current_ = nullptr;
+    if (!keep_alive) return;
+  }
 }
 
 template <class Stream>
@@ -233,7 +364,7 @@ void BasicHttpSession<Stream>::route(Request& req) {
 template <class Stream>
 void BasicHttpSession<Stream>::handle_upgrade(Request& req) {
   auto& node = loop_.node();
-  keep_alive_ = false;
+  pending_[current_seq_ - first_seq_].keep_alive = false;  // a refused upgrade closes the connection
   if (node.shutting_down())
     return refuse_upgrade(core::RefusalReason::shutting_down, json_response(503, {{"error", "Server shutting down"}}));
   core::UpgradeRequest u{req.method_string(),
@@ -331,53 +462,53 @@ void BasicHttpSession<Stream>::handle_api(Request& req) {
   auto call = core::route_api(head ? beast::string_view("GET") : req.method_string(), core::target_path(req.target()));
   if (!call) return respond(refusal(call.error()));
   if (*call == core::ApiCall::history) return handle_history(req);
+  auto& hub = loop_.node().hub();
+  // Cluster fire-and-forget: body "wait": false or header Prefer: respond-async.
+  const bool prefer_async = req["Prefer"].find("respond-async") != std::string_view::npos;
+  auto reply = responder();
+  if (*call == core::ApiCall::batch) {
+    auto items = core::parse_batch_body(req.body());
+    if (!items) return respond(refusal(items.error()));
+    // Every item is dispatched now, in order (so their messages keep that order on every
+    // connection); the answer waits for the last result, on whichever loop gives it.
+    struct Gather {
+      std::vector<json::object> results;
+      std::atomic<std::size_t> remaining;
+      Server::Responder reply;
+    };
+    auto g = std::make_shared<Gather>();
+    g->results.resize(items->size());
+    g->remaining = items->size() + 1;  // + 1: held until every item is dispatched
+    g->reply = std::move(reply);
+    auto finish = [g] {
+      if (g->remaining.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+      json::array out;
+      out.reserve(g->results.size());
+      for (auto& r : g->results) out.emplace_back(std::move(r));
+      g->reply(json_response(200, {{"results", std::move(out)}}));
+    };
+    for (std::size_t i = 0; i < items->size(); ++i) {
+      auto done = [g, i, finish](unsigned status, json::object body) {
+        body["status"] = status;
+        g->results[i] = std::move(body);
+        finish();
+      };
+      auto& item = (*items)[i];
+      if (!item) {
+        done(item.error().status, json::parse(item.error().body).as_object());
+        continue;
+      }
+      const SendOptions options{item->wait && !prefer_async};
+      execute_api(hub, std::move(*item), options, std::move(done));
+    }
+    return finish();
+  }
   auto parsed = core::parse_api_body(*call, req.body());
   if (!parsed) return respond(refusal(parsed.error()));
-  auto& hub = loop_.node().hub();
-  auto r = std::move(*parsed);
-  auto reply = responder();
-  // Cluster fire-and-forget: body "wait": false or header Prefer: respond-async.
-  const SendOptions options{r.wait && req["Prefer"].find("respond-async") == std::string_view::npos};
-  auto answer = [reply](const char* key, bool as_flag) {
-    return [reply, key, as_flag](Delivery d) {
-      json::value v = as_flag ? json::value(d.count > 0) : json::value(d.count);
-      if (d.queued) return reply(json_response(200, {{key, nullptr}, {"queued", true}}));
-      // The cluster could not be reached: only this node's connections got it. Not a success.
-      if (!d.reached) return reply(json_response(503, {{"error", "cluster unavailable"}, {key, v}}));
-      reply(json_response(200, {{key, v}}));
-    };
-  };
-  auto count = [&](const char* key) { return answer(key, false); };
-  auto flag = [&](const char* key) { return answer(key, true); };
-  switch (r.call) {
-    case core::ApiCall::send_to_user:
-      return hub.send(Route::user, r.user_id, std::move(r.message), options, count("delivered"));
-    case core::ApiCall::send_to_role: return hub.send(Route::role, r.role, std::move(r.message), options, count("delivered"));
-    case core::ApiCall::broadcast: return hub.send(Route::all, {}, std::move(r.message), options, count("delivered"));
-    case core::ApiCall::send_to_connection:
-      return hub.send(Route::connection, r.connection_id, std::move(r.message), options, flag("delivered"));
-    case core::ApiCall::publish:
-      return hub.send(Route::topic, r.topic, std::move(r.message), options, [delivered = count("delivered"), reply](Delivery d) {
-        // A stream answers the message's offset too.
-        if (d.offset == 0 || d.queued || !d.reached) return delivered(d);
-        reply(json_response(200, {{"delivered", d.count}, {"offset", d.offset}}));
-      });
-    case core::ApiCall::history: return;  // answered above
-    case core::ApiCall::subscribe:
-      return hub.control(Route::subscribe, r.connection_id, r.topic, options, [reply, subscribed = flag("subscribed")](Delivery d) {
-        // --max-subscriptions binds the API too: a refusal the backend can tell from "no such
-        // connection".
-        if (!d.queued && d.reached && d.count == static_cast<std::size_t>(SubscribeAnswer::limit_reached))
-          return reply(json_response(409, {{"error", "subscription limit reached"}, {"subscribed", false}}));
-        subscribed(d);
-      });
-    case core::ApiCall::unsubscribe: return hub.control(Route::unsubscribe, r.connection_id, r.topic, options, flag("unsubscribed"));
-    case core::ApiCall::disconnect:
-      if (!r.connection_id.empty())
-        return hub.control(Route::disconnect, r.connection_id, {}, options, count("disconnected"));
-      return hub.control(Route::disconnect_user, r.user_id, {}, options, count("disconnected"));
-    case core::ApiCall::connections: return hub.control(Route::count, {}, {}, {}, count("count"));
-  }
+  const SendOptions options{parsed->wait && !prefer_async};
+  execute_api(hub, std::move(*parsed), options, [reply](unsigned status, json::object body) {
+    reply(json_response(status, body));
+  });
 }
 
 template <class Stream>
@@ -410,30 +541,70 @@ void BasicHttpSession<Stream>::handle_custom(const Server::RouteHandler& handler
 
 template <class Stream>
 Server::Responder BasicHttpSession<Stream>::responder() {
-  return [self = this->shared_from_this()](HttpResponse response) {
-    asio::post(self->loop_.io(), [self, response = std::move(response)]() mutable { self->respond(std::move(response)); });
+  return [self = this->shared_from_this(), seq = current_seq_](HttpResponse response) {
+    // On this session's loop already (a count gathered by the loop that dispatched it): at once,
+    // so that the answer leaves in this pass's flush.
+    if (self->loop_.io().get_executor().running_in_this_thread()) return self->answer(seq, std::move(response));
+    asio::post(self->loop_.io(), [self, seq, response = std::move(response)]() mutable {
+      self->answer(seq, std::move(response));
+    });
   };
 }
 
 template <class Stream>
 void BasicHttpSession<Stream>::respond(HttpResponse r) {
-  auto& node = loop_.node();
-  if (parser_ && core::target_path(parser_->get().target()).starts_with("/api/")) {
-    node.metrics().api_requests.fetch_add(1, std::memory_order_relaxed);
-    if (r.status >= 400) node.metrics().api_errors.fetch_add(1, std::memory_order_relaxed);
+  answer(current_seq_, std::move(r));
+}
+
+template <class Stream>
+void BasicHttpSession<Stream>::answer(std::uint64_t seq, HttpResponse r) {
+  if (seq < first_seq_ || seq - first_seq_ >= pending_.size()) return;  // the connection is gone
+  auto& p = pending_[seq - first_seq_];
+  if (p.response) return;  // a custom route answered twice: the first answer stands
+  if (p.api) {
+    auto& metrics = loop_.node().metrics();
+    metrics.api_requests.fetch_add(1, std::memory_order_relaxed);
+    if (r.status >= 400) metrics.api_errors.fetch_add(1, std::memory_order_relaxed);
   }
-  auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(r.status), version_);
-  res->set(http::field::server, "boundary-realtime");
-  res->set(http::field::content_type, r.content_type);
-  if (r.status == 426) res->set(http::field::sec_websocket_version, "13");  // RFC 6455 section 4.4
-  res->keep_alive(keep_alive_ && !node.shutting_down());
-  res->body() = std::move(r.body);
-  res->prepare_payload();
-  // HEAD: the Content-Length GET would have, and no body (RFC 9110 section 9.3.2).
-  if (parser_ && parser_->get().method() == http::verb::head) res->body().clear();
+  p.response = std::move(r);
+  // Answers that become ready in the same loop pass leave together, at the start of its flush.
+  if (writing_ || write_posted_) return;
+  write_posted_ = true;
+  loop_.schedule_answer([self = this->shared_from_this()] { self->do_write(); });
+}
+
+template <class Stream>
+void BasicHttpSession<Stream>::do_write() {
+  write_posted_ = false;
+  if (writing_ || closing_) return;
+  out_.clear();
+  const bool shutting_down = loop_.node().shutting_down();
+  while (!pending_.empty() && pending_.front().response) {
+    auto& p = pending_.front();
+    const bool keep_alive = p.keep_alive && !shutting_down;
+    serialize(*p.response, p.version, keep_alive, p.head, out_);
+    pending_.pop_front();
+    ++first_seq_;
+    if (!keep_alive) {
+      closing_ = true;
+      break;
+    }
+  }
+  if (out_.empty()) return;
+  writing_ = true;
   stream_.expires_after(write_timeout);
-  http::async_write(stream_, *res, [self = this->shared_from_this(), res](const error_code& ec, std::size_t) {
-    if (ec || !res->keep_alive()) return self->do_close();
+  asio::async_write(stream_, asio::buffer(out_), [self = this->shared_from_this()](const error_code& ec, std::size_t) {
+    self->writing_ = false;
+    if (ec || self->closing_) {
+      self->pending_.clear();
+      return self->do_close();
+    }
+    if (!self->pending_.empty()) {
+      if (self->pending_.front().response) self->do_write();
+      return;
+    }
+    self->out_.clear();
+    self->out_.shrink_to_fit();  // an idle kept-alive connection holds no answer buffer
     self->do_read();
   });
 }

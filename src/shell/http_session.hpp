@@ -4,8 +4,11 @@
 // HttpSession is a plain TCP connection, HttpsSession one behind TLS (--tls-cert): the same
 // code over Beast's basic_stream or over TlsStream (explicitly instantiated in the .cpp).
 
+#include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
+#include <string>
 #include <type_traits>
 #include <utility>
 
@@ -42,6 +45,10 @@ class BasicHttpSession : public std::enable_shared_from_this<BasicHttpSession<St
   void on_handshake(const boost::system::error_code& ec);
   void do_read();
   void on_read(const boost::system::error_code& ec);
+  // Pipelining: API requests already in the read buffer are parsed and dispatched at once (up to
+  // max_in_flight), so that their fan-outs share one flush pass; answers still leave in order.
+  void read_ahead();
+  void dispatch(Request& req, bool keep_alive);
   void route(Request& req);
   void handle_upgrade(Request& req);
   // Counts (realtime_upgrades_refused_total), logs (rate-limited) and sends an upgrade's refusal.
@@ -52,15 +59,34 @@ class BasicHttpSession : public std::enable_shared_from_this<BasicHttpSession<St
   void handle_custom(const Server::RouteHandler& handler, Request& req);
   // Safe from any thread: the write happens on this session's loop.
   Server::Responder responder();
+  // Answers the request being routed now.
   void respond(HttpResponse response);
+  // Answers request number `seq`; answers leave in request order, those ready together in one write.
+  void answer(std::uint64_t seq, HttpResponse response);
+  void do_write();
   void do_close();
+
+  // A request read and not yet answered (or answered, waiting for those before it).
+  struct Pending {
+    bool api = false;
+    bool head = false;
+    bool keep_alive = false;
+    unsigned version = 11;
+    std::optional<HttpResponse> response;
+  };
 
   Loop& loop_;
   Stream stream_;
   boost::beast::flat_buffer buffer_;
   std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
-  bool keep_alive_ = false;
-  unsigned version_ = 11;
+  std::deque<Pending> pending_;       // in request order; front() is request number first_seq_
+  std::uint64_t first_seq_ = 0;
+  std::uint64_t current_seq_ = 0;     // the request being routed
+  const Request* current_ = nullptr;  // the request being routed
+  bool writing_ = false;
+  bool write_posted_ = false;
+  bool closing_ = false;              // an answer without keep-alive was written, or is being
+  std::string out_;                   // answers being written
   std::uint32_t requests_ = 0;  // read so far on this connection
   bool awaited_keys_ = false;   // this upgrade already waited for a JWKS fetch (once at most)
 };

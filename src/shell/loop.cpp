@@ -35,7 +35,18 @@ Loop::~Loop() { join(); }
 
 void Loop::schedule_flush(std::shared_ptr<WsSession> session) {
   flush_pending_.push_back(std::move(session));
-  if (flush_pending_.size() == 1) asio::post(io_, [this] { flush_all(); });
+  if (!flush_posted_) {
+    flush_posted_ = true;
+    asio::post(io_, [this] { flush_all(); });
+  }
+}
+
+void Loop::schedule_answer(std::function<void()> write) {
+  answers_pending_.push_back(std::move(write));
+  if (!flush_posted_) {
+    flush_posted_ = true;
+    asio::post(io_, [this] { flush_all(); });
+  }
 }
 
 Loop::Inflated Loop::inflate(const void* owner, bool context_takeover, std::string_view payload,
@@ -62,6 +73,10 @@ void Loop::drop_inflater(const void* owner) {
 }
 
 void Loop::flush_all() {
+  flush_posted_ = false;
+  auto answers = std::move(answers_pending_);
+  answers_pending_.clear();
+  for (auto& write : answers) write();
   auto pending = std::move(flush_pending_);
   flush_pending_.clear();
   for (auto& s : pending) s->flush();

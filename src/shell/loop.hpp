@@ -3,6 +3,7 @@
 // indexes. Other threads reach a loop only by posting to it.
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -52,6 +53,9 @@ class Loop {
   // Sessions with queued output are flushed once per loop pass, so that everything queued for
   // a connection during one pass leaves in a single gather write.
   void schedule_flush(std::shared_ptr<WsSession> session);
+  // HTTP answers ready in this pass: written at the start of the flush pass, before the
+  // WebSocket connections, so that a pipelining client sends its next requests meanwhile.
+  void schedule_answer(std::function<void()> write);
 
   // Closing sessions are kept here until their close completes or its grace period ends.
   void track_closing(std::shared_ptr<WsSession> session);
@@ -80,6 +84,8 @@ class Loop {
   std::unordered_map<const void*, std::unique_ptr<core::Inflater>> inflaters_;
   std::unique_ptr<core::Inflater> shared_inflater_;
   std::string inflated_;
+  std::vector<std::function<void()>> answers_pending_;
+  bool flush_posted_ = false;
   std::vector<std::shared_ptr<WsSession>> closing_;
   boost::asio::ip::tcp::acceptor acceptor_;
   boost::asio::steady_timer accept_retry_;

@@ -377,6 +377,87 @@ TEST(ParseApiBody, BodyMustBeAJsonObject) {
   expect_400(ApiCall::send_to_user, "\"x\"", "body must be a JSON object");
 }
 
+// ---------------------------------------------------------------------------------------------
+// parse_batch_body
+
+TEST(RouteApi, BatchIsAPost) {
+  auto r = route_api("POST", "/api/batch");
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(*r, ApiCall::batch);
+  EXPECT_EQ(route_api("GET", "/api/batch").error().status, 405u);
+}
+
+TEST(ParseBatchBody, EveryKindWithItsOwnFields) {
+  auto r = parse_batch_body(R"([
+    {"kind":"send-to-user","user-id":7,"message":{"type":"a"}},
+    {"kind":"send-to-role","role":"admin","message":{"type":"b"}},
+    {"kind":"broadcast","message":{"type":"c"},"wait":false},
+    {"kind":"send-to-connection","connection-id":"c1","message":{"type":"d"}},
+    {"kind":"publish","topic":"t:1","message":{"type":"e"}},
+    {"kind":"subscribe","connection-id":"c1","topic":"t:2"},
+    {"kind":"unsubscribe","connection-id":"c1","topic":"t:2"},
+    {"kind":"disconnect","user-id":"u"}])");
+  ASSERT_TRUE(r.has_value());
+  ASSERT_EQ(r->size(), 8u);
+  for (const auto& item : *r) ASSERT_TRUE(item.has_value()) << item.error().body;
+  EXPECT_EQ((*r)[0]->call, ApiCall::send_to_user);
+  EXPECT_EQ((*r)[0]->user_id, "7");
+  EXPECT_EQ((*r)[1]->role, "admin");
+  EXPECT_EQ((*r)[2]->call, ApiCall::broadcast);
+  EXPECT_FALSE((*r)[2]->wait);
+  EXPECT_TRUE((*r)[1]->wait);
+  EXPECT_EQ((*r)[3]->connection_id, "c1");
+  EXPECT_EQ((*r)[4]->topic, "t:1");
+  EXPECT_EQ((*r)[4]->message.at("type"), json::value("e"));
+  EXPECT_EQ((*r)[5]->call, ApiCall::subscribe);
+  EXPECT_EQ((*r)[6]->call, ApiCall::unsubscribe);
+  EXPECT_EQ((*r)[7]->call, ApiCall::disconnect);
+  EXPECT_EQ((*r)[7]->user_id, "u");
+}
+
+TEST(ParseBatchBody, BadItemsAreRefusedInTheirPlace) {
+  auto r = parse_batch_body(R"([1, {"message":{"type":"x"}}, {"kind":3}, {"kind":"connections"},
+    {"kind":"batch"}, {"kind":"publish","topic":"t"}, {"kind":"broadcast","message":{"type":"ok"}}])");
+  ASSERT_TRUE(r.has_value());
+  ASSERT_EQ(r->size(), 7u);
+  const char* errors[] = {"item must be a JSON object", "item must have a string kind", "item must have a string kind",
+                          "unknown kind: connections", "unknown kind: batch", "missing field: message"};
+  for (std::size_t i = 0; i < 6; ++i) {
+    ASSERT_FALSE((*r)[i].has_value()) << i;
+    EXPECT_EQ((*r)[i].error().status, 400u);
+    EXPECT_EQ(json::parse((*r)[i].error().body), json::value(json::object{{"error", errors[i]}})) << i;
+  }
+  EXPECT_TRUE((*r)[6].has_value());
+}
+
+TEST(ParseBatchBody, TheWholeBodyIsRefusedWhenNotAnArray) {
+  for (const char* body : {"", "[", "{}", "null", R"({"kind":"broadcast","message":{"type":"x"}})"}) {
+    auto r = parse_batch_body(body);
+    ASSERT_FALSE(r.has_value()) << body;
+    EXPECT_EQ(r.error().status, 400u) << body;
+  }
+  EXPECT_EQ(parse_batch_body(R"([{"kind":"broadcast","kind":"publish"}])").error().status, 400u);
+  EXPECT_EQ(parse_batch_body("[1e999]").error().status, 400u);
+  auto empty = parse_batch_body("[]");
+  ASSERT_TRUE(empty.has_value());
+  EXPECT_TRUE(empty->empty());
+}
+
+TEST(ParseBatchBody, AtMostMaxBatchItems) {
+  auto body = [](std::size_t n) {
+    std::string s = "[";
+    for (std::size_t i = 0; i < n; ++i) s += std::string(i ? "," : "") + R"({"kind":"broadcast","message":{"type":"x"}})";
+    return s + "]";
+  };
+  auto full = parse_batch_body(body(max_batch_items));
+  ASSERT_TRUE(full.has_value());
+  EXPECT_EQ(full->size(), max_batch_items);
+  auto r = parse_batch_body(body(max_batch_items + 1));
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().status, 413u);
+  EXPECT_EQ(json::parse(r.error().body), json::parse(R"({"error":"a batch carries at most 1000 items"})"));
+}
+
 TEST(ErrorBody, IsAJsonObjectWithEscapedText) {
   EXPECT_EQ(json::parse(error_body("a \"quoted\" thing")),
             json::value(json::object{{"error", "a \"quoted\" thing"}}));
