@@ -692,7 +692,7 @@ def measure(cfg: Config) -> None:
     server_copy = os.path.join(work, "realtime-server")
     loadgen_copy = os.path.join(work, "realtime-loadgen")
     meta = {"commit": commit_desc(), "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-            "quick": cfg.quick}
+            "quick": cfg.quick, "cpu": cpu_model(), "kernel": platform.release()}
     if os.path.exists(cfg.server_bin):
         shutil.copy2(cfg.server_bin, server_copy)
         meta["server_sha256"] = sha256(server_copy)
@@ -938,14 +938,23 @@ class Doc:
         self.add("")
 
 
+def read_text(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def cpu_model() -> str:
+    cpu = re.search(r"^model name\s*:\s*(.+)$", read_text("/proc/cpuinfo"), re.M)
+    return cpu.group(1).strip() if cpu else "?"
+
+
 def machine_info(cfg: Config, results: dict) -> list:
-    def read(path):
-        try:
-            with open(path) as f:
-                return f.read()
-        except OSError:
-            return ""
-    cpu = re.search(r"^model name\s*:\s*(.+)$", read("/proc/cpuinfo"), re.M)
+    """The machine the figures were measured on: rows for the machine this renders on, and, per
+    build measured, the CPU and kernel recorded with its results when they differ from those."""
+    read = read_text
     mem = re.search(r"^MemTotal:\s*(\d+) kB", read("/proc/meminfo"), re.M)
     os_name = re.search(r'^PRETTY_NAME="?([^"\n]+)', read("/etc/os-release"), re.M)
     node = ""
@@ -961,16 +970,25 @@ def machine_info(cfg: Config, results: dict) -> list:
     metas = {}
     for doc in results.values():
         m = doc.get("meta", {})
-        key = (m.get("commit"), m.get("server_sha256"))
+        key = (m.get("commit"), m.get("server_sha256"), m.get("cpu"), m.get("kernel"))
         metas.setdefault(key, []).append(m.get("date", ""))
+    # The CPU and kernel rows name the machine most results were measured on (older results
+    # record none: this machine's then); a build measured elsewhere says where.
+    counts: dict = {}
+    for (_, _, c, k), dates in metas.items():
+        counts[(c or cpu_model(), k or platform.release())] = counts.get((c or cpu_model(), k or platform.release()), 0) + len(dates)
+    main_cpu, main_kernel = max(counts, key=counts.get) if counts else (cpu_model(), platform.release())
     builds = []
-    for (commit, sha), dates in sorted(metas.items(), key=lambda kv: min(kv[1])):
+    for (commit, sha, c, k), dates in sorted(metas.items(), key=lambda kv: min(kv[1])):
+        where = ""
+        if (c or main_cpu, k or main_kernel) != (main_cpu, main_kernel):
+            where = f" on another machine ({c or main_cpu}, Linux {k or main_kernel})"
         builds.append(f"commit {commit or '?'}, server binary sha256 `{(sha or '?')[:12]}…`, "
-                      f"measured {min(dates)[:16].replace('T', ' ')}")
+                      f"measured {min(dates)[:16].replace('T', ' ')}{where}")
     rows = [
-        ("CPU", f"{cpu.group(1).strip() if cpu else '?'}, {os.cpu_count()} cores (shared with other jobs)"),
+        ("CPU", f"{main_cpu}, {os.cpu_count()} cores (shared with other jobs)"),
         ("Memory", f"{int(mem.group(1)) / 1024 / 1024:.1f} GiB" if mem else "?"),
-        ("OS / kernel", f"{os_name.group(1) if os_name else platform.system()}, Linux {platform.release()}"),
+        ("OS / kernel", f"{os_name.group(1) if os_name else platform.system()}, Linux {main_kernel}"),
         ("Open-file limit", f"{resource.getrlimit(resource.RLIMIT_NOFILE)[1]:,} (ulimit -Hn)"),
         ("Node.js", f"{node or 'not installed'}; ws {pkg('ws')}, socket.io {pkg('socket.io')} "
                     f"(engine.io {pkg('engine.io')})"),
@@ -1190,6 +1208,12 @@ def api_section(d: Doc, cases: list) -> None:
     if not any(d.runs("ours-1t", c) for c in cases):
         d.add("_Not measured._", "")
         return
+    metas = [d.results[("ours-1t", c.id)].get("meta", {}) for c in cases if ("ours-1t", c.id) in d.results]
+    if metas:
+        m = metas[0]
+        d.add(f"Measured {m.get('date', '?')[:16].replace('T', ' ')} (commit {m.get('commit', '?')}) on "
+              f"{m.get('cpu', '?')}, Linux {m.get('kernel', '?')}. A † marks a row with runs that other jobs "
+              "disturbed on every attempt: its range is wide and its figures are a floor.", "")
     ref = api_reference(d, cases)
     d.add("| Publisher | deliveries/s | ÷ WebSocket `publish` | p50 | p99 | lost / reordered / duplicates (all runs) |",
           "|---|---|---|---|---|---|")
