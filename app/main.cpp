@@ -121,12 +121,14 @@ void log_security_settings(const rt::Config& c) {
   spdlog::info(
       "security: auth={} api-key=set allowed-origins={} publish-patterns={} max-connections={} "
       "max-connections-per-user={} max-message-bytes={} max-outbound-bytes={} max-body-bytes={} "
-      "max-subscriptions={} commands-per-second={} idle-timeout={}s handshake-timeout={}s compression={} cluster={} tls={}{}",
+      "max-subscriptions={} commands-per-second={} idle-timeout={}s handshake-timeout={}s compression={} history={} cluster={} tls={}{}",
       auth_kind(c),
       join(c.allowed_origins, "any"), join(c.publish_patterns, "none"), limit(c.max_connections),
       limit(c.max_connections_per_user), c.max_message_bytes, c.max_outbound_bytes, c.max_body_bytes,
       c.max_subscriptions, c.commands_per_second == 0 ? std::string("unlimited") : fmt::format("{}", c.commands_per_second),
-      c.idle_timeout.count(), c.handshake_timeout.count(), c.compression ? "on" : "off", cluster_settings(c),
+      c.idle_timeout.count(), c.handshake_timeout.count(), c.compression ? "on" : "off",
+      c.history.empty() ? std::string("off") : fmt::format("{} max-bytes={}", join(c.history, "none"), c.history_max_bytes),
+      cluster_settings(c),
       c.tls_cert_file.empty() ? "off" : "on (" + c.tls_cert_file + ")", c.dev_mode ? " DEV MODE" : "");
 }
 

@@ -345,6 +345,9 @@ class LimitTest(HistoryTestCase):
         self.assertEqual(await self.metric("realtime_history_messages"), 4 + 3)
         self.assertGreater(await self.metric("realtime_history_bytes"), 7 * 60)
 
+    async def test_startup_line_names_the_rules_and_the_cap(self):
+        self.assertIn("history=chat:**=100,small:**=3,brief:**=3/1 max-bytes=67108864 ", self.server.log())
+
 
 class HistoryOptionTest(unittest.TestCase):
     """Bad specs and refused combinations end the server with status 2 and a clear message."""
