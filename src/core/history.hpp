@@ -90,6 +90,15 @@ struct Recovery {
 // every message after its offset is still kept (nothing after it, or first_kept <= offset + 1).
 Recovery decide_recovery(const StreamState& stream, const RecoverFrom& from) noexcept;
 
+// A subscribe on a stream answered with offset `last`: deliveries of the topic up to `last` still
+// queued on the connection's loop are skipped through the returned offset (0: none skipped). A new
+// subscriber skips them all: it was not subscribed when they were published, and the reply
+// promises offsets above `last`. A connection already subscribed was, so it gets them, unless a
+// recovery replayed them (they would arrive twice).
+constexpr std::uint64_t subscribe_skip_through(bool already_subscribed, bool replayed, std::uint64_t last) noexcept {
+  return already_subscribed && !replayed ? 0 : last;
+}
+
 // The `history` action: kept messages after `since`, at most `limit` of them, oldest first.
 OffsetRange history_range(const StreamState& stream, std::uint64_t since, std::size_t limit) noexcept;
 

@@ -15,6 +15,7 @@
 #include "core/command.hpp"
 #include "core/connection_policy.hpp"
 #include "core/envelope.hpp"
+#include "core/history.hpp"
 #include "core/token_lifetime.hpp"
 #include "shell/hub.hpp"
 #include "shell/loop.hpp"
@@ -369,7 +370,10 @@ void WsSession::subscribe_stream(const core::Command& cmd, HistoryStore& history
   // this loop and are skipped by the registry; later ones are posted after this returns, so
   // they reach the connection after the reply and the replay.
   history.attach(cmd.topic, recover, [&](const HistorySnapshot& snap) {
-    loop_.registry().subscribe(id(), cmd.topic, max, snap.last);
+    const bool already = loop_.registry().check_subscribe(id(), cmd.topic, max) ==
+                         ConnectionRegistry::SubscribeResult::already_subscribed;
+    const bool replayed = cmd.recover && snap.recovered;
+    loop_.registry().subscribe(id(), cmd.topic, max, core::subscribe_skip_through(already, replayed, snap.last));
     std::optional<bool> recovered;
     if (cmd.recover) recovered = snap.recovered;
     send(Message::from_json(core::reply_subscribed(cmd.topic, snap.last, snap.epoch, recovered, cmd.ref)));

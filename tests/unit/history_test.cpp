@@ -66,6 +66,18 @@ TEST(HistoryRules, FirstMatchingRuleWins) {
   EXPECT_EQ(rules.find("other"), nullptr);
 }
 
+// --- subscribe_skip_through
+
+TEST(SubscribeSkipThrough, ANewSubscriberSkipsWhatWasPublishedBeforeItsReply) {
+  EXPECT_EQ(subscribe_skip_through(false, false, 9), 9u);
+  EXPECT_EQ(subscribe_skip_through(false, true, 9), 9u);
+}
+
+TEST(SubscribeSkipThrough, AConnectionAlreadySubscribedSkipsOnlyWhatARecoveryReplayed) {
+  EXPECT_EQ(subscribe_skip_through(true, false, 9), 0u);  // a plain subscribe again, or recovered:false
+  EXPECT_EQ(subscribe_skip_through(true, true, 9), 9u);
+}
+
 // --- decide_recovery and history_range
 
 TEST(Recovery, SameEpochAndEverythingKeptReplaysTheGap) {
