@@ -200,6 +200,22 @@ class RecoverTest(RecoveryTestCase):
         await got.wait_count(2)
         self.assertEqual([m["offset"] for m in got.items], [1, 2])
 
+    async def test_an_explicit_connect_after_disconnect_recovers_too(self):
+        c = await self.connected_client()
+        got, recoveries = Recorder(), Recorder()
+        c.on("recovery", recoveries)
+        await within(c.subscribe("feed:e", got))
+        await self.publish("feed:e", 1)
+        await got.wait_count(1)
+        await within(c.disconnect())
+        for n in (2, 3):
+            self.assertEqual(await self.publish("feed:e", n), {"delivered": 0, "offset": n})
+        await within(c.connect())
+        await recoveries.wait(what="recovery event")
+        self.assertEqual(recoveries.items, [{"topic": "feed:e", "recovered": True, "replayed": 2}])
+        await got.wait_count(3)
+        self.assertEqual([m["n"] for m in got.items], [1, 2, 3])
+
     async def test_every_message_exactly_once_while_publishing_through_reconnects(self):
         total, drop_at = 300, (50, 150, 250)
         c = await self.connected_client(initial_delay=0.0, max_delay=0.05)
