@@ -18,8 +18,12 @@ Delivery guarantees, as the client sees them:
   reconnect, before the queued commands, so a queued publish reaches a topic the client
   listens to. A subscribe in flight when the connection drops is sent again too (it is
   idempotent), so ``await subscribe()`` rides through a reconnect.
-- Messages published while the client is disconnected are not replayed (the server keeps no
-  history).
+- Topics with history on the server (``--history``, docs/history.md) are recovered: the client
+  remembers per topic the epoch and the offset of the last message it received, subscribes
+  with ``recover`` after every reconnect and gets exactly what it missed, once and in order
+  (or ``recovered: false`` when the server no longer has it), reported as a ``recovery``
+  event. A message whose offset the client already holds is dropped. Messages published on
+  other topics while the client is disconnected are not replayed.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ import websockets.exceptions
 from .backoff import backoff_delay
 from .errors import RealtimeError
 from .events import EventEmitter
+from .streams import DUPLICATE, Stream, StreamPosition, as_position, message_offset
 from .token import refresh_delay, token_expiry
 
 log = logging.getLogger("boundary_realtime")
@@ -89,7 +94,8 @@ class Subscription:
 
 
 class _Request:
-    __slots__ = ("ref", "action", "topic", "text", "future", "timer", "sent_on", "internal")
+    __slots__ = ("ref", "action", "topic", "text", "future", "timer", "sent_on", "internal",
+                 "prepare", "recover", "report")
 
     def __init__(self, ref: str, action: str, topic: Optional[str], text: str,
                  future: asyncio.Future, internal: bool):
@@ -101,6 +107,13 @@ class _Request:
         self.timer: Optional[asyncio.TimerHandle] = None  # runs from the send, not the queue
         self.sent_on: Optional[_Connection] = None         # None while in the offline queue
         self.internal = internal                           # a resubscribe during setup
+        # A subscribe: sets `text`, `recover` and `report` just before each send, from the
+        # position the client holds then (see RealtimeClient._prepare_subscribe).
+        self.prepare: Optional[Callable[["_Request"], None]] = None
+        self.recover: Optional[StreamPosition] = None      # sent as "recover", or None
+        # Which outcome becomes a `recovery` event: "always", "failure" (recovered: false
+        # only) or None.
+        self.report: Optional[str] = None
 
 
 class _Connection:
@@ -197,6 +210,7 @@ class RealtimeClient:
         self._pending: dict[str, _Request] = {}          # every unanswered command, by ref
         self._queue: collections.deque[_Request] = collections.deque()  # not yet sent
         self._subs: dict[str, list[Subscription]] = {}
+        self._streams: dict[str, Stream] = {}            # subscribed topics with history
         self._attempt = 0
         self._shutdown_announced = False
         self._loop_task: Optional[asyncio.Task] = None    # the connect/reconnect loop
@@ -214,6 +228,19 @@ class RealtimeClient:
     def subscriptions(self) -> list[Subscription]:
         return [s for subs in self._subs.values() for s in subs]
 
+    def position(self, topic: str) -> Optional[StreamPosition]:
+        """The ``StreamPosition`` (epoch, offset of the last message received) the client holds
+        for a subscribed topic with history; None for other topics, and when the stream
+        restarted under an epoch the client was not told (it cannot be recovered then)."""
+        stream = self._streams.get(topic)
+        return None if stream is None else stream.position
+
+    @property
+    def positions(self) -> dict[str, StreamPosition]:
+        """Every position ``position()`` would return, by topic: for example to persist them and
+        pass them to ``subscribe(..., position=...)`` in a later run."""
+        return {t: s.position for t, s in self._streams.items() if s.position is not None}
+
     def on(self, event: str, handler: Callable[..., Any]) -> Callable[[], None]:
         """Register a handler (plain or ``async``); returns a function that removes it.
 
@@ -223,7 +250,8 @@ class RealtimeClient:
         called with ``(code, reason, will_reconnect)``; ``error``, called with a
         ``RealtimeError`` (a failed connection attempt, an ``error`` message that answers no
         command, a refused resubscription, a handler that raised); ``state``, called with the
-        new state.
+        new state; ``recovery``, called with ``{"topic", "recovered", "replayed"}`` after the
+        client asked the server to recover a topic with history (see ``subscribe``).
         """
         return self._events.on(event, handler)
 
@@ -276,22 +304,31 @@ class RealtimeClient:
         if was_connected:
             self._events.emit("disconnected", 1000, reason, False)
 
-    async def subscribe(self, topic: str, handler: MessageHandler) -> Subscription:
+    async def subscribe(self, topic: str, handler: MessageHandler, *,
+                        position: Any = None) -> Subscription:
         """Deliver messages whose ``topic`` equals ``topic`` to ``handler``; returns once the
         server confirmed. Raises ``RealtimeError`` when refused (``.code`` ``forbidden``,
         ``invalid-topic``, ``too-many-subscriptions``, ``rate-limited``) or when it cannot be
         sent (``timeout``, ``disconnected``, ``queue-full``). Re-established after every
-        reconnect. Handlers of one topic share one server subscription."""
+        reconnect, recovering what was missed on a topic with history. Handlers of one topic
+        share one server subscription.
+
+        ``position``: a ``StreamPosition`` (or ``(epoch, offset)``) saved from ``position()``
+        in an earlier run: the server replays what was published after it, and a ``recovery``
+        event tells whether it could. Used only when the client holds no position for the
+        topic yet."""
         if not isinstance(topic, str) or not topic:
             raise ValueError("topic must be a non-empty string")
         if not callable(handler):
             raise TypeError("handler must be callable")
+        start = None if position is None else as_position(position)
         sub = Subscription(self, topic, handler)
         # Registered before the command is sent: the first message may follow the reply so
         # closely that it is read before this coroutine resumes.
         self._subs.setdefault(topic, []).append(sub)
         try:
-            await self._request("subscribe", {"topic": topic})
+            await self._request("subscribe", {"topic": topic},
+                                prepare=lambda req: self._prepare_subscribe(req, start, False))
         except BaseException as exc:
             self._drop_subscription(sub)
             gave_up = isinstance(exc, asyncio.CancelledError) or (
@@ -491,7 +528,9 @@ class RealtimeClient:
             if not topics:
                 return
             results = await asyncio.gather(
-                *(self._send_request(conn, "subscribe", {"topic": t}) for t in topics),
+                *(self._send_request(conn, "subscribe", {"topic": t},
+                                     prepare=lambda req: self._prepare_subscribe(req, None, True))
+                  for t in topics),
                 return_exceptions=True)
             retry = []
             for topic, result in zip(topics, results):
@@ -550,6 +589,8 @@ class RealtimeClient:
                 req.timer.cancel()
             req.timer, req.sent_on = None, None
         self._queue.extendleft(reversed(requeue))  # ahead of later commands, in their order
+        for stream in self._streams.values():
+            stream.connection_lost()
         if not conn.ready or self._state == CLOSED:
             return  # a setup failure (the connect loop reports it) or disconnect() in charge
         will_reconnect = self._reconnect
@@ -611,8 +652,17 @@ class RealtimeClient:
             return
         topic = msg.get("topic")
         if isinstance(topic, str) and kind not in _REPLY_TYPES:
+            stream = self._streams.get(topic)
+            offset = None if stream is None else message_offset(msg)
+            if offset is not None and stream.on_message(offset) == DUPLICATE:
+                self._replay_done(topic, stream, offset)
+                return  # the app has it already: not handed to any handler
             for sub in list(self._subs.get(topic, ())):
                 self._events.call(f"topic {topic}", sub.handler, msg)
+            self._events.emit(kind, msg)
+            if offset is not None:
+                self._replay_done(topic, stream, offset)
+            return
         self._events.emit(kind, msg)
 
     def _settle(self, msg: dict) -> bool:
@@ -624,6 +674,8 @@ class RealtimeClient:
         if msg["type"] != _EXPECTED_REPLY[req.action] and msg["type"] != "error":
             return False
         self._forget(req)
+        if req.action == "subscribe" and msg["type"] == "subscribed":
+            self._subscribed(req, msg)  # now: the replay follows the reply
         if not req.future.done():
             if msg["type"] == "error":
                 code = msg.get("code") if isinstance(msg.get("code"), str) else "error"
@@ -635,7 +687,8 @@ class RealtimeClient:
 
     # ------------------------------------------------------------------ commands
 
-    async def _request(self, action: str, fields: dict) -> dict:
+    async def _request(self, action: str, fields: dict,
+                       prepare: Optional[Callable[[_Request], None]] = None) -> dict:
         if self._state == CLOSED:
             raise RealtimeError("disconnected", "the client is disconnected; call connect() first")
         conn = self._conn
@@ -644,6 +697,7 @@ class RealtimeClient:
             raise RealtimeError("queue-full", f"not connected and {self._max_queued} commands "
                                 "are already queued")
         req = self._new_request(action, fields, internal=False)
+        req.prepare = prepare
         try:
             if online:
                 # Nothing suspends before the frame is written, so concurrent callers reach
@@ -656,9 +710,11 @@ class RealtimeClient:
             raise
         return await self._await_reply(req)
 
-    async def _send_request(self, conn: _Connection, action: str, fields: dict) -> dict:
+    async def _send_request(self, conn: _Connection, action: str, fields: dict,
+                            prepare: Optional[Callable[[_Request], None]] = None) -> dict:
         """A command of the client's own (a resubscribe), sent on `conn` or failed."""
         req = self._new_request(action, fields, internal=True)
+        req.prepare = prepare
         await self._transmit(conn, req)
         return await self._await_reply(req)
 
@@ -686,6 +742,8 @@ class RealtimeClient:
             else:
                 self._queue.appendleft(req)  # the next connection sends it
             return
+        if req.prepare is not None:
+            req.prepare(req)  # from what the client holds now, also when sent again
         req.sent_on = conn
         req.timer = asyncio.get_running_loop().call_later(self._request_timeout, self._expire, req)
         try:
@@ -753,7 +811,62 @@ class RealtimeClient:
         subs.remove(sub)
         if not subs:
             del self._subs[sub.topic]
+            self._streams.pop(sub.topic, None)  # read position() first to keep it
         return True
+
+    # ------------------------------------------------------------------ history and recovery
+
+    def _prepare_subscribe(self, req: _Request, start: Optional[StreamPosition],
+                           reconnect: bool) -> None:
+        """The subscribe frame for `req`, from the position held for its topic when it is sent:
+        after a reconnect (`reconnect`) or for one more handler on the same connection, the
+        held position (so that nothing published meanwhile is missed or doubled); else the
+        app's `start`; else a plain subscribe."""
+        stream = self._streams.get(req.topic)
+        held = None if stream is None else stream.position
+        if held is not None:
+            req.recover, req.report = held, "always" if reconnect else "failure"
+        elif stream is not None:
+            # The stream restarted under an epoch the client was not told: nothing to recover
+            # with, and the app is told so after a reconnect.
+            req.recover, req.report = None, "always" if reconnect else None
+        elif start is not None:
+            req.recover, req.report = start, "always"
+        else:
+            req.recover, req.report = None, None
+        frame: dict[str, Any] = {"action": "subscribe", "topic": req.topic}
+        if req.recover is not None:
+            frame["recover"] = {"offset": req.recover.offset, "epoch": req.recover.epoch}
+        frame["ref"] = req.ref
+        req.text = json.dumps(frame, separators=(",", ":"))
+
+    def _subscribed(self, req: _Request, reply: dict) -> None:
+        """A `subscribed` reply, taken before anything after it is read: a recovered replay
+        follows it at once."""
+        topic = req.topic
+        if topic not in self._subs:
+            return  # unsubscribed meanwhile
+        epoch, last = reply.get("epoch"), message_offset(reply)
+        if not isinstance(epoch, str) or last is None:
+            self._streams.pop(topic, None)  # a topic without history (now)
+            if req.report is not None:
+                self._emit_recovery(topic, {"recovered": False, "replayed": 0})
+            return
+        stream = self._streams.get(topic)
+        if stream is None:
+            stream = self._streams[topic] = Stream(None, 0)
+        event = stream.subscribed(req.recover, reply, report=req.report == "always",
+                                  report_failure=req.report == "failure")
+        if event is not None:
+            self._emit_recovery(topic, event)
+
+    def _replay_done(self, topic: str, stream: Stream, offset: int) -> None:
+        event = stream.replay_done(offset)
+        if event is not None and self._streams.get(topic) is stream:
+            self._emit_recovery(topic, event)
+
+    def _emit_recovery(self, topic: str, event: dict) -> None:
+        self._events.emit("recovery", {"topic": topic, **event})
 
     # ------------------------------------------------------------------ state and events
 
