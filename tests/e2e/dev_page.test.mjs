@@ -512,6 +512,57 @@ describe("permessage-deflate with Chromium (--compression on)", { timeout: 120_0
   });
 });
 
+describe("history on the dev page (--history)", { timeout: 120_000 }, () => {
+  let server, apiKey, context, page, profileDir;
+
+  before(async () => {
+    server = await startServer(["--history", "demo=100"]);
+    apiKey = await until("the API key in the dev-mode banner", STARTUP_MS, () => {
+      const match = /^\s*API key\s*:\s*(\S+)\s*$/m.exec(server.stdout);
+      return match && match[1];
+    });
+    profileDir = await mkdtemp(path.join(tmpdir(), "realtime-e2e-chromium-"));
+    context = await chromium.launchPersistentContext(profileDir, {
+      executablePath: BROWSER, headless: true, args: CHROMIUM_ARGS, viewport: { width: 1280, height: 900 }, timeout: STARTUP_MS,
+    });
+    context.setDefaultTimeout(UI_MS);
+    page = context.pages()[0] ?? (await context.newPage());
+    await page.goto(server.base + "/", { timeout: UI_MS });
+    await page.locator('#subscriptions li[data-topic="demo"][data-status="subscribed"]').waitFor();
+  });
+
+  after(async () => {
+    await context?.close().catch(() => {});
+    await server?.stop();
+    if (profileDir) await rm(profileDir, { recursive: true, force: true });
+  });
+
+  const offsets = async () => (await page.locator("#messages .message .offset").allInnerTexts()).map((t) => Number(t.replace("offset ", ""))).sort((a, b) => a - b);
+
+  test("shows each message's offset, and after a reconnect the messages it recovered", async () => {
+    for (let i = 1; i <= 2; i++) assert.equal(await publish(server.base, apiKey, "demo", { type: "tick", i }), 1);
+    await until("offsets 1 and 2 shown", UI_MS, async () => (await offsets()).length === 2);
+    assert.deepEqual(await offsets(), [1, 2]);
+
+    // Drop the page's connection; publish until one message found nobody subscribed (the page
+    // reconnects by itself meanwhile), so at least that one can only come through recovery.
+    const dropped = await http(server.base, "/api/disconnect", { method: "POST", key: apiKey, body: { "user-id": "dev-user" } });
+    assert.equal(dropped.status, 200);
+    let published = 2;
+    let missed = 0;
+    while (missed === 0 && published < 50) {
+      published++;
+      if ((await publish(server.base, apiKey, "demo", { type: "tick", i: published })) === 0) missed++;
+    }
+    assert.ok(missed > 0, "a message was published while the page was away");
+    const line = page.locator('#messages .message[data-type="recovery"]');
+    await line.waitFor();
+    assert.match(await line.innerText(), /^demo: recovered [1-9]\d* messages?$/);
+    await until("every offset shown", UI_MS, async () => (await offsets()).length >= published);
+    assert.deepEqual(await offsets(), Array.from({ length: published }, (_, i) => i + 1), "each offset once, none missing");
+  });
+});
+
 describe("no dev page outside dev mode", { timeout: 60_000 }, () => {
   let server;
   before(async () => { server = await startServer(["--jwt-secret", "e2e-secret-0123456789abcdef0123456789abc", "--api-key", "e2e-api-key-0123456789"]); });

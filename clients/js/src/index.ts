@@ -40,12 +40,34 @@ export interface DisconnectedInfo {
   willReconnect: boolean;
 }
 
+/**
+ * Where the client is in a topic's history (a topic the server runs with `--history`): the
+ * stream's epoch and the offset of the last message handed to the topic's handlers.
+ */
+export interface StreamPosition {
+  epoch: string;
+  offset: number;
+}
+
+/**
+ * The outcome of resubscribing to a topic with history after a reconnect. `recovered: true`:
+ * every message missed meanwhile was replayed (`replayed` of them, reported once the last one was
+ * handed to the handlers). `recovered: false`: the gap could not be filled (the server restarted,
+ * or the missed messages are no longer kept): reload the topic's state from your application.
+ */
+export interface RecoveryInfo {
+  topic: string;
+  recovered: boolean;
+  replayed: number;
+}
+
 /** Events the client emits itself; every other event name is a server message `type`. */
 export interface LifecycleEvents {
   connected: ConnectedInfo;
   disconnected: DisconnectedInfo;
   error: Error;
   state: ConnectionState;
+  recovery: RecoveryInfo;
 }
 
 /**
@@ -215,6 +237,13 @@ interface TopicEntry {
   settleReady(error?: RealtimeError): void;
   /** Ref of the subscribe command in flight on the current connection. */
   pendingRef?: string;
+  /** A topic with history: its epoch and the offset of the last message handed to the handlers. */
+  position?: StreamPosition;
+  /** Offsets went back outside a replay: the stream restarted, its epoch is unknown. */
+  positionLost?: boolean;
+  /** A recovery in progress: the last offset of the replay, and the messages replayed so far. */
+  replayThrough?: number;
+  replayed?: number;
 }
 
 // Replies to commands; never handed to topic handlers even though they carry `topic`.
@@ -373,8 +402,18 @@ export class RealtimeClient {
   }
 
   /**
+   * The position in `topic`'s history (a topic with `--history` on the server), or undefined
+   * when the client holds none: not subscribed, no history, or the stream restarted unseen.
+   */
+  position(topic: string): StreamPosition | undefined {
+    const entry = this.topics.get(topic);
+    return entry?.position && !entry.positionLost ? { ...entry.position } : undefined;
+  }
+
+  /**
    * Receives every message whose `topic` equals `topic`. Handlers on one topic share one server
-   * subscription, which is sent again after every reconnect.
+   * subscription, which is sent again after every reconnect; on a topic with history it asks for
+   * what was missed meanwhile (`recovery` event).
    */
   subscribe<T = ServerMessage>(topic: string, handler: MessageHandler<T>): Subscription {
     let entry = this.topics.get(topic);
@@ -642,7 +681,9 @@ export class RealtimeClient {
     if (typeof message.topic === "string" && !REPLY_TYPES.has(message.type)) {
       const entry = this.topics.get(message.topic);
       if (entry) {
+        if (!this.advance(entry, message)) return; // already handed over
         for (const registration of [...entry.handlers]) this.call(registration.handler, message);
+        this.replayDone(entry);
       }
     }
     this.emitMessage(message);
@@ -754,14 +795,17 @@ export class RealtimeClient {
   }
 
   private sendSubscribe(entry: TopicEntry): void {
+    entry.replayThrough = undefined;
+    const recover = entry.position && !entry.positionLost ? { ...entry.position } : undefined;
     const request: Request = {
       ref: String(++this.nextRef),
-      frame: { action: "subscribe", topic: entry.topic },
+      frame: recover ? { action: "subscribe", topic: entry.topic, recover } : { action: "subscribe", topic: entry.topic },
       expect: "subscribed",
-      resolve: () => {
+      resolve: (reply) => {
         if (this.topics.get(entry.topic) !== entry) return;
         entry.pendingRef = undefined;
         entry.confirmed = true;
+        this.onSubscribed(entry, reply, recover !== undefined || entry.positionLost === true);
         entry.settleReady();
       },
       reject: (error) => {
@@ -784,6 +828,57 @@ export class RealtimeClient {
     };
     entry.pendingRef = request.ref;
     this.sendRequest(request);
+  }
+
+  /**
+   * The `subscribed` reply: on a topic with history it carries the stream's last offset and epoch.
+   * `resumed`: this subscribe follows one the client held a position for (a reconnect).
+   */
+  private onSubscribed(entry: TopicEntry, reply: ServerMessage, resumed: boolean): void {
+    const epoch = reply.epoch;
+    const last = reply.offset;
+    if (typeof epoch !== "string" || typeof last !== "number") {
+      entry.position = undefined; // no history on this topic (any more)
+      entry.positionLost = false;
+      if (resumed) this.emit("recovery", { topic: entry.topic, recovered: false, replayed: 0 });
+      return;
+    }
+    if (reply.recovered === true && entry.position && !entry.positionLost) {
+      // Messages position.offset + 1 .. last follow the reply, then live ones.
+      entry.replayThrough = last;
+      entry.replayed = 0;
+      this.replayDone(entry);
+      return;
+    }
+    entry.position = { epoch, offset: last };
+    entry.positionLost = false;
+    if (resumed) this.emit("recovery", { topic: entry.topic, recovered: false, replayed: 0 });
+  }
+
+  /**
+   * Moves a topic's position past a message; false for a message already handed over (an offset
+   * at or below the position, during a replay). Outside a replay an offset that goes back means
+   * the stream restarted (it expired or was dropped) under a new epoch the client does not know.
+   */
+  private advance(entry: TopicEntry, message: ServerMessage): boolean {
+    const offset = message.offset;
+    if (typeof offset !== "number" || !entry.position) return true;
+    if (offset <= entry.position.offset) {
+      if (entry.replayThrough !== undefined) return false;
+      entry.positionLost = true;
+    }
+    entry.position.offset = offset;
+    if (entry.replayThrough !== undefined && offset <= entry.replayThrough) entry.replayed = (entry.replayed ?? 0) + 1;
+    return true;
+  }
+
+  /** Reports a recovery once its replay reached the handlers. */
+  private replayDone(entry: TopicEntry): void {
+    if (entry.replayThrough === undefined || !entry.position || entry.position.offset < entry.replayThrough) return;
+    const replayed = entry.replayed ?? 0;
+    entry.replayThrough = undefined;
+    entry.replayed = 0;
+    this.emit("recovery", { topic: entry.topic, recovered: true, replayed });
   }
 
   // ---------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@
  * reconnect, so a refreshed token from props or context is used without a new client.
  */
 import { useEffect, useRef, useState } from "react";
-import { RealtimeClient, type RealtimeClientOptions } from "./index.js";
+import { RealtimeClient, type RealtimeClientOptions, type RecoveryInfo } from "./index.js";
 
 export type TokenOrGetter = string | (() => string | Promise<string>);
 
@@ -18,6 +18,11 @@ export interface UseRealtimeResult {
   client: RealtimeClient;
   /** True while the client's state is `connected`. */
   connected: boolean;
+  /**
+   * The last recovery after a reconnect on a topic with history (`recovered`, `replayed`), or
+   * null before the first one. `recovered: false` means: reload that topic's state.
+   */
+  recovery: RecoveryInfo | null;
 }
 
 /** Options are read when the client is created (on mount and when `url` changes). */
@@ -40,10 +45,12 @@ export function useRealtime(url: string, tokenOrGetter: TokenOrGetter, options?:
   const client = clientRef.current.client;
 
   const [connected, setConnected] = useState(client.state === "connected");
+  const [recovery, setRecovery] = useState<RecoveryInfo | null>(null);
 
   useEffect(() => {
     setConnected(client.state === "connected");
     const off = client.on("state", (state) => setConnected(state === "connected"));
+    const offRecovery = client.on("recovery", (info) => setRecovery(info));
     // Failures are retried with backoff and reported through the client's `error` event; a
     // missing WebSocket implementation is a setup mistake that no retry fixes: say so.
     client.connect().catch((error: { code?: string }) => {
@@ -51,9 +58,10 @@ export function useRealtime(url: string, tokenOrGetter: TokenOrGetter, options?:
     });
     return () => {
       off();
+      offRecovery();
       client.disconnect();
     };
   }, [client]);
 
-  return { client, connected };
+  return { client, connected, recovery };
 }

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import React from "react";
 import TestRenderer from "react-test-renderer";
 import { useRealtime } from "../dist/react.js";
-import { WebSocket, makeToken, startServer, waitFor } from "./support/harness.mjs";
+import { WebSocket, makeToken, nextEvent, startServer, waitFor } from "./support/harness.mjs";
 
 const { act } = TestRenderer;
 const h = React.createElement;
@@ -14,7 +14,7 @@ globalThis.IS_REACT_ACT_ENVIRONMENT = false;
 let server;
 
 before(async () => {
-  server = await startServer();
+  server = await startServer({ args: ["--history", "chat:**=100"] });
 });
 
 after(async () => {
@@ -99,4 +99,42 @@ test("useRealtime without a WebSocket implementation says so on the console inst
   assert.equal(logged[0][0]?.code, "no-websocket");
   assert.match(logged[0][0].message, /\{ WebSocket \}/);
   assert.notEqual(client.state, "reconnecting", "no retry loop");
+});
+
+test("useRealtime exposes the last recovery after a reconnect on a topic with history", async () => {
+  let hold = false;
+  let release = () => {};
+  const getToken = async () => {
+    if (hold) await new Promise((resolve) => { release = resolve; });
+    return makeToken({ userId: "react-4" });
+  };
+  const renders = [];
+  const ticks = [];
+  function Room() {
+    const { client, recovery } = useRealtime(server.wsUrl, getToken, { WebSocket, reconnect: { initialDelayMs: 20, maxDelayMs: 100 } });
+    React.useEffect(() => client.subscribe("chat:react", (m) => ticks.push(m.seq)).unsubscribe, [client]);
+    renders.push({ client, recovery });
+    return h("p", null, recovery ? `recovered=${recovery.recovered} replayed=${recovery.replayed}` : "no recovery");
+  }
+  let renderer;
+  act(() => {
+    renderer = TestRenderer.create(h(Room));
+  });
+  try {
+    const text = () => renderer.toJSON().children.join("");
+    const client = renders[0].client;
+    await waitFor(() => client.position("chat:react") !== undefined, { what: "the subscription" });
+    assert.equal(text(), "no recovery");
+    hold = true;
+    const disconnected = nextEvent(client, "disconnected");
+    await server.api("/api/disconnect", { "user-id": "react-4" });
+    await disconnected;
+    for (let seq = 1; seq <= 4; seq++) await server.api("/api/publish", { topic: "chat:react", message: { type: "tick", seq } });
+    hold = false;
+    release();
+    await waitFor(() => text() === "recovered=true replayed=4", { what: "the recovery to render" });
+    assert.deepEqual(ticks, [1, 2, 3, 4]);
+  } finally {
+    act(() => renderer.unmount());
+  }
 });
