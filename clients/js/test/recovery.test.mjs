@@ -172,3 +172,33 @@ test("a stream that restarts under a subscriber is followed, then reported as no
     await server.stop();
   }
 });
+
+test("connections killed mid-stream while messages flow: every message once, in order", async () => {
+  const server = await startServer({ args: HISTORY });
+  const r = recordingClient(server, "rec-5", "chat:flow");
+  const TOTAL = 300;
+  try {
+    await withDeadline(r.client.connect(), 5000, "connect()");
+    await withDeadline(r.subscription.ready, 5000, "ready");
+    let drops = 0;
+    for (let seq = 1; seq <= TOTAL; seq++) {
+      await server.api("/api/publish", { topic: "chat:flow", message: { type: "tick", seq } });
+      // Kill the connection every 60 messages, without waiting: the client reconnects while the
+      // publishing goes on.
+      if (seq % 60 === 30) {
+        await waitFor(() => r.client.state === "connected", { timeoutMs: 10_000, what: "the client back" });
+        const { disconnected } = await server.api("/api/disconnect", { "user-id": "rec-5" });
+        drops += disconnected;
+      }
+    }
+    await waitFor(() => r.received.length >= TOTAL, { timeoutMs: 15_000, what: `${TOTAL} messages` });
+    await sleep(200); // anything sent twice would arrive right behind
+    assert.deepEqual(r.received.map((m) => m.seq), Array.from({ length: TOTAL }, (_, i) => i + 1));
+    assert.equal(drops, TOTAL / 60, "connections killed");
+    // A recovery cut short by the next kill is not reported; the last one always completes.
+    assert.ok(r.recoveries.length >= 1 && r.recoveries.every((x) => x.recovered), JSON.stringify(r.recoveries));
+  } finally {
+    r.client.disconnect();
+    await server.stop();
+  }
+});
