@@ -153,6 +153,29 @@ async function startServer(extraArgs, tls = null) {
   return server;
 }
 
+// The API key a dev-mode server printed in its banner.
+function devApiKey(server) {
+  return until("the API key in the dev-mode banner", STARTUP_MS, () => /^\s*API key\s*:\s*(\S+)\s*$/m.exec(server.stdout)?.[1]);
+}
+
+// Chromium with a fresh profile, on `url`; close() ends it and removes the profile.
+async function openPage(url) {
+  const profileDir = await mkdtemp(path.join(tmpdir(), "realtime-e2e-chromium-"));
+  const context = await chromium.launchPersistentContext(profileDir, {
+    executablePath: BROWSER, headless: true, args: CHROMIUM_ARGS, viewport: { width: 1280, height: 900 }, timeout: STARTUP_MS,
+  });
+  context.setDefaultTimeout(UI_MS);
+  const page = context.pages()[0] ?? (await context.newPage());
+  await page.goto(url, { timeout: UI_MS });
+  return {
+    page,
+    close: async () => {
+      await context.close().catch(() => {});
+      await rm(profileDir, { recursive: true, force: true });
+    },
+  };
+}
+
 // ---- the dev-mode page ------------------------------------------------------------------------
 
 describe("dev page (server in dev mode)", { timeout: 120_000 }, () => {
@@ -442,30 +465,21 @@ describe("dev page whose origin --allowed-origins excludes", { timeout: 120_000 
 // ---- outside dev mode there is no page --------------------------------------------------------
 
 describe("permessage-deflate with Chromium (--compression on)", { timeout: 120_000 }, () => {
-  let server, apiKey, token, context, page, profileDir;
+  let server, apiKey, token, browser, page;
 
   before(async () => {
     server = await startServer(["--compression", "on"]);
-    apiKey = await until("the API key in the dev-mode banner", STARTUP_MS, () => {
-      const match = /^\s*API key\s*:\s*(\S+)\s*$/m.exec(server.stdout);
-      return match && match[1];
-    });
+    apiKey = await devApiKey(server);
     const html = await (await http(server.base, "/")).text();
     token = /const DEV_TOKEN = "([^"]+)"/.exec(html)?.[1];
     assert.ok(token && !token.startsWith("__REALTIME"), "the dev page carries its sample token");
-    profileDir = await mkdtemp(path.join(tmpdir(), "realtime-e2e-chromium-"));
-    context = await chromium.launchPersistentContext(profileDir, {
-      executablePath: BROWSER, headless: true, args: CHROMIUM_ARGS, viewport: { width: 1280, height: 900 }, timeout: STARTUP_MS,
-    });
-    context.setDefaultTimeout(UI_MS);
-    page = context.pages()[0] ?? (await context.newPage());
-    await page.goto(server.base + "/", { timeout: UI_MS });
+    browser = await openPage(server.base + "/");
+    page = browser.page;
   });
 
   after(async () => {
-    await context?.close().catch(() => {});
+    await browser?.close();
     await server?.stop();
-    if (profileDir) await rm(profileDir, { recursive: true, force: true });
   });
 
   test("the browser negotiates it, sends compressed and receives the compressed frame", async () => {
@@ -513,28 +527,19 @@ describe("permessage-deflate with Chromium (--compression on)", { timeout: 120_0
 });
 
 describe("history on the dev page (--history)", { timeout: 120_000 }, () => {
-  let server, apiKey, context, page, profileDir;
+  let server, apiKey, browser, page;
 
   before(async () => {
     server = await startServer(["--history", "demo=100"]);
-    apiKey = await until("the API key in the dev-mode banner", STARTUP_MS, () => {
-      const match = /^\s*API key\s*:\s*(\S+)\s*$/m.exec(server.stdout);
-      return match && match[1];
-    });
-    profileDir = await mkdtemp(path.join(tmpdir(), "realtime-e2e-chromium-"));
-    context = await chromium.launchPersistentContext(profileDir, {
-      executablePath: BROWSER, headless: true, args: CHROMIUM_ARGS, viewport: { width: 1280, height: 900 }, timeout: STARTUP_MS,
-    });
-    context.setDefaultTimeout(UI_MS);
-    page = context.pages()[0] ?? (await context.newPage());
-    await page.goto(server.base + "/", { timeout: UI_MS });
+    apiKey = await devApiKey(server);
+    browser = await openPage(server.base + "/");
+    page = browser.page;
     await page.locator('#subscriptions li[data-topic="demo"][data-status="subscribed"]').waitFor();
   });
 
   after(async () => {
-    await context?.close().catch(() => {});
+    await browser?.close();
     await server?.stop();
-    if (profileDir) await rm(profileDir, { recursive: true, force: true });
   });
 
   const offsets = async () => (await page.locator("#messages .message .offset").allInnerTexts()).map((t) => Number(t.replace("offset ", ""))).sort((a, b) => a - b);
