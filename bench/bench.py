@@ -974,10 +974,12 @@ def machine_info(cfg: Config, results: dict) -> list:
         metas.setdefault(key, []).append(m.get("date", ""))
     # The CPU and kernel rows name the machine most results were measured on (older results
     # record none: this machine's then); a build measured elsewhere says where.
+    here = (cpu_model(), platform.release())
     counts: dict = {}
     for (_, _, c, k), dates in metas.items():
-        counts[(c or cpu_model(), k or platform.release())] = counts.get((c or cpu_model(), k or platform.release()), 0) + len(dates)
-    main_cpu, main_kernel = max(counts, key=counts.get) if counts else (cpu_model(), platform.release())
+        where = (c or here[0], k or here[1])
+        counts[where] = counts.get(where, 0) + len(dates)
+    main_cpu, main_kernel = max(counts, key=counts.get) if counts else here
     builds = []
     for (commit, sha, c, k), dates in sorted(metas.items(), key=lambda kv: min(kv[1])):
         where = ""

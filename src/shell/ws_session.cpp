@@ -362,16 +362,17 @@ void WsSession::subscribe(const core::Command& cmd) {
 
 void WsSession::subscribe_stream(const core::Command& cmd, HistoryStore& history) {
   const auto max = loop_.node().config().max_subscriptions;
-  if (loop_.registry().check_subscribe(id(), cmd.topic, max) == ConnectionRegistry::SubscribeResult::limit_reached)
+  // Only this loop changes this connection's subscriptions, so the answer holds inside attach().
+  const auto check = loop_.registry().check_subscribe(id(), cmd.topic, max);
+  if (check == ConnectionRegistry::SubscribeResult::limit_reached)
     return refuse(CommandErrorCode::too_many_subscriptions, "subscription limit reached", cmd.ref);
+  const bool already = check == ConnectionRegistry::SubscribeResult::already_subscribed;
   std::optional<HistoryRecover> recover;
   if (cmd.recover) recover = HistoryRecover{cmd.recover->offset, cmd.recover->epoch};
   // Runs between two appends of the topic: deliveries up to snap.last may still be queued on
   // this loop and are skipped by the registry; later ones are posted after this returns, so
   // they reach the connection after the reply and the replay.
   history.attach(cmd.topic, recover, [&](const HistorySnapshot& snap) {
-    const bool already = loop_.registry().check_subscribe(id(), cmd.topic, max) ==
-                         ConnectionRegistry::SubscribeResult::already_subscribed;
     const bool replayed = cmd.recover && snap.recovered;
     loop_.registry().subscribe(id(), cmd.topic, max, core::subscribe_skip_through(already, replayed, snap.last));
     std::optional<bool> recovered;
