@@ -35,18 +35,18 @@ Loop::~Loop() { join(); }
 
 void Loop::schedule_flush(std::shared_ptr<WsSession> session) {
   flush_pending_.push_back(std::move(session));
-  if (!flush_posted_) {
-    flush_posted_ = true;
-    asio::post(io_, [this] { flush_all(); });
-  }
+  post_flush();
 }
 
 void Loop::schedule_answer(std::function<void()> write) {
   answers_pending_.push_back(std::move(write));
-  if (!flush_posted_) {
-    flush_posted_ = true;
-    asio::post(io_, [this] { flush_all(); });
-  }
+  post_flush();
+}
+
+void Loop::post_flush() {
+  if (flush_posted_) return;
+  flush_posted_ = true;
+  asio::post(io_, [this] { flush_all(); });
 }
 
 Loop::Inflated Loop::inflate(const void* owner, bool context_takeover, std::string_view payload,

@@ -71,6 +71,7 @@ class Loop {
   void do_accept();
   void on_accept(const boost::system::error_code& ec, TcpSocket socket);
   void do_sweep();
+  void post_flush();  // one flush pass per loop turn, however many sessions and answers wait
   void flush_all();
 
   Node& node_;
