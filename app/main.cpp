@@ -127,7 +127,9 @@ void log_security_settings(const rt::Config& c) {
       limit(c.max_connections_per_user), c.max_message_bytes, c.max_outbound_bytes, c.max_body_bytes,
       c.max_subscriptions, c.commands_per_second == 0 ? std::string("unlimited") : fmt::format("{}", c.commands_per_second),
       c.idle_timeout.count(), c.handshake_timeout.count(), c.compression ? "on" : "off",
-      c.history.empty() ? std::string("off") : fmt::format("{} max-bytes={}", join(c.history, "none"), c.history_max_bytes),
+      c.history.empty()        ? std::string("off")
+      : c.redis_url.empty()    ? fmt::format("{} max-bytes={}", join(c.history, "none"), c.history_max_bytes)
+                               : fmt::format("{} store=redis", join(c.history, "none")),
       cluster_settings(c),
       c.tls_cert_file.empty() ? "off" : "on (" + c.tls_cert_file + ")", c.dev_mode ? " DEV MODE" : "");
 }

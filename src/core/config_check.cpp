@@ -90,8 +90,6 @@ void validate_config(const Config& c) {
   if (auto rules = parse_history_rules(c.history); !rules) throw std::invalid_argument(rules.error());
   // At least one message of the largest size fits; at most 64 GiB.
   in_range<std::size_t>("history-max-bytes", c.history_max_bytes, 65536, std::size_t{1} << 36);
-  if (!c.history.empty() && !c.redis_url.empty())
-    throw std::invalid_argument("--history: not available with --redis yet (history is kept per node; see docs/history.md)");
   if (!c.node_id.empty() && !valid_node_id(c.node_id))
     throw std::invalid_argument("--node-id: 1 to 64 characters of letters, digits, '.', '_' and '-'");
   if (!valid_redis_prefix(c.redis_prefix))

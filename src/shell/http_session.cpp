@@ -520,6 +520,10 @@ void BasicHttpSession<Stream>::handle_history(Request& req) {
     return respond(refusal(core::HttpRefusal{404, core::error_body("this topic keeps no history")}));
   auto reply = responder();
   history->read(parsed->topic, parsed->since, parsed->limit, [reply, topic = parsed->topic](HistorySnapshot snap) {
+    if (!snap.available) {
+      reply(HttpResponse{503, core::error_body("history is unavailable: Redis did not answer"), "application/json"});
+      return;
+    }
     std::vector<std::string_view> messages;
     messages.reserve(snap.messages.size());
     for (const auto& m : snap.messages) messages.push_back(m.json());

@@ -6,6 +6,7 @@
 #include <boost/asio/post.hpp>
 
 #include "core/envelope.hpp"
+#include "core/history_redis.hpp"
 #include "shell/loop.hpp"
 #include "shell/metrics.hpp"
 
@@ -64,6 +65,19 @@ void Hub::index_changed(ConnectionRegistry::IndexKind kind, std::string_view nam
   }
 }
 
+std::shared_ptr<void> Hub::pin(std::string_view topic) {
+  if (!distributed()) return nullptr;
+  struct Pin {
+    Pin(Hub& h, std::string_view t) : hub(h), topic(t) { hub.index_changed(ConnectionRegistry::IndexKind::topic, topic, true); }
+    Pin(const Pin&) = delete;
+    Pin& operator=(const Pin&) = delete;
+    ~Pin() { hub.index_changed(ConnectionRegistry::IndexKind::topic, topic, false); }
+    Hub& hub;
+    const std::string topic;
+  };
+  return std::make_shared<Pin>(*this, topic);
+}
+
 void Hub::on_every_loop(Work work, std::function<void(std::size_t)> done) {
   struct Gather {
     std::atomic<std::size_t> remaining;
@@ -94,6 +108,7 @@ Hub::Work Hub::work_for(const Fanout& f, Message m, std::uint64_t offset) const 
     case Route::user: return [m, sent, t = f.target](Loop& l) { return sent(l.registry().send_to_user(t, m)); };
     case Route::role: return [m, sent, t = f.target](Loop& l) { return sent(l.registry().send_to_role(t, m)); };
     case Route::topic:
+    case Route::stream:
       return [m, sent, t = f.target, offset](Loop& l) { return sent(l.registry().publish(t, m, offset)); };
     case Route::all: return [m, sent](Loop& l) { return sent(l.registry().broadcast(m)); };
     case Route::connection:
@@ -130,6 +145,7 @@ Hub::Work Hub::work_for(const Fanout& f, Message m, std::uint64_t offset) const 
 
 void Hub::send(Route route, std::string target, json::object message, SendOptions options, SendDone done) {
   if (route == Route::topic && history_ && history_->keeps(target)) {
+    if (history_->delivers()) return send_stream(std::move(target), std::move(message), options, std::move(done));
     const auto now = std::chrono::system_clock::now();
     auto encode = [&](std::uint64_t offset) {
       if (offset != 0) message["offset"] = offset;
@@ -153,6 +169,34 @@ void Hub::send(Route route, std::string target, json::object message, SendOption
   Fanout f{route, std::move(target), distributed() ? std::string(m.json()) : std::string()};
   auto work = work_for(f, std::move(m));
   dispatch(std::move(f), std::move(work), options, std::move(done));
+}
+
+// Cluster mode with history in Redis: the store's script assigns the offset and publishes to every
+// node, this one included, so the message is not delivered here directly (that could put it
+// before a lower offset published through another node).
+void Hub::send_stream(std::string topic, json::object message, SendOptions options, SendDone done) {
+  const auto now = std::chrono::system_clock::now();
+  auto tmpl = core::stream_template(message, now, topic);
+  auto without_history = [this, topic, options, now](json::object message, SendDone done) {
+    message.erase("offset");
+    auto m = core::make_envelope(std::move(message), now, topic);
+    Fanout f{Route::topic, topic, std::string(m.json())};
+    auto work = work_for(f, std::move(m));
+    dispatch(std::move(f), std::move(work), options, std::move(done));
+  };
+  if (!tmpl) return without_history(std::move(message), std::move(done));
+  history_->append_delivered(
+      topic, std::move(*tmpl), options.wait,
+      [this, message = std::move(message), done = std::move(done), without_history, wait = options.wait](
+          std::uint64_t offset, FanoutResult r) mutable {
+        if (offset == 0) {
+          // Not stored, so not sent anywhere: delivered without an offset, as on a topic
+          // without history (here only, if the cluster is unreachable).
+          metrics_.history_failures.fetch_add(1, std::memory_order_relaxed);
+          return without_history(std::move(message), std::move(done));
+        }
+        if (done) done(Delivery{r.count, r.reached, !wait, offset});
+      });
 }
 
 void Hub::control(Route route, std::string target, std::string topic, SendOptions options, SendDone done) {
@@ -206,6 +250,13 @@ void Hub::dispatch(Fanout f, Work work, SendOptions options, SendDone done) {
 
 void Hub::deliver_remote(const Fanout& f, Broker::Answer reply) {
   if (f.route == Route::count) return reply(connection_count());
+  if (f.route == Route::stream) {
+    auto body = core::decode_stream_body(f.body);
+    if (!body) return reply(0);
+    const Fanout topic{Route::topic, f.target, {}};
+    on_every_loop(work_for(topic, Message::from_json(body->json), body->offset), std::move(reply));
+    return;
+  }
   Message m = carries_message(f.route) ? Message::from_json(f.body) : Message();
   if (f.route == Route::subscribe) {
     on_every_loop(work_for(f, std::move(m)), [this, reply = std::move(reply)](std::size_t n) {

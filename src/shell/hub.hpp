@@ -79,6 +79,10 @@ class Hub {
   bool distributed() const noexcept { return broker_.distributed(); }
   HistoryStore* history() const noexcept { return history_; }
   bool cluster_reachable() const noexcept { return broker_.connected(); }
+  // Keeps this node subscribed to `topic` cluster-wide while the returned handle lives, as if a
+  // connection were subscribed (HistoryStore: a recovery's read must not miss what is published
+  // before the connection's own subscription). Null on a single node.
+  std::shared_ptr<void> pin(std::string_view topic);
   // Calls `ready` once every subscription made so far is in effect cluster-wide (at once on a
   // single node).
   void when_ready(std::function<void()> ready) { broker_.when_ready(std::move(ready)); }
@@ -87,6 +91,7 @@ class Hub {
   Work work_for(const Fanout& f, Message m, std::uint64_t offset = 0) const;
   void dispatch(Fanout f, Work work, SendOptions options, SendDone done);
   void deliver_remote(const Fanout& f, Broker::Answer answer);
+  void send_stream(std::string topic, boost::json::object message, SendOptions options, SendDone done);
   void index_changed(ConnectionRegistry::IndexKind kind, std::string_view name, bool created);
 
   std::vector<std::unique_ptr<Loop>>& loops_;

@@ -100,7 +100,11 @@ std::string render(const Metrics& m, Format format) {
           "Bytes held by inflate streams: one per loop, and one per connection whose client keeps its window.",
           m.inflate_memory_bytes);
   }
-  if (m.history) {
+  if (m.history && m.history->delivers()) {
+    counter("realtime_history_failures",
+            "Stream messages, recoveries and history reads Redis did not answer (sent without offset, recovered:false).",
+            m.history_failures);
+  } else if (m.history) {
     const HistoryUsage u = m.history->usage();
     const std::atomic<std::uint64_t> streams{u.streams}, messages{u.messages}, bytes{u.bytes},
         evictions{u.evictions}, expirations{u.expirations};

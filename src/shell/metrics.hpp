@@ -64,6 +64,9 @@ struct Metrics {
 
   // --history only (rendered when set, before the loops start): the store's usage, read at render.
   const HistoryStore* history = nullptr;
+  // Cluster mode: stream messages the Redis script did not store (sent without an offset), and
+  // attaches / reads Redis did not answer.
+  std::atomic<std::uint64_t> history_failures{0};
 
   std::string render_prometheus() const;
   // Same samples; ends with `# EOF`. A counter's family is named without `_total`, so no family

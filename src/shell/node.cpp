@@ -7,7 +7,9 @@
 #include "core/frame.hpp"
 #include "core/subscribe_proxy.hpp"
 #include "core/history.hpp"
+#include "shell/adapters/broker_redis.hpp"
 #include "shell/adapters/history_memory.hpp"
+#include "shell/adapters/history_redis.hpp"
 #include "shell/adapters/jwt_jwks.hpp"
 #include "shell/adapters/make_broker.hpp"
 #include "shell/adapters/random.hpp"
@@ -71,11 +73,15 @@ Node::Node(Config config, std::unique_ptr<TokenVerifier> verifier, Hooks hooks, 
   }
   metrics_.cluster = broker_->distributed();
   if (!config_.history.empty()) {
-    // Offsets the same on every node need a shared store; until cluster mode has one, history
-    // is a single node's.
-    if (broker_->distributed()) throw std::invalid_argument("--history: not available in cluster mode yet");
-    history_ = std::make_unique<HistoryMemory>(core::HistoryRules(*core::parse_history_rules(config_.history)),
-                                               config_.history_max_bytes);
+    core::HistoryRules rules(*core::parse_history_rules(config_.history));
+    if (!broker_->distributed()) {
+      history_ = std::make_unique<HistoryMemory>(std::move(rules), config_.history_max_bytes);
+    } else if (auto* redis = dynamic_cast<BrokerRedis*>(broker_.get())) {
+      // Offsets the same on every node: the streams live in Redis, next to the topics' channels.
+      history_ = std::make_unique<HistoryRedis>(std::move(rules), *redis, config_.redis_prefix, &metrics_);
+    } else {
+      throw std::invalid_argument("--history: in cluster mode history lives in Redis; an application's own broker has none");
+    }
     metrics_.history = history_.get();
   }
   hub_ = std::make_unique<Hub>(loops_, *broker_, metrics_, config_.max_subscriptions, history_.get());

@@ -372,6 +372,7 @@ void WsSession::subscribe_stream(const core::Command& cmd, HistoryStore& history
   // Runs between two appends of the topic: deliveries up to snap.last may still be queued on
   // this loop and are skipped by the registry; later ones are posted after this returns, so
   // they reach the connection after the reply and the replay.
+  if (history.delivers()) return subscribe_stream_remote(cmd, history, std::move(recover));
   history.attach(cmd.topic, recover, [&](const HistorySnapshot& snap) {
     const bool replayed = cmd.recover && snap.recovered;
     loop_.registry().subscribe(id(), cmd.topic, max, core::subscribe_skip_through(already, replayed, snap.last));
@@ -380,6 +381,29 @@ void WsSession::subscribe_stream(const core::Command& cmd, HistoryStore& history
     send(Message::from_json(core::reply_subscribed(cmd.topic, snap.last, snap.epoch, recovered, cmd.ref)));
     for (const auto& m : snap.messages) send(m);
   });
+}
+
+// Cluster mode (HistoryRedis): `join` runs on the broker's thread and posts the subscription to
+// this loop; deliveries after it are posted later, so they follow it. The pin keeps the node
+// subscribed to the topic from before the read until this connection's own subscription holds it.
+void WsSession::subscribe_stream_remote(const core::Command& cmd, HistoryStore& history,
+                                        std::optional<HistoryRecover> recover) {
+  auto pin = loop_.node().hub().pin(cmd.topic);
+  auto subscribe = on_this_loop([topic = cmd.topic, ref = cmd.ref, recovering = cmd.recover.has_value(), pin](
+                                    WsSession& self, HistorySnapshot snap) {
+    const auto max = self.loop_.node().config().max_subscriptions;
+    const auto check = self.loop_.registry().check_subscribe(self.id(), topic, max);
+    if (check == ConnectionRegistry::SubscribeResult::limit_reached)
+      return self.refuse(CommandErrorCode::too_many_subscriptions, "subscription limit reached", ref);
+    const bool already = check == ConnectionRegistry::SubscribeResult::already_subscribed;
+    const bool replayed = recovering && snap.recovered;
+    self.loop_.registry().subscribe(self.id(), topic, max, core::subscribe_skip_through(already, replayed, snap.last));
+    std::optional<bool> recovered;
+    if (recovering) recovered = snap.recovered;
+    self.send(Message::from_json(core::reply_subscribed(topic, snap.last, snap.epoch, recovered, ref)));
+    for (const auto& m : snap.messages) self.send(m);
+  });
+  history.attach(cmd.topic, recover, [subscribe](const HistorySnapshot& snap) { subscribe(snap); });
 }
 
 void WsSession::history(const core::Command& cmd) {

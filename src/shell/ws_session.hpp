@@ -97,6 +97,7 @@ class WsSession final : public Connection, public std::enable_shared_from_this<W
   void subscribe(const core::Command& cmd);
   // A topic with history: subscribes and answers (and replays) inside the store's atomic join.
   void subscribe_stream(const core::Command& cmd, HistoryStore& history);
+  void subscribe_stream_remote(const core::Command& cmd, HistoryStore& history, std::optional<HistoryRecover> recover);
   void history(const core::Command& cmd);
   void run_custom(const Identity& who, boost::json::object command, boost::json::value ref);  // Hooks::on_action
   void refresh(const Identity& who, std::string_view token, const boost::json::value& ref);

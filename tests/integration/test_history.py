@@ -377,11 +377,6 @@ class HistoryOptionTest(unittest.TestCase):
         self.assertEqual(r.returncode, 2, r.stderr)
         self.assertIn("--history-max-bytes", r.stderr)
 
-    def test_history_with_redis_exits_2(self):
-        r = self.run_server("--history", "chat=10", "--redis", "redis://127.0.0.1:1")
-        self.assertEqual(r.returncode, 2, r.stderr)
-        self.assertIn("--history: not available with --redis", r.stderr)
-
 
 class HistoryConfigFileTest(HistoryTestCase):
     """TOML: a table of PATTERN = "SIZE[/TTL]" (or a number), or an array of specs."""

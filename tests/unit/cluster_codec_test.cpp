@@ -46,6 +46,18 @@ TEST(FanoutCodec, RoundTripsEveryField) {
   EXPECT_EQ(w->fanout.body, f.body);
 }
 
+TEST(FanoutCodec, StreamFanoutGoesOnTheTopicChannel) {
+  EXPECT_EQ(channel_for("rt", Route::stream, "chat:a"), channel_for("rt", Route::topic, "chat:a"));
+  // The header the history script is given, then its body: "<offset>\n<json>".
+  const auto header = encode_fanout(Fanout{Route::stream, "chat:a", {}}, "node-a", 9);
+  auto w = decode_fanout(header + "3\n{\"offset\":3}");
+  ASSERT_TRUE(w);
+  EXPECT_EQ(w->fanout.route, Route::stream);
+  EXPECT_EQ(w->fanout.target, "chat:a");
+  EXPECT_EQ(w->fanout.body, "3\n{\"offset\":3}");
+  EXPECT_EQ(w->request_id, 9u);
+}
+
 TEST(FanoutCodec, TargetMayHoldNewlinesAndBinary) {
   std::string target("user\n1\0x", 8);
   Fanout f{Route::user, target, "{\"type\":\"a\"}"};

@@ -90,6 +90,11 @@ BrokerRedis::~BrokerRedis() {
 }
 
 void BrokerRedis::start() {
+  if (stream_tap_ && handler_)
+    handler_ = [tap = stream_tap_, deliver = std::move(handler_)](const Fanout& f, Answer a) {
+      if (f.route == Route::stream) tap(f);
+      deliver(f, std::move(a));
+    };
   asio::post(io_, [this] {
     do_connect();
     do_heartbeat();
@@ -469,6 +474,62 @@ void BrokerRedis::do_publish(Fanout f, bool wait, Done done) {
   const std::size_t shard = topic ? shard_for(msg->first) : home_;
   send_publish(type_for(topic), shard, std::move(msg), id, false, true);
   if (!wait && done) done(FanoutResult{true, 0, true});
+}
+
+void BrokerRedis::run_script(const std::string& topic, const std::string& script, std::vector<std::string> keys,
+                             std::vector<std::string> args, std::string header, ScriptDone done) {
+  if (state_ != State::up) return done(nullptr);
+  const auto channel = core::channel_for(opt_.prefix, Route::topic, topic);
+  const auto count = std::to_string(keys.size());
+  std::vector<std::string_view> argv{"EVAL", script, count};
+  argv.reserve(keys.size() + args.size() + 6);
+  for (const auto& k : keys) argv.push_back(k);
+  if (!header.empty()) {
+    argv.push_back(channel);
+    argv.push_back(type_for(true).publish);
+    argv.push_back(header);
+  }
+  for (const auto& a : args) argv.push_back(a);
+  shards_[shard_for(channel)]->cmd.command(argv, [this, epoch = epoch_, done = std::move(done)](const core::RespValue* r) {
+    if (r && r->kind == Kind::error) {
+      // A moved slot: read the map again; this script is not retried (the caller sees it failed).
+      if (epoch == epoch_ && core::parse_redirect(r->str)) request_refresh(false);
+      if (publish_errors_++ % 1000 == 0) spdlog::warn("cluster: history script refused: {}", r->str);
+    }
+    done(r);
+  });
+}
+
+void BrokerRedis::topic_script(std::string topic, const std::string& script, std::vector<std::string> keys,
+                               std::vector<std::string> args, ScriptDone done) {
+  asio::post(io_, [this, topic = std::move(topic), &script, keys = std::move(keys), args = std::move(args),
+                   done = std::move(done)]() mutable {
+    run_script(topic, script, std::move(keys), std::move(args), {}, std::move(done));
+  });
+}
+
+void BrokerRedis::stream_script(std::string topic, const std::string& script, std::vector<std::string> keys,
+                                std::vector<std::string> args, bool wait, StreamSent sent) {
+  asio::post(io_, [this, topic = std::move(topic), &script, keys = std::move(keys), args = std::move(args), wait,
+                   sent = std::move(sent)]() mutable {
+    if (state_ != State::up) return sent(nullptr, FanoutResult{false, 0, false});
+    // With `wait` the answers may complete the request only after the reply was kept here.
+    auto reply = std::make_shared<std::optional<core::RespValue>>();
+    auto shared_sent = std::make_shared<StreamSent>(std::move(sent));
+    std::uint64_t id = 0;
+    if (wait)
+      id = requests_.begin([reply, shared_sent](FanoutResult r) { (*shared_sent)(*reply ? &**reply : nullptr, r); });
+    auto header = core::encode_fanout(Fanout{Route::stream, topic, {}}, opt_.node_id, id);
+    run_script(topic, script, std::move(keys), std::move(args), std::move(header),
+               [this, id, reply, shared_sent](const core::RespValue* r) {
+                 const bool ok = r && r->kind == Kind::array && r->elements.size() >= 2 &&
+                                 r->elements[1].kind == Kind::integer && r->elements[1].integer >= 0;
+                 if (id == 0) return (*shared_sent)(r, FanoutResult{ok, 0, ok});
+                 if (r) *reply = *r;
+                 if (ok) return requests_.published(id, static_cast<std::size_t>(r->elements[1].integer));
+                 requests_.failed(id);
+               });
+  });
 }
 
 // The reply counts the subscribers that received it: with PUBLISH on the home shard every node

@@ -124,7 +124,27 @@ class BrokerRedis final : public Broker {
   std::string startup_refusal(std::chrono::milliseconds max_wait) override;
   void leave(std::chrono::milliseconds max_wait) override;
 
+  // History in Redis (HistoryRedis). Callbacks run on the broker's thread.
+  using ScriptDone = std::function<void(const core::RespValue* reply)>;
+  using StreamSent = std::function<void(const core::RespValue* reply, FanoutResult result)>;
+  // EVAL `script` with `keys` (all in the slot of `topic`'s channel) and `args` on the shard
+  // owning that channel. nullptr: not sent (the cluster is unreachable) or the link dropped.
+  void topic_script(std::string topic, const std::string& script, std::vector<std::string> keys,
+                    std::vector<std::string> args, ScriptDone done);
+  // The same for a script that publishes a stream fan-out of `topic`: ARGV starts with the
+  // channel, the publish command (PUBLISH; SPUBLISH on a cluster) and the fan-out header (route
+  // stream, this node, a request id when `wait`), then `args`. The script's reply must be an
+  // array whose second element is what the publish returned. `sent` runs once: with `wait`
+  // when the nodes' answers are in (or the bounded wait ended), else when the reply came.
+  void stream_script(std::string topic, const std::string& script, std::vector<std::string> keys,
+                     std::vector<std::string> args, bool wait, StreamSent sent);
+  // Sees every stream fan-out this node receives, on the broker's thread, before it is
+  // delivered. Before start().
+  void set_stream_tap(std::function<void(const Fanout&)> tap) { stream_tap_ = std::move(tap); }
+
  private:
+  void run_script(const std::string& topic, const std::string& script, std::vector<std::string> keys,
+                  std::vector<std::string> args, std::string header, ScriptDone done);
   enum class State { idle, discovering, connecting, claiming, subscribing, up };
   enum class Startup { pending, joined, unreachable, refused };
 
@@ -218,6 +238,7 @@ class BrokerRedis final : public Broker {
   unsigned stale_refreshes_ = 0;  // forced refreshes in a row that found the map unchanged
   std::uint64_t publish_errors_ = 0;
   Handler handler_;
+  std::function<void(const Fanout&)> stream_tap_;
   std::set<std::string> topics_;  // rt:t: channels, on their slot's shard
   std::set<std::string> others_;  // rt:u: and rt:r: channels, on the home shard
   ClusterRequests requests_;

@@ -170,6 +170,10 @@ void RedisLink::connected(LinkError error) {
 }
 
 void RedisLink::command(std::initializer_list<std::string_view> argv, ReplyHandler on_reply) {
+  command(std::span<const std::string_view>(argv.begin(), argv.size()), std::move(on_reply));
+}
+
+void RedisLink::command(std::span<const std::string_view> argv, ReplyHandler on_reply) {
   if (!open_) {
     if (on_reply) asio::post(io_, [h = std::move(on_reply)] { h(nullptr); });
     return;

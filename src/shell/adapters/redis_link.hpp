@@ -26,6 +26,7 @@
 #include <functional>
 #include <initializer_list>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -94,6 +95,7 @@ class RedisLink {
                std::function<void(const LinkError&)> done);
   // On a closed link the handler gets nullptr on a later turn of the loop.
   void command(std::initializer_list<std::string_view> argv, ReplyHandler on_reply = {});
+  void command(std::span<const std::string_view> argv, ReplyHandler on_reply = {});
   // Closes the socket; pending replies get nullptr. Does not call the down handler.
   void close();
   bool is_open() const noexcept { return open_; }

@@ -36,6 +36,8 @@ enum class Route : char {
   user = 'u',             // target: user id; body: enveloped JSON
   role = 'r',             // target: role
   topic = 't',            // target: topic
+  stream = 'o',           // target: topic with history; body: "<offset>\n" + enveloped JSON. Made by
+                          // HistoryRedis's script, delivered by every node (its origin too)
   all = 'a',              // broadcast; target empty
   connection = 'c',       // target: connection id; body: enveloped JSON
   subscribe = 's',        // target: connection id; body: topic

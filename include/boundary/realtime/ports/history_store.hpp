@@ -21,10 +21,15 @@
 // - Threads: every member may be called from any thread; callbacks run on the caller's thread
 //   (HistoryMemory) or on the store's own thread (a networked adapter) and must not block.
 //
-// HistoryMemory (src/shell/adapters) keeps streams in this process. A networked adapter (Redis,
-// for cluster mode) would assign offsets and publish in one atomic step on the server and call
-// `join` after subscribing and reading the stream; the offset filter above then removes what
-// both the subscription and the read delivered.
+// HistoryMemory (src/shell/adapters) keeps streams in this process. HistoryRedis (cluster mode)
+// keeps them in Redis and delivers() itself: one script assigns the offset, keeps the message
+// and publishes it to every node (the publishing node too), so every node delivers a stream's
+// messages in offset order, as Redis ordered them. Its `join` runs on the store's thread after
+// the node's subscription to the topic is confirmed and the stream was read; messages that
+// reached the node meanwhile are added to the snapshot. The caller must keep the node
+// subscribed to the topic from before attach() until its connection is subscribed (Hub::pin),
+// and must subscribe by posting to the connection's loop from inside `join`: later deliveries
+// are posted after it.
 
 #include <cstddef>
 #include <cstdint>
@@ -35,6 +40,7 @@
 #include <vector>
 
 #include "boundary/realtime/message.hpp"
+#include "boundary/realtime/ports/broker.hpp"
 
 namespace boundary::realtime {
 
@@ -48,6 +54,13 @@ struct HistorySnapshot {
   std::string epoch;             // empty when the stream does not exist
   bool recovered = false;        // attach with a recovery: the gap can be filled
   std::vector<Message> messages; // attach: the replay; read: the page asked for
+  bool available = true;         // false: the store could not be asked (Redis unreachable)
+};
+
+// The enveloped JSON of a stream message around its offset's digits (delivers() stores).
+struct HistoryTemplate {
+  std::string head;
+  std::string tail;
 };
 
 struct HistoryUsage {
@@ -75,6 +88,18 @@ class HistoryStore {
   virtual void attach(std::string_view topic, const std::optional<HistoryRecover>& recover, const Join& join) = 0;
   // Kept messages after `since`, at most `limit`, oldest first.
   virtual void read(std::string_view topic, std::uint64_t since, std::size_t limit, Done done) = 0;
+  // Stores that deliver through the cluster themselves (HistoryRedis): append_delivered() stores
+  // head + offset + tail and sends it to every node interested in the topic, this one included;
+  // `sent` gets the offset and the cluster-wide count (with `wait`, else once it was sent). On
+  // failure `sent` gets offset 0 and reached = false, and nothing was delivered anywhere.
+  using Sent = std::function<void(std::uint64_t offset, FanoutResult result)>;
+  virtual bool delivers() const noexcept { return false; }
+  virtual void append_delivered(std::string_view topic, HistoryTemplate message, bool wait, Sent sent) {
+    (void)topic;
+    (void)message;
+    (void)wait;
+    sent(0, FanoutResult{false, 0, false});
+  }
   // Drops expired messages now (the memory adapter also does so lazily on every call).
   virtual void expire() = 0;
   virtual HistoryUsage usage() const = 0;
