@@ -15,7 +15,9 @@
 #   two nodes, Redis    half of the connections on each node, the API call on the first
 # each with the API waiting for the delivery count, and with "wait": false (fire-and-forget);
 # then the same three with every connection subscribed to one topic and a WebSocket publisher
-# keeping WINDOW (256) `publish` commands in flight (FANOUT_MESSAGES, 2000, messages).
+# keeping WINDOW (256) `publish` commands in flight (FANOUT_MESSAGES, 2000, messages); and those
+# three again with the topic kept in history (`--history bench=1000/300`: on one node in memory,
+# with Redis in Redis, where one script per message assigns its offset and publishes it).
 set -euo pipefail
 
 SERVER=${1:-build/release/realtime-server}
@@ -69,8 +71,8 @@ start_node() {  # port, log, extra args...
   wait_http "$port"
 }
 
-run_case() {  # tag, nodes (1|2), redis (yes|no), wait (yes|no|window)
-  local tag=$1 nodes=$2 redis=$3 wait=$4
+run_case() {  # tag, nodes (1|2), redis (yes|no), wait (yes|no|window), history (yes|no)
+  local tag=$1 nodes=$2 redis=$3 wait=$4 history=${5:-no}
   for run in $(seq "$RUNS"); do
     local redis_args=() ports=(--port "$PORT_A") extra=()
     if [[ $redis == yes ]]; then
@@ -78,6 +80,7 @@ run_case() {  # tag, nodes (1|2), redis (yes|no), wait (yes|no|window)
       redis_args=(--redis "redis://127.0.0.1:$REDIS_PORT")
     fi
     local node_args=("${redis_args[@]}" --publish-patterns bench --commands-per-second 0)
+    [[ $history == yes ]] && node_args+=(--history bench=1000/300)
     start_node "$PORT_A" "$OUT/$tag-$run.a.log" "${node_args[@]}" --node-id a
     local server_pid=${pids[-1]}
     if [[ $nodes == 2 ]]; then
@@ -97,7 +100,8 @@ run_case() {  # tag, nodes (1|2), redis (yes|no), wait (yes|no|window)
 
 # CASES selects some of them (results already in OUTDIR are kept and summarized too).
 CASES=${CASES:-"one-node one-node-redis two-nodes one-node-nowait one-node-redis-nowait two-nodes-nowait
-                one-node-window one-node-redis-window two-nodes-window"}
+                one-node-window one-node-redis-window two-nodes-window
+                one-node-window-history one-node-redis-window-history two-nodes-window-history"}
 want() { [[ " $(echo $CASES) " == *" $1 "* ]]; }
 want one-node && run_case one-node 1 no yes
 want one-node-redis && run_case one-node-redis 1 yes yes
@@ -108,6 +112,9 @@ want two-nodes-nowait && run_case two-nodes-nowait 2 yes no
 want one-node-window && run_case one-node-window 1 no window
 want one-node-redis-window && run_case one-node-redis-window 1 yes window
 want two-nodes-window && run_case two-nodes-window 2 yes window
+want one-node-window-history && run_case one-node-window-history 1 no window yes
+want one-node-redis-window-history && run_case one-node-redis-window-history 1 yes window yes
+want two-nodes-window-history && run_case two-nodes-window-history 2 yes window yes
 
 python3 - "$OUT" "$N" "$M" <<'EOF'
 import glob, json, statistics, sys
@@ -121,7 +128,8 @@ print("| setup | publisher | deliveries/s | p50 ms | p99 ms | max ms | lost | re
 print("|---|---|---|---|---|---|---|---|")
 for label, tag in rows:
     for wait, suffix in (("API, waits for counts", ""), ("API, `\"wait\": false`", "-nowait"),
-                         ("WebSocket `publish` to a topic, 256 in flight", "-window")):
+                         ("WebSocket `publish` to a topic, 256 in flight", "-window"),
+                         ("the same, topic with history", "-window-history")):
         runs = [json.load(open(f)) for f in sorted(glob.glob(f"{out}/{tag}{suffix}-[0-9]*.json"))]
         runs = [r for r in runs if "delivery" in r]
         if not runs:

@@ -32,6 +32,8 @@ struct Group {
   // deliveries already on their way to this loop). Pruned as soon as a later offset arrives,
   // so it holds only the subscribes of the last moments.
   std::vector<std::pair<const Entry*, std::uint64_t>> floors;
+  // Topic streams: the offset last delivered through this group (0: none yet).
+  std::uint64_t last_offset = 0;
 };
 
 // Where an entry sits inside one group, so that leaving is O(1).
@@ -131,13 +133,25 @@ struct ConnectionRegistry::Impl {
 
   static std::size_t deliver_stream(const Group* g, const Message& message, std::uint64_t offset) {
     if (!g) return 0;
-    if (g->floors.empty() || offset == 0) return deliver(g, message);
-    auto& floors = const_cast<Group*>(g)->floors;
+    if (offset == 0) return deliver(g, message);
+    auto& group = *const_cast<Group*>(g);
+    // A stream's deliveries reach a loop in offset order. One that skips offsets means the ones
+    // between were lost on their way to this node (cluster mode: its Redis subscription dropped
+    // meanwhile). Members that were here for them close with 1012, and their clients reconnect
+    // and recover from their own position; a member whose floor is past the gap has them all.
+    const bool gap = group.last_offset != 0 && offset > group.last_offset + 1;
+    group.last_offset = offset;  // also when it goes back: the stream restarted under a new epoch
+    if (group.floors.empty() && !gap) return deliver(g, message);
+    auto& floors = group.floors;
     std::size_t n = 0;
     for (Entry* e : g->members) {
       if (!e->connection->is_open()) continue;
       auto f = std::find_if(floors.begin(), floors.end(), [e](const auto& fl) { return fl.first == e; });
       if (f != floors.end() && offset <= f->second) continue;
+      if (gap && (f == floors.end() || f->second + 1 < offset)) {
+        e->connection->close(CloseCode::service_restart, "messages were lost: reconnect and recover");
+        continue;
+      }
       e->connection->send(message);
       ++n;
     }

@@ -170,7 +170,7 @@ const std::string history_read_script =
     "if len > 0 then first = last - len + 1 end\n"
     "local out = {epoch, string.format('%d', last), string.format('%d', first)}\n"
     "if len == 0 or from >= last then return out end\n"
-    "if want ~= '' and (want ~= epoch or from + 1 < first) then return out end\n"
+    "if want ~= '' and (want ~= epoch or from + 1 < first or (limit > 0 and last - from > limit)) then return out end\n"
     "local lo = math.max(from + 1, first)\n"
     "local hi = last\n"
     "if limit > 0 and hi - lo + 1 > limit then hi = lo + limit - 1 end\n"

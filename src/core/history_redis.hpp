@@ -58,10 +58,14 @@ extern const std::string history_append_script;
 // KEYS: meta, list. ARGV: mode ("open": create the stream when absent and keep it alive another
 // TTL; "read": neither), a new epoch (open), TTL in ms, FROM, LIMIT (0: no limit), EPOCH
 // (empty: any). Drops expired messages, then returns {epoch, last, first kept (0: none), ...}
-// followed by the kept messages with offsets FROM+1 .. at most LIMIT of them; with EPOCH set,
-// none unless EPOCH is the stream's and FROM+1 is still kept (or FROM is the last). A missing
-// stream in "read" mode is {"", 0, 0}.
+// followed by the kept messages with offsets FROM+1 .. at most LIMIT of them; with EPOCH set
+// (a recovery), none unless EPOCH is the stream's, FROM+1 is still kept and the whole gap fits in
+// LIMIT. A missing stream in "read" mode is {"", 0, 0}.
 extern const std::string history_read_script;
+
+// The most messages one recovery replays in cluster mode: a longer gap answers recovered:false
+// rather than making Redis and the node read and hold it in one piece.
+inline constexpr std::size_t max_redis_replay = 10'000;
 
 struct StreamRead {
   std::string epoch;  // empty: no stream

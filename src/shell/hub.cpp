@@ -46,6 +46,7 @@ Hub::Hub(std::vector<std::unique_ptr<Loop>>& loops, Broker& broker, Metrics& met
 }
 
 Hub::~Hub() {
+  detach();
   // Nothing may report to the hub any more (the loops are stopped by now).
   for (auto& l : loops_) l->registry().set_index_observer({});
 }
@@ -68,11 +69,16 @@ void Hub::index_changed(ConnectionRegistry::IndexKind kind, std::string_view nam
 std::shared_ptr<void> Hub::pin(std::string_view topic) {
   if (!distributed()) return nullptr;
   struct Pin {
-    Pin(Hub& h, std::string_view t) : hub(h), topic(t) { hub.index_changed(ConnectionRegistry::IndexKind::topic, topic, true); }
+    Pin(Hub& h, std::string_view t) : hub(h), attached(h.attached_), topic(t) {
+      hub.index_changed(ConnectionRegistry::IndexKind::topic, topic, true);
+    }
     Pin(const Pin&) = delete;
     Pin& operator=(const Pin&) = delete;
-    ~Pin() { hub.index_changed(ConnectionRegistry::IndexKind::topic, topic, false); }
+    ~Pin() {
+      if (*attached) hub.index_changed(ConnectionRegistry::IndexKind::topic, topic, false);
+    }
     Hub& hub;
+    const std::shared_ptr<bool> attached;
     const std::string topic;
   };
   return std::make_shared<Pin>(*this, topic);
@@ -188,11 +194,17 @@ void Hub::send_stream(std::string topic, json::object message, SendOptions optio
   history_->append_delivered(
       topic, std::move(*tmpl), options.wait,
       [this, message = std::move(message), done = std::move(done), without_history, wait = options.wait](
-          std::uint64_t offset, FanoutResult r) mutable {
+          std::uint64_t offset, FanoutResult r, bool uncertain) mutable {
         if (offset == 0) {
-          // Not stored, so not sent anywhere: delivered without an offset, as on a topic
-          // without history (here only, if the cluster is unreachable).
           metrics_.history_failures.fetch_add(1, std::memory_order_relaxed);
+          // The link to Redis failed after the script was sent: it may have run and published.
+          // Sending it again could deliver it twice; the caller hears that it failed.
+          if (uncertain) {
+            if (done) done(Delivery{0, false});
+            return;
+          }
+          // Not stored and not sent (Redis unreachable, or it refused the script): sent as on a
+          // topic without history, through the cluster when it is reachable.
           return without_history(std::move(message), std::move(done));
         }
         if (done) done(Delivery{r.count, r.reached, !wait, offset});

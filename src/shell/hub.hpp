@@ -81,8 +81,12 @@ class Hub {
   bool cluster_reachable() const noexcept { return broker_.connected(); }
   // Keeps this node subscribed to `topic` cluster-wide while the returned handle lives, as if a
   // connection were subscribed (HistoryStore: a recovery's read must not miss what is published
-  // before the connection's own subscription). Null on a single node.
+  // before the connection's own subscription). Null on a single node. A handle released after
+  // detach() does nothing.
   std::shared_ptr<void> pin(std::string_view topic);
+  // At shutdown, once the loops have stopped and before the broker is destroyed: interests no
+  // longer reach the broker (handles still held by queued work are released later).
+  void detach() noexcept { *attached_ = false; }
   // Calls `ready` once every subscription made so far is in effect cluster-wide (at once on a
   // single node).
   void when_ready(std::function<void()> ready) { broker_.when_ready(std::move(ready)); }
@@ -101,6 +105,8 @@ class Hub {
   HistoryStore* const history_;
   std::mutex interests_mutex_;
   std::unordered_map<std::string, std::size_t> interest_refs_;  // node-level refs across loops
+  // Shared with pins, which may outlive the hub in work still queued on stopped loops.
+  std::shared_ptr<bool> attached_ = std::make_shared<bool>(true);
 };
 
 }  // namespace boundary::realtime::shell

@@ -89,6 +89,10 @@ Node::Node(Config config, std::unique_ptr<TokenVerifier> verifier, Hooks hooks, 
 
 Node::~Node() {
   for (auto& l : loops_) l->join();
+  // The broker goes first: closing its links completes its pending work with failures, whose
+  // callbacks reach the history store and the hub; the hub no longer tells it of interests.
+  hub_->detach();
+  broker_.reset();
   hub_.reset();
 }
 

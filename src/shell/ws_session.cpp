@@ -253,9 +253,21 @@ void WsSession::handle_text(std::string_view text) {
     case core::Action::ping: return send(Message::from_json(core::reply_pong(cmd.ref)));
     case core::Action::subscribe:
     case core::Action::history: return ask_subscribe(*who, std::move(cmd));
-    case core::Action::unsubscribe:
-      loop_.registry().unsubscribe(id(), cmd.topic);
-      return send(Message::from_json(core::reply_unsubscribed(cmd.topic, cmd.ref)));
+    case core::Action::unsubscribe: {
+      auto* h = node.hub().history();
+      if (!h || !h->delivers() || !h->keeps(cmd.topic)) {
+        loop_.registry().unsubscribe(id(), cmd.topic);
+        return send(Message::from_json(core::reply_unsubscribed(cmd.topic, cmd.ref)));
+      }
+      // Cluster mode: a subscribe of this stream may still wait for its join; this must not
+      // overtake it.
+      auto unsubscribe = on_this_loop([topic = cmd.topic, ref = cmd.ref](WsSession& self) {
+        self.loop_.registry().unsubscribe(self.id(), topic);
+        self.send(Message::from_json(core::reply_unsubscribed(topic, ref)));
+      });
+      h->after_attaches(cmd.topic, [unsubscribe]() mutable { unsubscribe(); });
+      return;
+    }
     case core::Action::publish: {
       auto answer = on_this_loop([topic = cmd.topic, ref = cmd.ref](WsSession& self, Delivery d) {
         self.send(Message::from_json(core::reply_published(topic, d.count, ref, d.offset)));

@@ -12,6 +12,8 @@ import subprocess
 import sys
 import time
 
+import websockets.exceptions
+
 from rt_harness import DEFAULT_TIMEOUT, HERE, RedisClusterProcess, no_server, random_secret
 from test_cluster import NODES, ClusterTestCase
 
@@ -217,6 +219,110 @@ class ClusterRecoverTest(HistoryClusterTestCase):
         self.assertEqual(reply["recovered"], False)
         self.assertNotEqual(reply["epoch"], epoch)
         self.assertEqual(reply["offset"], 1)
+
+
+def redis_connections_of(pid: int) -> set[int]:
+    """Local TCP ports of the process's sockets (from /proc: no tools needed)."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                if fields[9] in inodes:
+                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+class OrderingTest(HistoryClusterTestCase):
+
+    @no_server
+    async def test_unsubscribe_right_after_subscribe_does_not_overtake_it(self):
+        ws, _ = await self.join(self.a, "u")
+        await ws.send(json.dumps({"action": "subscribe", "topic": "chat:o", "ref": 1}))
+        await ws.send(json.dumps({"action": "unsubscribe", "topic": "chat:o", "ref": 2}))
+        first, second = await self.recv_json(ws), await self.recv_json(ws)
+        self.assertEqual((first["type"], first["ref"]), ("subscribed", 1), first)
+        self.assertEqual((second["type"], second["ref"]), ("unsubscribed", 2), second)
+        data = await self.ok(self.b, "/api/publish", {"topic": "chat:o", "message": {"type": "note"}})
+        self.assertEqual(data["delivered"], 0, data)
+        await self.quiet(ws)
+        # Subscribe, unsubscribe, subscribe: subscribed in the end.
+        for i, action in enumerate(("subscribe", "unsubscribe", "subscribe")):
+            await ws.send(json.dumps({"action": action, "topic": "chat:o", "ref": 10 + i}))
+        replies = [await self.recv_json(ws) for _ in range(3)]
+        self.assertEqual([(r["type"], r["ref"]) for r in replies],
+                         [("subscribed", 10), ("unsubscribed", 11), ("subscribed", 12)])
+        data = await self.ok(self.b, "/api/publish", {"topic": "chat:o", "message": {"type": "note"}})
+        self.assertEqual(data["delivered"], 1, data)
+        self.assertEqual(await self.offsets_of(ws, 1), [data["offset"]])
+
+
+class LostSubscriptionTest(HistoryClusterTestCase):
+
+    @no_server
+    async def test_a_node_that_missed_messages_makes_its_subscribers_recover(self):
+        on_a, _ = await self.join(self.a, "ua")
+        on_b, _ = await self.join(self.b, "ub")
+        epoch = (await self.subscribe(on_a, "chat:gap"))["epoch"]
+        await self.subscribe(on_b, "chat:gap")
+        self.assertEqual(await self.publish(self.b, "chat:gap", 2), [1, 2])
+        self.assertEqual(await self.offsets_of(on_a, 2), [1, 2])
+        self.assertEqual(await self.offsets_of(on_b, 2), [1, 2])
+        # Cut node A's Redis subscription (as a network cut or a Redis restart would) and
+        # publish through B before A has subscribed again (it waits 100 ms first).
+        ports = redis_connections_of(self.a.proc.pid)
+        clients = (await asyncio.to_thread(self.redis.command, "CLIENT", "LIST")).splitlines()
+        sub = [c for c in clients if " flags=P " in f" {c} " and
+               int(c.split(" addr=")[1].split()[0].rsplit(":", 1)[1]) in ports]
+        self.assertEqual(len(sub), 1, clients)
+        client_id = sub[0].split()[0].split("=")[1]
+        await asyncio.to_thread(self.redis.command, "CLIENT", "KILL", "ID", client_id)
+        self.assertEqual(await self.publish(self.b, "chat:gap"), [3])  # A never hears of 3
+        await self.eventually(lambda: asyncio.to_thread(lambda: self.a.health()[1]),
+                              lambda h: h.get("redis") == "up", timeout=5, what="node-a back")
+        self.assertEqual(await self.publish(self.b, "chat:gap"), [4])
+        # A sees 4 after 2: its subscriber is closed (1012) instead of silently skipping 3.
+        with self.assertRaises(websockets.exceptions.ConnectionClosed) as closed:
+            while True:
+                m = json.loads(await asyncio.wait_for(on_a.recv(), DEFAULT_TIMEOUT))
+                self.assertNotEqual(m.get("offset"), 4, "delivered across the gap")
+        self.assertEqual(closed.exception.rcvd.code, 1012)
+        # Its client reconnects and recovers exactly; B's subscriber saw everything in order.
+        again, _ = await self.join(self.a, "ua")
+        reply = await self.subscribe(again, "chat:gap", {"offset": 2, "epoch": epoch})
+        self.assertEqual((reply["recovered"], reply["offset"]), (True, 4))
+        self.assertEqual(await self.offsets_of(again, 2), [3, 4])
+        self.assertEqual(await self.offsets_of(on_b, 2), [3, 4])
+
+
+class ReplayBoundTest(HistoryClusterTestCase):
+
+    @no_server
+    async def test_a_gap_over_ten_thousand_messages_is_not_replayed(self):
+        ws, _ = await self.join(self.a, "u")
+        epoch = (await self.subscribe(ws, "chat:long"))["epoch"]
+        await ws.close()
+        for start in range(0, 10_001, 1000):
+            items = [{"kind": "publish", "topic": "chat:long", "message": {"type": "note", "i": i}}
+                     for i in range(start, min(start + 1000, 10_001))]
+            data = await self.ok(self.b, "/api/batch", items)
+            self.assertEqual(len(data["results"]), len(items))
+        ws2, _ = await self.join(self.c, "u")
+        too_long = await self.subscribe(ws2, "chat:long", {"offset": 0, "epoch": epoch})
+        self.assertEqual((too_long["recovered"], too_long["offset"]), (False, 10_001))
+        ws3, _ = await self.join(self.c, "u")
+        fits = await self.subscribe(ws3, "chat:long", {"offset": 1, "epoch": epoch})
+        self.assertEqual(fits["recovered"], True)
+        got = await self.offsets_of(ws3, 10_000)
+        self.assertEqual(got, list(range(2, 10_002)))
 
 
 class NodeRestartTest(HistoryClusterTestCase):

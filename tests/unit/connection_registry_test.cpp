@@ -600,6 +600,49 @@ TEST(ConnectionRegistryStream, ResubscribeMovesTheFloorAndLeavingForgetsIt) {
   EXPECT_EQ(registry.publish("t", m, 3), 1u);
 }
 
+// Cluster mode: a stream delivery that skips offsets means the ones between never reached this
+// node. Members that were subscribed for them are closed (1012) to reconnect and recover; a member
+// that joined at a snapshot past the gap has them and stays.
+TEST(ConnectionRegistryStream, AGapClosesTheMembersThatMissedIt) {
+  ConnectionRegistry registry;
+  auto old_member = std::make_shared<testing::RecordingConnection>("old");
+  auto joined = std::make_shared<testing::RecordingConnection>("joined");
+  auto other = std::make_shared<testing::RecordingConnection>("other");
+  registry.register_connection(old_member, user("1"));
+  registry.register_connection(joined, user("2"));
+  registry.register_connection(other, user("3"));
+  registry.subscribe("old", "t");
+  registry.subscribe("other", "u");
+  const auto m = Message::from_json(R"({"type":"t"})");
+  EXPECT_EQ(registry.publish("t", m, 1), 1u);
+  EXPECT_EQ(registry.publish("t", m, 2), 1u);
+  registry.subscribe("joined", "t", 0, 4);  // its snapshot holds 3 and 4
+  EXPECT_EQ(registry.publish("t", m, 5), 1u);  // 3 and 4 never came: a gap
+  EXPECT_EQ(old_member->close_code(), CloseCode::service_restart);
+  EXPECT_EQ(old_member->sent_count(), 2u);
+  EXPECT_FALSE(joined->close_code());
+  EXPECT_EQ(joined->sent_count(), 1u);
+  EXPECT_EQ(registry.publish("u", m, 7), 1u);  // each topic counts for itself
+  EXPECT_EQ(registry.publish("u", m, 8), 1u);
+  EXPECT_FALSE(other->close_code());
+}
+
+TEST(ConnectionRegistryStream, OffsetsGoingBackAreANewEpochNotAGap) {
+  ConnectionRegistry registry;
+  auto c = std::make_shared<testing::RecordingConnection>("c");
+  registry.register_connection(c, user("1"));
+  registry.subscribe("c", "t");
+  const auto m = Message::from_json(R"({"type":"t"})");
+  EXPECT_EQ(registry.publish("t", m, 8), 1u);  // the first offset a group sees is no gap
+  EXPECT_EQ(registry.publish("t", m, 9), 1u);
+  EXPECT_EQ(registry.publish("t", m, 1), 1u);  // the stream restarted
+  EXPECT_EQ(registry.publish("t", m, 2), 1u);
+  EXPECT_EQ(registry.publish("t", m), 1u);     // without an offset (no history at that moment)
+  EXPECT_EQ(registry.publish("t", m, 3), 1u);
+  EXPECT_FALSE(c->close_code());
+  EXPECT_EQ(c->sent_count(), 6u);
+}
+
 TEST(ConnectionRegistryStream, OffsetZeroIsNeverSkipped) {
   ConnectionRegistry registry;
   auto c = std::make_shared<testing::RecordingConnection>("c");

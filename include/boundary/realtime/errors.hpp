@@ -46,6 +46,7 @@ enum class CloseCode : std::uint16_t {
   policy_violation = 1008,   // slow consumer, idle timeout
   message_too_big = 1009,    // inbound message over --max-message-bytes
   internal_error = 1011,
+  service_restart = 1012,    // a stream's messages were lost on their way to this node: reconnect and recover
   token_expired = 4001,      // the token's `exp` passed without a refresh (application range)
 };
 

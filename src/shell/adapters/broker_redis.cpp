@@ -1,6 +1,7 @@
 #include "shell/adapters/broker_redis.hpp"
 
 #include <algorithm>
+#include <optional>
 #include <stdexcept>
 #include <utility>
 
@@ -500,6 +501,8 @@ void BrokerRedis::run_script(const std::string& topic, const std::string& script
   });
 }
 
+void BrokerRedis::run(std::function<void()> fn) { asio::post(io_, std::move(fn)); }
+
 void BrokerRedis::topic_script(std::string topic, const std::string& script, std::vector<std::string> keys,
                                std::vector<std::string> args, ScriptDone done) {
   asio::post(io_, [this, topic = std::move(topic), &script, keys = std::move(keys), args = std::move(args),
@@ -512,22 +515,47 @@ void BrokerRedis::stream_script(std::string topic, const std::string& script, st
                                 std::vector<std::string> args, bool wait, StreamSent sent) {
   asio::post(io_, [this, topic = std::move(topic), &script, keys = std::move(keys), args = std::move(args), wait,
                    sent = std::move(sent)]() mutable {
-    if (state_ != State::up) return sent(nullptr, FanoutResult{false, 0, false});
-    // With `wait` the answers may complete the request only after the reply was kept here.
-    auto reply = std::make_shared<std::optional<core::RespValue>>();
-    auto shared_sent = std::make_shared<StreamSent>(std::move(sent));
+    if (state_ != State::up) return sent(nullptr, FanoutResult{false, 0, false}, false);
+    // `sent` runs once both are in: the script's reply (or the link's failure) and, with `wait`,
+    // the gathered count. A count that times out before the reply still waits for the reply:
+    // the offset is the caller's to report, and a script whose fate is unknown must not be
+    // mistaken for one that did not run.
+    struct Pending {
+      std::optional<core::RespValue> reply;
+      bool replied = false;
+      bool lost = false;  // the link failed after the script was sent: it may have run
+      std::optional<FanoutResult> result;
+      StreamSent sent;
+    };
+    auto p = std::make_shared<Pending>();
+    p->sent = std::move(sent);
+    auto finish = [p] {
+      if (!p->replied || !p->result || !p->sent) return;
+      auto fn = std::exchange(p->sent, {});
+      fn(p->reply ? &*p->reply : nullptr, *p->result, p->lost);
+    };
     std::uint64_t id = 0;
     if (wait)
-      id = requests_.begin([reply, shared_sent](FanoutResult r) { (*shared_sent)(*reply ? &**reply : nullptr, r); });
+      id = requests_.begin([p, finish](FanoutResult r) {
+        p->result = r;
+        finish();
+      });
     auto header = core::encode_fanout(Fanout{Route::stream, topic, {}}, opt_.node_id, id);
     run_script(topic, script, std::move(keys), std::move(args), std::move(header),
-               [this, id, reply, shared_sent](const core::RespValue* r) {
+               [this, id, p, finish](const core::RespValue* r) {
                  const bool ok = r && r->kind == Kind::array && r->elements.size() >= 2 &&
                                  r->elements[1].kind == Kind::integer && r->elements[1].integer >= 0;
-                 if (id == 0) return (*shared_sent)(r, FanoutResult{ok, 0, ok});
-                 if (r) *reply = *r;
-                 if (ok) return requests_.published(id, static_cast<std::size_t>(r->elements[1].integer));
-                 requests_.failed(id);
+                 p->replied = true;
+                 p->lost = r == nullptr;
+                 if (r) p->reply = *r;
+                 if (id == 0) {
+                   p->result = FanoutResult{ok, 0, ok};
+                 } else if (ok) {
+                   requests_.published(id, static_cast<std::size_t>(r->elements[1].integer));
+                 } else {
+                   requests_.failed(id);
+                 }
+                 finish();
                });
   });
 }

@@ -126,7 +126,8 @@ class BrokerRedis final : public Broker {
 
   // History in Redis (HistoryRedis). Callbacks run on the broker's thread.
   using ScriptDone = std::function<void(const core::RespValue* reply)>;
-  using StreamSent = std::function<void(const core::RespValue* reply, FanoutResult result)>;
+  // `lost`: the link failed after the script was sent, so it may or may not have run.
+  using StreamSent = std::function<void(const core::RespValue* reply, FanoutResult result, bool lost)>;
   // EVAL `script` with `keys` (all in the slot of `topic`'s channel) and `args` on the shard
   // owning that channel. nullptr: not sent (the cluster is unreachable) or the link dropped.
   void topic_script(std::string topic, const std::string& script, std::vector<std::string> keys,
@@ -134,13 +135,16 @@ class BrokerRedis final : public Broker {
   // The same for a script that publishes a stream fan-out of `topic`: ARGV starts with the
   // channel, the publish command (PUBLISH; SPUBLISH on a cluster) and the fan-out header (route
   // stream, this node, a request id when `wait`), then `args`. The script's reply must be an
-  // array whose second element is what the publish returned. `sent` runs once: with `wait`
-  // when the nodes' answers are in (or the bounded wait ended), else when the reply came.
+  // array whose second element is what the publish returned. `sent` runs once, after the reply
+  // (or the link's failure) and, with `wait`, once the nodes' answers are in or the bounded wait
+  // ended.
   void stream_script(std::string topic, const std::string& script, std::vector<std::string> keys,
                      std::vector<std::string> args, bool wait, StreamSent sent);
   // Sees every stream fan-out this node receives, on the broker's thread, before it is
   // delivered. Before start().
   void set_stream_tap(std::function<void(const Fanout&)> tap) { stream_tap_ = std::move(tap); }
+  // Runs `fn` on the broker's thread.
+  void run(std::function<void()> fn);
 
  private:
   void run_script(const std::string& topic, const std::string& script, std::vector<std::string> keys,

@@ -32,18 +32,18 @@ void HistoryRedis::append(std::string_view, const Encode& encode, const Publish&
 
 void HistoryRedis::append_delivered(std::string_view topic, HistoryTemplate message, bool wait, Sent sent) {
   const core::HistoryRule* rule = rules_.find(topic);
-  if (!rule) return sent(0, FanoutResult{false, 0, false});
+  if (!rule) return sent(0, FanoutResult{false, 0, false}, false);
   std::vector<std::string> args{std::move(message.head), std::move(message.tail), std::to_string(rule->size),
                                 ttl_ms(*rule), random_hex(8)};
   broker_.stream_script(std::string(topic), core::history_append_script, keys_of(prefix_, topic), std::move(args), wait,
-                        [sent = std::move(sent)](const core::RespValue* r, FanoutResult result) {
+                        [sent = std::move(sent)](const core::RespValue* r, FanoutResult result, bool lost) {
                           using K = core::RespValue::Kind;
                           std::uint64_t offset = 0;
                           if (r && r->kind == K::array && !r->elements.empty() && r->elements[0].kind == K::integer &&
                               r->elements[0].integer > 0)
                             offset = static_cast<std::uint64_t>(r->elements[0].integer);
                           if (offset == 0) result = FanoutResult{false, 0, false};
-                          sent(offset, result);
+                          sent(offset, result, offset == 0 && lost);
                         });
 }
 
@@ -64,12 +64,26 @@ void HistoryRedis::attach(std::string_view topic, const std::optional<HistoryRec
     return;
   }
   const std::uint64_t from = recover ? recover->offset : 0;
-  std::vector<std::string> args{"open", random_hex(8), ttl_ms(*rule), std::to_string(from), "0",
-                                recover ? recover->epoch : std::string()};
+  std::vector<std::string> args{"open", random_hex(8), ttl_ms(*rule), std::to_string(from),
+                                std::to_string(core::max_redis_replay), recover ? recover->epoch : std::string()};
   if (!recover) args[3] = std::to_string(std::numeric_limits<std::uint64_t>::max());  // no replay wanted
-  // After the node's subscription to the topic is in effect, everything published later reaches
-  // this node: note it from now until the read's reply.
-  broker_.when_ready([this, topic = std::string(topic), recover, join, from, args = std::move(args)]() mutable {
+  broker_.run([this, topic = std::string(topic), recover, join, from, args = std::move(args)]() mutable {
+    steps_[topic].push_back(Step{true, false, {}});
+    // Once the node's subscription to the topic is in effect, everything published later reaches
+    // this node: note it from then until the read's reply.
+    broker_.when_ready([this, topic = std::move(topic), recover, join, from, args = std::move(args)]() mutable {
+      read_for_attach(std::move(topic), recover, join, from, std::move(args));
+    });
+  });
+}
+
+void HistoryRedis::read_for_attach(std::string topic, const std::optional<HistoryRecover>& recover, const Join& join_fn,
+                                   std::uint64_t from, std::vector<std::string> args) {
+  {
+    const Join join = [this, topic, join_fn](const HistorySnapshot& snap) {
+      join_fn(snap);
+      joined(topic);
+    };
     auto noted = std::make_shared<Noted>();
     noting_.emplace(topic, noted);
     broker_.topic_script(topic, core::history_read_script, keys_of(prefix_, topic), std::move(args),
@@ -109,6 +123,31 @@ void HistoryRedis::attach(std::string_view topic, const std::optional<HistoryRec
                            }
                            join(snap);
                          });
+  }
+}
+
+void HistoryRedis::joined(const std::string& topic) {
+  auto it = steps_.find(topic);
+  if (it == steps_.end()) return;
+  auto& steps = it->second;
+  for (auto& s : steps)
+    if (s.attach && !s.joined) {
+      s.joined = true;
+      break;
+    }
+  while (!steps.empty() && (!steps.front().attach || steps.front().joined)) {
+    auto fn = std::move(steps.front().fn);
+    steps.pop_front();
+    if (fn) fn();
+  }
+  if (steps.empty()) steps_.erase(topic);  // `it` may be stale if fn touched steps_
+}
+
+void HistoryRedis::after_attaches(std::string_view topic, std::function<void()> fn) {
+  broker_.run([this, topic = std::string(topic), fn = std::move(fn)]() mutable {
+    auto it = steps_.find(topic);
+    if (it == steps_.end()) return fn();
+    it->second.push_back(Step{false, false, std::move(fn)});
   });
 }
 

@@ -14,6 +14,8 @@
 // Epochs and offsets live in Redis, so they are the same through every node and survive
 // restarts of the nodes; an epoch changes when Redis loses the stream (TTL, eviction, a flush).
 
+#include <deque>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <string>
@@ -40,6 +42,7 @@ class HistoryRedis final : public HistoryStore {
   void append_delivered(std::string_view topic, HistoryTemplate message, bool wait, Sent sent) override;
   void attach(std::string_view topic, const std::optional<HistoryRecover>& recover, const Join& join) override;
   void read(std::string_view topic, std::uint64_t since, std::size_t limit, Done done) override;
+  void after_attaches(std::string_view topic, std::function<void()> fn) override;
   void expire() override {}  // Redis expires
   HistoryUsage usage() const override { return {}; }
 
@@ -49,14 +52,27 @@ class HistoryRedis final : public HistoryStore {
     std::vector<std::pair<std::uint64_t, Message>> messages;
   };
   void on_stream(const Fanout& f);  // broker thread
+  void read_for_attach(std::string topic, const std::optional<HistoryRecover>& recover, const Join& join,
+                       std::uint64_t from, std::vector<std::string> args);  // broker thread
   void failed() noexcept;
 
   const core::HistoryRules rules_;
   BrokerRedis& broker_;
   const std::string prefix_;
   Metrics* metrics_;
+  // Per topic, in call order: attaches not yet joined and the work that waits for them. A
+  // topic's attaches join in the order they began (one shard, one link), so the front attach is
+  // always the next to join.
+  struct Step {
+    bool attach = false;
+    bool joined = false;
+    std::function<void()> fn;  // !attach
+  };
+  void joined(const std::string& topic);
+
   // Broker thread only.
   std::unordered_multimap<std::string, std::shared_ptr<Noted>> noting_;
+  std::unordered_map<std::string, std::deque<Step>> steps_;
 };
 
 }  // namespace boundary::realtime::shell

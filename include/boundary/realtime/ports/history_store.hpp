@@ -90,15 +90,24 @@ class HistoryStore {
   virtual void read(std::string_view topic, std::uint64_t since, std::size_t limit, Done done) = 0;
   // Stores that deliver through the cluster themselves (HistoryRedis): append_delivered() stores
   // head + offset + tail and sends it to every node interested in the topic, this one included;
-  // `sent` gets the offset and the cluster-wide count (with `wait`, else once it was sent). On
-  // failure `sent` gets offset 0 and reached = false, and nothing was delivered anywhere.
-  using Sent = std::function<void(std::uint64_t offset, FanoutResult result)>;
+  // `sent` gets the offset and the cluster-wide count (with `wait`, else once it was stored).
+  // Offset 0: not stored. Then `uncertain` false means it was not sent anywhere either (the
+  // caller may send it without history); true means the store lost its link after sending it,
+  // so it may have been stored and delivered: the caller must not send it again.
+  using Sent = std::function<void(std::uint64_t offset, FanoutResult result, bool uncertain)>;
   virtual bool delivers() const noexcept { return false; }
   virtual void append_delivered(std::string_view topic, HistoryTemplate message, bool wait, Sent sent) {
     (void)topic;
     (void)message;
     (void)wait;
-    sent(0, FanoutResult{false, 0, false});
+    sent(0, FanoutResult{false, 0, false}, false);
+  }
+  // Runs `fn` once every attach() of `topic` begun before this call has called `join` (at once
+  // when none is pending; on the store's thread otherwise). An unsubscribe goes through here so
+  // that it cannot overtake a subscribe of the same topic still waiting for its join.
+  virtual void after_attaches(std::string_view topic, std::function<void()> fn) {
+    (void)topic;
+    fn();
   }
   // Drops expired messages now (the memory adapter also does so lazily on every call).
   virtual void expire() = 0;
