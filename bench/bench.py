@@ -7,6 +7,7 @@ Runs every scenario against every server, one after another under the same condi
   ours-2t   realtime-server --threads 2, pinned to CPUs 0-1 (load generator on CPU 1 too)
   ours-tls  ours-1t with --tls-cert/--tls-key, the load generator with --tls (fanout and connect only)
   ours-deflate  ours-1t with --compression on, the load generator with --compression (fanout and connect only)
+  ours-history  ours-1t with --history bench=1000/300: the topic keeps its messages (fanout only)
   ws        node bench/peers/ws-server.mjs, pinned to CPU 0
   socketio  node bench/peers/socketio-server.mjs, pinned to CPU 0
 
@@ -33,7 +34,7 @@ Environment knobs (defaults for a full run; QUICK=1 changes the ones marked *):
   API_MESSAGES (2000*)  API_WINDOW (32: requests in flight)  API_BATCH (100 messages per batch)
   Quick mode: RUNS=1 MESSAGES=50 RATE_MESSAGES=1000 USERS_DURATION=2 HOLD=1 GROWTH_N="1000 10000"
   GROWTH_MESSAGES=MESSAGES ATTEMPTS=1 QUIET_TIMEOUT=15 OUT=build/bench-quick (about 2 minutes).
-  SERVERS ("ours-1t ours-2t ours-tls ours-deflate ws socketio")  SCENARIOS ("fanout rate connect users growth api")
+  SERVERS ("ours-1t ours-2t ours-tls ours-deflate ours-history ws socketio")  SCENARIOS ("fanout rate connect users growth api")
   MAX_OTHERS (0.5; per 10 s of a longer run)    ATTEMPTS (3*)  QUIET_TIMEOUT (300* s)  QUIET_CPU (0.10 CPU s per s)
   PORT (3850)         SERVER, LOADGEN (build/release binaries)  OUT (docs*)
   Setting SERVERS or SCENARIOS keeps the other raw results (a partial re-run); without them
@@ -73,9 +74,10 @@ SECRET = "bench-secret-0123456789abcdef0123456789a"  # 40 characters
 API_KEY = "bench-api-key-0123456789"  # at least 16 bytes, as the server requires
 OPT_BEGIN = "<!-- optimisations:begin -->"
 OPT_END = "<!-- optimisations:end -->"
-ALL_SERVERS = ["ours-1t", "ours-2t", "ours-tls", "ours-deflate", "ws", "socketio"]
+ALL_SERVERS = ["ours-1t", "ours-2t", "ours-tls", "ours-deflate", "ours-history", "ws", "socketio"]
 TLS_SCENARIOS = ("fanout", "connect")  # ours-tls: what TLS changes (per-byte cost, handshakes, memory)
 DEFLATE_SCENARIOS = ("fanout", "connect")  # ours-deflate: the compression pass per message, memory
+HISTORY_SCENARIOS = ("fanout",)  # ours-history: what keeping every message costs the fan-out
 ALL_SCENARIOS = ["fanout", "rate", "connect", "users", "growth", "api"]
 # The api scenario's modes: how the publisher sends (loadgen_args) and what each row is called.
 API_MODES = {
@@ -87,7 +89,8 @@ API_MODES = {
 }
 API_CONNECTIONS = 8
 COLORS = {"ours-1t": charts.PALETTE[0], "ours-2t": charts.PALETTE[1], "ws": charts.PALETTE[2],
-          "socketio": charts.PALETTE[3], "ours-tls": charts.PALETTE[4], "ours-deflate": charts.PALETTE[5]}
+          "socketio": charts.PALETTE[3], "ours-tls": charts.PALETTE[4], "ours-deflate": charts.PALETTE[5],
+          "ours-history": charts.PALETTE[6]}
 PERCENTILES = ["p50", "p90", "p99", "p99.9", "max"]
 KEEP_WORK: list = []  # logs of runs whose server died or did not start
 
@@ -391,6 +394,7 @@ def server_specs(cfg: Config) -> dict:
         "ours-2t": ServerSpec("ours-2t", "0,1", "1"),
         "ours-tls": ServerSpec("ours-tls", "0", "1"),
         "ours-deflate": ServerSpec("ours-deflate", "0", "1"),
+        "ours-history": ServerSpec("ours-history", "0", "1"),
         "ws": ServerSpec("ws", "0", "1"),
         "socketio": ServerSpec("socketio", "0", "1"),
     }
@@ -420,7 +424,7 @@ def server_specs(cfg: Config) -> dict:
         specs["ours-deflate"].available = False
         specs["ours-deflate"].why_not = "the load generator has no --compression (rebuild: make build)"
     if not os.access(cfg.server_bin, os.X_OK):
-        for n in ("ours-1t", "ours-2t", "ours-tls", "ours-deflate"):
+        for n in ("ours-1t", "ours-2t", "ours-tls", "ours-deflate", "ours-history"):
             specs[n].available, specs[n].why_not = False, f"{cfg.server_bin} is missing (make build)"
     return specs
 
@@ -465,6 +469,8 @@ class RunningServer:
                 self.cmd += ["--tls-cert", TLS_FILES["cert"], "--tls-key", TLS_FILES["key"]]
             if spec.name == "ours-deflate":
                 self.cmd += ["--compression", "on"]
+            if spec.name == "ours-history":
+                self.cmd += ["--history", "bench=1000/300"]
         else:
             script = "ws-server.mjs" if spec.name == "ws" else "socketio-server.mjs"
             self.cmd = ["node", os.path.join(ROOT, "bench/peers", script), "--port", str(port)]
@@ -664,6 +670,8 @@ def measure(cfg: Config) -> None:
             if server == "ours-tls" and sc not in TLS_SCENARIOS:
                 continue
             if server == "ours-deflate" and sc not in DEFLATE_SCENARIOS:
+                continue
+            if server == "ours-history" and sc not in HISTORY_SCENARIOS:
                 continue
             for case in cases_by_scenario[sc]:
                 if applies(server, case) and (server, case.id) not in seen:
@@ -1046,7 +1054,7 @@ def render(cfg: Config) -> str:
           "`RATE` (1000 msg/s), `RATE_MESSAGES` (5000), `RATE_CONNECTIONS` (1000), `USERS_RATE` (5000), "
           "`USERS_DURATION` (10 s), `HOLD` (2 s), `GROWTH_N` (\"1000 5000 10000 19000\"), `GROWTH_MESSAGES` (200), "
           "`SIZE` (100 B), `WINDOW` (256), `API_MESSAGES` (2000), `API_WINDOW` (32), `API_BATCH` (100), "
-          "`SERVERS` (\"ours-1t ours-2t ours-tls ours-deflate ws socketio\"), "
+          "`SERVERS` (\"ours-1t ours-2t ours-tls ours-deflate ours-history ws socketio\"), "
           "`SCENARIOS` (\"fanout rate connect users growth api\"), `MAX_OTHERS` (0.5 CPU s), `ATTEMPTS` (3), "
           "`QUIET_TIMEOUT` (300 s), `PORT` (3850), `OUT` (docs). With `SERVERS` or `SCENARIOS` set, the other "
           "servers' and scenarios' raw results are kept and the file is re-rendered from all of them.", "")
@@ -1064,7 +1072,8 @@ def render(cfg: Config) -> str:
           "P-256 certificate; TLS 1.3), its clients full TLS handshakes without resumption (`realtime-loadgen --tls`), "
           "fanout and connect only; **ours-deflate** = ours-1t with `--compression on`, every client negotiating "
           "permessage-deflate (`realtime-loadgen --compression`, which inflates each distinct payload once), fanout and "
-          "connect only. **ws** = `node bench/peers/ws-server.mjs` (every text message from "
+          "connect only; **ours-history** = ours-1t with `--history bench=1000/300` (the topic keeps its last 1,000 "
+          "messages; every delivery carries its offset), fanout only. **ws** = `node bench/peers/ws-server.mjs` (every text message from "
           "a client goes to every other client) and **socketio** = `node bench/peers/socketio-server.mjs` (a `publish` "
           "event is `socket.broadcast.emit(\"message\", …)`, WebSocket transport only), both pinned to CPU 0.",
           "- The load generator is pinned to CPU 1. The machine has only 2 cores, so **ours-2t shares CPU 1 with the "
@@ -1429,6 +1438,12 @@ def targets(d: Doc, cases: dict) -> list:
             cells.append(verdict(n_ok == len(runs), f"{n_ok}/{len(runs)} runs lossless"))
     rows.append([f"Users: send-to-user to {users.n:,} users at {users.rate:,.0f} msg/s", "nothing lost, reordered, "
                  "duplicated or misrouted"] + cells)
+    mine = stat(d.runs("ours-history", fan), "delivery/deliveries_per_second").median
+    base = stat(d.runs("ours-1t", fan), "delivery/deliveries_per_second").median
+    r = ratio(mine, base)
+    rows.append([f"Fanout at {fan.n:,} subscribers on a topic with history (ours-history)",
+                 "≥ 85 % of ours-1t (history costs ≤ 15 %)",
+                 verdict(None, "") if r is None else verdict(r >= 0.85, f"{r:.0%}"), "(ours-1t only)"])
     ref = api_reference(d, cases["api"])
     for c in cases["api"]:
         if c.mode in ("ws", "api8w"):
