@@ -114,6 +114,37 @@ json::object delivery_json(const DeliveryResults& d) {
           {"loadgen_cpu_seconds", round1(d.loadgen_cpu_seconds * 100) / 100}};
 }
 
+json::object storm_json(const StormResults& st, const DeliveryResults& d) {
+  auto since_drop = [&](Nanos t) { return t > st.drop_at && st.drop_at > 0 ? round1(secs(t - st.drop_at) * 1000) / 1000 : -1.0; };
+  const double before = secs(st.before_ns);
+  return {{"drop_after", st.sent_at_drop},
+          {"disconnected", st.disconnected},
+          {"drop_error", st.drop_error},
+          {"closed", st.closed},
+          {"reconnects", st.reconnects},
+          {"reconnect_failures", st.reconnect_failures},
+          {"reconnect_errors", counts_json(st.reconnect_errors)},
+          {"reopened", st.reopened},
+          {"recovered_true", st.recovered_true},
+          {"recovered_false", st.recovered_false},
+          {"complete", st.complete},
+          {"seconds_to_all_reconnected", since_drop(st.all_reopened)},
+          {"seconds_to_all_recovered", st.complete ? since_drop(st.all_recovered) : -1.0},
+          {"sent_when_all_recovered", st.sent_at_recovered},
+          {"replayed", st.replayed},
+          {"epoch", st.epoch},
+          {"epoch_changes", st.epoch_changes},
+          {"first_offset", st.first_offset},
+          {"last_offset", st.last_offset},
+          {"messages_lost", d.expected > d.unique ? d.expected - d.unique : 0},
+          {"duplicates", d.duplicates},
+          {"reordered", d.reordered},
+          {"server_cpu_seconds_storm", round1(st.server_cpu_storm * 1000) / 1000},
+          {"loadgen_cpu_seconds_storm", round1(st.loadgen_cpu_storm * 1000) / 1000},
+          {"seconds_before_drop", round1(before * 1000) / 1000},
+          {"server_cpu_seconds_before_drop", round1(st.server_cpu_before * 1000) / 1000}};
+}
+
 json::object server_json(const Options& o, const Results& r) {
   const auto& s = r.server;
   json::object out{{"pid", o.server_pid},
@@ -157,6 +188,7 @@ json::object report(const Options& o, const Results& r) {
     out["ports"] = std::move(ports);
   }
   if (r.delivery.ran) out["delivery"] = delivery_json(r.delivery);
+  if (r.storm.ran) out["storm"] = storm_json(r.storm, r.delivery);
   out["server"] = server_json(o, r);
   out["closed_by_server"] = counts_json(r.closes);
   out["closes_by_phase"] = counts_json(r.closes_by_phase);
@@ -212,9 +244,32 @@ void summary_delivery(const DeliveryResults& d) {
   if (d.deadline_hit) std::fprintf(stderr, "DEADLINE hit during delivery\n");
 }
 
+void summary_storm(const StormResults& st, const DeliveryResults& d) {
+  const auto sj = storm_json(st, d);
+  std::fprintf(stderr,
+               "storm: dropped %lld after %llu sends; %llu reconnected (%llu failed attempts), recovered %llu true, "
+               "%llu false; all reconnected %.3f s, all recovered %.3f s after the drop (%llu of %llu sent by "
+               "then)%s\n",
+               static_cast<long long>(st.disconnected), ull(st.sent_at_drop), ull(st.reopened),
+               ull(st.reconnect_failures), ull(st.recovered_true), ull(st.recovered_false),
+               sj.at("seconds_to_all_reconnected").to_number<double>(),
+               sj.at("seconds_to_all_recovered").to_number<double>(), ull(st.sent_at_recovered), ull(d.sent),
+               st.complete ? "" : " INCOMPLETE");
+  std::fprintf(stderr,
+               "storm: offsets %llu..%llu, lost %llu, duplicates %llu, reordered %llu, replayed %llu; server CPU %.3f s "
+               "during the storm (%.3f s in the %.3f s before it)\n",
+               ull(st.first_offset + 1), ull(st.last_offset), ull(sj.at("messages_lost").to_number<std::uint64_t>()),
+               ull(d.duplicates), ull(d.reordered), ull(st.replayed), st.server_cpu_storm, st.server_cpu_before,
+               secs(st.before_ns));
+  if (!st.drop_error.empty()) std::fprintf(stderr, "storm: disconnect failed: %s\n", st.drop_error.c_str());
+  for (const auto& [why, n] : st.reconnect_errors)
+    std::fprintf(stderr, "  reconnect error x%llu: %s\n", ull(n), why.c_str());
+}
+
 void summary(const Options& o, const Results& r) {
   summary_connect(o, r);
   if (r.delivery.ran) summary_delivery(r.delivery);
+  if (r.storm.ran) summary_storm(r.storm, r.delivery);
   for (const auto& [why, n] : r.closes) std::fprintf(stderr, "closed by server x%llu: %s\n", ull(n), why.c_str());
 }
 

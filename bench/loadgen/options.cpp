@@ -15,7 +15,7 @@ namespace {
 
 constexpr const char* usage = R"(realtime-loadgen: load generator for Boundary Realtime (raw epoll, one thread)
 
-Usage: realtime-loadgen --scenario connect|fanout|broadcast|users [options]
+Usage: realtime-loadgen --scenario connect|fanout|broadcast|users|storm [options]
 
   --host H              server address (default 127.0.0.1)
   --port P              server port (default 3000)
@@ -30,7 +30,7 @@ Usage: realtime-loadgen --scenario connect|fanout|broadcast|users [options]
   --size S              bytes of each message object sent (default 100)
   --rate R              publisher messages/s (default 0: next send when the previous reply came)
   --duration D          seconds, users scenario: messages = rate * duration (default 10)
-  --topic T             topic for fanout (default bench)
+  --topic T             topic for fanout and storm (default bench)
   --via api|ws          fanout publisher: POST /api/publish, or a WebSocket `publish` command
   --no-wait             API publisher: add "wait": false to each body (cluster mode answers at
                         once, without gathering the other nodes' delivery counts)
@@ -50,7 +50,10 @@ Usage: realtime-loadgen --scenario connect|fanout|broadcast|users [options]
                         plain-ws and socketio support the connect and broadcast scenarios
   --path P              plain-ws: request target (default /); socketio: the server's path,
                         sent as <path>?EIO=4&transport=websocket (default /socket.io/)
-  --in-flight K         handshakes in progress at once (default 500)
+  --drop-after K        storm: after K of the --messages were sent, drop every subscriber at
+                        once with POST /api/disconnect (default: a quarter of --messages)
+  --storm-user U        storm: the user id of every subscriber's token (default storm)
+  --in-flight K         handshakes in progress at once, reconnects included (default 500)
   --source-ips K        spread clients over 127.0.0.1..K, loopback only (default 254, 0 = off)
   --id-offset K         first user id number (default 0), for several processes on one server
   --server-pid PID      read the server's RSS and CPU time from /proc
@@ -63,6 +66,13 @@ Usage: realtime-loadgen --scenario connect|fanout|broadcast|users [options]
                         a client it is not negotiated for; each distinct compressed payload is
                         inflated once, not once per client
   --tls                 wss:// and https:// (the server runs with --tls-cert; its certificate is not checked)
+
+Scenario storm (a topic with history, --history on the server): the clients subscribe to
+--topic, all as one user; the publisher sends --messages at --rate through POST /api/publish;
+after --drop-after sends one POST /api/disconnect {"user-id":U} closes every subscriber, and
+each reconnects at once and subscribes with "recover" from the last offset it received, while
+publishing goes on. Each client must then hold every offset after the one its first subscribe
+answered, up to the last published, once and in order.
 
 Prints one JSON object on stdout and a summary on stderr. Exit status: 0 when every phase
 finished, 2 when a phase hit a deadline, 1 on bad options or setup failure.
@@ -89,7 +99,8 @@ Scenario to_scenario(const std::string& v) {
   if (v == "fanout") return Scenario::fanout;
   if (v == "broadcast") return Scenario::broadcast;
   if (v == "users") return Scenario::users;
-  throw std::invalid_argument("--scenario: expected connect, fanout, broadcast or users, got '" + v + "'");
+  if (v == "storm") return Scenario::storm;
+  throw std::invalid_argument("--scenario: expected connect, fanout, broadcast, users or storm, got '" + v + "'");
 }
 
 void check(const Options& o) {
@@ -114,6 +125,14 @@ void check(const Options& o) {
     if (o.rate <= 0) throw std::invalid_argument("the users scenario needs --rate");
     if (!o.token.empty()) throw std::invalid_argument("the users scenario needs --secret (distinct users)");
   }
+  if (o.scenario == Scenario::storm) {
+    if (o.rate <= 0) throw std::invalid_argument("the storm scenario needs --rate (publishing goes on during the storm)");
+    if (o.secret.empty()) throw std::invalid_argument("the storm scenario needs --secret (it mints --storm-user tokens)");
+    if (o.batch > 0) throw std::invalid_argument("the storm scenario publishes one message per request (no --batch)");
+    if (o.api_connections > 1) throw std::invalid_argument("the storm scenario publishes on one API connection");
+    if (o.messages < 2 || o.drop_after >= o.messages)
+      throw std::invalid_argument("the storm scenario needs --drop-after below --messages");
+  }
 }
 
 }  // namespace
@@ -124,6 +143,7 @@ const char* to_string(Scenario s) noexcept {
     case Scenario::fanout: return "fanout";
     case Scenario::broadcast: return "broadcast";
     case Scenario::users: return "users";
+    case Scenario::storm: return "storm";
   }
   return "?";
 }
@@ -187,6 +207,12 @@ Options parse_options(int argc, char** argv) {
       {"--id-offset", [&](const std::string& v) { o.id_offset = to_count("--id-offset", v); }},
       {"--server-pid", [&](const std::string& v) { o.server_pid = static_cast<int>(to_count("--server-pid", v)); }},
       {"--rate", [&](const std::string& v) { o.rate = to_seconds("--rate", v); }},
+      {"--drop-after", [&](const std::string& v) { o.drop_after = to_count("--drop-after", v); }},
+      {"--storm-user", [&](const std::string& v) {
+         if (v.empty() || v.find_first_of("\"\\") != std::string::npos)
+           throw std::invalid_argument("--storm-user: a non-empty id without quotes or backslashes");
+         o.storm_user = v;
+       }},
       {"--duration", [&](const std::string& v) { o.duration = to_seconds("--duration", v); }},
       {"--hold", [&](const std::string& v) { o.hold = to_seconds("--hold", v); }},
       {"--timeout", [&](const std::string& v) { o.timeout = to_seconds("--timeout", v); }},
@@ -229,6 +255,7 @@ Options parse_options(int argc, char** argv) {
     f->second(value);
   }
   if (o.path.empty()) o.path = o.protocol == Protocol::socketio ? "/socket.io/" : "/";
+  if (o.scenario == Scenario::storm && o.drop_after == 0) o.drop_after = o.messages / 4;
   check(o);
   return o;
 }

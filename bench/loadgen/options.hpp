@@ -9,7 +9,7 @@
 
 namespace loadgen {
 
-enum class Scenario { connect, fanout, broadcast, users };
+enum class Scenario { connect, fanout, broadcast, users, storm };
 enum class Via { api, ws };
 
 struct Options {
@@ -37,6 +37,8 @@ struct Options {
   std::size_t api_connections = 1;  // --via api: keep-alive connections the publisher spreads requests over
   std::size_t batch = 0;          // --via api: messages per POST /api/batch request (0: one per request)
   double duration = 10;           // seconds (users scenario: messages = rate * duration)
+  std::size_t drop_after = 0;     // storm: drop every subscriber after this many sends (0: messages / 4)
+  std::string storm_user = "storm";  // storm: the user id every subscriber's token carries
   double hold = 0;                // seconds to hold connections idle (connect scenario)
   double timeout = 120;           // overall deadline, seconds
   double drain = 10;              // seconds without progress after the last send before giving up

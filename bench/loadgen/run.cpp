@@ -16,6 +16,8 @@ namespace loadgen {
 namespace {
 
 constexpr std::uint64_t api_key_tag = std::uint64_t{1} << 40;
+// storm: the tag of the POST /api/disconnect request (publish requests are tagged with their seq).
+constexpr std::uint64_t drop_tag = std::uint64_t{1} << 62;
 constexpr Nanos tick_interval = 50'000'000;       // how often deadlines and handshakes are checked
 constexpr Nanos progress_interval = 2'000'000'000;
 // Plain-ws publishing at full speed: messages written per loop pass before reading again.
@@ -72,6 +74,8 @@ Run::Run(const Options& options) : o_(options), publisher_index_(options.connect
   if (o_.protocol == Protocol::realtime && o_.scenario != Scenario::connect && o_.via == Via::api)
     for (std::size_t i = 0; i < o_.api_connections; ++i)
       api_.push_back(std::make_unique<HttpClient>(reactor_, api_address, api_host, api_key_tag + i, *this, o_.tls));
+  if (o_.scenario == Scenario::storm)
+    control_ = std::make_unique<HttpClient>(reactor_, api_address, api_host, api_key_tag + api_.size(), *this, o_.tls);
 }
 
 Run::~Run() = default;
@@ -96,6 +100,7 @@ std::string Run::request_target(const std::string& user_id) const {
 void Run::dispatch(std::uint64_t key, std::uint32_t events) {
   if (key >= api_key_tag) {
     if (key - api_key_tag < api_.size()) api_[key - api_key_tag]->on_event(events);
+    else if (control_ && key - api_key_tag == api_.size()) control_->on_event(events);
     return;
   }
   pool_->on_event(static_cast<std::uint32_t>(key), events);
@@ -125,7 +130,7 @@ int Run::execute() {
   bool ok = connect_phase();
   results_.server.rss_connected = read_rss_bytes(o_.server_pid);
   if (ok && o_.scenario == Scenario::connect) hold_phase();
-  if (ok && o_.scenario == Scenario::fanout) ok = subscribe_phase();
+  if (ok && (o_.scenario == Scenario::fanout || o_.scenario == Scenario::storm)) ok = subscribe_phase();
   if (ok && o_.scenario != Scenario::connect) ok = delivery_phase();
   phase_ = Phase::done;
   results_.finished = now_ns();
@@ -141,7 +146,7 @@ void Run::start_client(std::size_t i, Nanos now) {
   handshakes_.push_back(static_cast<std::uint32_t>(i));
   std::string user(1, 'u');
   user += std::to_string(o_.id_offset + i);
-  pool_->start(i, request_target(user), now);
+  pool_->start(i, request_target(o_.scenario == Scenario::storm ? o_.storm_user : user), now);
 }
 
 void Run::expire_handshakes(Nanos now) {
@@ -179,6 +184,16 @@ bool Run::connect_phase() {
 
 void Run::on_open(WsClient& c, Nanos now) {
   if (c.index == publisher_index_) return;
+  if (o_.scenario == Scenario::storm && phase_ == Phase::delivering) {
+    // A reconnect: subscribe again, recovering from the last offset this client received.
+    --in_flight_;
+    auto& st = results_.storm;
+    ++st.reopened;
+    st.all_reopened = now;
+    pool_->send_text(c, R"({"action":"subscribe","topic":")" + o_.topic + R"(","recover":{"offset":)" +
+                            std::to_string(last_offset_[c.index]) + R"(,"epoch":")" + st.epoch + R"("}})");
+    return;
+  }
   auto& r = results_.connect;
   ++r.opened;
   --in_flight_;
@@ -188,13 +203,21 @@ void Run::on_open(WsClient& c, Nanos now) {
     results_.server.warm_connections = r.opened;
     results_.server.rss_warm = read_rss_bytes(o_.server_pid);
   }
-  if (o_.scenario == Scenario::fanout)
+  if (o_.scenario == Scenario::fanout || o_.scenario == Scenario::storm)
     pool_->send_text(c, R"({"action":"subscribe","topic":")" + o_.topic + R"("})");
 }
 
 void Run::on_failed(WsClient& c, const std::string& why) {
   if (c.index == publisher_index_) {
     results_.delivery.publisher_failed = shorten(why);
+    return;
+  }
+  if (o_.scenario == Scenario::storm && phase_ == Phase::delivering) {
+    // A reconnect that did not open: try again.
+    --in_flight_;
+    ++results_.storm.reconnect_failures;
+    ++results_.storm.reconnect_errors[shorten(why)];
+    reconnect_queue_.push_back(c.index);
     return;
   }
   ++results_.connect.failed;
@@ -211,6 +234,7 @@ void Run::on_closed(WsClient& c, const std::string& why) {
   ++results_.closes[shorten(why)];
   static constexpr const char* names[] = {"connecting", "holding", "subscribing", "delivering", "done"};
   ++results_.closes_by_phase[names[static_cast<int>(phase_)]];
+  if (o_.scenario == Scenario::storm && phase_ == Phase::delivering) storm_closed(c);
 }
 
 void Run::hold_phase() {
@@ -249,17 +273,32 @@ void Run::prepare_tracking() {
   const std::uint64_t m = total_messages();
   const bool users = o_.scenario == Scenario::users;
   bits_per_client_ = users ? (m + n - 1) / n : m;
+  if (o_.scenario == Scenario::storm) {
+    if (results_.storm.epoch.empty())
+      throw std::runtime_error("topic '" + o_.topic + "' keeps no history: its `subscribed` reply has no epoch "
+                               "(run the server with --history " + o_.topic + "=SIZE)");
+    replay_until_.assign(n, 0);
+    recovering_.assign(n, 0);
+  }
   if (api_.size() > 1) last_by_connection_.assign(n * api_.size(), -1);
   if (bits_per_client_ * n > max_tracking_bits)
     throw std::invalid_argument("too many messages x connections to track duplicates (over 8 Gbit)");
   for (std::size_t i = 0; i < n; ++i) {
     WsClient& c = pool_->client(i);
     if (c.state != WsClient::State::open) continue;
+    if (o_.scenario == Scenario::storm) {
+      if (!c.acked) continue;  // refused or unanswered: not a subscriber
+      ++based_;
+      base_sum_ += base_[i];
+      results_.storm.first_offset =
+          based_ == 1 ? base_[i] : std::min<std::uint64_t>(results_.storm.first_offset, base_[i]);
+    }
     ++d.subscribers;
     c.seen.assign((bits_per_client_ + 63) / 64, 0);
     // users: client i gets seq i, i+n, i+2n, ... below m.
-    d.expected += users ? (i < m ? (m - i + n - 1) / n : 0) : m;
+    if (o_.scenario != Scenario::storm) d.expected += users ? (i < m ? (m - i + n - 1) / n : 0) : m;
   }
+  if (o_.scenario == Scenario::storm) storm_update_expected();
 }
 
 bool Run::open_publisher() {
@@ -292,7 +331,7 @@ void Run::send_next() {
   if (!api_.empty()) {
     std::string body;
     const char* path = "/api/broadcast";
-    if (o_.scenario == Scenario::fanout) {
+    if (o_.scenario == Scenario::fanout || o_.scenario == Scenario::storm) {
       path = "/api/publish";
       body = R"({"topic":")" + o_.topic + R"(","message":)" + message + "}";
     } else if (o_.scenario == Scenario::users) {
@@ -345,13 +384,21 @@ bool Run::delivery_phase() {
   const std::uint64_t total = total_messages();
   const double server_cpu0 = read_cpu_seconds(o_.server_pid);
   const double self_cpu0 = self_cpu_seconds();
+  server_cpu_start_ = server_cpu0;
   const Nanos start = now_ns();
   last_progress_ = start;
   const Nanos drain = seconds_ns(o_.drain);
+  const bool storm = o_.scenario == Scenario::storm;
+  results_.storm.ran = storm;
   auto done = [&] {
     if (!d.publisher_failed.empty()) return true;
     const bool idle = d.sent == total && publisher_ready();
-    if (idle && d.unique >= d.expected) return true;
+    if (storm) {
+      storm_update_expected();
+      if (idle && d.unique >= d.expected && results_.storm.complete) return true;
+    } else if (idle && d.unique >= d.expected) {
+      return true;
+    }
     // No delivery, send or reply for --drain seconds while nothing is left to send or the
     // publisher waits for an answer: the server has lost messages or stalled.
     if ((d.sent == total || !publisher_ready()) && now_ns() - last_progress_ > drain) {
@@ -360,7 +407,13 @@ bool Run::delivery_phase() {
     }
     return false;
   };
-  const bool ok = loop_until(deadline_, done, [&](Nanos now) { return publish_tick(now, start); });
+  auto tick = [&](Nanos now) {
+    const Nanos wake = publish_tick(now, start);
+    if (!storm) return wake;
+    storm_tick(now_ns());
+    return std::min(wake, now_ns() + tick_interval);
+  };
+  const bool ok = loop_until(deadline_, done, tick);
   d.deadline_hit = !ok;
   d.server_cpu_seconds = server_cpu0 >= 0 ? read_cpu_seconds(o_.server_pid) - server_cpu0 : -1;
   d.loadgen_cpu_seconds = self_cpu_seconds() - self_cpu0;
@@ -371,7 +424,8 @@ bool Run::delivery_phase() {
 void Run::on_message(WsClient& c, std::string_view payload, Nanos now) {
   if (c.index == publisher_index_) return on_publisher_message(payload, now);
   const std::int64_t seq = number_after(payload, R"("seq":)");
-  if (seq < 0) return on_control(c, payload);
+  if (seq < 0) return on_control(c, payload, now);
+  if (o_.scenario == Scenario::storm) return storm_delivery(c, payload, now);
   auto& d = results_.delivery;
   ++d.received;
   ++c.received;
@@ -409,10 +463,11 @@ void Run::on_message(WsClient& c, std::string_view payload, Nanos now) {
   last_progress_ = now;
 }
 
-void Run::on_control(WsClient& c, std::string_view payload) {
+void Run::on_control(WsClient& c, std::string_view payload, Nanos now) {
   auto& d = results_.delivery;
   if (contains(payload, R"("type":"subscribed")")) {
-    if (!c.acked) ++d.subscribed;
+    if (o_.scenario == Scenario::storm) storm_subscribed(c, payload, now);
+    if (!c.acked && !(o_.scenario == Scenario::storm && phase_ == Phase::delivering)) ++d.subscribed;
     c.acked = true;
   } else if (contains(payload, R"("type":"error")")) {
     if (d.command_errors++ == 0) d.first_command_error = shorten(payload);
@@ -479,6 +534,17 @@ void Run::send_batch(Nanos t) {
 
 void Run::on_response(int status, std::string_view body, Nanos sent, std::uint64_t tag, Nanos now) {
   auto& d = results_.delivery;
+  if (tag == drop_tag) {
+    auto& st = results_.storm;
+    drop_answered_ = true;
+    if (status == 200) st.disconnected = number_after(body, R"("disconnected":)");
+    else st.drop_error = "HTTP " + std::to_string(status) + " " + shorten(body);
+    storm_check_complete(now);
+    return;
+  }
+  if (o_.scenario == Scenario::storm && status == 200)
+    if (const auto k = number_after(body, R"("offset":)"); k > 0)
+      results_.storm.last_offset = std::max(results_.storm.last_offset, static_cast<std::uint64_t>(k));
   last_progress_ = now;
   d.reply_latency.record(now - sent);
   const bool batch = o_.batch > 0 && o_.scenario == Scenario::fanout;
@@ -516,8 +582,13 @@ void Run::forget_refused(std::uint64_t seq) {
   d.expected -= std::min(d.expected, targets);
 }
 
-void Run::on_http_error(const std::string& why, std::uint64_t, Nanos now) {
+void Run::on_http_error(const std::string& why, std::uint64_t tag, Nanos now) {
   auto& d = results_.delivery;
+  if (tag == drop_tag) {
+    drop_answered_ = true;
+    results_.storm.drop_error = shorten(why);
+    return;
+  }
   last_progress_ = now;
   if (d.send_errors++ == 0) d.first_send_error = shorten(why);
 }
@@ -525,6 +596,7 @@ void Run::on_http_error(const std::string& why, std::uint64_t, Nanos now) {
 void Run::progress(Nanos now) {
   if (o_.quiet || now < next_progress_) return;
   next_progress_ = now + progress_interval;
+  if (o_.scenario == Scenario::storm && phase_ == Phase::delivering) storm_update_expected();
   const double at = static_cast<double>(now - results_.started) / 1e9;
   const auto& c = results_.connect;
   const auto& d = results_.delivery;
@@ -543,9 +615,148 @@ void Run::progress(Nanos now) {
     case Phase::delivering:
       std::fprintf(stderr, "[%6.1fs] delivering: sent %llu, delivered %llu/%llu\n", at, (unsigned long long)d.sent,
                    (unsigned long long)d.unique, (unsigned long long)d.expected);
+      if (dropped_) {
+        const auto& st = results_.storm;
+        std::fprintf(stderr, "          storm: closed %llu, reopened %llu, recovered %llu true %llu false, %llu pending\n",
+                     (unsigned long long)st.closed, (unsigned long long)st.reopened,
+                     (unsigned long long)st.recovered_true, (unsigned long long)st.recovered_false,
+                     (unsigned long long)storm_pending_);
+      }
       break;
     case Phase::done: break;
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// storm
+
+void Run::storm_update_expected() {
+  auto& d = results_.delivery;
+  const std::uint64_t last = results_.storm.last_offset;
+  d.expected = last * based_ > base_sum_ ? last * based_ - base_sum_ : 0;
+}
+
+void Run::storm_drop(Nanos now) {
+  auto& st = results_.storm;
+  dropped_ = true;
+  st.drop_at = now;
+  st.sent_at_drop = results_.delivery.sent;
+  st.before_ns = now - results_.delivery.first_send;
+  storm_server_cpu0_ = read_cpu_seconds(o_.server_pid);
+  storm_self_cpu0_ = self_cpu_seconds();
+  if (storm_server_cpu0_ >= 0 && server_cpu_start_ >= 0) st.server_cpu_before = storm_server_cpu0_ - server_cpu_start_;
+  control_->request("POST", "/api/disconnect", o_.api_key, R"({"user-id":")" + o_.storm_user + R"("})", drop_tag);
+}
+
+void Run::storm_tick(Nanos now) {
+  if (!dropped_ && results_.delivery.sent >= o_.drop_after) storm_drop(now);
+  // A client whose connect fails at once comes back to the queue: try each once per pass.
+  for (std::size_t n = reconnect_queue_.size(); n > 0 && in_flight_ < o_.in_flight; --n) {
+    const std::uint32_t i = reconnect_queue_.front();
+    reconnect_queue_.pop_front();
+    ++results_.storm.reconnects;
+    start_client(i, now);
+  }
+  expire_handshakes(now);
+}
+
+void Run::storm_closed(WsClient& c) {
+  auto& st = results_.storm;
+  if (c.seen.empty()) return;  // not a subscriber
+  if (dropped_) ++st.closed;
+  c.acked = false;
+  if (recovering_[c.index] == 0) {
+    recovering_[c.index] = 1;
+    ++storm_pending_;
+  }
+  st.complete = false;
+  reconnect_queue_.push_back(c.index);
+}
+
+// The storm is over when the server answered the disconnect and every client it closed has
+// reconnected and had its recovering subscribe answered.
+void Run::storm_check_complete(Nanos now) {
+  auto& st = results_.storm;
+  if (st.complete || !drop_answered_ || storm_pending_ > 0 || !reconnect_queue_.empty()) return;
+  if (st.disconnected < 0 || st.closed < static_cast<std::uint64_t>(st.disconnected)) return;
+  st.complete = true;
+  st.all_recovered = last_recovery_ > 0 ? last_recovery_ : now;
+  st.sent_at_recovered = sent_at_last_recovery_;
+  if (storm_server_cpu0_ >= 0) st.server_cpu_storm = read_cpu_seconds(o_.server_pid) - storm_server_cpu0_;
+  st.loadgen_cpu_storm = self_cpu_seconds() - storm_self_cpu0_;
+}
+
+void Run::storm_subscribed(WsClient& c, std::string_view payload, Nanos now) {
+  auto& st = results_.storm;
+  const std::size_t i = c.index;
+  std::string_view epoch;
+  static constexpr std::string_view key = R"("epoch":")";
+  if (const auto at = payload.find(key); at != std::string_view::npos) {
+    const auto from = at + key.size();
+    epoch = payload.substr(from, payload.find('"', from) - from);
+  }
+  const std::int64_t last = number_after(payload, R"("offset":)");
+  if (phase_ != Phase::delivering) {
+    // The first subscribe: deliveries start after LAST.
+    if (base_.empty()) {
+      base_.assign(o_.connections, 0);
+      last_offset_.assign(o_.connections, 0);
+    }
+    base_[i] = last_offset_[i] = last > 0 ? static_cast<std::uint64_t>(last) : 0;
+    if (st.epoch.empty()) st.epoch = epoch;
+    else if (epoch != st.epoch) ++st.epoch_changes;
+    return;
+  }
+  if (recovering_.empty() || recovering_[i] == 0) return;
+  recovering_[i] = 0;
+  --storm_pending_;
+  if (epoch != st.epoch) ++st.epoch_changes;
+  if (contains(payload, R"("recovered":true)")) {
+    ++st.recovered_true;
+    replay_until_[i] = last > 0 ? static_cast<std::uint64_t>(last) : 0;
+  } else {
+    ++st.recovered_false;
+  }
+  last_recovery_ = now;
+  sent_at_last_recovery_ = results_.delivery.sent;
+  last_progress_ = now;
+  storm_check_complete(now);
+}
+
+// A delivery on the stream, checked by its offset: client i must receive each of
+// base_[i]+1 .. LAST once, in order, across its reconnects.
+void Run::storm_delivery(WsClient& c, std::string_view payload, Nanos now) {
+  auto& d = results_.delivery;
+  auto& st = results_.storm;
+  ++d.received;
+  ++c.received;
+  const std::int64_t offset = number_after(payload, R"("offset":)");
+  const std::size_t i = c.index;
+  if (offset <= 0 || c.seen.empty() || static_cast<std::uint64_t>(offset) <= base_[i]) {
+    ++d.foreign;
+    return;
+  }
+  const auto off = static_cast<std::uint64_t>(offset);
+  st.last_offset = std::max(st.last_offset, off);
+  const std::uint64_t slot = off - base_[i] - 1;
+  if (slot >= bits_per_client_) {
+    ++d.foreign;
+    return;
+  }
+  if (off <= replay_until_[i]) ++st.replayed;
+  std::uint64_t& word = c.seen[slot >> 6];
+  const std::uint64_t bit = std::uint64_t{1} << (slot & 63);
+  if ((word & bit) != 0) {
+    ++d.duplicates;
+    return;
+  }
+  word |= bit;
+  ++d.unique;
+  if (off < last_offset_[i]) ++d.reordered;
+  else last_offset_[i] = off;
+  if (const std::int64_t t = number_after(payload, R"("t":)"); t >= 0) d.latency.record(now - t);
+  d.last_delivery = now;
+  last_progress_ = now;
 }
 
 }  // namespace loadgen

@@ -61,6 +61,36 @@ struct DeliveryResults {
   double loadgen_cpu_seconds = -1;
 };
 
+// Scenario storm: every subscriber dropped at once, reconnecting and recovering from its last
+// offset while publishing goes on. Loss, order and duplicates are in DeliveryResults, by offset.
+struct StormResults {
+  bool ran = false;
+  std::uint64_t sent_at_drop = 0;       // messages sent when the disconnect request went out
+  std::int64_t disconnected = -1;       // the server's answer: connections it closed
+  std::string drop_error;               // the disconnect request failed
+  std::uint64_t closed = 0;             // subscriber connections closed from the drop on
+  std::uint64_t reconnects = 0;         // reconnect attempts started
+  std::uint64_t reconnect_failures = 0; // attempts that failed before opening (each retried)
+  std::map<std::string, std::uint64_t> reconnect_errors;
+  std::uint64_t reopened = 0;
+  std::uint64_t recovered_true = 0;
+  std::uint64_t recovered_false = 0;
+  std::uint64_t replayed = 0;           // deliveries at or below the LAST of a `recovered:true` reply
+  std::uint64_t epoch_changes = 0;      // a reply naming another epoch than the first subscribe
+  std::uint64_t sent_at_recovered = 0;  // messages sent when the last client recovered
+  std::uint64_t first_offset = 0;       // the lowest LAST the first subscribes answered
+  std::uint64_t last_offset = 0;        // the highest offset published
+  std::string epoch;
+  Nanos drop_at = 0;
+  Nanos all_reopened = 0;   // the last reconnect opened
+  Nanos all_recovered = 0;  // the last `subscribed` reply after a reconnect
+  bool complete = false;    // every dropped client answered its recovering subscribe
+  double server_cpu_before = -1;  // from the first send to the drop
+  Nanos before_ns = 0;
+  double server_cpu_storm = -1;   // from the drop to the last recovery
+  double loadgen_cpu_storm = -1;
+};
+
 struct ServerSamples {
   std::int64_t rss_baseline = -1;
   std::int64_t rss_connected = -1;
@@ -76,6 +106,7 @@ struct ServerSamples {
 struct Results {
   ConnectResults connect;
   DeliveryResults delivery;
+  StormResults storm;
   ServerSamples server;
   std::map<std::string, std::uint64_t> closes;  // open clients closed by the server, by reason
   std::map<std::string, std::uint64_t> closes_by_phase;
@@ -122,12 +153,19 @@ class Run final : public WsHandler, public HttpHandler {
   HttpClient* next_api();
   std::size_t api_turn() const;
   std::string message_json(std::uint64_t seq, Nanos t) const;
+  void storm_tick(Nanos now);
+  void storm_drop(Nanos now);
+  void storm_delivery(WsClient& c, std::string_view payload, Nanos now);
+  void storm_subscribed(WsClient& c, std::string_view payload, Nanos now);
+  void storm_closed(WsClient& c);
+  void storm_update_expected();
+  void storm_check_complete(Nanos now);
 
   void start_client(std::size_t i, Nanos now);
   void expire_handshakes(Nanos now);
   std::string token_for(const std::string& user_id) const;
   std::string request_target(const std::string& user_id) const;
-  void on_control(WsClient& c, std::string_view payload);
+  void on_control(WsClient& c, std::string_view payload, Nanos now);
   void on_publisher_message(std::string_view payload, Nanos now);
   void forget_refused(std::uint64_t seq);
   Nanos take_request_time();
@@ -137,6 +175,7 @@ class Run final : public WsHandler, public HttpHandler {
   Results results_;
   Reactor reactor_;
   std::unique_ptr<WsPool> pool_;
+  std::unique_ptr<HttpClient> control_;  // storm: the POST /api/disconnect
   std::vector<std::unique_ptr<HttpClient>> api_;  // --via api: the publisher's connections
   Phase phase_ = Phase::connecting;
   Nanos deadline_ = 0;
@@ -158,6 +197,24 @@ class Run final : public WsHandler, public HttpHandler {
   Nanos request_sent_ = 0;
   Nanos last_progress_ = 0;
   Nanos next_progress_ = 0;
+
+  // storm, per subscriber: the LAST its first subscribe answered, the highest offset received,
+  // the LAST of its latest `recovered:true` reply, and whether it awaits a recovering reply.
+  std::vector<std::uint64_t> base_;
+  std::vector<std::uint64_t> last_offset_;
+  std::vector<std::uint64_t> replay_until_;
+  std::vector<std::uint8_t> recovering_;
+  std::uint64_t base_sum_ = 0;
+  std::uint64_t based_ = 0;               // subscribers with a base
+  std::uint64_t storm_pending_ = 0;       // closed, not yet answered after reconnecting
+  std::deque<std::uint32_t> reconnect_queue_;
+  bool dropped_ = false;                  // the disconnect request went out
+  bool drop_answered_ = false;
+  double storm_self_cpu0_ = -1;
+  double storm_server_cpu0_ = -1;
+  double server_cpu_start_ = -1;          // at the start of the delivery phase
+  Nanos last_recovery_ = 0;               // the latest `subscribed` reply after a reconnect
+  std::uint64_t sent_at_last_recovery_ = 0;
 };
 
 }  // namespace loadgen

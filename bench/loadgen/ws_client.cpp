@@ -106,6 +106,13 @@ std::string WsPool::key_for(std::uint32_t index) const {
 void WsPool::start(std::size_t i, std::string request_target, Nanos now) {
   WsClient& c = clients_[i];
   c.started = now;
+  // A client may start again after it closed (storm scenario): nothing of the old socket stays.
+  std::string().swap(c.in);
+  std::string().swap(c.assembly);
+  c.fragmented = false;
+  c.tls_ready = false;
+  c.deflate = false;
+  c.close_code = 0;
   std::uint32_t src = 0;
   if (target_.source_ips > 0) src = htonl((127u << 24) | static_cast<std::uint32_t>(1 + i % target_.source_ips));
   const std::size_t node = i % target_.addresses.size();
