@@ -130,6 +130,7 @@ json::object storm_json(const StormResults& st, const DeliveryResults& d) {
           {"complete", st.complete},
           {"seconds_to_all_reconnected", since_drop(st.all_reopened)},
           {"seconds_to_all_recovered", st.complete ? since_drop(st.all_recovered) : -1.0},
+          {"seconds_to_last_replayed", since_drop(st.last_replayed)},
           {"sent_when_all_recovered", st.sent_at_recovered},
           {"replayed", st.replayed},
           {"epoch", st.epoch},
@@ -248,12 +249,13 @@ void summary_storm(const StormResults& st, const DeliveryResults& d) {
   const auto sj = storm_json(st, d);
   std::fprintf(stderr,
                "storm: dropped %lld after %llu sends; %llu reconnected (%llu failed attempts), recovered %llu true, "
-               "%llu false; all reconnected %.3f s, all recovered %.3f s after the drop (%llu of %llu sent by "
-               "then)%s\n",
+               "%llu false; all reconnected %.3f s, all recovered %.3f s, last replayed message %.3f s after the "
+               "drop (%llu of %llu sent when all had recovered)%s\n",
                static_cast<long long>(st.disconnected), ull(st.sent_at_drop), ull(st.reopened),
                ull(st.reconnect_failures), ull(st.recovered_true), ull(st.recovered_false),
                sj.at("seconds_to_all_reconnected").to_number<double>(),
-               sj.at("seconds_to_all_recovered").to_number<double>(), ull(st.sent_at_recovered), ull(d.sent),
+               sj.at("seconds_to_all_recovered").to_number<double>(),
+               sj.at("seconds_to_last_replayed").to_number<double>(), ull(st.sent_at_recovered), ull(d.sent),
                st.complete ? "" : " INCOMPLETE");
   std::fprintf(stderr,
                "storm: offsets %llu..%llu, lost %llu, duplicates %llu, reordered %llu, replayed %llu; server CPU %.3f s "

@@ -743,7 +743,10 @@ void Run::storm_delivery(WsClient& c, std::string_view payload, Nanos now) {
     ++d.foreign;
     return;
   }
-  if (off <= replay_until_[i]) ++st.replayed;
+  if (off <= replay_until_[i]) {
+    ++st.replayed;
+    st.last_replayed = now;
+  }
   std::uint64_t& word = c.seen[slot >> 6];
   const std::uint64_t bit = std::uint64_t{1} << (slot & 63);
   if ((word & bit) != 0) {

@@ -84,6 +84,7 @@ struct StormResults {
   Nanos drop_at = 0;
   Nanos all_reopened = 0;   // the last reconnect opened
   Nanos all_recovered = 0;  // the last `subscribed` reply after a reconnect
+  Nanos last_replayed = 0;  // the last delivery a `recovered:true` reply announced
   bool complete = false;    // every dropped client answered its recovering subscribe
   double server_cpu_before = -1;  // from the first send to the drop
   Nanos before_ns = 0;
