@@ -1,5 +1,7 @@
 #include "shell/loop.hpp"
 
+#include <cerrno>
+
 #include <boost/asio/post.hpp>
 #include <boost/asio/socket_base.hpp>
 #include <spdlog/spdlog.h>
@@ -21,6 +23,16 @@ constexpr std::size_t read_buffer_bytes = 64 * 1024;
 // second (a connection is closed within about a second of its token's exp).
 constexpr auto max_sweep_interval = std::chrono::milliseconds(1000);
 constexpr auto accept_backoff = std::chrono::milliseconds(100);
+// Connections taken from the listen queue per wakeup of the acceptor. A completion handler waits
+// behind everything else queued on the loop, so taking one connection per completion lets a
+// reconnect storm fill the listen queue while the loop is busy sending; after a batch the accept
+// is re-armed, so other work on the loop still runs between batches.
+constexpr int accept_batch = 64;
+
+bool aborted_before_accept(const error_code& ec) {
+  // The peer gave up while its connection waited in the listen queue: not an accept failure.
+  return ec == asio::error::connection_aborted || ec.value() == EPROTO;
+}
 }  // namespace
 
 Loop::Loop(Node& node, unsigned index)
@@ -105,6 +117,11 @@ void Loop::listen(const asio::ip::tcp::endpoint& endpoint) {
   ::setsockopt(acceptor_.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
   acceptor_.bind(endpoint);
   acceptor_.listen(asio::socket_base::max_listen_connections);
+  // on_accept drains the listen queue with accept() calls that must never block the loop: a
+  // non-blocking acceptor, and an aborted connection is reported instead of waited past (Asio
+  // would otherwise poll the socket until the next connection arrives).
+  acceptor_.non_blocking(true);
+  acceptor_.set_option(asio::socket_base::enable_connection_aborted(true));
   accepting_ = true;
 }
 
@@ -147,19 +164,45 @@ void Loop::do_accept() {
 void Loop::on_accept(const error_code& ec, TcpSocket socket) {
   if (!accepting_) return;
   if (ec) {
-    node_.metrics().accept_errors.fetch_add(1, std::memory_order_relaxed);
-    // Out of descriptors (EMFILE/ENFILE) and similar: back off instead of spinning on a
-    // listening socket that stays readable, and log at most once a second.
-    static std::atomic<std::int64_t> last_log{0};
-    const auto now_s = std::chrono::duration_cast<std::chrono::seconds>(
-                           std::chrono::steady_clock::now().time_since_epoch()).count();
-    if (last_log.exchange(now_s) != now_s) spdlog::warn("accept failed: {} (backing off)", ec.message());
-    accept_retry_.expires_after(accept_backoff);
-    accept_retry_.async_wait([this](const error_code& e) {
-      if (!e && accepting_) do_accept();
-    });
+    if (aborted_before_accept(ec)) {
+      do_accept();
+    } else {
+      accept_failed(ec);
+    }
     return;
   }
+  start_session(std::move(socket));
+  // More may wait in the listen queue: take them now, up to accept_batch per wakeup.
+  for (int taken = 1; taken < accept_batch && accepting_; ++taken) {
+    TcpSocket next(io_);
+    error_code e;
+    acceptor_.accept(next, e);
+    if (e == asio::error::would_block || e == asio::error::try_again) break;  // queue empty
+    if (aborted_before_accept(e)) continue;
+    if (e) {
+      accept_failed(e);
+      return;
+    }
+    start_session(std::move(next));
+  }
+  if (accepting_) do_accept();
+}
+
+void Loop::accept_failed(const error_code& ec) {
+  node_.metrics().accept_errors.fetch_add(1, std::memory_order_relaxed);
+  // Out of descriptors (EMFILE/ENFILE) and similar: back off instead of spinning on a
+  // listening socket that stays readable, and log at most once a second.
+  static std::atomic<std::int64_t> last_log{0};
+  const auto now_s = std::chrono::duration_cast<std::chrono::seconds>(
+                         std::chrono::steady_clock::now().time_since_epoch()).count();
+  if (last_log.exchange(now_s) != now_s) spdlog::warn("accept failed: {} (backing off)", ec.message());
+  accept_retry_.expires_after(accept_backoff);
+  accept_retry_.async_wait([this](const error_code& e) {
+    if (!e && accepting_) do_accept();
+  });
+}
+
+void Loop::start_session(TcpSocket socket) {
   if (auto* tls = node_.tls()) {
     if (auto* ssl = tls->new_ssl(socket.native_handle())) {
       error_code e;
@@ -171,7 +214,6 @@ void Loop::on_accept(const error_code& ec, TcpSocket socket) {
   } else {
     std::make_shared<HttpSession>(*this, std::move(socket))->start();
   }
-  do_accept();
 }
 
 void Loop::do_sweep() {

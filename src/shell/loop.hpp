@@ -69,7 +69,9 @@ class Loop {
 
  private:
   void do_accept();
-  void on_accept(const boost::system::error_code& ec, TcpSocket socket);
+  void on_accept(const boost::system::error_code& ec, TcpSocket socket);  // and the next ones queued
+  void accept_failed(const boost::system::error_code& ec);                // count, log, back off
+  void start_session(TcpSocket socket);                                   // plain or TLS
   void do_sweep();
   void post_flush();  // one flush pass per loop turn, however many sessions and answers wait
   void flush_all();

@@ -5,6 +5,7 @@ import asyncio
 import base64
 import os
 import re
+import signal
 import socket
 import time
 import unittest
@@ -141,6 +142,52 @@ class PerUserLimitTest(LimitsTestCase):
             m = re.match(rb"HTTP/1\.1 (\d{3})", data)
             return int(m.group(1)) if m else None
         return await asyncio.to_thread(go)
+
+
+class QueuedConnectionsTest(LimitsTestCase):
+    SERVER_ARGS = ["--max-connections", "250"]
+
+    async def test_connections_waiting_in_the_listen_queue_are_all_taken_and_the_limit_holds(self):
+        # The server is stopped while 300 clients connect and send their upgrade: when it goes on,
+        # its acceptors find them all queued and take them in batches. Each one is answered, and
+        # --max-connections still admits exactly 250.
+        def go():
+            socks = []
+            self.server.signal(signal.SIGSTOP)
+            try:
+                for i in range(300):
+                    sock = socket.create_connection((HOST, self.port), timeout=5)
+                    socks.append(sock)
+                    sock.sendall(upgrade_head(self.token(f"q{i}")))
+            finally:
+                self.server.signal(signal.SIGCONT)
+            statuses = []
+            for sock in socks:
+                sock.settimeout(10)
+                data = b""
+                try:
+                    while b"\r\n\r\n" not in data:
+                        chunk = sock.recv(4096)
+                        if not chunk:
+                            break
+                        data += chunk
+                except OSError:
+                    pass
+                m = re.match(rb"HTTP/1\.1 (\d{3})", data)
+                statuses.append(int(m.group(1)) if m else None)
+            return socks, statuses
+
+        socks, statuses = await asyncio.to_thread(go)
+        try:
+            self.assertEqual(statuses.count(101), 250, statuses)
+            self.assertEqual(statuses.count(503), 50, statuses)
+            await self.wait_connections(250)
+            self.assertEqual(self.refused_count("max-connections"), 50)
+            self.assertEqual(await self.metric("realtime_accept_errors_total"), 0)
+        finally:
+            for sock in socks:
+                sock.close()
+        await self.wait_connections(0)
 
 
 class HandshakeTimeoutTest(LimitsTestCase):
