@@ -142,8 +142,10 @@ void execute_api(Hub& hub, core::ApiRequest r, SendOptions options, ApiDone done
       return hub.send(Route::connection, r.connection_id, std::move(r.message), options, flag("delivered"));
     case core::ApiCall::publish:
       return hub.send(Route::topic, r.topic, std::move(r.message), options, [delivered = count("delivered"), done](Delivery d) {
-        // A stream answers the message's offset too.
-        if (d.offset == 0 || d.queued || !d.reached) return delivered(d);
+        // A stream answers the message's offset too (in cluster mode known once Redis stored it,
+        // also without waiting for the count).
+        if (d.offset == 0 || !d.reached) return delivered(d);
+        if (d.queued) return done(200, {{"delivered", nullptr}, {"queued", true}, {"offset", d.offset}});
         done(200, {{"delivered", d.count}, {"offset", d.offset}});
       });
     case core::ApiCall::subscribe:

@@ -88,6 +88,15 @@ class SharedOffsetsTest(HistoryClusterTestCase):
         self.assertEqual(await self.offsets_of(sub, 3), [1, 2, 3])
 
     @no_server
+    async def test_fire_and_forget_publish_answers_the_offset(self):
+        sub, _ = await self.join(self.c, "s")
+        await self.subscribe(sub, "chat:ff")
+        await self.publish(self.a, "chat:ff")
+        data = await self.ok(self.b, "/api/publish", {"topic": "chat:ff", "wait": False, "message": {"type": "note"}})
+        self.assertEqual(data, {"delivered": None, "queued": True, "offset": 2})
+        self.assertEqual(await self.offsets_of(sub, 2), [1, 2])
+
+    @no_server
     async def test_subscriber_on_the_publishing_node_gets_offsets_in_order(self):
         # The publishing node delivers from its Redis subscription like every other node, so its
         # own subscribers see one order with messages published through the others.
