@@ -1,12 +1,12 @@
 #include "core/history_redis.hpp"
 
 #include <array>
-#include <charconv>
 
 #include <boost/json/serialize.hpp>
 
 #include "core/cluster_codec.hpp"
 #include "core/envelope.hpp"
+#include "core/parse_util.hpp"
 
 namespace boundary::realtime::core {
 namespace {
@@ -28,20 +28,12 @@ const std::array<std::string, cluster_slots>& slot_tags() {
   return tags;
 }
 
-std::optional<std::uint64_t> to_u64(std::string_view s) {
-  std::uint64_t v = 0;
-  if (s.empty()) return std::nullopt;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
-  return v;
-}
-
 std::optional<std::uint64_t> integer_of(const RespValue& v) {
   if (v.kind == RespValue::Kind::integer) {
     if (v.integer < 0) return std::nullopt;
     return static_cast<std::uint64_t>(v.integer);
   }
-  if (v.kind == RespValue::Kind::string) return to_u64(v.str);
+  if (v.kind == RespValue::Kind::string) return parse_number<std::uint64_t>(v.str);
   return std::nullopt;
 }
 
@@ -74,7 +66,7 @@ std::optional<HistoryTemplate> stream_template(boost::json::object message, std:
   if (!message.contains("timestamp")) message["timestamp"] = format_timestamp(now);
   if (!topic.empty() && !message.contains("topic")) message["topic"] = topic;
   for (auto placeholder : placeholders) {
-    message["offset"] = to_u64(placeholder).value();
+    message["offset"] = parse_number<std::uint64_t>(placeholder).value();
     const std::string json = boost::json::serialize(message);
     const auto at = json.find(placeholder);
     if (at == std::string::npos || json.find(placeholder, at + 1) != std::string::npos) continue;
@@ -86,7 +78,7 @@ std::optional<HistoryTemplate> stream_template(boost::json::object message, std:
 std::optional<StreamBody> decode_stream_body(std::string_view body) {
   const auto nl = body.find('\n');
   if (nl == std::string_view::npos) return std::nullopt;
-  auto offset = to_u64(body.substr(0, nl));
+  auto offset = parse_number<std::uint64_t>(body.substr(0, nl));
   if (!offset || *offset == 0) return std::nullopt;
   return StreamBody{*offset, body.substr(nl + 1)};
 }

@@ -14,8 +14,9 @@ import time
 
 import websockets.exceptions
 
-from rt_harness import DEFAULT_TIMEOUT, HERE, RedisClusterProcess, no_server, random_secret
-from test_cluster import NODES, ClusterTestCase
+from rt_harness import DEFAULT_TIMEOUT, HERE, no_server
+from test_cluster import ClusterTestCase
+from test_redis_cluster import RedisClusterTestCase
 
 HISTORY_ARGS = ["--history", "chat:**=100000,small:**=3,brief:**=10/1", "--publish-patterns", "chat:**",
                 "--commands-per-second", "0", "--cluster-reply-timeout", "1000",
@@ -433,23 +434,11 @@ class RedisDownTest(HistoryClusterTestCase):
         self.assertGreaterEqual(await asyncio.to_thread(self.a.metric, "realtime_history_failures_total"), 2)
 
 
-class RedisClusterHistoryTest(HistoryClusterTestCase):
-    """The same on a 3-master Redis Cluster: each stream's keys sit on its channel's shard."""
+class RedisClusterHistoryTest(RedisClusterTestCase, HistoryClusterTestCase):
+    """The same on a 3-master Redis Cluster (RedisClusterTestCase's setup, this file's node
+    arguments): each stream's keys sit on its channel's shard."""
 
-    def setUp(self):
-        self.server = None
-        self.cluster = RedisClusterProcess(3)
-        self.addCleanup(self.cluster.remove_logs)
-        self.addCleanup(self.cluster.stop)
-        self.cluster.start()
-        self.redis = self.cluster
-        import secrets
-        self.secret = random_secret(48)
-        self.key = secrets.token_hex(16)
-        self.nodes = [self.start_node(n) for n in NODES]
-        self.a, self.b, self.c = self.nodes
-
-    def topics_on_every_shard(self):
+    def streams_on_every_shard(self):
         found = {}
         i = 0
         while len(found) < len(self.cluster.nodes):
@@ -460,7 +449,7 @@ class RedisClusterHistoryTest(HistoryClusterTestCase):
 
     @no_server
     async def test_streams_on_every_shard_share_offsets_and_recover(self):
-        for topic in self.topics_on_every_shard():
+        for topic in self.streams_on_every_shard():
             with self.subTest(topic=topic):
                 ws, _ = await self.join(self.a, "u")
                 epoch = (await self.subscribe(ws, topic))["epoch"]
