@@ -42,16 +42,46 @@ const CHROMIUM_ARGS = [
 
 // ---- helpers ----------------------------------------------------------------------------------
 
-function freePort() {
-  return new Promise((resolve, reject) => {
+// A loopback port free now, chosen at random below the kernel's ephemeral range: a port from
+// listen(0) lies in that range, so an outgoing connection of a test running in parallel could
+// take it before the server binds it. Ports this process returned are not returned again.
+const handedOutPorts = new Set();
+
+function ephemeralLow() {
+  try {
+    return Number(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]) || 32768;
+  } catch {
+    return 32768;
+  }
+}
+
+function probePort(port) {
+  return new Promise((resolve) => {
     const probe = createServer();
     probe.unref();
-    probe.on("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address();
-      probe.close(() => resolve(port));
+    probe.once("error", () => resolve(null));
+    probe.listen(port, "127.0.0.1", () => {
+      const chosen = probe.address().port;
+      probe.close(() => resolve(chosen));
     });
   });
+}
+
+async function freePort() {
+  const low = Math.min(ephemeralLow(), 65536);
+  if (low > 12000) {
+    for (let i = 0; i < 200; i++) {
+      const port = 10000 + Math.floor(Math.random() * (low - 10000));
+      if (handedOutPorts.has(port)) continue;
+      if ((await probePort(port)) !== null) {
+        handedOutPorts.add(port);
+        return port;
+      }
+    }
+  }
+  const port = await probePort(0);
+  if (port === null) throw new Error("no free loopback port");
+  return port;
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -24,6 +24,7 @@ import hmac
 import http.client
 import json
 import os
+import random
 import re
 import secrets
 import signal
@@ -59,8 +60,38 @@ TIMESTAMP_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 # ------------------------------------------------------------------------------------------
 # Small utilities
 
+_handed_out_ports: set[int] = set()
+
+
+def _ephemeral_low() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    """Bind 127.0.0.1:0, read the port the kernel chose, close."""
+    """A loopback port that is free now, chosen at random below the kernel's ephemeral range.
+
+    A port from bind(127.0.0.1:0) lies in the ephemeral range, so between closing the probe and
+    the server binding it, any outgoing connection of a test running in parallel may take it as
+    its local port (then the server's bind fails). Ports below that range are never handed out
+    by the kernel; the ones this process already returned are not returned again."""
+    low = min(_ephemeral_low(), 65536)
+    rng = random.SystemRandom()
+    if low > 12000:
+        for _ in range(200):
+            port = rng.randrange(10000, low)
+            if port in _handed_out_ports:
+                continue
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                try:
+                    s.bind((HOST, port))
+                except OSError:
+                    continue
+            _handed_out_ports.add(port)
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((HOST, 0))
         return s.getsockname()[1]
@@ -385,6 +416,10 @@ class ServerProcess:
 # ------------------------------------------------------------------------------------------
 # Raw WebSocket client (sync, blocking sockets with deadlines)
 
+class _PortTaken(Exception):
+    pass
+
+
 class RedisProcess:
     """A throwaway redis-server on a free loopback port, no persistence. stop() and start()
     again keep the port, to test a Redis restart."""
@@ -395,6 +430,7 @@ class RedisProcess:
         self.port = free_port()
         self.extra_args = list(extra_args)
         self.proc: subprocess.Popen | None = None
+        self.started_once = False
         fd, self.log_path = tempfile.mkstemp(prefix="redis-", suffix=".log")
         os.close(fd)
 
@@ -408,8 +444,33 @@ class RedisProcess:
         return shutil.which(cls.BINARY) is not None
 
     def start(self) -> "RedisProcess":
+        """Start redis-server. On the first start only, a port taken meanwhile by another
+        process is replaced by a fresh one (a restart must keep its port)."""
         if not self.available():
             raise unittest.SkipTest(f"{self.BINARY} not found (apt-get install redis-server)")
+        attempts = 1 if self.started_once else 5
+        for attempt in range(attempts):
+            try:
+                return self._start_once()
+            except _PortTaken:
+                if attempt + 1 == attempts:
+                    raise AssertionError(f"redis-server: port {self.port} in use\n{self.log()}")
+                self.port = free_port()
+                self.on_new_port()
+        raise AssertionError("unreachable")
+
+    def on_new_port(self):
+        """Called after start() replaced a taken port; arguments derived from it are rebuilt."""
+
+    def log(self) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read()[-4000:].decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def _start_once(self) -> "RedisProcess":
+        log_start = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [self.BINARY, "--port", str(self.port), "--bind", HOST, "--save", "",
@@ -418,9 +479,15 @@ class RedisProcess:
         deadline = time.monotonic() + STARTUP_DEADLINE
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise AssertionError(f"redis-server exited with {self.proc.returncode}")
+                with open(self.log_path, "rb") as f:
+                    f.seek(log_start)
+                    out = f.read().decode("utf-8", "replace")
+                if "Address already in use" in out and not self.started_once:
+                    raise _PortTaken()
+                raise AssertionError(f"redis-server exited with {self.proc.returncode}\n{out[-4000:]}")
             try:
                 if self.command("PING") == "PONG":
+                    self.started_once = True
                     return self
             except OSError:
                 pass
@@ -504,11 +571,15 @@ class RedisClusterProcess:
         self.dir = tempfile.mkdtemp(prefix="redis-cluster-")
         self.nodes = [RedisProcess() for _ in range(masters)]
         for n in self.nodes:
-            # The bus port defaults to port + 10000, which may be taken or past 65535.
-            n.extra_args = ["--cluster-enabled", "yes", "--cluster-port", str(free_port()),
-                            "--cluster-node-timeout", "2000",
-                            "--cluster-config-file", os.path.join(self.dir, f"nodes-{n.port}.conf"),
-                            "--dir", self.dir]
+            self._cluster_args(n)
+            n.on_new_port = lambda n=n: self._cluster_args(n)
+
+    def _cluster_args(self, n: "RedisProcess"):
+        # The bus port defaults to port + 10000, which may be taken or past 65535.
+        n.extra_args = ["--cluster-enabled", "yes", "--cluster-port", str(free_port()),
+                        "--cluster-node-timeout", "2000",
+                        "--cluster-config-file", os.path.join(self.dir, f"nodes-{n.port}.conf"),
+                        "--dir", self.dir]
 
     @property
     def url(self) -> str:

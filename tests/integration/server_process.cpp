@@ -16,7 +16,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <random>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -73,8 +75,32 @@ std::string server_binary() {
   return (here / ".." / ".." / "build" / "release" / "realtime-server").lexically_normal().string();
 }
 
+// A loopback port free now, chosen at random below the kernel's ephemeral range: a port from
+// bind(0) lies in that range, so an outgoing connection of a test running in parallel could take
+// it before the server binds it. Ports this process returned are not returned again.
 std::uint16_t free_port() {
+  static std::mutex mutex;
+  static std::set<std::uint16_t> handed_out;
+  const std::lock_guard lock(mutex);
+  int low = 32768;
+  if (std::ifstream range("/proc/sys/net/ipv4/ip_local_port_range"); range) range >> low;
+  low = std::min(low, 65536);
   asio::io_context ioc;
+  if (low > 12000) {
+    thread_local std::mt19937 rng{std::random_device{}()};
+    std::uniform_int_distribution<int> pick(10000, low - 1);
+    for (int attempt = 0; attempt < 200; ++attempt) {
+      const auto port = static_cast<std::uint16_t>(pick(rng));
+      if (handed_out.contains(port)) continue;
+      tcp::acceptor acceptor(ioc);
+      boost::system::error_code ec;
+      acceptor.open(tcp::v4(), ec);
+      if (!ec) acceptor.bind(tcp::endpoint(asio::ip::make_address(loopback), port), ec);
+      if (ec) continue;
+      handed_out.insert(port);
+      return port;
+    }
+  }
   tcp::acceptor acceptor(ioc, tcp::endpoint(asio::ip::make_address(loopback), 0));
   return acceptor.local_endpoint().port();
 }

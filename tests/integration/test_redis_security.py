@@ -82,7 +82,8 @@ class SecureRedis(RedisProcess):
             args += ["--port", "0", "--tls-port", "PORT", "--tls-cert-file", cert, "--tls-key-file", key,
                      "--tls-ca-cert-file", ca, "--tls-auth-clients", "yes" if client_cert else "no"]
         super().__init__(args)
-        self.extra_args = [str(self.port) if a == "PORT" else a for a in self.extra_args]
+        self._args_template = args
+        self.on_new_port()
         self.admin_password = admin_password
         self.client_tls = None
         if tls:
@@ -90,6 +91,10 @@ class SecureRedis(RedisProcess):
             self.client_tls.check_hostname = check_hostname
             if client_cert:
                 self.client_tls.load_cert_chain(*client_cert)
+
+    def on_new_port(self):
+        extra = self.extra_args[len(self._args_template):]  # added after construction
+        self.extra_args = [str(self.port) if a == "PORT" else a for a in self._args_template] + extra
 
     def url_with(self, userinfo: str = "", scheme: str | None = None) -> str:
         scheme = scheme or ("rediss" if self.client_tls else "redis")

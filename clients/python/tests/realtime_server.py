@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import secrets
 import signal
 import socket
@@ -33,7 +34,30 @@ def binary_available() -> bool:
     return os.path.isfile(SERVER) and os.access(SERVER, os.X_OK)
 
 
+_handed_out_ports: set = set()
+
+
 def free_port() -> int:
+    """A loopback port free now, chosen at random below the kernel's ephemeral range (a port
+    from bind(0) lies in it, so a parallel test's outgoing connection could take it first)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = min(int(f.read().split()[0]), 65536)
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    rng = random.SystemRandom()
+    if low > 12000:
+        for _ in range(200):
+            port = rng.randrange(10000, low)
+            if port in _handed_out_ports:
+                continue
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                try:
+                    s.bind((HOST, port))
+                except OSError:
+                    continue
+            _handed_out_ports.add(port)
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((HOST, 0))
         return s.getsockname()[1]
