@@ -54,6 +54,8 @@ const std::vector<OptionInfo>& options() {
       {"max-subscriptions", "topics per connection (default 1000)"},
       {"history", "comma list of PATTERN=SIZE[/TTL]: topics matching PATTERN keep their last SIZE messages for TTL seconds (default 300) for recovery and the history action (default: none)"},
       {"history-max-bytes", "memory all history of this node may take; past it the least recently published streams are dropped (default 67108864)"},
+      {"presence", "comma list of topic patterns whose subscribers are tracked: presence-join/leave events, the presence action and GET /api/presence (default: none)"},
+      {"presence-max-users", "most users a presence answer lists; past it \"truncated\" is true (default 1000)"},
       {"idle-timeout", "seconds of silence before a connection is closed, pinged at half (default 60)"},
       {"max-body-bytes", "largest HTTP API request body (default 1048576)"},
       {"max-connections", "WebSocket connections on this node, past it an upgrade gets 503; 0 = unlimited (default 0)"},
@@ -177,6 +179,8 @@ void apply(LoadedConfig& out, const std::string& name, const std::string& v) {
   }
   else if (name == "max-outbound-bytes") c.max_outbound_bytes = parse_number<std::size_t>(name, v);
   else if (name == "history") c.history = core::split_list(v);
+  else if (name == "presence") c.presence = core::split_list(v);
+  else if (name == "presence-max-users") c.presence_max_users = parse_number<std::size_t>(name, v);
   else if (name == "history-max-bytes") c.history_max_bytes = parse_number<std::size_t>(name, v);
   else if (name == "max-subscriptions") c.max_subscriptions = parse_number<std::size_t>(name, v);
   else if (name == "idle-timeout") c.idle_timeout = std::chrono::seconds(parse_number<long>(name, v));

@@ -121,7 +121,7 @@ void log_security_settings(const rt::Config& c) {
   spdlog::info(
       "security: auth={} api-key=set allowed-origins={} publish-patterns={} max-connections={} "
       "max-connections-per-user={} max-message-bytes={} max-outbound-bytes={} max-body-bytes={} "
-      "max-subscriptions={} commands-per-second={} idle-timeout={}s handshake-timeout={}s compression={} history={} cluster={} tls={}{}",
+      "max-subscriptions={} commands-per-second={} idle-timeout={}s handshake-timeout={}s compression={} history={} presence={} cluster={} tls={}{}",
       auth_kind(c),
       join(c.allowed_origins, "any"), join(c.publish_patterns, "none"), limit(c.max_connections),
       limit(c.max_connections_per_user), c.max_message_bytes, c.max_outbound_bytes, c.max_body_bytes,
@@ -130,6 +130,7 @@ void log_security_settings(const rt::Config& c) {
       c.history.empty()        ? std::string("off")
       : c.redis_url.empty()    ? fmt::format("{} max-bytes={}", join(c.history, "none"), c.history_max_bytes)
                                : fmt::format("{} store=redis", join(c.history, "none")),
+      c.presence.empty() ? std::string("off") : fmt::format("{} max-users={}", join(c.presence, "none"), c.presence_max_users),
       cluster_settings(c),
       c.tls_cert_file.empty() ? "off" : "on (" + c.tls_cert_file + ")", c.dev_mode ? " DEV MODE" : "");
 }

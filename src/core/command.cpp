@@ -20,6 +20,7 @@ std::optional<Action> action_named(std::string_view name) {
   if (name == "ping") return Action::ping;
   if (name == "refresh") return Action::refresh;
   if (name == "history") return Action::history;
+  if (name == "presence") return Action::presence;
   return std::nullopt;
 }
 
@@ -138,6 +139,7 @@ CommandDecision decide_command(std::string_view text, const Identity& who, const
       break;
     case Action::subscribe:
     case Action::history:
+    case Action::presence:
       if (auto denied = check_subscribe(who, cmd.topic, rules.subscribe))
         return refuse(*denied, subscribe_forbidden, cmd.ref);
       break;

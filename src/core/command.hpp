@@ -23,7 +23,8 @@ namespace boundary::realtime::core {
 // `refresh`: a new token for the connection; the shell verifies it (the verifier is a port)
 // and core::decide_refresh (token_lifetime.hpp) decides.
 // `history`: kept messages of a topic (subscribe's authorization applies).
-enum class Action { subscribe, unsubscribe, publish, ping, custom, refresh, history };
+// `presence`: the users on a topic with presence (subscribe's authorization applies).
+enum class Action { subscribe, unsubscribe, publish, ping, custom, refresh, history, presence };
 
 // The `history` action's page size: default and ceiling.
 inline constexpr std::size_t default_history_limit = 100;

@@ -6,6 +6,7 @@
 
 #include "core/cluster_codec.hpp"
 #include "core/history.hpp"
+#include "core/presence.hpp"
 #include "core/redis_cluster.hpp"
 #include "core/redis_target.hpp"
 #include "core/subscribe_proxy.hpp"
@@ -90,6 +91,14 @@ void validate_config(const Config& c) {
   if (auto rules = parse_history_rules(c.history); !rules) throw std::invalid_argument(rules.error());
   // At least one message of the largest size fits; at most 64 GiB.
   in_range<std::size_t>("history-max-bytes", c.history_max_bytes, 65536, std::size_t{1} << 36);
+  try {
+    TopicPatterns patterns(c.presence);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(std::string("--presence: ") + e.what());
+  }
+  in_range<std::size_t>("presence-max-users", c.presence_max_users, 1, max_presence_max_users);
+  if (!c.presence.empty() && !c.redis_url.empty())
+    throw std::invalid_argument("--presence: not available in cluster mode yet (--redis); run it on a single node");
   if (!c.node_id.empty() && !valid_node_id(c.node_id))
     throw std::invalid_argument("--node-id: 1 to 64 characters of letters, digits, '.', '_' and '-'");
   if (!valid_redis_prefix(c.redis_prefix))

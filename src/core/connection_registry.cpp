@@ -74,6 +74,7 @@ struct ConnectionRegistry::Impl {
   Group everyone{GroupKind::all, nullptr, {}, {}};
   GroupMap users, roles, topics;
   IndexObserver observer;
+  SubscriptionObserver subscriptions;
 
   void notify(const Group& g, bool created) const {
     if (!observer) return;
@@ -208,6 +209,8 @@ bool ConnectionRegistry::unregister_connection(std::string_view connection_id) {
   // Leave in reverse order so no membership of this entry is moved while still pending.
   while (!e.memberships.empty()) {
     Membership m = e.memberships.back();
+    if (impl_->subscriptions && m.group->kind == GroupKind::topic)
+      impl_->subscriptions(connection_id, e.identity, *m.group->name, false);
     e.memberships.pop_back();
     impl_->leave(m);
   }
@@ -287,7 +290,11 @@ ConnectionRegistry::SubscribeResult ConnectionRegistry::subscribe(std::string_vi
                                                                   std::size_t max_subscriptions,
                                                                   std::uint64_t skip_through) {
   const auto r = check_subscribe(connection_id, topic, max_subscriptions);
-  if (r == SubscribeResult::subscribed) impl_->join(*impl_->entry(connection_id), impl_->topics, GroupKind::topic, topic);
+  if (r == SubscribeResult::subscribed) {
+    Entry& e = *impl_->entry(connection_id);
+    impl_->join(e, impl_->topics, GroupKind::topic, topic);
+    if (impl_->subscriptions) impl_->subscriptions(connection_id, e.identity, topic, true);
+  }
   if ((r == SubscribeResult::subscribed || r == SubscribeResult::already_subscribed) && skip_through > 0) {
     auto it = impl_->topics.find(topic);
     const Entry* e = impl_->entry(connection_id);
@@ -305,6 +312,7 @@ bool ConnectionRegistry::unsubscribe(std::string_view connection_id, std::string
                          [g](const Membership& m) { return m.group == g; });
   if (it == e->memberships.end()) return false;
   Membership m = *it;
+  if (impl_->subscriptions) impl_->subscriptions(connection_id, e->identity, topic, false);
   e->memberships.erase(it);
   impl_->leave(m);
   return true;
@@ -349,6 +357,10 @@ std::size_t ConnectionRegistry::publish(std::string_view topic, const Message& m
 }
 
 void ConnectionRegistry::set_index_observer(IndexObserver observer) { impl_->observer = std::move(observer); }
+
+void ConnectionRegistry::set_subscription_observer(SubscriptionObserver observer) {
+  impl_->subscriptions = std::move(observer);
+}
 
 void ConnectionRegistry::for_each(const std::function<void(Connection&, const Identity&)>& visit) const {
   // Snapshot first: a visitor may close connections, which may unregister them.

@@ -56,6 +56,8 @@ constexpr Route routes[] = {
     {"/api/disconnect", "POST", ApiCall::disconnect},
     {"/api/connections", "GET", ApiCall::connections},
     {"/api/history", "GET", ApiCall::history},
+    {"/api/presence", "GET", ApiCall::presence},
+    {"/api/presence-stats", "GET", ApiCall::presence_stats},
     {"/api/batch", "POST", ApiCall::batch},
 };
 
@@ -119,7 +121,9 @@ std::optional<HttpRefusal> fill(ApiRequest& req, json::object& body) {
       if (body.contains("user-id")) return string_field(body, "user-id", req.user_id);
       return bad("missing field: connection-id or user-id");
     case ApiCall::connections:
-    case ApiCall::history: return std::nullopt;  // no body: parse_history_query
+    case ApiCall::history:  // no body: parse_history_query
+    case ApiCall::presence:
+    case ApiCall::presence_stats: return std::nullopt;  // no body: parse_presence_query
     case ApiCall::batch: return std::nullopt;
   }
   return std::nullopt;
@@ -265,7 +269,9 @@ boost::system::result<std::vector<ApiItem>, HttpRefusal> parse_batch_body(std::s
 boost::system::result<ApiRequest, HttpRefusal> parse_api_body(ApiCall call, std::string_view body) {
   ApiRequest req;
   req.call = call;
-  if (call == ApiCall::connections || call == ApiCall::history || call == ApiCall::batch) return req;
+  if (call == ApiCall::connections || call == ApiCall::history || call == ApiCall::batch ||
+      call == ApiCall::presence || call == ApiCall::presence_stats)
+    return req;
   auto parsed = parse_strict_json(body);
   if (parsed.problem == JsonProblem::invalid) return bad("body is not valid JSON");
   if (parsed.problem == JsonProblem::duplicate_key) return bad("body has a key twice");
@@ -295,6 +301,16 @@ boost::system::result<ApiRequest, HttpRefusal> parse_history_query(std::string_v
     if (!number(*limit, n) || n == 0 || n > 1000) return bad("limit must be a whole number from 1 to 1000");
     req.limit = static_cast<std::size_t>(n);
   }
+  return req;
+}
+
+boost::system::result<ApiRequest, HttpRefusal> parse_presence_query(ApiCall call, std::string_view target) {
+  ApiRequest req;
+  req.call = call;
+  if (query_param_count(target, "topic") > 1) return bad("topic is given twice");
+  auto topic = query_param(target, "topic");
+  if (!topic || !is_valid_topic(*topic)) return bad("topic must be 1-256 bytes without whitespace or control characters");
+  req.topic = std::move(*topic);
   return req;
 }
 

@@ -49,7 +49,7 @@ boost::system::result<std::string, HttpRefusal> check_upgrade(const UpgradeReque
 
 enum class ApiCall {
   send_to_user, send_to_role, broadcast, send_to_connection, publish,
-  subscribe, unsubscribe, disconnect, connections, history, batch,
+  subscribe, unsubscribe, disconnect, connections, history, batch, presence, presence_stats,
 };
 
 // Unknown path -> 404, known path with the wrong method -> 405.
@@ -66,6 +66,9 @@ struct ApiRequest {
 
 // GET /api/history?topic=T&since=N&limit=L: the query (400 with what is wrong).
 boost::system::result<ApiRequest, HttpRefusal> parse_history_query(std::string_view target);
+
+// GET /api/presence?topic=T and GET /api/presence-stats?topic=T: the query (400 with what is wrong).
+boost::system::result<ApiRequest, HttpRefusal> parse_presence_query(ApiCall call, std::string_view target);
 
 // Validates the JSON body of `call` (400 with what is wrong).
 boost::system::result<ApiRequest, HttpRefusal> parse_api_body(ApiCall call, std::string_view body);

@@ -7,6 +7,7 @@
 #include <boost/json/value.hpp>
 
 #include "core/parse_util.hpp"
+#include "core/presence.hpp"
 #include "core/topic.hpp"
 
 namespace boundary::realtime::core {
@@ -163,12 +164,14 @@ OptionalDate check_types(const json::object& claims, Identity& id) {
     if (!e->is_string()) return AuthError::malformed;
     email = std::string(e->get_string());
   }
+  std::optional<std::string> info;
+  if (!read_info_claim(claims, info)) return AuthError::malformed;
   id.exp = *exp;
   id.iat = *iat;
   id.roles = std::move(*roles);
-  if (email || !permissions->empty() || !topics->empty())
+  if (email || !permissions->empty() || !topics->empty() || info)
     id.profile = std::make_shared<const ProfileClaims>(
-        ProfileClaims{std::move(email), std::move(*permissions), {}, std::move(*topics)});
+        ProfileClaims{std::move(email), std::move(*permissions), {}, std::move(*topics), std::move(info)});
   return *nbf;
 }
 

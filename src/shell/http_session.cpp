@@ -22,6 +22,7 @@
 #include "core/command.hpp"
 #include "core/http_rules.hpp"
 #include "core/permessage_deflate.hpp"
+#include "core/presence.hpp"
 #include "shell/adapters/random.hpp"
 #include "shell/adapters/websocket_accept.hpp"
 #include "shell/hub.hpp"
@@ -163,6 +164,8 @@ void execute_api(Hub& hub, core::ApiRequest r, SendOptions options, ApiDone done
       return hub.control(Route::disconnect_user, r.user_id, {}, options, count("disconnected"));
     case core::ApiCall::connections: return hub.control(Route::count, {}, {}, {}, count("count"));
     case core::ApiCall::history:  // GET /api/history: handle_history, not an item kind
+    case core::ApiCall::presence:  // GET /api/presence(-stats): handle_presence, not item kinds
+    case core::ApiCall::presence_stats:
     case core::ApiCall::batch: break;  // not an item kind: parse_batch_body never yields it
   }
 }
@@ -464,6 +467,7 @@ void BasicHttpSession<Stream>::handle_api(Request& req) {
   auto call = core::route_api(head ? beast::string_view("GET") : req.method_string(), core::target_path(req.target()));
   if (!call) return respond(refusal(call.error()));
   if (*call == core::ApiCall::history) return handle_history(req);
+  if (*call == core::ApiCall::presence || *call == core::ApiCall::presence_stats) return handle_presence(*call == core::ApiCall::presence_stats, req);
   auto& hub = loop_.node().hub();
   // Cluster fire-and-forget: body "wait": false or header Prefer: respond-async.
   const bool prefer_async = req["Prefer"].find("respond-async") != std::string_view::npos;
@@ -531,6 +535,31 @@ void BasicHttpSession<Stream>::handle_history(Request& req) {
     for (const auto& m : snap.messages) messages.push_back(m.json());
     reply(HttpResponse{200, core::reply_history(topic, snap.epoch, snap.last, messages, nullptr), "application/json"});
   });
+}
+
+template <class Stream>
+void BasicHttpSession<Stream>::handle_presence(bool stats, Request& req) {
+  const auto call = stats ? core::ApiCall::presence_stats : core::ApiCall::presence;
+  auto parsed = core::parse_presence_query(call, req.target());
+  if (!parsed) return respond(refusal(parsed.error()));
+  auto* presence = loop_.node().presence();
+  if (!presence || !presence->tracks(parsed->topic))
+    return respond(refusal(core::HttpRefusal{404, core::error_body("this topic has no presence")}));
+  auto reply = responder();
+  if (stats) {
+    presence->stats(parsed->topic, [reply](PresenceStats s) {
+      if (!s.available)
+        return reply(HttpResponse{503, core::error_body("presence is unavailable"), "application/json"});
+      reply(HttpResponse{200, core::presence_stats_body(s), "application/json"});
+    });
+    return;
+  }
+  presence->list(parsed->topic, loop_.node().config().presence_max_users,
+                 [reply, topic = parsed->topic](PresenceListing listing) {
+                   if (!listing.available)
+                     return reply(HttpResponse{503, core::error_body("presence is unavailable"), "application/json"});
+                   reply(HttpResponse{200, core::reply_presence(topic, listing, nullptr), "application/json"});
+                 });
 }
 
 template <class Stream>

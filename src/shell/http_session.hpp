@@ -56,6 +56,7 @@ class BasicHttpSession : public std::enable_shared_from_this<BasicHttpSession<St
   std::string describe_refusal(unsigned status, std::string_view note);
   void handle_api(Request& req);
   void handle_history(Request& req);  // GET /api/history
+  void handle_presence(bool stats, Request& req);  // GET /api/presence, /api/presence-stats
   void handle_custom(const Server::RouteHandler& handler, Request& req);
   // Safe from any thread: the write happens on this session's loop.
   Server::Responder responder();

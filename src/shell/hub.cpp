@@ -211,6 +211,10 @@ void Hub::send_stream(std::string topic, json::object message, SendOptions optio
       });
 }
 
+void Hub::publish_local(std::string topic, Message message) {
+  on_every_loop(work_for(Fanout{Route::topic, std::move(topic), {}}, std::move(message)), {});
+}
+
 void Hub::control(Route route, std::string target, std::string topic, SendOptions options, SendDone done) {
   if (route == Route::count && !distributed()) {
     if (done) done(Delivery{connection_count()});

@@ -69,6 +69,9 @@ class Hub {
   // replacing one the sender put there) and is kept; the store's lock orders the posts to the
   // loops by offset (HistoryStore, "Atomic join").
   void send(Route route, std::string target, boost::json::object message, SendOptions options, SendDone done);
+  // An encoded message (or several frames in one buffer) to this node's subscribers of `topic`,
+  // without history and without the cluster: presence events on a single node.
+  void publish_local(std::string topic, Message message);
   // A connection operation: subscribe / unsubscribe (`topic`), disconnect (a connection id),
   // disconnect_user (a user id) and count (every node's connections; target empty).
   void control(Route route, std::string target, std::string topic, SendOptions options, SendDone done);

@@ -3,13 +3,18 @@
 #include <stdexcept>
 #include <thread>
 
+#include <boost/asio/steady_timer.hpp>
+
 #include "core/config_check.hpp"
+#include "core/envelope.hpp"
 #include "core/frame.hpp"
 #include "core/subscribe_proxy.hpp"
 #include "core/history.hpp"
+#include "core/presence.hpp"
 #include "shell/adapters/broker_redis.hpp"
 #include "shell/adapters/history_memory.hpp"
 #include "shell/adapters/history_redis.hpp"
+#include "shell/adapters/presence_memory.hpp"
 #include "shell/adapters/jwt_jwks.hpp"
 #include "shell/adapters/make_broker.hpp"
 #include "shell/adapters/random.hpp"
@@ -85,10 +90,42 @@ Node::Node(Config config, std::unique_ptr<TokenVerifier> verifier, Hooks hooks, 
     metrics_.history = history_.get();
   }
   hub_ = std::make_unique<Hub>(loops_, *broker_, metrics_, config_.max_subscriptions, history_.get());
+  if (!config_.presence.empty()) {
+    if (broker_->distributed())
+      throw std::invalid_argument("--presence: not available in cluster mode yet; run it on a single node");
+    // The first loop runs the coalescing windows' timers.
+    auto schedule = [&io = loops_.front()->io()](std::chrono::milliseconds delay, std::function<void()> work) {
+      auto timer = std::make_shared<boost::asio::steady_timer>(io, delay);
+      timer->async_wait([timer, work = std::move(work)](const boost::system::error_code& ec) {
+        if (!ec) work();
+      });
+    };
+    presence_ = std::make_unique<PresenceMemory>(config_.presence, core::presence_interval, std::move(schedule));
+    // Events go to the topic's subscribers (the joining connection included), not into its
+    // history. Events announced together leave as one buffer of frames: one write per subscriber.
+    presence_->set_announce([hub = hub_.get()](const std::vector<PresenceEvent>& events) {
+      const auto now = std::chrono::system_clock::now();
+      const std::string& topic = events.front().topic;
+      if (events.size() == 1)
+        return hub->publish_local(topic, core::make_envelope(core::presence_event(events.front()), now, topic));
+      std::string frames;
+      for (const auto& e : events) frames += core::make_envelope(core::presence_event(e), now, topic).frame();
+      hub->publish_local(topic, Message::from_wire(std::move(frames)));
+    });
+    for (auto& l : loops_)
+      l->registry().set_subscription_observer(
+          [p = presence_.get()](std::string_view, const Identity& who, std::string_view topic, bool subscribed) {
+            if (!p->tracks(topic)) return;
+            if (subscribed) p->joined(topic, who.user_id, who.info());
+            else p->left(topic, who.user_id);
+          });
+  }
 }
 
 Node::~Node() {
   for (auto& l : loops_) l->join();
+  // Sessions destroyed with the loops leave their topics without telling presence.
+  for (auto& l : loops_) l->registry().set_subscription_observer({});
   // The broker goes first: closing its links completes its pending work with failures, whose
   // callbacks reach the history store and the hub; the hub no longer tells it of interests.
   hub_->detach();

@@ -22,6 +22,7 @@
 #include "boundary/realtime/message.hpp"
 #include "boundary/realtime/ports/broker.hpp"
 #include "boundary/realtime/ports/history_store.hpp"
+#include "boundary/realtime/ports/presence_store.hpp"
 #include "boundary/realtime/ports/subscribe_authorizer.hpp"
 #include "boundary/realtime/ports/token_verifier.hpp"
 #include "boundary/realtime/server.hpp"
@@ -86,6 +87,7 @@ class Node {
   void start_broker();
   Broker& broker() noexcept { return *broker_; }
   HistoryStore* history() noexcept { return history_.get(); }
+  PresenceStore* presence() noexcept { return presence_.get(); }
   void start_jwks();  // the first JWKS fetch, when configured
 
  private:
@@ -118,6 +120,7 @@ class Node {
   std::unique_ptr<Broker> broker_;
   std::unique_ptr<HistoryStore> history_;  // --history; null without
   std::unique_ptr<Hub> hub_;
+  std::unique_ptr<PresenceStore> presence_;  // --presence; null without
 };
 
 }  // namespace boundary::realtime::shell

@@ -16,6 +16,7 @@
 #include "core/connection_policy.hpp"
 #include "core/envelope.hpp"
 #include "core/history.hpp"
+#include "core/presence.hpp"
 #include "core/token_lifetime.hpp"
 #include "shell/hub.hpp"
 #include "shell/loop.hpp"
@@ -252,7 +253,8 @@ void WsSession::handle_text(std::string_view text) {
   switch (cmd.action) {
     case core::Action::ping: return send(Message::from_json(core::reply_pong(cmd.ref)));
     case core::Action::subscribe:
-    case core::Action::history: return ask_subscribe(*who, std::move(cmd));
+    case core::Action::history:
+    case core::Action::presence: return ask_subscribe(*who, std::move(cmd));
     case core::Action::unsubscribe: {
       auto* h = node.hub().history();
       if (!h || !h->delivers() || !h->keeps(cmd.topic)) {
@@ -354,6 +356,7 @@ void WsSession::ask_hook(const Identity& who, core::Command cmd) {
 
 void WsSession::allowed(const core::Command& cmd) {
   if (cmd.action == core::Action::history) return history(cmd);
+  if (cmd.action == core::Action::presence) return presence(cmd);
   subscribe(cmd);
 }
 
@@ -428,6 +431,17 @@ void WsSession::history(const core::Command& cmd) {
     self.send(Message::from_json(core::reply_history(topic, snap.epoch, snap.last, messages, ref)));
   });
   h->read(cmd.topic, cmd.since, cmd.limit, std::move(answer));
+}
+
+void WsSession::presence(const core::Command& cmd) {
+  auto& node = loop_.node();
+  auto* p = node.presence();
+  if (!p || !p->tracks(cmd.topic)) return refuse(CommandErrorCode::bad_request, "this topic has no presence", cmd.ref);
+  // Answered under the store's order: events announced after this listing reach the loop after it.
+  auto answer = on_this_loop([topic = cmd.topic, ref = cmd.ref](WsSession& self, PresenceListing listing) {
+    self.send(Message::from_json(core::reply_presence(topic, listing, ref)));
+  });
+  p->list(cmd.topic, node.config().presence_max_users, std::move(answer));
 }
 
 void WsSession::run_custom(const Identity& who, json::object command, json::value ref) {

@@ -99,6 +99,7 @@ class WsSession final : public Connection, public std::enable_shared_from_this<W
   void subscribe_stream(const core::Command& cmd, HistoryStore& history);
   void subscribe_stream_remote(const core::Command& cmd, HistoryStore& history, std::optional<HistoryRecover> recover);
   void history(const core::Command& cmd);
+  void presence(const core::Command& cmd);
   void run_custom(const Identity& who, boost::json::object command, boost::json::value ref);  // Hooks::on_action
   void refresh(const Identity& who, std::string_view token, const boost::json::value& ref);
   void refuse(CommandErrorCode code, std::string_view why, const boost::json::value& ref);

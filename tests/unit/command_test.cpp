@@ -317,3 +317,28 @@ TEST(Replies, ParseErrorRoundTripsIntoErrorReply) {
 
 }  // namespace
 }  // namespace boundary::realtime::core
+
+namespace boundary::realtime::core {
+namespace {
+
+TEST(PresenceCommand, ParsesAndPassesSubscribesRule) {
+  auto cmd = parse_command(R"({"action":"presence","topic":"room:1","ref":3})");
+  ASSERT_TRUE(cmd);
+  EXPECT_EQ(cmd->action, Action::presence);
+  EXPECT_EQ(cmd->topic, "room:1");
+  auto bad = parse_command(R"({"action":"presence"})");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, CommandErrorCode::bad_request);
+  Identity who;
+  who.user_id = "42";
+  CommandRules rules;
+  rules.rate = TokenBucketPolicy(0, 1);
+  rules.subscribe = SubscribePolicy::claims;  // no topics claim: nothing outside its own topics
+  TokenBucketPolicy::Clock::time_point bucket{};
+  auto decided = decide_command(R"({"action":"presence","topic":"room:1"})", who, rules, bucket, {});
+  ASSERT_TRUE(std::holds_alternative<Refusal>(decided));
+  EXPECT_EQ(std::get<Refusal>(decided).code, CommandErrorCode::forbidden);
+}
+
+}  // namespace
+}  // namespace boundary::realtime::core

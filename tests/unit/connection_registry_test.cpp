@@ -653,3 +653,39 @@ TEST(ConnectionRegistryStream, OffsetZeroIsNeverSkipped) {
 
 }  // namespace
 }  // namespace boundary::realtime
+
+namespace boundary::realtime {
+namespace {
+
+TEST(ConnectionRegistrySubscriptionObserver, ReportsEachSubscriptionChangeOnceWithTheIdentity) {
+  ConnectionRegistry reg;
+  std::vector<std::string> events;
+  reg.set_subscription_observer([&](std::string_view id, const Identity& who, std::string_view topic, bool on) {
+    events.push_back(std::string(on ? "+" : "-") + std::string(id) + "/" + who.user_id + "@" + std::string(topic));
+  });
+  auto a = std::make_shared<testing::RecordingConnection>("a");
+  auto b = std::make_shared<testing::RecordingConnection>("b");
+  Identity ia;
+  ia.user_id = "42";
+  Identity ib;
+  ib.user_id = "7";
+  ASSERT_TRUE(reg.register_connection(a, ia));
+  ASSERT_TRUE(reg.register_connection(b, ib));
+  EXPECT_TRUE(events.empty());  // registering is no subscription
+  reg.subscribe("a", "t1");
+  reg.subscribe("a", "t1");  // already subscribed: nothing
+  reg.subscribe("b", "t1");
+  reg.subscribe("a", "t2");
+  EXPECT_EQ(reg.subscribe("a", "t3", 2), SubscribeResult::limit_reached);  // refused: nothing
+  EXPECT_FALSE(reg.unsubscribe("b", "t2"));  // not subscribed: nothing
+  EXPECT_TRUE(reg.unsubscribe("b", "t1"));
+  EXPECT_EQ(events, (std::vector<std::string>{"+a/42@t1", "+b/7@t1", "+a/42@t2", "-b/7@t1"}));
+  events.clear();
+  reg.unregister_connection("a");  // every topic it was in, once
+  EXPECT_EQ(std::set<std::string>(events.begin(), events.end()), (std::set<std::string>{"-a/42@t1", "-a/42@t2"}));
+  EXPECT_EQ(events.size(), 2u);
+  EXPECT_EQ(reg.topic_count(), 0u);
+}
+
+}  // namespace
+}  // namespace boundary::realtime

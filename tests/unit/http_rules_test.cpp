@@ -465,3 +465,25 @@ TEST(ErrorBody, IsAJsonObjectWithEscapedText) {
 
 }  // namespace
 }  // namespace boundary::realtime::core
+
+namespace boundary::realtime::core {
+namespace {
+
+TEST(PresenceQuery, RoutesAndTopic) {
+  EXPECT_EQ(*route_api("GET", "/api/presence"), ApiCall::presence);
+  EXPECT_EQ(*route_api("GET", "/api/presence-stats"), ApiCall::presence_stats);
+  EXPECT_EQ(route_api("POST", "/api/presence").error().status, 405u);
+  auto ok = parse_presence_query(ApiCall::presence, "/api/presence?topic=room%3A1");
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->topic, "room:1");
+  EXPECT_EQ(ok->call, ApiCall::presence);
+  for (auto bad : {"/api/presence", "/api/presence?topic=", "/api/presence?topic=a%20b",
+                   "/api/presence?topic=a&topic=b"}) {
+    auto r = parse_presence_query(ApiCall::presence, bad);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_EQ(r.error().status, 400u) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace boundary::realtime::core

@@ -100,7 +100,7 @@ TEST(SubscribePolicyConfig, ValidateConfigRefusesBadProxySettings) {
 namespace {
 Identity with_topics(std::vector<std::string> topics) {
   Identity id{.user_id = "42", .roles = {"staff"}, .exp = {}, .iat = {}, .profile = {}};
-  id.profile = std::make_shared<const ProfileClaims>(ProfileClaims{{}, {}, {}, std::move(topics)});
+  id.profile = std::make_shared<const ProfileClaims>(ProfileClaims{{}, {}, {}, std::move(topics), {}});
   return id;
 }
 }  // namespace

@@ -98,7 +98,7 @@ Refusal refusal_of(const RefreshDecision& d) {
 
 TEST(DecideRefresh, SameUserTakesTheNewRolesClaimsAndExp) {
   auto next = person("alice", {"admin"}, 2'000);
-  next.profile = std::make_shared<ProfileClaims>(ProfileClaims{"a@example.com", {"read"}, {}, {}});
+  next.profile = std::make_shared<ProfileClaims>(ProfileClaims{"a@example.com", {"read"}, {}, {}, {}});
   auto d = decide_refresh(person("alice", {"user"}, 1'000), next, json::value(nullptr));
   ASSERT_TRUE(std::holds_alternative<Identity>(d));
   const auto& id = std::get<Identity>(d);
@@ -129,9 +129,9 @@ TEST(DecideRefresh, ATokenThatFailsVerificationIsForbiddenWithTheReason) {
 TEST(DecideRefresh, KeepsWhatTheApplicationAttachedAtConnect) {
   auto current = person("alice");
   auto data = std::make_shared<int>(7);
-  current.profile = std::make_shared<ProfileClaims>(ProfileClaims{{}, {}, data, {}});
+  current.profile = std::make_shared<ProfileClaims>(ProfileClaims{{}, {}, data, {}, {}});
   auto next = person("alice");
-  next.profile = std::make_shared<ProfileClaims>(ProfileClaims{"new@example.com", {}, {}, {}});
+  next.profile = std::make_shared<ProfileClaims>(ProfileClaims{"new@example.com", {}, {}, {}, {}});
   auto d = decide_refresh(current, next, json::value(nullptr));
   ASSERT_TRUE(std::holds_alternative<Identity>(d));
   const auto& id = std::get<Identity>(d);

@@ -55,6 +55,10 @@ struct Config {
   // keep their last SIZE messages for TTL seconds (default 300). Single node only for now.
   std::vector<std::string> history;
   std::size_t history_max_bytes = 64 * 1024 * 1024;  // all history of the node; oldest streams dropped past it
+  // Presence (docs/presence.md): topic patterns whose subscribers are tracked per user, and how
+  // many users a presence answer lists at most. Single node only for now.
+  std::vector<std::string> presence;
+  std::size_t presence_max_users = 1000;
   std::chrono::seconds idle_timeout{60};     // silence before close; a ping goes out at half
   std::size_t max_body_bytes = 1048576;      // HTTP API request body
   // Per node (not cluster-wide), checked at the upgrade before the 101: 503 past

@@ -77,6 +77,13 @@ class ConnectionRegistry {
   using IndexObserver = std::function<void(IndexKind kind, std::string_view name, bool created)>;
   void set_index_observer(IndexObserver observer);
 
+  // Called when a connection starts or stops being subscribed to a topic: subscribe (a new
+  // subscription only), unsubscribe, and unregister_connection (once per topic it was in, before
+  // it leaves). Presence follows these. `topic` and `identity` are valid during the call only.
+  using SubscriptionObserver = std::function<void(std::string_view connection_id, const Identity& identity,
+                                                  std::string_view topic, bool subscribed)>;
+  void set_subscription_observer(SubscriptionObserver observer);
+
   // Visits every registered connection (shutdown, idle sweeps).
   void for_each(const std::function<void(Connection&, const Identity&)>& visit) const;
 

@@ -16,6 +16,7 @@ struct ProfileClaims {
   std::vector<std::string> permissions;  // `permissions`, when present
   std::shared_ptr<const void> app_data;  // ConnectDecision::app_data
   std::vector<std::string> topics;       // `topics`: subscribe patterns (--subscribe-policy claims)
+  std::optional<std::string> info;       // `info`: a JSON object (serialized, at most 1 KiB) shown in presence
 };
 
 // Every connection keeps one of these for its lifetime, so the rarely present claims and the
@@ -40,6 +41,12 @@ struct Identity {
   const std::vector<std::string>& topics() const noexcept {
     static const std::vector<std::string> none;
     return profile ? profile->topics : none;
+  }
+
+  // The `info` claim, serialized, sharing the profile's storage; null when the token has none.
+  std::shared_ptr<const std::string> info() const {
+    if (!profile || !profile->info) return nullptr;
+    return std::shared_ptr<const std::string>(profile, &*profile->info);
   }
 
   // What Hooks::on_connect attached (null when nothing was): cast it back with
