@@ -115,6 +115,12 @@ std::string render(const Metrics& m, Format format) {
     counter("realtime_history_expirations", "Streams dropped whole because their newest message's TTL passed.",
             expirations);
   }
+  if (m.presence) {
+    const PresenceUsage u = m.presence->usage();
+    const std::atomic<std::uint64_t> topics{u.topics}, users{u.users};
+    gauge("realtime_presence_topics", "Topics with presence (--presence) where anyone is present.", topics);
+    gauge("realtime_presence_users", "Users present, summed over topics (a user on two topics counts twice).", users);
+  }
   if (m.jwks) {
     gauge("realtime_jwks_keys", "Keys in the JWKS in use (--jwt-jwks-url); 0 until the first good fetch.", m.jwks_keys);
     emit_jwks_refreshes(out, format, m);

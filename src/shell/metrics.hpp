@@ -9,6 +9,7 @@
 #include <string>
 
 #include "boundary/realtime/ports/history_store.hpp"
+#include "boundary/realtime/ports/presence_store.hpp"
 #include "core/admission.hpp"
 
 namespace boundary::realtime::shell {
@@ -67,6 +68,9 @@ struct Metrics {
   // Cluster mode: stream messages the Redis script did not store (sent without an offset), and
   // attaches / reads Redis did not answer.
   std::atomic<std::uint64_t> history_failures{0};
+
+  // --presence only (rendered when set, before the loops start): the store's usage, read at render.
+  const PresenceStore* presence = nullptr;
 
   std::string render_prometheus() const;
   // Same samples; ends with `# EOF`. A counter's family is named without `_total`, so no family

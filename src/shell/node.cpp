@@ -112,6 +112,7 @@ Node::Node(Config config, std::unique_ptr<TokenVerifier> verifier, Hooks hooks, 
       for (const auto& e : events) frames += core::make_envelope(core::presence_event(e), now, topic).frame();
       hub->publish_local(topic, Message::from_wire(std::move(frames)));
     });
+    metrics_.presence = presence_.get();
     for (auto& l : loops_)
       l->registry().set_subscription_observer(
           [p = presence_.get()](std::string_view, const Identity& who, std::string_view topic, bool subscribed) {

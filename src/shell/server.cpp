@@ -166,4 +166,30 @@ void Server::disconnect_user(std::string user_id, CountHandler done) {
 }
 std::size_t Server::connection_count() const noexcept { return impl_->node.hub().connection_count(); }
 
+void Server::presence(std::string topic, std::function<void(PresenceListing)> done) {
+  auto* p = impl_->node.presence();
+  if (!p || !p->tracks(topic)) {
+    PresenceListing none;
+    none.available = false;
+    if (done) done(std::move(none));
+    return;
+  }
+  p->list(topic, impl_->node.config().presence_max_users, [done = std::move(done)](PresenceListing l) {
+    if (done) done(std::move(l));
+  });
+}
+
+void Server::presence_stats(std::string topic, std::function<void(PresenceStats)> done) {
+  auto* p = impl_->node.presence();
+  if (!p || !p->tracks(topic)) {
+    PresenceStats none;
+    none.available = false;
+    if (done) done(none);
+    return;
+  }
+  p->stats(topic, [done = std::move(done)](PresenceStats s) {
+    if (done) done(s);
+  });
+}
+
 }  // namespace boundary::realtime

@@ -100,6 +100,48 @@ struct Running {
   std::uint16_t port = 0;
 };
 
+TEST(EmbeddedPresence, ApplicationListsAndCountsWhatBeastClientsSee) {
+  Config c = config_for_test();
+  c.presence = {"room:*"};
+  Server server(c, make_hmac_verifier(secret));
+  const auto port = server.start();
+  asio::io_context ioc;
+  auto connect = [&](const std::string& user) {
+    auto client = std::make_unique<WsClient>(ioc, user);
+    if (auto ec = client->handshake(port, "/ws?token=" + token_for(user))) throw std::runtime_error(ec.message());
+    EXPECT_EQ(str(parse_object(*client->next()), "type"), "connected");
+    client->send(json::object{{"action", "subscribe"}, {"topic", "room:1"}});
+    EXPECT_EQ(str(parse_object(*client->next()), "type"), "subscribed");
+    return client;
+  };
+  auto alice = connect("alice");
+  EXPECT_EQ(str(parse_object(*alice->next()), "user-id"), "alice");  // her own join
+  auto bob = connect("bob");
+  auto bob2 = connect("bob");  // a second tab: no new join
+  const auto join = parse_object(*alice->next());
+  EXPECT_EQ(str(join, "type"), "presence-join");
+  EXPECT_EQ(str(join, "user-id"), "bob");
+
+  auto listing = await<PresenceListing>([&](auto done) { server.presence("room:1", done); });
+  EXPECT_TRUE(listing.available);
+  EXPECT_FALSE(listing.truncated);
+  std::map<std::string, std::size_t> users;
+  for (const auto& u : listing.users) users[u.user_id] = u.connections;
+  EXPECT_EQ(users, (std::map<std::string, std::size_t>{{"alice", 1}, {"bob", 2}}));
+  auto stats = await<PresenceStats>([&](auto done) { server.presence_stats("room:1", done); });
+  EXPECT_EQ(stats.users, 2u);
+  EXPECT_EQ(stats.connections, 3u);
+  EXPECT_FALSE(await<PresenceListing>([&](auto done) { server.presence("lobby", done); }).available);
+  EXPECT_FALSE(await<PresenceStats>([&](auto done) { server.presence_stats("lobby", done); }).available);
+
+  bob.reset();  // both of bob's connections go: one leave
+  bob2.reset();
+  const auto leave = parse_object(*alice->next());
+  EXPECT_EQ(str(leave, "type"), "presence-leave");
+  EXPECT_EQ(str(leave, "user-id"), "bob");
+  server.shutdown(std::chrono::milliseconds(500));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Hooks
 

@@ -33,6 +33,7 @@ CLUSTER_COUNTERS = {"realtime_redis_reconnects", "realtime_cluster_reply_timeout
 COMPRESSION_GAUGES = {"realtime_compressed_connections", "realtime_inflate_memory_bytes"}
 HISTORY_GAUGES = {"realtime_history_streams", "realtime_history_messages", "realtime_history_bytes"}
 HISTORY_COUNTERS = {"realtime_history_evictions", "realtime_history_expirations"}
+PRESENCE_GAUGES = {"realtime_presence_topics", "realtime_presence_users"}
 JWKS_GAUGES = {"realtime_jwks_keys"}
 JWKS_COUNTERS = {"realtime_jwks_refreshes"}  # labelled by result
 
@@ -151,6 +152,23 @@ class MetricsFormatsTest(RealtimeTestCase):
                 self.assertEqual((fams[name][0], set(fams[name][1])), ("counter", {name + "_total"}), name)
             self.assertEqual(fams["realtime_history_messages"][1]["realtime_history_messages"], 1)
             self.assertEqual(fams["realtime_history_streams"][1]["realtime_history_streams"], 1)
+
+    @no_server
+    async def test_presence_families_in_both_formats(self):
+        self.server = self.start_server(["--presence", "room:*"])
+        for user in ("a", "b"):
+            ws, _ = await self.connect(user_id=user)
+            for topic in ("room:1", "room:2") if user == "a" else ("room:1",):
+                await ws.send(json.dumps({"action": "subscribe", "topic": topic}))
+                while (reply := await self.recv_json(ws))["type"] == "presence-join":
+                    pass
+                self.assertEqual(reply["type"], "subscribed")
+        for parse, accept in ((parse_text, None), (parse_openmetrics, OPENMETRICS_ACCEPT)):
+            _, text = await self.scrape(accept)
+            fams = families(parse, text)
+            self.assertEqual(set(fams), GAUGES | COUNTERS | PRESENCE_GAUGES)
+            self.assertEqual(fams["realtime_presence_topics"], ("gauge", {"realtime_presence_topics": 2.0}))
+            self.assertEqual(fams["realtime_presence_users"], ("gauge", {"realtime_presence_users": 3.0}))
 
     @no_server
     async def test_jwks_families_in_both_formats(self):

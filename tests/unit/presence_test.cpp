@@ -151,7 +151,8 @@ TEST(PresenceMemory, AnnouncesUserLevelChangesInOrderFromManyThreads) {
   }
   for (const auto& [user, e] : last) EXPECT_EQ(e[0], '-') << user;
   EXPECT_EQ(last.size(), 100u);
-  EXPECT_EQ(store.entries(), 0u);
+  EXPECT_EQ(store.usage().users, 0u);
+  EXPECT_EQ(store.usage().topics, 0u);
   PresenceStats stats;
   store.stats("room:1", [&](PresenceStats s) { stats = s; });
   EXPECT_EQ(stats.users, 0u);

@@ -31,6 +31,7 @@
 #include "boundary/realtime/config.hpp"
 #include "boundary/realtime/hooks.hpp"
 #include "boundary/realtime/ports/broker.hpp"
+#include "boundary/realtime/ports/presence_store.hpp"
 #include "boundary/realtime/ports/token_verifier.hpp"
 #include "boundary/realtime/realtime_service.hpp"
 
@@ -94,6 +95,12 @@ class Server final : public RealtimeService {
   void disconnect_connection(std::string connection_id, CountHandler done = {}) override;
   void disconnect_user(std::string user_id, CountHandler done = {}) override;
   std::size_t connection_count() const noexcept override;
+
+  // Presence (Config::presence, docs/presence.md): who is on `topic` (at most
+  // Config::presence_max_users users listed), and how many users and connections. Answered on
+  // the calling thread or a loop thread. A topic without presence answers `available = false`.
+  void presence(std::string topic, std::function<void(PresenceListing)> done);
+  void presence_stats(std::string topic, std::function<void(PresenceStats)> done);
 
   struct Impl;
 

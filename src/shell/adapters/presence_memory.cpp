@@ -81,14 +81,9 @@ void PresenceMemory::stats(std::string_view topic, std::function<void(PresenceSt
   answer(table_.stats(topic));
 }
 
-std::size_t PresenceMemory::entries() const {
+PresenceUsage PresenceMemory::usage() const {
   std::lock_guard lock(mutex_);
-  return table_.entry_count();
-}
-
-std::size_t PresenceMemory::topics() const {
-  std::lock_guard lock(mutex_);
-  return table_.topic_count();
+  return PresenceUsage{table_.topic_count(), table_.entry_count()};
 }
 
 }  // namespace boundary::realtime::shell

@@ -38,9 +38,7 @@ class PresenceMemory final : public PresenceStore {
   void list(std::string_view topic, std::size_t max_users, std::function<void(PresenceListing)> answer) override;
   void stats(std::string_view topic, std::function<void(PresenceStats)> answer) override;
 
-  // For /metrics and tests: users summed over topics, and topics with anyone present.
-  std::size_t entries() const;
-  std::size_t topics() const;
+  PresenceUsage usage() const override;
 
  private:
   struct Hash {

@@ -43,6 +43,12 @@ struct PresenceStats {
   bool available = true;
 };
 
+// For /metrics.
+struct PresenceUsage {
+  std::size_t topics = 0;  // topics with anyone present
+  std::size_t users = 0;   // users present, summed over topics
+};
+
 // What the topic's subscribers are told.
 struct PresenceEvent {
   enum class Kind { join, leave } kind = Kind::join;
@@ -68,6 +74,7 @@ class PresenceStore {
   // At most `max_users` of the topic's present users.
   virtual void list(std::string_view topic, std::size_t max_users, std::function<void(PresenceListing)> answer) = 0;
   virtual void stats(std::string_view topic, std::function<void(PresenceStats)> answer) = 0;
+  virtual PresenceUsage usage() const = 0;
 };
 
 }  // namespace boundary::realtime
