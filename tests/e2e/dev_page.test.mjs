@@ -23,6 +23,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { createHmac } from "node:crypto";
 import { chromium } from "playwright-core";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -188,6 +189,16 @@ function devApiKey(server) {
   return until("the API key in the dev-mode banner", STARTUP_MS, () => /^\s*API key\s*:\s*(\S+)\s*$/m.exec(server.stdout)?.[1]);
 }
 
+// An HS256 token signed with the JWT secret a dev-mode server printed in its banner.
+function signToken(server, claims) {
+  const secret = /^\s*JWT secret\s*:\s*(\S+)\s*$/m.exec(server.stdout)?.[1];
+  assert.ok(secret, "the JWT secret in the dev-mode banner");
+  const now = Math.floor(Date.now() / 1000);
+  const part = (value) => Buffer.from(JSON.stringify(value)).toString("base64url");
+  const body = `${part({ alg: "HS256", typ: "JWT" })}.${part({ iat: now, exp: now + 600, ...claims })}`;
+  return `${body}.${createHmac("sha256", secret).update(body).digest("base64url")}`;
+}
+
 // Chromium with a fresh profile, on `url`; close() ends it and removes the profile.
 async function openPage(url) {
   const profileDir = await mkdtemp(path.join(tmpdir(), "realtime-e2e-chromium-"));
@@ -213,7 +224,8 @@ describe("dev page (server in dev mode)", { timeout: 120_000 }, () => {
   const pageErrors = [];
 
   before(async () => {
-    server = await startServer([]);
+    // Presence on the test's e2e:* rooms; `demo`, the page's default topic, has none.
+    server = await startServer(["--presence", "e2e:*"]);
     apiKey = await until("the API key in the dev-mode banner", STARTUP_MS, () => {
       const match = /^\s*API key\s*:\s*(\S+)\s*$/m.exec(server.stdout);
       return match && match[1];
@@ -290,6 +302,40 @@ describe("dev page (server in dev mode)", { timeout: 120_000 }, () => {
     assert.ok(shown.includes("hello from the test"), shown);
     assert.ok(shown.includes(room), shown);
     assert.match(shown, /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z/, "the server's timestamp is shown");
+  });
+
+  test("shows who is on a subscribed topic with presence, and follows another user's join and leave", async () => {
+    const members = subscription(room).locator(".presence .member");
+    await subscription(room).locator('.presence .member[data-user-id="dev-user"]').waitFor();
+    assert.equal(await members.count(), 1);
+    assert.equal(await subscription("demo").locator(".presence").count(), 0, "demo has no presence: no list");
+
+    // Another user, with a name in the token's info claim, joins from a WebSocket the page opens.
+    const token = signToken(server, { "user-id": "e2e-guest", roles: ["user"], info: { name: "Grace Hopper" } });
+    await page.evaluate(async ({ token, room }) => {
+      const ws = new WebSocket(`ws://${location.host}/ws?token=${encodeURIComponent(token)}`);
+      window.e2eGuest = ws;
+      await new Promise((resolve, reject) => {
+        ws.onmessage = (event) => {
+          const message = JSON.parse(event.data);
+          if (message.type === "connected") ws.send(JSON.stringify({ action: "subscribe", topic: room, ref: "g1" }));
+          if (message.type === "subscribed") resolve();
+        };
+        ws.onerror = () => reject(new Error("the guest connection failed"));
+      });
+    }, { token, room });
+    const guest = subscription(room).locator('.presence .member[data-user-id="e2e-guest"]');
+    await guest.waitFor();
+    assert.equal(await guest.innerText(), "e2e-guest Grace Hopper");
+    assert.equal(await members.count(), 2);
+    assert.equal(await subscription(room).locator(".presence").getAttribute("data-count"), "2");
+    await messages(`[data-type="presence-join"]`).filter({ hasText: "e2e-guest" }).waitFor();
+
+    await page.evaluate(() => window.e2eGuest.close());
+    await guest.waitFor({ state: "detached" });
+    assert.equal(await members.count(), 1);
+    await messages(`[data-type="presence-leave"]`).filter({ hasText: "e2e-guest" }).waitFor();
+    await subscription(room).locator(".topic").click();
   });
 
   test("a refused subscription shows its code", async () => {

@@ -13,6 +13,9 @@
  *   the queued commands, so a queued publish reaches a topic the client listens to.
  * - Messages published while the client is disconnected are not replayed (the server keeps no
  *   history).
+ * - A member list (`subscribe(topic, handler, { presence: true })`, a topic with `--presence` on
+ *   the server) is listed after every `subscribed` reply, then kept by the join and leave events
+ *   that follow the listing; it is dropped while the topic is not subscribed.
  */
 
 export type ConnectionState = "idle" | "connecting" | "connected" | "reconnecting" | "closed";
@@ -61,6 +64,58 @@ export interface RecoveryInfo {
   replayed: number;
 }
 
+/** A user present on a topic, as the `presence` action lists them. */
+export interface PresenceUser {
+  userId: string;
+  /** How many of the user's connections are subscribed to the topic, when it was listed. */
+  connections: number;
+  /** The `info` claim of the token that made the user present (`{}` without one). */
+  info: Record<string, unknown>;
+}
+
+/** The answer to `presence(topic)`. */
+export interface PresenceListing {
+  topic: string;
+  users: PresenceUser[];
+  /** More users are present than the server lists (`--presence-max-users`). */
+  truncated: boolean;
+}
+
+/**
+ * A member of a topic's member list. Join and leave events carry no connection count, so the
+ * kept list has none: ask `presence(topic)` for it.
+ */
+export interface PresenceMember {
+  userId: string;
+  info: Record<string, unknown>;
+}
+
+/** A topic's member list, as the client keeps it (see `members(topic)`). */
+export interface PresenceMembers {
+  topic: string;
+  /** In the order of the listing, then of the joins since. */
+  users: PresenceMember[];
+  /**
+   * The listing had more users than the server lists: `users` holds the listed ones and those who
+   * joined since (minus those who left), not everyone present.
+   */
+  truncated: boolean;
+}
+
+/** The `members` event: a topic's member list changed. */
+export interface MembersChange extends PresenceMembers {
+  /**
+   * `listed`: the list was (re)built from a listing, after a subscribe or a reconnect. `join`,
+   * `leave`: `user` arrived or left. `dropped`: the list is gone (unsubscribed, presence no longer
+   * asked for, or the connection closed; `users` is empty). `failed`: the listing was refused
+   * (`error`: `bad-request` for a topic without presence, `forbidden`, `timeout`); there is no
+   * list until the next subscribe.
+   */
+  reason: "listed" | "join" | "leave" | "dropped" | "failed";
+  user?: PresenceMember;
+  error?: RealtimeError;
+}
+
 /** Events the client emits itself; every other event name is a server message `type`. */
 export interface LifecycleEvents {
   connected: ConnectedInfo;
@@ -68,6 +123,36 @@ export interface LifecycleEvents {
   error: Error;
   state: ConnectionState;
   recovery: RecoveryInfo;
+  members: MembersChange;
+}
+
+/** `{"type":"presence-join"}`: a user's first connection subscribed to a topic with presence. */
+export interface PresenceJoinMessage extends ServerMessage {
+  type: "presence-join";
+  topic: string;
+  "user-id": string;
+  info: Record<string, unknown>;
+}
+
+/** `{"type":"presence-leave"}`: a user's last connection left a topic with presence. */
+export interface PresenceLeaveMessage extends ServerMessage {
+  type: "presence-leave";
+  topic: string;
+  "user-id": string;
+}
+
+/** Server messages with a known shape, for typed `on(...)` handlers. */
+export interface PresenceEvents {
+  "presence-join": PresenceJoinMessage;
+  "presence-leave": PresenceLeaveMessage;
+}
+
+export interface SubscribeOptions {
+  /**
+   * Keep the topic's member list (a topic with `--presence` on the server): see `members(topic)`
+   * and the `members` event. Default false.
+   */
+  presence?: boolean;
 }
 
 /**
@@ -230,7 +315,7 @@ interface Request {
 
 interface TopicEntry {
   topic: string;
-  handlers: Set<{ handler: MessageHandler }>;
+  handlers: Set<{ handler: MessageHandler; presence: boolean }>;
   /** The server confirmed it at least once since the last `disconnect()`. */
   confirmed: boolean;
   ready: Promise<void>;
@@ -244,10 +329,15 @@ interface TopicEntry {
   /** A recovery in progress: the last offset of the replay, and the messages replayed so far. */
   replayThrough?: number;
   replayed?: number;
+  /** Ref of the presence listing in flight on the current connection. */
+  presenceRef?: string;
+  /** The member list, once listed on the current connection; events before that are not applied. */
+  members?: Map<string, PresenceMember>;
+  truncated?: boolean;
 }
 
 // Replies to commands; never handed to topic handlers even though they carry `topic`.
-const REPLY_TYPES = new Set(["subscribed", "unsubscribed", "published", "pong"]);
+const REPLY_TYPES = new Set(["subscribed", "unsubscribed", "published", "pong", "presence"]);
 const OPEN = 1;
 const noop = () => {};
 
@@ -383,6 +473,7 @@ export class RealtimeClient {
    * function that removes it.
    */
   on<K extends keyof LifecycleEvents>(event: K, handler: (payload: LifecycleEvents[K]) => void): () => void;
+  on<K extends keyof PresenceEvents>(event: K, handler: (message: PresenceEvents[K]) => void): () => void;
   on<T = ServerMessage>(event: string, handler: MessageHandler<T>): () => void;
   on(event: string, handler: AnyHandler): () => void {
     let set = this.listeners.get(event);
@@ -411,20 +502,36 @@ export class RealtimeClient {
   }
 
   /**
+   * The member list of a subscribed topic whose presence the client keeps
+   * (`subscribe(topic, handler, { presence: true })`), or undefined while it holds none: not
+   * asked for, not listed yet on this connection, disconnected, or the listing was refused.
+   */
+  members(topic: string): PresenceMembers | undefined {
+    const entry = this.topics.get(topic);
+    if (!entry?.members) return undefined;
+    return { topic, users: [...entry.members.values()], truncated: entry.truncated === true };
+  }
+
+  /**
    * Receives every message whose `topic` equals `topic`. Handlers on one topic share one server
    * subscription, which is sent again after every reconnect; on a topic with history it asks for
-   * what was missed meanwhile (`recovery` event).
+   * what was missed meanwhile (`recovery` event). With `{ presence: true }` the client also keeps
+   * the topic's member list (`members(topic)`, `members` event).
    */
-  subscribe<T = ServerMessage>(topic: string, handler: MessageHandler<T>): Subscription {
+  subscribe<T = ServerMessage>(topic: string, handler: MessageHandler<T>, options: SubscribeOptions = {}): Subscription {
     let entry = this.topics.get(topic);
     const isNew = !entry;
     if (!entry) {
       entry = this.newTopicEntry(topic);
       this.topics.set(topic, entry);
     }
-    const registration = { handler: handler as MessageHandler };
+    const wanted = this.presenceWanted(entry);
+    const registration = { handler: handler as MessageHandler, presence: options.presence === true };
     entry.handlers.add(registration);
     if (isNew && this.stateValue === "connected") this.sendSubscribe(entry);
+    else if (registration.presence && !wanted && entry.confirmed && entry.pendingRef === undefined && this.stateValue === "connected") {
+      this.listPresence(entry); // already subscribed on this connection: list now
+    }
     const owner = entry;
     let active = true;
     return {
@@ -434,8 +541,13 @@ export class RealtimeClient {
         if (!active) return Promise.resolve();
         active = false;
         owner.handlers.delete(registration);
-        if (owner.handlers.size > 0 || this.topics.get(topic) !== owner) return Promise.resolve();
+        if (this.topics.get(topic) !== owner) return Promise.resolve();
+        if (owner.handlers.size > 0) {
+          if (registration.presence && !this.presenceWanted(owner)) this.dropMembers(owner);
+          return Promise.resolve();
+        }
         this.topics.delete(topic);
+        this.dropMembers(owner);
         if (!owner.confirmed) owner.settleReady(new RealtimeError("unsubscribed", `unsubscribed from ${topic} before the server confirmed it`, { topic }));
         // Not connected: the server already dropped the topic with the old connection.
         if (this.stateValue !== "connected") return Promise.resolve();
@@ -466,6 +578,20 @@ export class RealtimeClient {
     this.tokenObtainedAt = obtainedAt;
     if (this.stateValue === "connected") this.scheduleRefresh();
     return { expiresAt: typeof reply["expires-at"] === "string" ? reply["expires-at"] : null };
+  }
+
+  /**
+   * Who is on a topic with presence now (`presence` action): at most the server's
+   * `--presence-max-users` users, `truncated` when there are more. Needs the right to subscribe
+   * to the topic, not a subscription. Rejects with `bad-request` for a topic without presence and
+   * `forbidden` when not allowed.
+   */
+  presence(topic: string): Promise<PresenceListing> {
+    return this.request({ action: "presence", topic }, "presence").then((reply) => ({
+      topic,
+      users: presenceUsers(reply.users),
+      truncated: reply.truncated === true,
+    }));
   }
 
   /** Round trip to the server (`ping` → `pong`). */
@@ -638,7 +764,10 @@ export class RealtimeClient {
     this.connectionIdValue = null;
     this.userIdValue = null;
     this.rolesValue = [];
-    for (const entry of this.topics.values()) entry.pendingRef = undefined;
+    for (const entry of this.topics.values()) {
+      entry.pendingRef = undefined;
+      this.dropMembers(entry); // listed again after the next subscribed reply
+    }
   }
 
   private setState(state: ConnectionState): void {
@@ -681,6 +810,7 @@ export class RealtimeClient {
     if (typeof message.topic === "string" && !REPLY_TYPES.has(message.type)) {
       const entry = this.topics.get(message.topic);
       if (entry) {
+        if (message.type === "presence-join" || message.type === "presence-leave") this.applyPresence(entry, message);
         if (!this.advance(entry, message)) return; // already handed over
         for (const registration of [...entry.handlers]) this.call(registration.handler, message);
         this.replayDone(entry);
@@ -807,6 +937,7 @@ export class RealtimeClient {
         entry.confirmed = true;
         this.onSubscribed(entry, reply, recover !== undefined || entry.positionLost === true);
         entry.settleReady();
+        if (this.presenceWanted(entry)) this.listPresence(entry);
       },
       reject: (error) => {
         if (this.topics.get(entry.topic) !== entry || entry.pendingRef !== request.ref) return;
@@ -882,6 +1013,88 @@ export class RealtimeClient {
   }
 
   // ---------------------------------------------------------------------------------------------
+  // Presence
+
+  private presenceWanted(entry: TopicEntry): boolean {
+    for (const registration of entry.handlers) if (registration.presence) return true;
+    return false;
+  }
+
+  /**
+   * Lists the topic's members after its `subscribed` reply. The server answers with a list taken
+   * between two of the topic's events and sends every later event after the answer: events before
+   * the answer are in it, so the list starts from the answer and applies only what follows.
+   */
+  private listPresence(entry: TopicEntry): void {
+    const request: Request = {
+      ref: String(++this.nextRef),
+      frame: { action: "presence", topic: entry.topic },
+      expect: "presence",
+      resolve: (reply) => {
+        if (!this.isCurrentListing(entry, request.ref)) return;
+        entry.presenceRef = undefined;
+        entry.members = new Map();
+        for (const user of presenceUsers(reply.users)) entry.members.set(user.userId, { userId: user.userId, info: user.info });
+        entry.truncated = reply.truncated === true;
+        this.emitMembers(entry, "listed");
+      },
+      reject: (error) => {
+        if (!this.isCurrentListing(entry, request.ref)) return;
+        entry.presenceRef = undefined;
+        if (error.code === "disconnected") return; // listed again after the reconnect
+        const failed = new RealtimeError(error.code, `presence of ${entry.topic}: ${error.message}`, { topic: entry.topic });
+        this.emit("members", { topic: entry.topic, users: [], truncated: false, reason: "failed", error: failed });
+      },
+    };
+    entry.members = undefined;
+    entry.truncated = undefined;
+    entry.presenceRef = request.ref;
+    this.sendRequest(request);
+  }
+
+  private isCurrentListing(entry: TopicEntry, ref: string): boolean {
+    return this.topics.get(entry.topic) === entry && entry.presenceRef === ref && this.presenceWanted(entry);
+  }
+
+  /** A join or leave after the listing; ignored before it (the listing already counts it). */
+  private applyPresence(entry: TopicEntry, message: ServerMessage): void {
+    const members = entry.members;
+    if (!members || typeof message["user-id"] !== "string") return;
+    const userId = message["user-id"];
+    if (message.type === "presence-join") {
+      const user = { userId, info: infoOf(message.info) };
+      members.delete(userId); // a second join (not sent by the server) must not duplicate the user
+      members.set(userId, user);
+      this.emitMembers(entry, "join", user);
+    } else {
+      const user = members.get(userId);
+      if (!user) return; // not listed (a truncated list)
+      members.delete(userId);
+      this.emitMembers(entry, "leave", user);
+    }
+  }
+
+  /** Forgets the member list and any listing in flight; reports it when there was a list. */
+  private dropMembers(entry: TopicEntry): void {
+    const had = entry.members !== undefined;
+    entry.members = undefined;
+    entry.truncated = undefined;
+    entry.presenceRef = undefined;
+    if (had) this.emit("members", { topic: entry.topic, users: [], truncated: false, reason: "dropped" });
+  }
+
+  private emitMembers(entry: TopicEntry, reason: MembersChange["reason"], user?: PresenceMember): void {
+    const change: MembersChange = {
+      topic: entry.topic,
+      users: [...(entry.members?.values() ?? [])],
+      truncated: entry.truncated === true,
+      reason,
+    };
+    if (user) change.user = user;
+    this.emit("members", change);
+  }
+
+  // ---------------------------------------------------------------------------------------------
   // Events
 
   private emit(event: string, payload: unknown): void {
@@ -920,6 +1133,25 @@ function upgradeStatus(event: { message?: unknown; error?: { message?: unknown }
 function errorText(event: { message?: unknown; error?: { message?: unknown } } | undefined): string {
   if (typeof event?.message === "string") return event.message;
   return typeof event?.error?.message === "string" ? event.error.message : "";
+}
+
+function infoOf(value: unknown): Record<string, unknown> {
+  return value !== null && typeof value === "object" && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
+}
+
+/** The `users` of a `presence` answer. */
+function presenceUsers(value: unknown): PresenceUser[] {
+  if (!Array.isArray(value)) return [];
+  const users: PresenceUser[] = [];
+  for (const item of value) {
+    if (item === null || typeof item !== "object" || typeof item["user-id"] !== "string") continue;
+    users.push({
+      userId: item["user-id"],
+      connections: typeof item.connections === "number" ? item.connections : 0,
+      info: infoOf(item.info),
+    });
+  }
+  return users;
 }
 
 function describe(value: unknown): string {

@@ -3,8 +3,9 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import React from "react";
 import TestRenderer from "react-test-renderer";
-import { useRealtime } from "../dist/react.js";
-import { WebSocket, makeToken, nextEvent, startServer, waitFor } from "./support/harness.mjs";
+import { usePresence, useRealtime } from "../dist/react.js";
+import { RealtimeClient } from "../dist/index.js";
+import { WebSocket, clientOptions, makeToken, nextEvent, startServer, waitFor } from "./support/harness.mjs";
 
 const { act } = TestRenderer;
 const h = React.createElement;
@@ -14,7 +15,7 @@ globalThis.IS_REACT_ACT_ENVIRONMENT = false;
 let server;
 
 before(async () => {
-  server = await startServer({ args: ["--history", "chat:**=100"] });
+  server = await startServer({ args: ["--history", "chat:**=100", "--presence", "room:*"] });
 });
 
 after(async () => {
@@ -137,4 +138,57 @@ test("useRealtime exposes the last recovery after a reconnect on a topic with hi
   } finally {
     act(() => renderer.unmount());
   }
+});
+
+test("usePresence renders who is on a topic, follows joins and leaves, and unsubscribes on unmount", async () => {
+  const renders = [];
+  function Room({ topic }) {
+    const { client } = useRealtime(server.wsUrl, makeToken({ userId: "react-5", info: { name: "Ada" } }), { WebSocket });
+    const presence = usePresence(client, topic);
+    renders.push({ client, presence });
+    const names = presence.users.map((u) => `${u.userId}:${u.info.name ?? "-"}`).sort().join(",");
+    return h("p", null, `${presence.synced ? "synced" : "not synced"} [${names}]${presence.truncated ? " +" : ""}${presence.error ? ` error=${presence.error.code}` : ""}`);
+  }
+  let renderer;
+  act(() => {
+    renderer = TestRenderer.create(h(Room, { topic: "room:react" }));
+  });
+  const text = () => renderer.toJSON().children.join("");
+  const others = [];
+  try {
+    assert.equal(text(), "not synced []");
+    await waitFor(() => text() === "synced [react-5:Ada]", { what: "the first list" });
+
+    const other = new RealtimeClient(server.wsUrl, clientOptions({ token: makeToken({ userId: "react-6", info: { name: "Bob" } }) }));
+    others.push(other);
+    await other.connect();
+    await other.subscribe("room:react", () => {}).ready;
+    await waitFor(() => text() === "synced [react-5:Ada,react-6:Bob]", { what: "the join to render" });
+    other.disconnect();
+    await waitFor(() => text() === "synced [react-5:Ada]", { what: "the leave to render" });
+
+    // Another topic: the old list goes, the new one is listed, the old subscription ends.
+    const client = renders.at(-1).client;
+    act(() => {
+      renderer.update(h(Room, { topic: "room:other" }));
+    });
+    await waitFor(() => text() === "synced [react-5:Ada]" && client.members("room:other"), { what: "the new topic's list" });
+    assert.equal(client.members("room:react"), undefined);
+    await waitFor(async () => (await server.api("/api/presence?topic=room:react")).users.length === 0, { what: "the old topic to be left" });
+
+    // A topic without presence: no list, the error says why.
+    act(() => {
+      renderer.update(h(Room, { topic: "chat:no-presence" }));
+    });
+    await waitFor(() => text() === "not synced [] error=bad-request", { what: "the refusal to render" });
+
+    act(() => {
+      renderer.update(h(Room, { topic: "room:react" }));
+    });
+    await waitFor(() => text() === "synced [react-5:Ada]", { what: "the list again" });
+  } finally {
+    for (const other of others) other.disconnect();
+    act(() => renderer.unmount());
+  }
+  await waitFor(async () => (await server.api("/api/presence?topic=room:react")).users.length === 0, { what: "unmount to leave the topic" });
 });

@@ -1,7 +1,7 @@
 // Test harness: runs the real realtime-server on a free loopback port and talks to its HTTP API.
 // Every wait here has a deadline, so a broken feature fails a test instead of hanging the suite.
 import { spawn, execFileSync } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { createHmac, randomBytes } from "node:crypto";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import https from "node:https";
 import net from "node:net";
@@ -103,11 +103,19 @@ export async function freePort() {
   return port;
 }
 
-/** A signed HS256 token from the server's own `token` subcommand. */
-export function makeToken({ userId = "42", roles = ["user"], ttl = 3600 } = {}) {
-  return execFileSync(SERVER_BIN, [
+/**
+ * A signed HS256 token from the server's own `token` subcommand. With `info` (the presence claim,
+ * which the subcommand does not set) its claims get `info` and are signed again here.
+ */
+export function makeToken({ userId = "42", roles = ["user"], ttl = 3600, info } = {}) {
+  const token = execFileSync(SERVER_BIN, [
     "token", "--secret", JWT_SECRET, "--user-id", String(userId), "--roles", roles.join(","), "--ttl", String(ttl),
   ]).toString().trim();
+  if (info === undefined) return token;
+  const [header, payload] = token.split(".");
+  const claims = { ...JSON.parse(Buffer.from(payload, "base64url").toString("utf8")), info };
+  const body = `${header}.${Buffer.from(JSON.stringify(claims)).toString("base64url")}`;
+  return `${body}.${createHmac("sha256", JWT_SECRET).update(body).digest("base64url")}`;
 }
 
 // Servers still running when a test file's process exits (a test failed before stopping one).
