@@ -14,13 +14,15 @@ from .backoff import backoff_ceiling, backoff_delay
 from .client import (CLOSED, CONNECTED, CONNECTING, IDLE, RECONNECTING, RealtimeClient,
                      Subscription)
 from .errors import RealtimeError
+from .presence import PresenceListing, PresenceMembers, PresenceUser
 from .streams import StreamPosition
 from .token import refresh_delay, token_expiry
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "RealtimeClient", "RealtimeError", "Subscription", "StreamPosition", "backoff_delay",
+    "RealtimeClient", "RealtimeError", "Subscription", "StreamPosition", "PresenceListing",
+    "PresenceUser", "PresenceMembers", "backoff_delay",
     "backoff_ceiling",
     "token_expiry", "refresh_delay",
     "IDLE", "CONNECTING", "CONNECTED", "RECONNECTING", "CLOSED", "__version__",

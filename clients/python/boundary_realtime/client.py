@@ -24,6 +24,11 @@ Delivery guarantees, as the client sees them:
   (or ``recovered: false`` when the server no longer has it), reported as a ``recovery``
   event. A message whose offset the client already holds is dropped. Messages published on
   other topics while the client is disconnected are not replayed.
+- Topics subscribed with ``presence=True`` on a server with ``--presence`` (docs/presence.md)
+  get a member list the client keeps exact: after every (re)subscribe it lists the topic, then
+  applies the ``presence-join`` / ``presence-leave`` events that arrive after the answer (the
+  server sends every event after the answer that follows it), and tells the app with a
+  ``members`` event whenever the list changes.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ import websockets.exceptions
 from .backoff import backoff_delay
 from .errors import RealtimeError
 from .events import EventEmitter
+from .presence import PresenceListing, PresenceMembers, Roster, event_user, parse_listing
 from .streams import DUPLICATE, Stream, StreamPosition, as_position, message_offset
 from .token import refresh_delay, token_expiry
 
@@ -59,7 +65,8 @@ CLOSED = "closed"
 
 # The reply that settles each command (an `error` with the same ref settles any of them).
 _EXPECTED_REPLY = {"subscribe": "subscribed", "unsubscribe": "unsubscribed",
-                   "publish": "published", "ping": "pong", "refresh": "refreshed"}
+                   "publish": "published", "ping": "pong", "refresh": "refreshed",
+                   "presence": "presence"}
 # Replies to commands: never handed to topic handlers even though some carry `topic`.
 _REPLY_TYPES = frozenset(_EXPECTED_REPLY.values())
 # Refusals that drop a subscription while re-establishing it after a reconnect (e.g. the new
@@ -70,6 +77,11 @@ _RESUBSCRIBE_REFUSALS = frozenset({"forbidden", "invalid-topic", "too-many-subsc
 # commands): wait and send the refused ones again, a bounded number of times.
 _RESUBSCRIBE_RATE_LIMIT_WAIT = 1.0
 _RESUBSCRIBE_ROUNDS = 5
+# Presence events: they change a topic's member list and go to their type's handlers, not to
+# the topic's message handlers.
+_PRESENCE_EVENTS = frozenset({"presence-join", "presence-leave"})
+# Listing a topic's members again after these failures (on the same connection).
+_PRESENCE_RETRIES = frozenset({"rate-limited", "timeout"})
 
 TokenSource = Callable[[], Union[Optional[str], Awaitable[Optional[str]]]]
 MessageHandler = Callable[[dict], Any]
@@ -78,9 +90,11 @@ MessageHandler = Callable[[dict], Any]
 class Subscription:
     """A handler bound to one topic; returned by ``RealtimeClient.subscribe``."""
 
-    def __init__(self, client: "RealtimeClient", topic: str, handler: MessageHandler):
+    def __init__(self, client: "RealtimeClient", topic: str, handler: MessageHandler,
+                 presence: bool = False):
         self.topic = topic
         self.handler = handler
+        self.presence = presence  # asked the client to keep the topic's member list
         self.active = False  # confirmed by the server and not unsubscribed
         self._client = client
 
@@ -95,7 +109,7 @@ class Subscription:
 
 class _Request:
     __slots__ = ("ref", "action", "topic", "text", "future", "timer", "sent_on", "internal",
-                 "prepare", "recover", "report")
+                 "prepare", "recover", "report", "on_reply")
 
     def __init__(self, ref: str, action: str, topic: Optional[str], text: str,
                  future: asyncio.Future, internal: bool):
@@ -114,6 +128,8 @@ class _Request:
         # Which outcome becomes a `recovery` event: "always", "failure" (recovered: false
         # only) or None.
         self.report: Optional[str] = None
+        # Called with the (non-error) reply as soon as it is read, before the next message.
+        self.on_reply: Optional[Callable[[dict], None]] = None
 
 
 class _Connection:
@@ -211,6 +227,8 @@ class RealtimeClient:
         self._queue: collections.deque[_Request] = collections.deque()  # not yet sent
         self._subs: dict[str, list[Subscription]] = {}
         self._streams: dict[str, Stream] = {}            # subscribed topics with history
+        self._rosters: dict[str, Roster] = {}            # topics subscribed with presence=True
+        self._tasks: set[asyncio.Task] = set()           # member listings in progress
         self._attempt = 0
         self._shutdown_announced = False
         self._loop_task: Optional[asyncio.Task] = None    # the connect/reconnect loop
@@ -241,6 +259,15 @@ class RealtimeClient:
         pass them to ``subscribe(..., position=...)`` in a later run."""
         return {t: s.position for t, s in self._streams.items() if s.position is not None}
 
+    def members(self, topic: str) -> Optional[PresenceMembers]:
+        """The member list the client keeps for a topic subscribed with ``presence=True``: a
+        ``PresenceMembers(topic, users, truncated, synced)`` with ``users`` a dict from user id
+        to ``info`` (a copy). None when the topic is not subscribed with ``presence=True``,
+        before its first listing arrived, and when the server refused to list it (a topic
+        without presence: an ``error`` event said so)."""
+        roster = self._rosters.get(topic)
+        return None if roster is None else roster.snapshot(topic)
+
     def on(self, event: str, handler: Callable[..., Any]) -> Callable[[], None]:
         """Register a handler (plain or ``async``); returns a function that removes it.
 
@@ -251,7 +278,14 @@ class RealtimeClient:
         ``RealtimeError`` (a failed connection attempt, an ``error`` message that answers no
         command, a refused resubscription, a handler that raised); ``state``, called with the
         new state; ``recovery``, called with ``{"topic", "recovered", "replayed"}`` after the
-        client asked the server to recover a topic with history (see ``subscribe``).
+        client asked the server to recover a topic with history (see ``subscribe``);
+        ``presence-join`` / ``presence-leave``, called with the server's event (any subscribed
+        topic with presence; not passed to the topic's handlers); ``members``, called with
+        ``{"topic", "change", "user-id", "members"}`` whenever the member list of a topic
+        subscribed with ``presence=True`` changes: ``change`` is ``"list"`` (a new listing,
+        after each (re)subscribe; ``user-id`` None), ``"join"`` or ``"leave"`` (of ``user-id``)
+        or ``"drop"`` (unsubscribed or refused: ``members`` None); ``members`` is what
+        ``members(topic)`` returns then.
         """
         return self._events.on(event, handler)
 
@@ -305,7 +339,7 @@ class RealtimeClient:
             self._events.emit("disconnected", 1000, reason, False)
 
     async def subscribe(self, topic: str, handler: MessageHandler, *,
-                        position: Any = None) -> Subscription:
+                        position: Any = None, presence: bool = False) -> Subscription:
         """Deliver messages whose ``topic`` equals ``topic`` to ``handler``; returns once the
         server confirmed. Raises ``RealtimeError`` when refused (``.code`` ``forbidden``,
         ``invalid-topic``, ``too-many-subscriptions``, ``rate-limited``) or when it cannot be
@@ -316,16 +350,25 @@ class RealtimeClient:
         ``position``: a ``StreamPosition`` (or ``(epoch, offset)``) saved from ``position()``
         in an earlier run: the server replays what was published after it, and a ``recovery``
         event tells whether it could. Used only when the client holds no position for the
-        topic yet."""
+        topic yet.
+
+        ``presence``: keep the topic's member list (a topic with ``--presence`` on the server):
+        after the server confirmed, and after every reconnect's resubscribe, the client lists
+        the members and applies the join and leave events that follow; read it with
+        ``members(topic)``, hear of changes through the ``members`` event. A topic without
+        presence gets no list and an ``error`` event (``bad-request``); the subscription
+        itself stands."""
         if not isinstance(topic, str) or not topic:
             raise ValueError("topic must be a non-empty string")
         if not callable(handler):
             raise TypeError("handler must be callable")
         start = None if position is None else as_position(position)
-        sub = Subscription(self, topic, handler)
+        sub = Subscription(self, topic, handler, presence=bool(presence))
         # Registered before the command is sent: the first message may follow the reply so
         # closely that it is read before this coroutine resumes.
         self._subs.setdefault(topic, []).append(sub)
+        if sub.presence and topic not in self._rosters:
+            self._rosters[topic] = Roster()  # listed when the `subscribed` reply is read
         try:
             await self._request("subscribe", {"topic": topic},
                                 prepare=lambda req: self._prepare_subscribe(req, start, False))
@@ -346,6 +389,18 @@ class RealtimeClient:
         reply = await self._request("publish", {"topic": topic, "message": message})
         delivered = reply.get("delivered")
         return delivered if isinstance(delivered, int) else 0
+
+    async def presence(self, topic: str) -> PresenceListing:
+        """Who is on a topic with presence now: a ``PresenceListing(topic, users, truncated)``
+        whose ``users`` are ``PresenceUser(user_id, connections, info)``, at most the server's
+        ``--presence-max-users`` (``truncated`` True when more are present). Needs the right
+        to subscribe to the topic, not a subscription. Raises ``RealtimeError``: ``bad-request``
+        for a topic without presence, ``forbidden`` when not allowed, and the usual
+        ``timeout``, ``disconnected``, ``queue-full``."""
+        if not isinstance(topic, str) or not topic:
+            raise ValueError("topic must be a non-empty string")
+        reply = await self._request("presence", {"topic": topic})
+        return parse_listing(topic, reply)
 
     async def ping(self) -> dict:
         """Round trip to the server (``ping`` -> ``pong``); returns the pong message."""
@@ -591,6 +646,8 @@ class RealtimeClient:
         self._queue.extendleft(reversed(requeue))  # ahead of later commands, in their order
         for stream in self._streams.values():
             stream.connection_lost()
+        for roster in self._rosters.values():
+            roster.connection_lost()  # listed again after the next resubscribe
         if not conn.ready or self._state == CLOSED:
             return  # a setup failure (the connect loop reports it) or disconnect() in charge
         will_reconnect = self._reconnect
@@ -651,6 +708,12 @@ class RealtimeClient:
             self._events.emit("error", RealtimeError(code, text, msg))
             return
         topic = msg.get("topic")
+        if isinstance(topic, str) and kind in _PRESENCE_EVENTS:
+            change = self._presence_event(kind, topic, msg)
+            self._events.emit(kind, msg)
+            if change is not None:
+                self._emit_members(topic, change, event_user(msg))
+            return
         if isinstance(topic, str) and kind not in _REPLY_TYPES:
             stream = self._streams.get(topic)
             offset = None if stream is None else message_offset(msg)
@@ -676,6 +739,8 @@ class RealtimeClient:
         self._forget(req)
         if req.action == "subscribe" and msg["type"] == "subscribed":
             self._subscribed(req, msg)  # now: the replay follows the reply
+        if req.on_reply is not None and msg["type"] != "error":
+            req.on_reply(msg)  # now: the events that follow it are read next
         if not req.future.done():
             if msg["type"] == "error":
                 code = msg.get("code") if isinstance(msg.get("code"), str) else "error"
@@ -711,10 +776,13 @@ class RealtimeClient:
         return await self._await_reply(req)
 
     async def _send_request(self, conn: _Connection, action: str, fields: dict,
-                            prepare: Optional[Callable[[_Request], None]] = None) -> dict:
-        """A command of the client's own (a resubscribe), sent on `conn` or failed."""
+                            prepare: Optional[Callable[[_Request], None]] = None,
+                            on_reply: Optional[Callable[[dict], None]] = None) -> dict:
+        """A command of the client's own (a resubscribe, a member listing), sent on `conn` or
+        failed."""
         req = self._new_request(action, fields, internal=True)
         req.prepare = prepare
+        req.on_reply = on_reply
         await self._transmit(conn, req)
         return await self._await_reply(req)
 
@@ -812,6 +880,10 @@ class RealtimeClient:
         if not subs:
             del self._subs[sub.topic]
             self._streams.pop(sub.topic, None)  # read position() first to keep it
+        if not any(s.presence for s in subs):
+            roster = self._rosters.pop(sub.topic, None)
+            if roster is not None and roster.users is not None:
+                self._emit_members(sub.topic, "drop", None)
         return True
 
     # ------------------------------------------------------------------ history and recovery
@@ -846,6 +918,8 @@ class RealtimeClient:
         topic = req.topic
         if topic not in self._subs:
             return  # unsubscribed meanwhile
+        if req.sent_on is not None:
+            self._list_members(topic, req.sent_on)
         epoch, last = reply.get("epoch"), message_offset(reply)
         if not isinstance(epoch, str) or last is None:
             self._streams.pop(topic, None)  # a topic without history (now)
@@ -867,6 +941,72 @@ class RealtimeClient:
 
     def _emit_recovery(self, topic: str, event: dict) -> None:
         self._events.emit("recovery", {"topic": topic, **event})
+
+    # ------------------------------------------------------------------ presence
+
+    def _list_members(self, topic: str, conn: _Connection) -> None:
+        """After a `subscribed` reply on `conn`: list the topic's members, unless it is listed
+        (or being listed) on this connection already."""
+        roster = self._rosters.get(topic)
+        if roster is None or roster.unavailable or conn.lost:
+            return
+        if roster.listing is conn or (roster.synced and self._conn is conn):
+            return
+        roster.listing = conn
+        task = asyncio.ensure_future(self._list_members_on(topic, roster, conn))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _list_members_on(self, topic: str, roster: Roster, conn: _Connection) -> None:
+        def listed(reply: dict) -> None:
+            # Taken as the answer is read: every event read after it follows the listing.
+            if self._rosters.get(topic) is roster and roster.listing is conn and not conn.lost:
+                roster.listed(parse_listing(topic, reply))
+                roster.listing = None
+                self._emit_members(topic, "list", None)
+
+        error: Optional[RealtimeError] = None
+        for _ in range(_RESUBSCRIBE_ROUNDS):
+            if self._rosters.get(topic) is not roster or roster.listing is not conn or conn.lost:
+                return
+            try:
+                await self._send_request(conn, "presence", {"topic": topic}, on_reply=listed)
+                return
+            except RealtimeError as exc:
+                error = exc
+            if error.code == "disconnected":
+                return  # the next connection lists again
+            if error.code not in _PRESENCE_RETRIES:
+                break
+            await asyncio.sleep(_RESUBSCRIBE_RATE_LIMIT_WAIT)
+        if self._rosters.get(topic) is not roster or roster.listing is not conn:
+            return
+        roster.listing = None
+        if error.code not in _PRESENCE_RETRIES:
+            # No presence on this topic (bad-request), or not allowed: no list, not asked again.
+            had_list = roster.users is not None
+            roster.unavailable, roster.users, roster.synced = True, None, False
+            if had_list:
+                self._emit_members(topic, "drop", None)
+        self._events.emit("error", RealtimeError(
+            error.code, f"listing the members of {topic} failed: {error.message}", error.reply,
+            topic=topic))
+
+    def _presence_event(self, kind: str, topic: str, msg: dict) -> Optional[str]:
+        """Apply a presence event to the topic's member list; the change, or None."""
+        roster = self._rosters.get(topic)
+        user_id = event_user(msg)
+        if roster is None or user_id is None:
+            return None
+        if kind == "presence-join":
+            info = msg.get("info")
+            return "join" if roster.joined(user_id, info if isinstance(info, dict) else {}) \
+                else None
+        return "leave" if roster.left(user_id) else None
+
+    def _emit_members(self, topic: str, change: str, user_id: Optional[str]) -> None:
+        self._events.emit("members", {"topic": topic, "change": change, "user-id": user_id,
+                                      "members": self.members(topic)})
 
     # ------------------------------------------------------------------ state and events
 

@@ -7,6 +7,9 @@ found from this file's location).
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import os
 import random
@@ -72,6 +75,19 @@ def mint_token(secret: str, user_id: str, roles=(), ttl: Optional[int] = None) -
         args += ["--ttl", str(ttl)]
     out = subprocess.run(args, capture_output=True, text=True, timeout=10, check=True)
     return out.stdout.strip().splitlines()[-1]
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def sign_token(secret: str, claims: dict) -> str:
+    """An HS256 JWT with exactly `claims`: for claims the `token` subcommand cannot set (the
+    presence `info` claim)."""
+    header = _b64url(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
+    payload = _b64url(json.dumps(claims, separators=(",", ":")).encode())
+    signature = hmac.new(secret.encode(), f"{header}.{payload}".encode(), hashlib.sha256).digest()
+    return f"{header}.{payload}.{_b64url(signature)}"
 
 
 class RealtimeServer:
@@ -154,8 +170,15 @@ class RealtimeServer:
         except OSError:
             pass
 
-    def token(self, user_id: str = "42", roles=(), ttl: Optional[int] = None) -> str:
-        return mint_token(self.jwt_secret, user_id, roles, ttl)
+    def token(self, user_id: str = "42", roles=(), ttl: Optional[int] = None,
+              info: Optional[dict] = None) -> str:
+        """From the server's `token` subcommand; with `info`, signed here (the subcommand has
+        no option for it) with the same claims plus `info`."""
+        if info is None:
+            return mint_token(self.jwt_secret, user_id, roles, ttl)
+        now = int(time.time())
+        return sign_token(self.jwt_secret, {"user-id": str(user_id), "roles": list(roles),
+                                            "iat": now, "exp": now + (ttl or 3600), "info": info})
 
     # -- HTTP (blocking; call through a thread executor from async tests)
     def http(self, method: str, path: str, body: Any = None, auth: bool = False,
