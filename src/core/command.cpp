@@ -117,6 +117,8 @@ boost::system::result<Command, CommandError> parse_command(std::string_view text
   auto* type = message->get_object().if_contains("type");
   if (!type || !type->is_string())
     return fail(CommandErrorCode::bad_request, "message must have a string type", cmd.ref);
+  if (is_reserved_topic_type(type->get_string()))
+    return fail(CommandErrorCode::bad_request, std::string(reserved_type_refusal), cmd.ref);
   cmd.message = std::move(message->get_object());
   return cmd;
 }

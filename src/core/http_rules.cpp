@@ -109,9 +109,12 @@ std::optional<HttpRefusal> fill(ApiRequest& req, json::object& body) {
     case ApiCall::send_to_connection:
       if (auto e = string_field(body, "connection-id", req.connection_id)) return e;
       return message_field(body, req.message);
-    case ApiCall::publish:
+    case ApiCall::publish: {
       if (auto e = topic_field(body, req.topic)) return e;
-      return message_field(body, req.message);
+      if (auto e = message_field(body, req.message)) return e;
+      if (is_reserved_topic_type(req.message.at("type").get_string())) return bad(std::string(reserved_type_refusal));
+      return std::nullopt;
+    }
     case ApiCall::subscribe:
     case ApiCall::unsubscribe:
       if (auto e = string_field(body, "connection-id", req.connection_id)) return e;

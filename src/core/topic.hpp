@@ -53,4 +53,12 @@ class TopicPatterns {
 
 std::vector<std::string> split_list(std::string_view comma_separated);
 
+// `presence-join` and `presence-leave` are the server's own events on a topic (docs/presence.md):
+// nobody may publish a message of these types to a topic, or subscribers could be told of users
+// who never came.
+inline bool is_reserved_topic_type(std::string_view type) noexcept {
+  return type == "presence-join" || type == "presence-leave";
+}
+inline constexpr std::string_view reserved_type_refusal = "message types presence-join and presence-leave are the server's";
+
 }  // namespace boundary::realtime::core

@@ -229,6 +229,26 @@ class PresenceQueryTest(PresenceTestCase):
         self.assertEqual(present, set(self.by_user(final)))
 
 
+class ForgedEventTest(PresenceTestCase):
+    SERVER_ARGS = PRESENCE + ["--publish-patterns", "room:*"]
+
+    async def test_nobody_publishes_presence_events(self):
+        watcher = await self.join("watcher")
+        await self.next_of(watcher, "presence-join")
+        for kind in ("presence-join", "presence-leave"):
+            forged = {"type": kind, "topic": "room:1", "user-id": "ghost"}
+            reply = await self.command(watcher, {"action": "publish", "topic": "room:1", "message": forged, "ref": 1})
+            self.assertEqual((reply["type"], reply["code"], reply["ref"]), ("error", "bad-request", 1), reply)
+            status, data = await self.api("POST", "/api/publish", {"topic": "room:1", "message": forged})
+            self.assertEqual(status, 400, data)
+            self.assertIn("presence-join and presence-leave", data["error"])
+            data = await self.api_ok("POST", "/api/batch", [{"kind": "publish", "topic": "room:1", "message": forged}])
+            self.assertEqual(data["results"][0]["status"], 400, data)
+        await self.expect_silence(watcher)
+        reply = await self.presence(watcher)
+        self.assertEqual([u["user-id"] for u in reply["users"]], ["watcher"])
+
+
 class PresenceAuthorizationTest(PresenceTestCase):
     SERVER_ARGS = PRESENCE + ["--subscribe-policy", "claims"]
 

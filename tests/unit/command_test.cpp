@@ -342,3 +342,20 @@ TEST(PresenceCommand, ParsesAndPassesSubscribesRule) {
 
 }  // namespace
 }  // namespace boundary::realtime::core
+
+namespace boundary::realtime::core {
+namespace {
+
+TEST(PresenceCommand, NobodyPublishesThePresenceEventTypes) {
+  for (auto type : {"presence-join", "presence-leave"}) {
+    auto cmd = parse_command(std::string(R"({"action":"publish","topic":"room:1","ref":1,"message":{"type":")") + type + "\"}}");
+    ASSERT_FALSE(cmd) << type;
+    EXPECT_EQ(cmd.error().code, CommandErrorCode::bad_request);
+    EXPECT_EQ(cmd.error().ref, boost::json::value(1));
+  }
+  EXPECT_TRUE(parse_command(R"({"action":"publish","topic":"room:1","message":{"type":"presence"}})"));
+  EXPECT_TRUE(parse_command(R"({"action":"publish","topic":"room:1","message":{"type":"presence-joined"}})"));
+}
+
+}  // namespace
+}  // namespace boundary::realtime::core

@@ -487,3 +487,18 @@ TEST(PresenceQuery, RoutesAndTopic) {
 
 }  // namespace
 }  // namespace boundary::realtime::core
+
+namespace boundary::realtime::core {
+namespace {
+
+TEST(PresenceQuery, ApiPublishOfThePresenceEventTypesIsRefused) {
+  auto r = parse_api_body(ApiCall::publish, R"({"topic":"room:1","message":{"type":"presence-leave","user-id":"x"}})");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().status, 400u);
+  EXPECT_NE(r.error().body.find("presence-join and presence-leave"), std::string::npos);
+  // Sends that are not topic deliveries carry any type.
+  EXPECT_TRUE(parse_api_body(ApiCall::send_to_user, R"({"user-id":"x","message":{"type":"presence-leave"}})"));
+}
+
+}  // namespace
+}  // namespace boundary::realtime::core

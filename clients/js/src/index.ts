@@ -810,10 +810,14 @@ export class RealtimeClient {
     if (typeof message.topic === "string" && !REPLY_TYPES.has(message.type)) {
       const entry = this.topics.get(message.topic);
       if (entry) {
-        if (message.type === "presence-join" || message.type === "presence-leave") this.applyPresence(entry, message);
-        if (!this.advance(entry, message)) return; // already handed over
-        for (const registration of [...entry.handlers]) this.call(registration.handler, message);
-        this.replayDone(entry);
+        if (message.type === "presence-join" || message.type === "presence-leave") {
+          // Not a message published on the topic: the member list and on("presence-...") get it.
+          this.applyPresence(entry, message);
+        } else {
+          if (!this.advance(entry, message)) return; // already handed over
+          for (const registration of [...entry.handlers]) this.call(registration.handler, message);
+          this.replayDone(entry);
+        }
       }
     }
     this.emitMessage(message);

@@ -253,3 +253,23 @@ test("truncated: the listing says so when more users are present than the server
     await small.stop();
   }
 });
+
+test("presence events are not handed to the topic's handlers, only to on(\"presence-join\"/\"presence-leave\")", async () => {
+  const topic = "room:handlers";
+  const ada = await member("ada");
+  const handled = [];
+  const joins = [];
+  const leaves = [];
+  ada.client.on("presence-join", (m) => joins.push(m["user-id"]));
+  ada.client.on("presence-leave", (m) => leaves.push(m["user-id"]));
+  await withDeadline(ada.client.subscribe(topic, (m) => handled.push(m.type)).ready, 5000, "ready");
+  const bob = await member("bob");
+  await withDeadline(bob.client.subscribe(topic, () => {}).ready, 5000, "bob ready");
+  await waitFor(() => joins.includes("bob"), { what: "bob's join" });
+  bob.client.disconnect();
+  await waitFor(() => leaves.includes("bob"), { what: "bob's leave" });
+  await server.api("/api/publish", { topic, message: { type: "note" } });
+  await waitFor(() => handled.includes("note"), { what: "the published note" });
+  assert.deepEqual(joins, ["ada", "bob"]);
+  assert.deepEqual(handled, ["note"], "the topic handler saw only the published message");
+});
