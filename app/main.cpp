@@ -60,6 +60,9 @@ void print_dev_mode(const rt::Config& c, std::uint16_t port) {
   const std::string base = (tls ? "https://" : "http://") + authority;
   std::string patterns;
   for (const auto& p : c.publish_patterns) patterns += (patterns.empty() ? "" : ",") + p;
+  std::string presence;
+  for (const auto& p : c.presence) presence += (presence.empty() ? "" : ",") + p;
+  presence = presence.empty() ? "off" : "who subscribes to " + presence + " is listed and announced";
   std::printf(
       "\n"
       "  ************************************************************************\n"
@@ -72,11 +75,12 @@ void print_dev_mode(const rt::Config& c, std::uint16_t port) {
       "  Sample token (user-id dev-user, roles admin,user, valid 24 h):\n    %s\n\n"
       "  Connect    : %s://%s/ws?token=<token>\n"
       "  Publish    : clients may publish to %s (--publish-patterns)\n"
+      "  Presence   : %s (--presence)\n"
       "  Send       : curl -s -X POST %s/api/broadcast -H 'Authorization: Bearer %s' \\\n"
       "                 -H 'Content-Type: application/json' -d '{\"message\":{\"type\":\"hello\",\"text\":\"hi\"}}'\n"
       "  Health     : %s/health/realtime\n"
       "  Try it     : open %s/ in a browser (dev page: live messages, subscribe, curl line)\n\n",
-      c.jwt_secret.c_str(), c.api_key.c_str(), token.c_str(), tls ? "wss" : "ws", authority.c_str(), patterns.c_str(), base.c_str(),
+      c.jwt_secret.c_str(), c.api_key.c_str(), token.c_str(), tls ? "wss" : "ws", authority.c_str(), patterns.c_str(), presence.c_str(), base.c_str(),
       c.api_key.c_str(), base.c_str(), base.c_str());
   std::fflush(stdout);
 }
@@ -156,6 +160,8 @@ int run_server(rt::app::LoadedConfig loaded) {
     c.dev_token = mint(c.jwt_secret, "dev-user", "admin,user", 86400);
     // The client quick starts publish from the client: allow it on demo topics unless told otherwise.
     if (c.publish_patterns.empty()) c.publish_patterns = {"demo:**"};
+    // And the dev page shows who is on them (presence is single-node for now).
+    if (c.presence.empty() && c.redis_url.empty()) c.presence = {"demo:**"};
   }
   if (c.api_key.empty()) throw std::invalid_argument("--api-key is required when a JWT secret, public key or JWKS URL is given");
   if (!c.dev_mode && !has_key_source)

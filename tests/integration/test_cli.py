@@ -5,6 +5,7 @@ environment (fractional numbers, log-level), and the URLs printed for an IPv6 li
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import queue
 import re
@@ -231,13 +232,20 @@ class Ipv6ListenAddressTest(CliTestCase):
             self.assertIn(f"Connect    : ws://[::1]:{port}/ws?token=<token>", out)
             self.assertIn(f"curl -s -X POST http://[::1]:{port}/api/broadcast", out)
             self.assertIn(f"Health     : http://[::1]:{port}/health/realtime", out)
+            # Dev mode tracks presence on the demo topics the page uses.
+            self.assertIn("Presence   : who subscribes to demo:** is listed and announced (--presence)", out)
             self.assertNotIn(":::", out)
             token = re.search(r"Sample token[^\n]*\n\s+(\S+)", out).group(1)
             url = re.search(r"Connect\s+: (\S+)", out).group(1).replace("<token>", token)
 
             async def connect():
                 async with websockets.connect(url, open_timeout=DEFAULT_TIMEOUT) as ws:
-                    return await asyncio.wait_for(ws.recv(), DEFAULT_TIMEOUT)
+                    first = await asyncio.wait_for(ws.recv(), DEFAULT_TIMEOUT)
+                    await ws.send('{"action":"subscribe","topic":"demo:room"}')
+                    replies = [json.loads(await asyncio.wait_for(ws.recv(), DEFAULT_TIMEOUT)) for _ in range(2)]
+                    self.assertEqual([r["type"] for r in replies], ["subscribed", "presence-join"], replies)
+                    self.assertEqual(replies[1]["user-id"], "dev-user")
+                    return first
 
             first = asyncio.run(connect())
             self.assertIn('"type":"connected"', first)
