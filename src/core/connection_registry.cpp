@@ -23,9 +23,9 @@ namespace {
 
 struct Entry;
 
-enum class GroupKind { all, role, topic };
+enum class GroupKind { role, topic };
 
-// A set of connections (everyone, one role or one topic) as a swap-remove vector. A topic
+// A set of connections (one role or one topic) as a swap-remove vector. A topic
 // with one subscriber (a user's own topic) keeps it inline. Users are indexed differently
 // (see Entry::user_next): most users have one connection, and a group per user cost a map node.
 struct Group {
@@ -48,8 +48,9 @@ struct Membership {
 
 // What the registry holds per connection: one allocation of its own (its address is stable:
 // groups point at it), indexed by an open-addressing set of pointers keyed by the connection's
-// id. Its place in `everyone` and in its user's list is held directly, and the membership of
-// one role is inline: an idle connection costs this block and a few bytes of index slots.
+// id; that set is also the index of everyone (broadcast). Its place in its user's list is held
+// directly, and the membership of one role is inline: an idle connection costs this block and a
+// few bytes of index slots.
 struct Entry {
   std::shared_ptr<Connection> connection;
   Identity identity;
@@ -57,11 +58,10 @@ struct Entry {
   // Impl::users that views the first entry's user_id.
   Entry* user_next = nullptr;
   Entry* user_prev = nullptr;
-  std::uint32_t everyone_index = 0;  // in Impl::everyone.members
   boost::container::small_vector<Membership, 1> memberships;  // roles, then topics
 };
 
-// The entry's topics: memberships past everyone, the user and the roles. Counted when asked
+// The entry's topics: memberships past the roles. Counted when asked
 // (subscribe scans the memberships anyway) rather than stored in every entry.
 std::size_t topics_in(const Entry& e) {
   return static_cast<std::size_t>(std::count_if(e.memberships.begin(), e.memberships.end(), [](const Membership& m) {
@@ -115,7 +115,6 @@ using UserSet = boost::unordered_flat_set<UserSlot, UserHash, UserEq>;
 
 struct ConnectionRegistry::Impl {
   EntrySet entries;
-  Group everyone{GroupKind::all, nullptr, {}, {}};
   UserSet users;
   GroupMap roles, topics;
   IndexObserver observer;
@@ -143,19 +142,6 @@ struct ConnectionRegistry::Impl {
   const Entry* first_of_user(std::string_view user) const {
     auto it = users.find(user);
     return it == users.end() ? nullptr : it->head;
-  }
-
-  void join_everyone(Entry& e) {
-    e.everyone_index = static_cast<std::uint32_t>(everyone.members.size());
-    everyone.members.push_back(&e);
-  }
-
-  void leave_everyone(Entry& e) {
-    auto& members = everyone.members;
-    Entry* moved = members.back();
-    members[e.everyone_index] = moved;
-    moved->everyone_index = e.everyone_index;
-    members.pop_back();
   }
 
   // Joins the list of e.identity.user_id, creating its index when e is the user's first.
@@ -294,7 +280,6 @@ bool ConnectionRegistry::register_connection(std::shared_ptr<Connection> connect
   ref.connection = std::move(connection);
   ref.identity = std::move(identity);
   impl_->entries.insert(std::move(owned));
-  impl_->join_everyone(ref);
   impl_->join_user(ref);
   for (std::size_t i = 0; i < ref.identity.roles.size(); ++i) {
     const auto& role = ref.identity.roles[i];
@@ -317,7 +302,6 @@ bool ConnectionRegistry::unregister_connection(std::string_view connection_id) {
     impl_->leave(m);
   }
   impl_->unlink_user(e, true);
-  impl_->leave_everyone(e);
   impl_->entries.erase(it);  // destroys the entry
   return true;
 }
@@ -377,7 +361,12 @@ std::vector<Connection*> ConnectionRegistry::find_by_role(std::string_view role)
   return Impl::connections(Impl::group(impl_->roles, role));
 }
 
-std::vector<Connection*> ConnectionRegistry::all() const { return Impl::connections(&impl_->everyone); }
+std::vector<Connection*> ConnectionRegistry::all() const {
+  std::vector<Connection*> out;
+  out.reserve(impl_->entries.size());
+  for (const auto& e : impl_->entries) out.push_back(e->connection.get());
+  return out;
+}
 
 std::size_t ConnectionRegistry::count() const noexcept { return impl_->entries.size(); }
 
@@ -459,7 +448,13 @@ std::size_t ConnectionRegistry::send_to_role(std::string_view role, const Messag
 }
 
 std::size_t ConnectionRegistry::broadcast(const Message& message) const {
-  return Impl::deliver(&impl_->everyone, message);
+  std::size_t n = 0;
+  for (const auto& e : impl_->entries) {
+    if (!e->connection->is_open()) continue;
+    e->connection->send(message);
+    ++n;
+  }
+  return n;
 }
 
 bool ConnectionRegistry::send_to_connection(std::string_view connection_id, const Message& message) const {
@@ -478,8 +473,8 @@ void ConnectionRegistry::set_index_observer(IndexObserver observer) { impl_->obs
 void ConnectionRegistry::for_each(const std::function<void(Connection&, const Identity&)>& visit) const {
   // Snapshot first: a visitor may close connections, which may unregister them.
   std::vector<std::shared_ptr<Connection>> snapshot;
-  snapshot.reserve(impl_->everyone.members.size());
-  for (Entry* e : impl_->everyone.members) snapshot.push_back(e->connection);
+  snapshot.reserve(impl_->entries.size());
+  for (const auto& e : impl_->entries) snapshot.push_back(e->connection);
   for (const auto& c : snapshot)
     if (Entry* e = impl_->entry(c->id()); e && e->connection == c) visit(*c, e->identity);
 }
