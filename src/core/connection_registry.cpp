@@ -46,6 +46,52 @@ struct Membership {
   std::uint32_t index;
 };
 
+// The role and topic memberships of an entry, in the order joined: the first inline (most
+// connections hold one role and no topic), more in an array on the heap. 32 bytes where
+// small_vector<Membership, 1> takes 40 (its size and capacity are 64-bit).
+class Memberships {
+ public:
+  Memberships() = default;
+  Memberships(const Memberships&) = delete;
+  Memberships& operator=(const Memberships&) = delete;
+  ~Memberships() { delete[] heap_; }
+
+  Membership* begin() noexcept { return heap_ ? heap_ : &inline_; }
+  Membership* end() noexcept { return begin() + size_; }
+  const Membership* begin() const noexcept { return heap_ ? heap_ : &inline_; }
+  const Membership* end() const noexcept { return begin() + size_; }
+  std::size_t size() const noexcept { return size_; }
+  bool empty() const noexcept { return size_ == 0; }
+  Membership& operator[](std::size_t i) noexcept { return begin()[i]; }
+  Membership& back() noexcept { return begin()[size_ - 1]; }
+
+  void push_back(const Membership& m) {
+    if (size_ == (heap_ ? capacity_ : 1u)) grow();
+    begin()[size_++] = m;
+  }
+  void pop_back() noexcept { --size_; }
+  Membership* erase(Membership* at) noexcept {
+    std::copy(at + 1, end(), at);
+    --size_;
+    return at;
+  }
+
+ private:
+  void grow() {
+    const std::uint32_t cap = heap_ ? capacity_ * 2 : 4;
+    auto* next = new Membership[cap];
+    std::copy(begin(), end(), next);
+    delete[] heap_;
+    heap_ = next;
+    capacity_ = cap;
+  }
+
+  Membership* heap_ = nullptr;  // null: the one inline
+  std::uint32_t size_ = 0;
+  std::uint32_t capacity_ = 0;  // of heap_
+  Membership inline_{};
+};
+
 // What the registry holds per connection: one allocation of its own (its address is stable:
 // groups point at it), indexed by an open-addressing set of pointers keyed by the connection's
 // id; that set is also the index of everyone (broadcast). Its place in its user's list is held
@@ -58,11 +104,11 @@ struct Entry {
   // Impl::users that views the first entry's user_id.
   Entry* user_next = nullptr;
   Entry* user_prev = nullptr;
-  boost::container::small_vector<Membership, 1> memberships;  // roles, then topics
+  Memberships memberships;  // roles, then topics
 };
 
-// The entry's topics: memberships past the roles. Counted when asked
-// (subscribe scans the memberships anyway) rather than stored in every entry.
+// The entry's topics: memberships past the roles. Counted when asked (subscribe scans the
+// memberships anyway) rather than stored in every entry.
 std::size_t topics_in(const Entry& e) {
   return static_cast<std::size_t>(std::count_if(e.memberships.begin(), e.memberships.end(), [](const Membership& m) {
     return m.group->kind == GroupKind::topic;
