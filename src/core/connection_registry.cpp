@@ -23,9 +23,9 @@ namespace {
 
 struct Entry;
 
-enum class GroupKind { role, topic };
+enum class GroupKind { all, role, topic };
 
-// A set of connections (one role or one topic) as a swap-remove vector. A topic
+// A set of connections (everyone, one role or one topic) as a swap-remove vector. A topic
 // with one subscriber (a user's own topic) keeps it inline. Users are indexed differently
 // (see Entry::user_next): most users have one connection, and a group per user cost a map node.
 struct Group {
@@ -46,15 +46,18 @@ struct Membership {
   std::uint32_t index;
 };
 
-// The role and topic memberships of an entry, in the order joined: the first inline (most
-// connections hold one role and no topic), more in an array on the heap. 32 bytes where
-// small_vector<Membership, 1> takes 40 (its size and capacity are 64-bit).
+// Where an entry sits: its role and topic memberships, in the order joined (the first inline:
+// most connections hold one role and no topic; more in an array on the heap, whose capacity
+// is kept in the array's first slot), and its place in `everyone`. 32 bytes: a
+// small_vector<Membership, 1> alone takes 40 (its size and capacity are 64-bit).
 class Memberships {
  public:
   Memberships() = default;
   Memberships(const Memberships&) = delete;
   Memberships& operator=(const Memberships&) = delete;
-  ~Memberships() { delete[] heap_; }
+  ~Memberships() {
+    if (heap_) delete[] (heap_ - 1);
+  }
 
   Membership* begin() noexcept { return heap_ ? heap_ : &inline_; }
   Membership* end() noexcept { return begin() + size_; }
@@ -66,7 +69,7 @@ class Memberships {
   Membership& back() noexcept { return begin()[size_ - 1]; }
 
   void push_back(const Membership& m) {
-    if (size_ == (heap_ ? capacity_ : 1u)) grow();
+    if (size_ == capacity()) grow();
     begin()[size_++] = m;
   }
   void pop_back() noexcept { --size_; }
@@ -77,26 +80,32 @@ class Memberships {
   }
 
  private:
+  std::uint32_t capacity() const noexcept { return heap_ ? heap_[-1].index : 1u; }
   void grow() {
-    const std::uint32_t cap = heap_ ? capacity_ * 2 : 4;
-    auto* next = new Membership[cap];
-    std::copy(begin(), end(), next);
-    delete[] heap_;
-    heap_ = next;
-    capacity_ = cap;
+    const std::uint32_t cap = heap_ ? capacity() * 2 : 4;
+    auto* block = new Membership[cap + 1];
+    block[0] = {nullptr, cap};
+    std::copy(begin(), end(), block + 1);
+    if (heap_) delete[] (heap_ - 1);
+    heap_ = block + 1;
   }
 
   Membership* heap_ = nullptr;  // null: the one inline
   std::uint32_t size_ = 0;
-  std::uint32_t capacity_ = 0;  // of heap_
+
+ public:
+  std::uint32_t everyone_index = 0;  // in Impl::everyone.members (here, in the 4 bytes beside size_)
+
+ private:
   Membership inline_{};
 };
 
+static_assert(sizeof(Memberships) == 32);
+
 // What the registry holds per connection: one allocation of its own (its address is stable:
 // groups point at it), indexed by an open-addressing set of pointers keyed by the connection's
-// id; that set is also the index of everyone (broadcast). Its place in its user's list is held
-// directly, and the membership of one role is inline: an idle connection costs this block and a
-// few bytes of index slots.
+// id. Its place in `everyone` and in its user's list is held directly, and the membership of
+// one role is inline: an idle connection costs this block and a few bytes of index slots.
 struct Entry {
   std::shared_ptr<Connection> connection;
   Identity identity;
@@ -104,7 +113,7 @@ struct Entry {
   // Impl::users that views the first entry's user_id.
   Entry* user_next = nullptr;
   Entry* user_prev = nullptr;
-  Memberships memberships;  // roles, then topics
+  Memberships memberships;  // roles, then topics; and the entry's place in `everyone`
 };
 
 // The entry's topics: memberships past the roles. Counted when asked (subscribe scans the
@@ -161,6 +170,7 @@ using UserSet = boost::unordered_flat_set<UserSlot, UserHash, UserEq>;
 
 struct ConnectionRegistry::Impl {
   EntrySet entries;
+  Group everyone{GroupKind::all, nullptr, {}, {}};
   UserSet users;
   GroupMap roles, topics;
   IndexObserver observer;
@@ -188,6 +198,19 @@ struct ConnectionRegistry::Impl {
   const Entry* first_of_user(std::string_view user) const {
     auto it = users.find(user);
     return it == users.end() ? nullptr : it->head;
+  }
+
+  void join_everyone(Entry& e) {
+    e.memberships.everyone_index = static_cast<std::uint32_t>(everyone.members.size());
+    everyone.members.push_back(&e);
+  }
+
+  void leave_everyone(Entry& e) {
+    auto& members = everyone.members;
+    Entry* moved = members.back();
+    members[e.memberships.everyone_index] = moved;
+    moved->memberships.everyone_index = e.memberships.everyone_index;
+    members.pop_back();
   }
 
   // Joins the list of e.identity.user_id, creating its index when e is the user's first.
@@ -326,6 +349,7 @@ bool ConnectionRegistry::register_connection(std::shared_ptr<Connection> connect
   ref.connection = std::move(connection);
   ref.identity = std::move(identity);
   impl_->entries.insert(std::move(owned));
+  impl_->join_everyone(ref);
   impl_->join_user(ref);
   for (std::size_t i = 0; i < ref.identity.roles.size(); ++i) {
     const auto& role = ref.identity.roles[i];
@@ -348,6 +372,7 @@ bool ConnectionRegistry::unregister_connection(std::string_view connection_id) {
     impl_->leave(m);
   }
   impl_->unlink_user(e, true);
+  impl_->leave_everyone(e);
   impl_->entries.erase(it);  // destroys the entry
   return true;
 }
@@ -407,12 +432,7 @@ std::vector<Connection*> ConnectionRegistry::find_by_role(std::string_view role)
   return Impl::connections(Impl::group(impl_->roles, role));
 }
 
-std::vector<Connection*> ConnectionRegistry::all() const {
-  std::vector<Connection*> out;
-  out.reserve(impl_->entries.size());
-  for (const auto& e : impl_->entries) out.push_back(e->connection.get());
-  return out;
-}
+std::vector<Connection*> ConnectionRegistry::all() const { return Impl::connections(&impl_->everyone); }
 
 std::size_t ConnectionRegistry::count() const noexcept { return impl_->entries.size(); }
 
@@ -494,13 +514,7 @@ std::size_t ConnectionRegistry::send_to_role(std::string_view role, const Messag
 }
 
 std::size_t ConnectionRegistry::broadcast(const Message& message) const {
-  std::size_t n = 0;
-  for (const auto& e : impl_->entries) {
-    if (!e->connection->is_open()) continue;
-    e->connection->send(message);
-    ++n;
-  }
-  return n;
+  return Impl::deliver(&impl_->everyone, message);
 }
 
 bool ConnectionRegistry::send_to_connection(std::string_view connection_id, const Message& message) const {
@@ -519,8 +533,8 @@ void ConnectionRegistry::set_index_observer(IndexObserver observer) { impl_->obs
 void ConnectionRegistry::for_each(const std::function<void(Connection&, const Identity&)>& visit) const {
   // Snapshot first: a visitor may close connections, which may unregister them.
   std::vector<std::shared_ptr<Connection>> snapshot;
-  snapshot.reserve(impl_->entries.size());
-  for (const auto& e : impl_->entries) snapshot.push_back(e->connection);
+  snapshot.reserve(impl_->everyone.members.size());
+  for (Entry* e : impl_->everyone.members) snapshot.push_back(e->connection);
   for (const auto& c : snapshot)
     if (Entry* e = impl_->entry(c->id()); e && e->connection == c) visit(*c, e->identity);
 }
