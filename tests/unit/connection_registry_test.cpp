@@ -562,6 +562,38 @@ TEST(ConnectionRegistryIndexObserver, ReplaceIdentityReportsOnlyRolesThatChanged
   EXPECT_EQ(events, (std::vector<std::string>{"+r:added", "-r:gone"}));
 }
 
+// A user's index is keyed by a view of one of its connections' user_id: it must survive that
+// connection leaving or changing user while others of the same user stay.
+TEST(ConnectionRegistryIndexObserver, UserIndexOutlivesTheConnectionItWasKeyedBy) {
+  ConnectionRegistry reg;
+  std::vector<std::string> events;
+  reg.set_index_observer([&](ConnectionRegistry::IndexKind k, std::string_view name, bool created) {
+    if (k == ConnectionRegistry::IndexKind::user) events.push_back(std::string(created ? "+" : "-") + std::string(name));
+  });
+  std::vector<std::shared_ptr<testing::RecordingConnection>> held;
+  for (const char* id : {"a", "b", "c", "d"}) {
+    held.push_back(std::make_shared<testing::RecordingConnection>(id));
+    ASSERT_TRUE(reg.register_connection(held.back(), user("42")));
+  }
+  EXPECT_EQ(events, (std::vector<std::string>{"+42"}));
+  ASSERT_TRUE(reg.unregister_connection("a"));  // the first one
+  EXPECT_EQ(ids(reg.find_by_user("42")), (std::set<std::string>{"b", "c", "d"}));
+  ASSERT_TRUE(reg.replace_identity("b", user("43")));
+  ASSERT_TRUE(reg.replace_identity("d", user("42", {"r"})));  // same user: nothing changes
+  EXPECT_EQ(ids(reg.find_by_user("42")), (std::set<std::string>{"c", "d"}));
+  EXPECT_EQ(ids(reg.find_by_user("43")), (std::set<std::string>{"b"}));
+  EXPECT_EQ(reg.user_connection_count("42"), 2u);
+  EXPECT_EQ(reg.send_to_user(std::string("4") + "2", any_message()), 2u);
+  ASSERT_TRUE(reg.replace_identity("c", user("43")));
+  ASSERT_TRUE(reg.replace_identity("d", user("43")));  // the last of 42: erased after 43 is joined
+  EXPECT_EQ(events, (std::vector<std::string>{"+42", "+43", "-42"}));
+  EXPECT_TRUE(reg.find_by_user("42").empty());
+  EXPECT_EQ(reg.user_connection_count("43"), 3u);
+  for (const char* id : {"c", "b", "d"}) ASSERT_TRUE(reg.unregister_connection(id));
+  EXPECT_EQ(events, (std::vector<std::string>{"+42", "+43", "-42", "-43"}));
+  EXPECT_EQ(reg.count(), 0u);
+}
+
 }  // namespace
 }  // namespace boundary::realtime
 

@@ -4,10 +4,11 @@
 // pub/sub server's channel index. Single-threaded by design: the server keeps one per event
 // loop, so lookups and deliveries take no lock.
 //
-// Every index uses swap-remove vectors with back-pointers, so registering, unregistering,
-// subscribing and unsubscribing are O(1) (plus the connection's own subscription count), and a
-// connection that goes away leaves every topic, user and role index it was in. Empty topics,
-// users and roles are erased, so memory follows what is live.
+// Every index uses swap-remove vectors with back-pointers (a user's connections: a linked list
+// through them), so registering, unregistering, subscribing and unsubscribing are O(1) (plus
+// the connection's own subscription count), and a connection that goes away leaves every
+// topic, user and role index it was in. Empty topics, users and roles are erased, so memory
+// follows what is live.
 
 #include <cstddef>
 #include <cstdint>
