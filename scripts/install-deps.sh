@@ -19,7 +19,8 @@ packages=(
 )
 
 # One dpkg-query for the whole list: `make run` calls this every time.
-installed=" $(dpkg-query -W -f='${Package}=${Status}\n' "${packages[@]}" 2>/dev/null \
+# dpkg-query exits 1 when any of them is unknown (not installed yet): not an error here.
+installed=" $({ dpkg-query -W -f='${Package}=${Status}\n' "${packages[@]}" 2>/dev/null || true; } \
   | sed -n 's/=install ok installed$//p' | tr '\n' ' ') "
 missing=()
 for p in "${packages[@]}"; do
