@@ -16,7 +16,8 @@ std::optional<std::string_view> line(std::string_view& rest) {
 
 bool known_route(char c) {
   switch (static_cast<Route>(c)) {
-    case Route::user: case Route::role: case Route::topic: case Route::stream: case Route::all: case Route::connection:
+    case Route::user: case Route::role: case Route::topic: case Route::stream: case Route::presence: case Route::all:
+    case Route::connection:
     case Route::subscribe: case Route::unsubscribe: case Route::disconnect: case Route::disconnect_user:
     case Route::count:
       return true;
@@ -44,7 +45,8 @@ std::string join(std::string_view prefix, std::string_view kind, std::string_vie
 
 std::string channel_for(std::string_view prefix, Route route, std::string_view target) {
   const char* kind = route == Route::user || route == Route::disconnect_user ? "u:" : route == Route::role ? "r:"
-                     : route == Route::topic || route == Route::stream ? "t:" : nullptr;
+                     : route == Route::topic || route == Route::stream || route == Route::presence ? "t:"
+                                                                                                   : nullptr;
   if (!kind) return all_channel(prefix);
   return join(prefix, kind, target);
 }

@@ -97,8 +97,6 @@ void validate_config(const Config& c) {
     throw std::invalid_argument(std::string("--presence: ") + e.what());
   }
   in_range<std::size_t>("presence-max-users", c.presence_max_users, 1, max_presence_max_users);
-  if (!c.presence.empty() && !c.redis_url.empty())
-    throw std::invalid_argument("--presence: not available in cluster mode yet (--redis); run it on a single node");
   if (!c.node_id.empty() && !valid_node_id(c.node_id))
     throw std::invalid_argument("--node-id: 1 to 64 characters of letters, digits, '.', '_' and '-'");
   if (!valid_redis_prefix(c.redis_prefix))

@@ -23,13 +23,15 @@ PresenceChange PresenceTable::join(std::string_view topic, std::string_view user
   return PresenceChange::joined;
 }
 
-PresenceChange PresenceTable::leave(std::string_view topic, std::string_view user_id) {
+PresenceChange PresenceTable::leave(std::string_view topic, std::string_view user_id,
+                                    std::shared_ptr<const std::string>* info) {
   auto t = topics_.find(topic);
   if (t == topics_.end()) return PresenceChange::none;
   auto u = t->second.users.find(user_id);
   if (u == t->second.users.end()) return PresenceChange::none;
   --t->second.connections;
   if (--u->second.connections > 0) return PresenceChange::none;
+  if (info) *info = std::move(u->second.info);
   t->second.users.erase(u);
   --entries_;
   if (t->second.users.empty()) topics_.erase(t);

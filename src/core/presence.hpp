@@ -36,9 +36,10 @@ class PresenceTable {
  public:
   // A connection of `user_id` subscribed to `topic`: `joined` when it is the user's first.
   PresenceChange join(std::string_view topic, std::string_view user_id, std::shared_ptr<const std::string> info);
-  // One of the user's connections left `topic`: `left` when it was the user's last. A leave
-  // without a matching join changes nothing.
-  PresenceChange leave(std::string_view topic, std::string_view user_id);
+  // One of the user's connections left `topic`: `left` when it was the user's last (then
+  // `*info`, when given, is the info the user had). A leave without a matching join changes
+  // nothing.
+  PresenceChange leave(std::string_view topic, std::string_view user_id, std::shared_ptr<const std::string>* info = nullptr);
   // At most `max_users` users (in no particular order); `truncated` when there were more. Costs
   // O(listed), not O(present).
   PresenceListing list(std::string_view topic, std::size_t max_users) const;

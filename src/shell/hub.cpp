@@ -145,6 +145,7 @@ Hub::Work Hub::work_for(const Fanout& f, Message m, std::uint64_t offset) const 
     case Route::disconnect_user:
       return [t = f.target](Loop& l) { return close_all(l.registry().find_by_user(t)); };
     case Route::count: return [](Loop& l) { return l.registry().count(); };
+    case Route::presence: break;  // the presence store's (deliver_remote)
   }
   return [](Loop&) { return std::size_t{0}; };
 }
@@ -266,6 +267,7 @@ void Hub::dispatch(Fanout f, Work work, SendOptions options, SendDone done) {
 
 void Hub::deliver_remote(const Fanout& f, Broker::Answer reply) {
   if (f.route == Route::count) return reply(connection_count());
+  if (f.route == Route::presence) return reply(0);  // for the presence store (BrokerRedis hands it over)
   if (f.route == Route::stream) {
     auto body = core::decode_stream_body(f.body);
     if (!body) return reply(0);

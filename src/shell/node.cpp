@@ -15,6 +15,7 @@
 #include "shell/adapters/history_memory.hpp"
 #include "shell/adapters/history_redis.hpp"
 #include "shell/adapters/presence_memory.hpp"
+#include "shell/adapters/presence_redis.hpp"
 #include "shell/adapters/jwt_jwks.hpp"
 #include "shell/adapters/make_broker.hpp"
 #include "shell/adapters/random.hpp"
@@ -91,16 +92,22 @@ Node::Node(Config config, std::unique_ptr<TokenVerifier> verifier, Hooks hooks, 
   }
   hub_ = std::make_unique<Hub>(loops_, *broker_, metrics_, config_.max_subscriptions, history_.get());
   if (!config_.presence.empty()) {
-    if (broker_->distributed())
-      throw std::invalid_argument("--presence: not available in cluster mode yet; run it on a single node");
-    // The first loop runs the coalescing windows' timers.
+    // The first loop (the broker's, in cluster mode) runs the coalescing windows' timers.
     auto schedule = [&io = loops_.front()->io()](std::chrono::milliseconds delay, std::function<void()> work) {
       auto timer = std::make_shared<boost::asio::steady_timer>(io, delay);
       timer->async_wait([timer, work = std::move(work)](const boost::system::error_code& ec) {
         if (!ec) work();
       });
     };
-    presence_ = std::make_unique<PresenceMemory>(config_.presence, core::presence_interval, std::move(schedule));
+    if (!broker_->distributed()) {
+      presence_ = std::make_unique<PresenceMemory>(config_.presence, core::presence_interval, std::move(schedule));
+    } else if (auto* redis = dynamic_cast<BrokerRedis*>(broker_.get())) {
+      // Cluster-wide: the present users live in Redis, next to the topics' channels.
+      presence_ = std::make_unique<PresenceRedis>(config_.presence, *redis, config_.redis_prefix,
+                                                  core::presence_interval, std::move(schedule));
+    } else {
+      throw std::invalid_argument("--presence: in cluster mode presence lives in Redis; an application's own broker has none");
+    }
     // Events go to the topic's subscribers (the joining connection included), not into its
     // history. Events announced together leave as one buffer of frames: one write per subscriber.
     presence_->set_announce([hub = hub_.get()](const std::vector<PresenceEvent>& events) {

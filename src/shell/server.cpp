@@ -5,6 +5,7 @@
 
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <thread>
 
@@ -115,6 +116,8 @@ void Server::shutdown(std::chrono::milliseconds grace) {
     const auto deadline = std::chrono::steady_clock::now() + grace;
     while (std::chrono::steady_clock::now() < deadline && node.live_sessions() > 0)
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    // This node's present users leave now (cluster mode), not when its entries expire.
+    if (auto* presence = node.presence()) presence->close(std::chrono::milliseconds(500));
     node.broker().leave(std::chrono::milliseconds(500));  // frees the node id at once
   }
   for (auto& l : node.loops()) l->join();
@@ -174,9 +177,34 @@ void Server::presence(std::string topic, std::function<void(PresenceListing)> do
     if (done) done(std::move(none));
     return;
   }
-  p->list(topic, impl_->node.config().presence_max_users, [done = std::move(done)](PresenceListing l) {
-    if (done) done(std::move(l));
+  // A store may answer while holding its lock (PresenceMemory does, to order listings after
+  // events): an answer given before list() returns is handed over after it returns, so the
+  // application's callback may call the server.
+  struct Handover {
+    std::mutex mutex;
+    bool returned = false;
+    std::optional<PresenceListing> early;
+    std::function<void(PresenceListing)> done;
+  };
+  auto h = std::make_shared<Handover>();
+  h->done = std::move(done);
+  p->list(topic, impl_->node.config().presence_max_users, [h](PresenceListing l) {
+    {
+      std::lock_guard lock(h->mutex);
+      if (!h->returned) {
+        h->early = std::move(l);
+        return;
+      }
+    }
+    if (h->done) h->done(std::move(l));
   });
+  std::optional<PresenceListing> early;
+  {
+    std::lock_guard lock(h->mutex);
+    h->returned = true;
+    early = std::move(h->early);
+  }
+  if (early && h->done) h->done(std::move(*early));
 }
 
 void Server::presence_stats(std::string topic, std::function<void(PresenceStats)> done) {

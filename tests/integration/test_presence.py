@@ -10,7 +10,7 @@ import subprocess
 import unittest
 import urllib.parse
 
-from rt_harness import (DEFAULT_TIMEOUT, HOST, SERVER, RealtimeTestCase, free_port, http_request, make_jwt,
+from rt_harness import (DEFAULT_TIMEOUT, SERVER, RealtimeTestCase, free_port, http_request, make_jwt,
                         random_secret, server_args)
 
 PRESENCE = ["--presence", "room:*,doc:**", "--commands-per-second", "0"]  # the harness runs --threads 2
@@ -336,8 +336,7 @@ class PresenceOptionTest(unittest.TestCase):
     def test_refused(self):
         for args, why in ((["--presence", "**:a"], "--presence"),
                           (["--presence", "room:*", "--presence-max-users", "0"], "--presence-max-users"),
-                          (["--presence-max-users", "x"], "--presence-max-users"),
-                          (["--presence", "room:*", "--redis", f"redis://{HOST}:{free_port()}"], "cluster mode")):
+                          (["--presence-max-users", "x"], "--presence-max-users")):
             with self.subTest(args=args):
                 r = self.run_server(*args)
                 self.assertEqual(r.returncode, 2, r.stderr)

@@ -245,5 +245,39 @@ TEST(PresenceMemoryCoalescing, ListAnnouncesWhatIsPendingFirst) {
   EXPECT_EQ(out.got.size(), 2u);  // nothing left to announce
 }
 
+TEST(PresenceMemoryCoalescing, ARejoinWithOtherInfoIsNotCancelled) {
+  ManualSchedule clock;
+  Batches out;
+  shell::PresenceMemory store({"**"}, std::chrono::milliseconds(50), clock.get());
+  store.set_announce(out.get());
+  auto old_info = std::make_shared<const std::string>(R"({"name":"A"})");
+  auto same_text = std::make_shared<const std::string>(R"({"name":"A"})");
+  auto new_info = std::make_shared<const std::string>(R"({"name":"B"})");
+  store.joined("t", "a", old_info);  // announced, window opens
+  store.left("t", "a");
+  store.joined("t", "a", same_text);  // the same info (another copy): cancels
+  store.left("t", "a");
+  store.joined("t", "a", new_info);   // other info: the leave and the join both go out
+  clock.run();
+  ASSERT_EQ(out.got.size(), 2u);
+  EXPECT_EQ(out.got[1], (std::vector<std::string>{"-t/a", "+t/a"}));
+  PresenceListing l;
+  store.list("t", 10, [&](PresenceListing x) { l = std::move(x); });
+  ASSERT_EQ(l.users.size(), 1u);
+  EXPECT_EQ(*l.users[0].info, R"({"name":"B"})");
+}
+
+TEST(PresenceTable, LeaveHandsBackTheInfoTheUserHad) {
+  PresenceTable t;
+  auto info = std::make_shared<const std::string>(R"({"n":1})");
+  t.join("x", "u", info);
+  t.join("x", "u", nullptr);
+  std::shared_ptr<const std::string> got;
+  EXPECT_EQ(t.leave("x", "u", &got), PresenceChange::none);
+  EXPECT_EQ(got, nullptr);
+  EXPECT_EQ(t.leave("x", "u", &got), PresenceChange::left);
+  EXPECT_EQ(got, info);
+}
+
 }  // namespace
 }  // namespace boundary::realtime::core

@@ -98,7 +98,8 @@ class Server final : public RealtimeService {
 
   // Presence (Config::presence, docs/presence.md): who is on `topic` (at most
   // Config::presence_max_users users listed), and how many users and connections. Answered on
-  // the calling thread or a loop thread. A topic without presence answers `available = false`.
+  // the calling thread or a loop thread, never under a lock of the server's: `done` may call the
+  // server. A topic without presence answers `available = false`.
   void presence(std::string topic, std::function<void(PresenceListing)> done);
   void presence_stats(std::string topic, std::function<void(PresenceStats)> done);
 

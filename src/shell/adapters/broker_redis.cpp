@@ -96,6 +96,13 @@ void BrokerRedis::start() {
       if (f.route == Route::stream) tap(f);
       deliver(f, std::move(a));
     };
+  // Presence events go to the presence store only (it announces them to the topic's subscribers).
+  if (handler_)
+    handler_ = [tap = presence_tap_, deliver = std::move(handler_)](const Fanout& f, Answer a) {
+      if (f.route != Route::presence) return deliver(f, std::move(a));
+      if (tap) tap(f);
+      a(0);
+    };
   asio::post(io_, [this] {
     do_connect();
     do_heartbeat();
@@ -495,7 +502,7 @@ void BrokerRedis::run_script(const std::string& topic, const std::string& script
     if (r && r->kind == Kind::error) {
       // A moved slot: read the map again; this script is not retried (the caller sees it failed).
       if (epoch == epoch_ && core::parse_redirect(r->str)) request_refresh(false);
-      if (publish_errors_++ % 1000 == 0) spdlog::warn("cluster: history script refused: {}", r->str);
+      if (publish_errors_++ % 1000 == 0) spdlog::warn("cluster: script refused (history or presence): {}", r->str);
     }
     done(r);
   });
@@ -508,6 +515,15 @@ void BrokerRedis::topic_script(std::string topic, const std::string& script, std
   asio::post(io_, [this, topic = std::move(topic), &script, keys = std::move(keys), args = std::move(args),
                    done = std::move(done)]() mutable {
     run_script(topic, script, std::move(keys), std::move(args), {}, std::move(done));
+  });
+}
+
+void BrokerRedis::presence_script(std::string topic, const std::string& script, std::vector<std::string> keys,
+                                  std::vector<std::string> args, ScriptDone done) {
+  asio::post(io_, [this, topic = std::move(topic), &script, keys = std::move(keys), args = std::move(args),
+                   done = std::move(done)]() mutable {
+    auto header = core::encode_fanout(Fanout{Route::presence, topic, {}}, opt_.node_id, 0);
+    run_script(topic, script, std::move(keys), std::move(args), std::move(header), std::move(done));
   });
 }
 

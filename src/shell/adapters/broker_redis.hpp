@@ -143,6 +143,17 @@ class BrokerRedis final : public Broker {
   // Sees every stream fan-out this node receives, on the broker's thread, before it is
   // delivered. Before start().
   void set_stream_tap(std::function<void(const Fanout&)> tap) { stream_tap_ = std::move(tap); }
+  // Presence in Redis (PresenceRedis). EVAL `script` on the shard owning `topic`'s channel with
+  // ARGV starting with the channel, the publish command and the fan-out header (route presence,
+  // this node, no request), then `args`; the script publishes its events itself. nullptr: not
+  // sent (the cluster is unreachable) or the link dropped (it may have run).
+  void presence_script(std::string topic, const std::string& script, std::vector<std::string> keys,
+                       std::vector<std::string> args, ScriptDone done);
+  // Receives every presence fan-out (Route::presence) this node gets, on the broker's thread;
+  // they go nowhere else. Before start().
+  void set_presence_tap(std::function<void(const Fanout&)> tap) { presence_tap_ = std::move(tap); }
+  // The broker's event loop (timers of the stores that run on its thread).
+  boost::asio::io_context& io() noexcept { return io_; }
   // Runs `fn` on the broker's thread.
   void run(std::function<void()> fn);
 
@@ -243,6 +254,7 @@ class BrokerRedis final : public Broker {
   std::uint64_t publish_errors_ = 0;
   Handler handler_;
   std::function<void(const Fanout&)> stream_tap_;
+  std::function<void(const Fanout&)> presence_tap_;
   std::set<std::string> topics_;  // rt:t: channels, on their slot's shard
   std::set<std::string> others_;  // rt:u: and rt:r: channels, on the home shard
   ClusterRequests requests_;

@@ -48,9 +48,10 @@ void ClusterRequests::on_message(std::string_view channel, std::string_view payl
     spdlog::warn("cluster: ignoring a malformed message on {}", channel);
     return;
   }
-  if (w->origin == node_id_ && w->fanout.route != Route::stream) {
-    // Our own fan-out coming back: delivered locally already; it only counts as an answer. A
-    // stream message is the exception: every node delivers it from here, in offset order.
+  if (w->origin == node_id_ && w->fanout.route != Route::stream && w->fanout.route != Route::presence) {
+    // Our own fan-out coming back: delivered locally already; it only counts as an answer.
+    // Stream messages and presence events are the exception: every node delivers them from
+    // here, in the order of their offsets or versions.
     if (w->request_id != 0)
       if (auto o = gather_.answered(w->request_id, 0)) finish(*o, true);
     return;

@@ -38,6 +38,8 @@ enum class Route : char {
   topic = 't',            // target: topic
   stream = 'o',           // target: topic with history; body: "<offset>\n" + enveloped JSON. Made by
                           // HistoryRedis's script, delivered by every node (its origin too)
+  presence = 'p',         // target: topic with presence; body: core/presence_redis.hpp. Made by
+                          // PresenceRedis's scripts, handed to it by every node (its origin too)
   all = 'a',              // broadcast; target empty
   connection = 'c',       // target: connection id; body: enveloped JSON
   subscribe = 's',        // target: connection id; body: topic

@@ -14,8 +14,10 @@
 // - Threads: every member may be called from any thread; `announce` and the answers run on the
 //   caller's thread (PresenceMemory) and must not block or call back into the store.
 //
-// PresenceMemory (src/shell/adapters) keeps presence in this process (single node).
+// PresenceMemory (src/shell/adapters) keeps presence in this process (single node);
+// PresenceRedis keeps it in Redis, shared by the nodes of a cluster.
 
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -54,7 +56,7 @@ struct PresenceEvent {
   enum class Kind { join, leave } kind = Kind::join;
   std::string topic;
   std::string user_id;
-  std::shared_ptr<const std::string> info;  // join only; null: none
+  std::shared_ptr<const std::string> info;  // null: none; for a leave, the info the user had (not sent)
 };
 
 class PresenceStore {
@@ -75,6 +77,9 @@ class PresenceStore {
   virtual void list(std::string_view topic, std::size_t max_users, std::function<void(PresenceListing)> answer) = 0;
   virtual void stats(std::string_view topic, std::function<void(PresenceStats)> answer) = 0;
   virtual PresenceUsage usage() const = 0;
+  // The node is stopping: an adapter that shares presence with other nodes withdraws this
+  // node's users (they leave now), waiting at most `max_wait`.
+  virtual void close(std::chrono::milliseconds max_wait) { (void)max_wait; }
 };
 
 }  // namespace boundary::realtime
