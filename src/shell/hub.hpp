@@ -70,7 +70,8 @@ class Hub {
   // loops by offset (HistoryStore, "Atomic join").
   void send(Route route, std::string target, boost::json::object message, SendOptions options, SendDone done);
   // An encoded message (or several frames in one buffer) to this node's subscribers of `topic`,
-  // without history and without the cluster: presence events on a single node.
+  // without history and without the cluster: presence events (each node announces them to its
+  // own subscribers; in cluster mode every node receives them from Redis).
   void publish_local(std::string topic, Message message);
   // A connection operation: subscribe / unsubscribe (`topic`), disconnect (a connection id),
   // disconnect_user (a user id) and count (every node's connections; target empty).

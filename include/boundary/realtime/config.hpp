@@ -52,11 +52,11 @@ struct Config {
   std::size_t max_outbound_bytes = 1048576;  // per-connection send queue before closing with 1008
   std::size_t max_subscriptions = 1000;      // topics per connection
   // History (docs/history.md): `PATTERN=SIZE[/TTL]` rules, first match wins; topics matching one
-  // keep their last SIZE messages for TTL seconds (default 300). Single node only for now.
+  // keep their last SIZE messages for TTL seconds (default 300). In Redis with redis_url.
   std::vector<std::string> history;
   std::size_t history_max_bytes = 64 * 1024 * 1024;  // all history of the node; oldest streams dropped past it
   // Presence (docs/presence.md): topic patterns whose subscribers are tracked per user, and how
-  // many users a presence answer lists at most. Single node only for now.
+  // many users a presence answer lists at most. Cluster-wide with redis_url (kept in Redis).
   std::vector<std::string> presence;
   std::size_t presence_max_users = 1000;
   std::chrono::seconds idle_timeout{60};     // silence before close; a ping goes out at half

@@ -30,7 +30,7 @@ PresenceRedis::PresenceRedis(const std::vector<std::string>& patterns, BrokerRed
       coalescer_(interval, schedule),
       schedule_(std::move(schedule)) {
   broker_.set_presence_tap([this](const Fanout& f) { on_event(f); });
-  if (schedule_) schedule_(beat_interval, [this] { beat(); });
+  if (schedule_) schedule_(beat_interval, [this] { broker_.run([this] { beat(); }); });
 }
 
 std::vector<std::string> PresenceRedis::args(std::initializer_list<std::string> rest) const {
@@ -221,7 +221,7 @@ void PresenceRedis::beat() {
       schedule_sync(topic, it->second);
     });
   }
-  schedule_(beat_interval, [this] { beat(); });
+  schedule_(beat_interval, [this] { broker_.run([this] { beat(); }); });
 }
 
 void PresenceRedis::forget_if_idle(const std::string& topic) {

@@ -40,9 +40,9 @@ class PresenceRedis final : public PresenceStore {
  public:
   using Schedule = PresenceCoalescer::Schedule;
 
-  // Sets the broker's presence tap: construct before the broker starts. `schedule` runs work on
-  // the broker's thread (the heartbeat and the coalescing windows). Throws std::invalid_argument
-  // for a bad pattern.
+  // Sets the broker's presence tap: construct before the broker starts. `schedule` times the
+  // heartbeat (run on the broker's thread) and the coalescing windows. Throws
+  // std::invalid_argument for a bad pattern.
   PresenceRedis(const std::vector<std::string>& patterns, BrokerRedis& broker, std::string prefix,
                 std::chrono::milliseconds interval, Schedule schedule);
 
