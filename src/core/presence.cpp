@@ -88,13 +88,28 @@ json::object presence_event(const PresenceEvent& event) {
   return {{"type", "presence-join"}, {"topic", event.topic}, {"user-id", event.user_id}, {"info", info_value(event.info)}};
 }
 
-std::string reply_presence(std::string_view topic, const PresenceListing& listing, const json::value& ref) {
-  json::array users;
-  users.reserve(listing.users.size());
-  for (const auto& u : listing.users)
-    users.emplace_back(json::object{{"user-id", u.user_id}, {"connections", u.connections}, {"info", info_value(u.info)}});
-  json::object r{{"type", "presence"}, {"topic", topic}, {"users", std::move(users)}, {"truncated", listing.truncated}};
+std::string reply_presence(std::string_view topic, const PresenceListing& listing, const json::value& ref,
+                           std::size_t max_bytes) {
+  json::object r{{"type", "presence"}, {"topic", topic}, {"users", json::array()}, {"truncated", false}};
   if (!ref.is_null()) r["ref"] = ref;
+  // The reply without users, with "truncated":false (the longer of the two values).
+  std::size_t size = json::serialize(r).size();
+  json::array& users = r["users"].as_array();
+  users.reserve(listing.users.size());
+  bool truncated = listing.truncated;
+  for (const auto& u : listing.users) {
+    json::object entry{{"user-id", u.user_id}, {"connections", u.connections}, {"info", info_value(u.info)}};
+    if (max_bytes != 0) {
+      const std::size_t add = json::serialize(entry).size() + (users.empty() ? 0 : 1);  // and a comma
+      if (size + add > max_bytes) {
+        truncated = true;
+        break;
+      }
+      size += add;
+    }
+    users.emplace_back(std::move(entry));
+  }
+  r["truncated"] = truncated;
   return json::serialize(r);
 }
 

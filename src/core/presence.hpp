@@ -73,8 +73,10 @@ bool read_info_claim(const boost::json::object& claims, std::optional<std::strin
 // one) and {"type":"presence-leave","topic":T,"user-id":U}, as objects for the hub's envelope.
 boost::json::object presence_event(const PresenceEvent& event);
 // {"type":"presence","topic":T,"users":[{"user-id","connections","info"}],"truncated":B}
-// (+ "ref"): the client action's reply and GET /api/presence's body.
-std::string reply_presence(std::string_view topic, const PresenceListing& listing, const boost::json::value& ref);
+// (+ "ref"): the client action's reply and GET /api/presence's body. With `max_bytes` the reply
+// stays within it: users that would not fit are left out and "truncated" is true.
+std::string reply_presence(std::string_view topic, const PresenceListing& listing, const boost::json::value& ref,
+                           std::size_t max_bytes = 0);
 // {"users":N,"connections":M}: GET /api/presence-stats.
 std::string presence_stats_body(const PresenceStats& stats);
 

@@ -99,12 +99,16 @@ Node::Node(Config config, std::unique_ptr<TokenVerifier> verifier, Hooks hooks, 
         if (!ec) work();
       });
     };
+    // A batch of events stays well within a subscriber's send queue (--max-outbound-bytes): a
+    // loop flushes between the batches that reach it, unless 16 of them arrive during one of
+    // its handlers.
+    const std::size_t max_batch = config_.max_outbound_bytes / 16;
     if (!broker_->distributed()) {
-      presence_ = std::make_unique<PresenceMemory>(config_.presence, core::presence_interval, std::move(schedule));
+      presence_ = std::make_unique<PresenceMemory>(config_.presence, core::presence_interval, std::move(schedule), max_batch);
     } else if (auto* redis = dynamic_cast<BrokerRedis*>(broker_.get())) {
       // Cluster-wide: the present users live in Redis, next to the topics' channels.
       presence_ = std::make_unique<PresenceRedis>(config_.presence, *redis, config_.redis_prefix,
-                                                  core::presence_interval, std::move(schedule));
+                                                  core::presence_interval, std::move(schedule), max_batch);
     } else {
       throw std::invalid_argument("--presence: in cluster mode presence lives in Redis; an application's own broker has none");
     }

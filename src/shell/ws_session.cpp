@@ -17,6 +17,7 @@
 #include "core/envelope.hpp"
 #include "core/history.hpp"
 #include "core/presence.hpp"
+#include "shell/post_behind.hpp"
 #include "core/token_lifetime.hpp"
 #include "shell/hub.hpp"
 #include "shell/loop.hpp"
@@ -437,10 +438,17 @@ void WsSession::presence(const core::Command& cmd) {
   auto& node = loop_.node();
   auto* p = node.presence();
   if (!p || !p->tracks(cmd.topic)) return refuse(CommandErrorCode::bad_request, "this topic has no presence", cmd.ref);
-  // Answered under the store's order: events announced after this listing reach the loop after it.
-  auto answer = on_this_loop([topic = cmd.topic, ref = cmd.ref](WsSession& self, PresenceListing listing) {
-    self.send(Message::from_json(core::reply_presence(topic, listing, ref)));
-  });
+  // Answered under the store's order: events announced after this listing reach the loop after
+  // it, and events announced before it (possibly by this loop, to itself) before it.
+  // The reply stays within half of --max-outbound-bytes (truncated past it), so that no listing
+  // closes its connection as a slow consumer.
+  const std::size_t max_bytes = node.config().max_outbound_bytes / 2;
+  auto answer = [weak = weak_from_this(), &loop = loop_, topic = cmd.topic, ref = cmd.ref, max_bytes](PresenceListing listing) {
+    post_behind(loop.io(), [weak, topic, ref, max_bytes, listing = std::move(listing)] {
+      if (auto self = weak.lock(); self && self->is_open())
+        self->send(Message::from_json(core::reply_presence(topic, listing, ref, max_bytes)));
+    });
+  };
   p->list(cmd.topic, node.config().presence_max_users, std::move(answer));
 }
 

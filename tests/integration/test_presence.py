@@ -229,6 +229,38 @@ class PresenceQueryTest(PresenceTestCase):
         self.assertEqual(present, set(self.by_user(final)))
 
 
+class PresenceOutboundBoundTest(PresenceTestCase):
+    """Batches and listings bigger than a connection's send queue (--max-outbound-bytes) used to
+    close it as a slow consumer (1008)."""
+    SERVER_ARGS = PRESENCE + ["--max-outbound-bytes", "65536"]
+
+    async def test_a_storm_of_big_joins_and_a_big_listing_keep_the_subscriber(self):
+        watcher = await self.join("watcher", "room:big")
+        await self.next_of(watcher, "presence-join")
+        info = {"bio": "x" * 900}  # about 1 KiB a join: 100 of them are 1.6 times the queue
+        await asyncio.gather(*(self.join(f"b{i}", "room:big", info=info) for i in range(100)))
+        got = set()
+        while len(got) < 100:
+            m = await self.next_of(watcher, "presence-join")
+            self.assertEqual(m["info"], info)
+            got.add(m["user-id"])
+        self.assertEqual(got, {f"b{i}" for i in range(100)})
+        # 101 users listed would be about 100 KB: the answer stops at half the queue's bound.
+        await watcher.send(json.dumps({"action": "presence", "topic": "room:big"}))
+        raw = await asyncio.wait_for(watcher.recv(), DEFAULT_TIMEOUT)
+        self.assertLessEqual(len(raw), 32768)
+        listing = json.loads(raw)
+        self.assertEqual(listing["type"], "presence", listing)
+        self.assertTrue(listing["truncated"])
+        self.assertGreater(len(listing["users"]), 10)
+        self.assertLess(len(listing["users"]), 101)
+        stats = await self.command(watcher, {"action": "presence", "topic": "room:big", "ref": 1})
+        self.assertEqual(stats["type"], "presence")  # still open and answering
+        status, data = await self.api("GET", "/api/presence?topic=room:big")
+        self.assertEqual(status, 200)
+        self.assertEqual(len(data["users"]), 101)  # the HTTP API is not bound by a send queue
+
+
 class ForgedEventTest(PresenceTestCase):
     SERVER_ARGS = PRESENCE + ["--publish-patterns", "room:*"]
 

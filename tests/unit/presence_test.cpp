@@ -279,5 +279,41 @@ TEST(PresenceTable, LeaveHandsBackTheInfoTheUserHad) {
   EXPECT_EQ(got, info);
 }
 
+TEST(PresenceMemoryCoalescing, ABatchIsAnnouncedOnceItReachesTheByteBound) {
+  ManualSchedule clock;
+  Batches out;
+  shell::PresenceMemory store({"**"}, std::chrono::milliseconds(50), clock.get(), 1000);
+  store.set_announce(out.get());
+  auto info = std::make_shared<const std::string>(std::string(300, 'x'));
+  store.joined("t", "first", nullptr);  // at once; the window opens
+  for (int i = 0; i < 5; ++i) store.joined("t", "u" + std::to_string(i), info);
+  // About 430 bytes an event: the third one pending reaches 1,000 and goes out with the two
+  // before it; the other two wait for the window's end.
+  ASSERT_EQ(out.got.size(), 2u);
+  EXPECT_EQ(out.got[1], (std::vector<std::string>{"+t/u0", "+t/u1", "+t/u2"}));
+  clock.run();
+  ASSERT_EQ(out.got.size(), 3u);
+  EXPECT_EQ(out.got[2], (std::vector<std::string>{"+t/u3", "+t/u4"}));
+}
+
+TEST(PresenceReply, StaysWithinItsByteBound) {
+  PresenceListing l;
+  for (int i = 0; i < 100; ++i)
+    l.users.push_back(PresenceUser{"user-" + std::to_string(i), 1, std::make_shared<const std::string>(R"({"n":"abcdefghij"})")});
+  const auto all = reply_presence("room:1", l, nullptr);
+  EXPECT_FALSE(json::parse(all).at("truncated").as_bool());
+  EXPECT_EQ(json::parse(all).at("users").as_array().size(), 100u);
+  for (std::size_t bound : {std::size_t{200}, std::size_t{1000}, all.size() - 1}) {
+    const auto capped = reply_presence("room:1", l, 7, bound);
+    EXPECT_LE(capped.size(), bound);
+    const auto v = json::parse(capped);
+    EXPECT_TRUE(v.at("truncated").as_bool());
+    EXPECT_LT(v.at("users").as_array().size(), 100u);
+    EXPECT_EQ(v.at("ref").as_int64(), 7);
+  }
+  EXPECT_EQ(reply_presence("room:1", l, nullptr, all.size()), all);  // exactly fits: unchanged
+  EXPECT_TRUE(json::parse(reply_presence("room:1", l, nullptr, all.size() - 1)).at("truncated").as_bool());
+}
+
 }  // namespace
 }  // namespace boundary::realtime::core

@@ -8,8 +8,17 @@ bool same_info(const std::shared_ptr<const std::string>& a, const std::shared_pt
   return *a == *b;
 }
 
-PresenceCoalescer::PresenceCoalescer(std::chrono::milliseconds interval, Schedule schedule)
-    : interval_(schedule ? interval : std::chrono::milliseconds{}), schedule_(std::move(schedule)) {}
+PresenceCoalescer::PresenceCoalescer(std::chrono::milliseconds interval, Schedule schedule, std::size_t max_batch_bytes)
+    : interval_(schedule ? interval : std::chrono::milliseconds{}),
+      schedule_(std::move(schedule)),
+      max_batch_bytes_(max_batch_bytes) {}
+
+namespace {
+// An event's frame: the envelope's fixed text, the topic, the user id, the info and a timestamp.
+std::size_t estimated_bytes(const PresenceEvent& e) {
+  return 128 + e.topic.size() + e.user_id.size() + (e.kind == PresenceEvent::Kind::join && e.info ? e.info->size() : 2);
+}
+}  // namespace
 
 void PresenceCoalescer::set_announce(PresenceStore::Announce announce) {
   std::lock_guard lock(mutex_);
@@ -42,11 +51,13 @@ void PresenceCoalescer::change(PresenceEvent event) {
       return;
     }
     last->second = w.events.size();
-    w.events.push_back(std::move(event));
-    return;
+  } else {
+    w.last.emplace(event.user_id, w.events.size());
   }
-  w.last.emplace(event.user_id, w.events.size());
+  w.bytes += estimated_bytes(event);
   w.events.push_back(std::move(event));
+  // A batch too big for a subscriber's send queue would close it as a slow consumer.
+  if (max_batch_bytes_ != 0 && w.bytes >= max_batch_bytes_) announce_pending(w);
 }
 
 void PresenceCoalescer::announce_pending(Window& w) {
@@ -56,6 +67,7 @@ void PresenceCoalescer::announce_pending(Window& w) {
     if (!e.user_id.empty()) out.push_back(std::move(e));
   w.events.clear();
   w.last.clear();
+  w.bytes = 0;
   if (!out.empty()) announce_(out);
 }
 

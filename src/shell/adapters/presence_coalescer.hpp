@@ -28,8 +28,10 @@ class PresenceCoalescer {
   using Schedule = std::function<void(std::chrono::milliseconds delay, std::function<void()> work)>;
 
   // Without `schedule` (or with a zero interval) every change is announced at once. The timers
-  // refer to this object: it must outlive the loop that runs them.
-  PresenceCoalescer(std::chrono::milliseconds interval, Schedule schedule);
+  // refer to this object: it must outlive the loop that runs them. `max_batch_bytes` (0: no
+  // bound) bounds an announcement: once a window's pending events come to that many bytes
+  // (estimated: ids, info and the envelope), they are announced at once and the window goes on.
+  PresenceCoalescer(std::chrono::milliseconds interval, Schedule schedule, std::size_t max_batch_bytes = 0);
 
   void set_announce(PresenceStore::Announce announce);
   // A user's first connection joined or last one left (event.info: the user's info, for a
@@ -46,6 +48,7 @@ class PresenceCoalescer {
   struct Window {
     std::vector<PresenceEvent> events;  // cancelled ones have an empty user_id
     std::unordered_map<std::string, std::size_t, Hash, std::equal_to<>> last;  // user -> index in events
+    std::size_t bytes = 0;  // estimated size of the pending events, framed
   };
 
   void announce_pending(Window& w);  // under the mutex
@@ -53,6 +56,7 @@ class PresenceCoalescer {
 
   const std::chrono::milliseconds interval_;
   Schedule schedule_;
+  const std::size_t max_batch_bytes_;
   std::mutex mutex_;
   PresenceStore::Announce announce_;
   std::unordered_map<std::string, Window, Hash, std::equal_to<>> windows_;  // topics in a window

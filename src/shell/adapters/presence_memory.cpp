@@ -3,8 +3,8 @@
 namespace boundary::realtime::shell {
 
 PresenceMemory::PresenceMemory(const std::vector<std::string>& patterns, std::chrono::milliseconds interval,
-                               Schedule schedule)
-    : patterns_(patterns), coalescer_(interval, std::move(schedule)) {}
+                               Schedule schedule, std::size_t max_batch_bytes)
+    : patterns_(patterns), coalescer_(interval, std::move(schedule), max_batch_bytes) {}
 
 void PresenceMemory::joined(std::string_view topic, std::string_view user_id, std::shared_ptr<const std::string> info) {
   std::lock_guard lock(mutex_);

@@ -22,9 +22,10 @@ class PresenceMemory final : public PresenceStore {
   using Schedule = PresenceCoalescer::Schedule;
 
   // Throws std::invalid_argument for a bad pattern (core::TopicPatterns). Without `schedule`
-  // (or with a zero interval) every change is announced at once.
+  // (or with a zero interval) every change is announced at once. `max_batch_bytes`: see
+  // PresenceCoalescer.
   PresenceMemory(const std::vector<std::string>& patterns, std::chrono::milliseconds interval = {},
-                 Schedule schedule = {});
+                 Schedule schedule = {}, std::size_t max_batch_bytes = 0);
 
   bool tracks(std::string_view topic) const override { return patterns_.allows(topic); }
   void set_announce(Announce announce) override { coalescer_.set_announce(std::move(announce)); }

@@ -22,12 +22,12 @@ std::shared_ptr<const std::string> info_of(std::string_view text) {
 }  // namespace
 
 PresenceRedis::PresenceRedis(const std::vector<std::string>& patterns, BrokerRedis& broker, std::string prefix,
-                             std::chrono::milliseconds interval, Schedule schedule)
+                             std::chrono::milliseconds interval, Schedule schedule, std::size_t max_batch_bytes)
     : patterns_(patterns),
       broker_(broker),
       prefix_(std::move(prefix)),
       instance_(random_hex(8)),
-      coalescer_(interval, schedule),
+      coalescer_(interval, schedule, max_batch_bytes),
       schedule_(std::move(schedule)) {
   broker_.set_presence_tap([this](const Fanout& f) { on_event(f); });
   if (schedule_) schedule_(beat_interval, [this] { broker_.run([this] { beat(); }); });

@@ -44,7 +44,7 @@ class PresenceRedis final : public PresenceStore {
   // heartbeat (run on the broker's thread) and the coalescing windows. Throws
   // std::invalid_argument for a bad pattern.
   PresenceRedis(const std::vector<std::string>& patterns, BrokerRedis& broker, std::string prefix,
-                std::chrono::milliseconds interval, Schedule schedule);
+                std::chrono::milliseconds interval, Schedule schedule, std::size_t max_batch_bytes = 0);
 
   bool tracks(std::string_view topic) const override { return patterns_.allows(topic); }
   void set_announce(Announce announce) override { coalescer_.set_announce(std::move(announce)); }
