@@ -261,6 +261,28 @@ class PresenceOutboundBoundTest(PresenceTestCase):
         self.assertEqual(len(data["users"]), 101)  # the HTTP API is not bound by a send queue
 
 
+class PresenceCompressionTest(PresenceTestCase):
+    """A coalesced batch is several frames in one buffer; a client that negotiated
+    permessage-deflate (Python `websockets` does by default) must read each as its own message."""
+    SERVER_ARGS = PRESENCE + ["--compression", "on"]
+
+    async def test_batches_and_listings_reach_a_compressing_client_intact(self):
+        watcher = await self.join("watcher", "room:z")
+        self.assertEqual(watcher.response_headers.get("Sec-WebSocket-Extensions"),
+                         "permessage-deflate; server_no_context_takeover")
+        await self.next_of(watcher, "presence-join")
+        info = {"name": "n" * 200}
+        await asyncio.gather(*(self.join(f"z{i}", "room:z", info=info) for i in range(40)))
+        got = []
+        while len(got) < 40:
+            m = await self.next_of(watcher, "presence-join")
+            self.assertEqual((m["topic"], m["info"]), ("room:z", info))
+            got.append(m["user-id"])
+        self.assertEqual(sorted(got), sorted(f"z{i}" for i in range(40)))
+        listing = await self.presence(watcher, "room:z")
+        self.assertEqual(len(listing["users"]), 41)  # big enough to go out compressed
+
+
 class ForgedEventTest(PresenceTestCase):
     SERVER_ARGS = PRESENCE + ["--publish-patterns", "room:*"]
 
