@@ -82,6 +82,8 @@ PresenceKeys presence_keys(std::string_view prefix, std::string_view topic) {
   "end\n"                                                                                               \
   "local function keep(ms)\n"                                                                           \
   "  for _, k in ipairs({pc, pi, pv, pn}) do redis.call('PEXPIRE', k, ms) end\n"                        \
+  "  local runs = redis.call('ZRANGE', pn, 0, -1)\n"                                                    \
+  "  for i = 1, #runs do redis.call('PEXPIRE', pm .. runs[i], ms) end\n"                               \
   "end\n"                                                                                               \
   "local function register(inst, ttl, ms)\n"                                                            \
   "  if redis.call('EXISTS', pm .. inst) == 1 then\n"                                                   \

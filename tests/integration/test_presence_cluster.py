@@ -23,7 +23,7 @@ PRESENCE_ARGS = ["--presence", "room:**", "--commands-per-second", "0", "--clust
 class PresenceClusterTestCase(ClusterTestCase):
     NODE_ARGS = PRESENCE_ARGS
 
-    async def member(self, node, user, topic="room:1", info=None, skip_events=False):
+    async def member(self, node, user, topic="room:1", info=None, skip_events=True):
         """A connection of `user` on `node`, subscribed to `topic`. In cluster mode other users'
         events may come before the `subscribed` reply (skip_events: skip them)."""
         claims = {} if info is None else {"info": info}

@@ -44,7 +44,12 @@ void PresenceCoalescer::change(PresenceEvent event) {
     // The user's previous change is still pending and this one undoes it (a join follows a
     // leave or the other way round), so neither is announced. A rejoin with other info is
     // announced after the leave: the subscribers must learn the new info.
-    if (pending.kind == event.kind) return;  // cannot happen: changes alternate per user
+    if (pending.kind == event.kind) {
+      // Changes alternate per user; a repeated join (a node sending its users again after Redis
+      // lost them) can only bring newer info.
+      if (event.kind == PresenceEvent::Kind::join) pending.info = std::move(event.info);
+      return;
+    }
     if (!(pending.kind == PresenceEvent::Kind::leave && !same_info(pending.info, event.info))) {
       pending.user_id.clear();
       w.last.erase(last);

@@ -1,5 +1,7 @@
 #include "shell/adapters/presence_redis.hpp"
 
+#include <optional>
+
 #include <spdlog/spdlog.h>
 
 #include "core/presence_redis.hpp"
@@ -61,6 +63,7 @@ void PresenceRedis::change(const std::string& topic, const std::string& user, bo
   auto u = t.users.find(user);
   if (u == t.users.end()) {
     if (!join) return;
+    count_users(1, t.users.empty() ? 1 : 0);
     u = t.users.try_emplace(user).first;
     u->second.info = std::move(info);
   }
@@ -68,8 +71,10 @@ void PresenceRedis::change(const std::string& topic, const std::string& user, bo
   else --u->second.connections;
   const std::uint32_t count = u->second.connections;
   const std::string info_text = u->second.info ? *u->second.info : std::string();
-  if (count == 0) t.users.erase(u);
-  update_usage();
+  if (count == 0) {
+    t.users.erase(u);
+    count_users(-1, t.users.empty() ? -1 : 0);
+  }
   if (t.sync_pending) return;  // the sync sends the latest counts
   if (!t.registered) {
     if (!t.users.empty()) schedule_sync(topic, t);
@@ -84,6 +89,10 @@ void PresenceRedis::change(const std::string& topic, const std::string& user, bo
                             const bool ok = r && r->kind == core::RespValue::Kind::integer && r->integer == 0;
                             // Not known to Redis (or unknown fate): send everything again.
                             if (!ok) it->second.registered = false;
+                            if (r && r->kind == core::RespValue::Kind::integer && r->integer == -1) {
+                              it->second.heard = false;  // Redis lost the topic: versions start again
+                              it->second.seen = 0;
+                            }
                             if (!ok && !it->second.users.empty() && !it->second.sync_pending)
                               schedule_sync(topic, it->second);
                           });
@@ -131,55 +140,92 @@ void PresenceRedis::on_event(const Fanout& f) {
     spdlog::warn("presence: ignoring a malformed event on topic {}", f.target);
     return;
   }
+  std::optional<PresenceEvent> event;
   if (body->kind != 'm') {
     const auto kind = body->kind == 'j' ? PresenceEvent::Kind::join : PresenceEvent::Kind::leave;
-    coalescer_.change(PresenceEvent{kind, f.target, std::string(body->user), info_of(body->info)});
+    event = PresenceEvent{kind, f.target, std::string(body->user), info_of(body->info)};
   }
   auto it = topics_.find(f.target);
-  if (it == topics_.end() || it->second.users.empty()) return;
+  if (it == topics_.end()) {
+    if (event) coalescer_.change(std::move(*event));
+    return;
+  }
   Topic& t = it->second;
-  t.heard = true;
-  if (body->version > t.seen) t.seen = body->version;
-  release(f.target, t, false);
+  if (!t.users.empty()) {
+    t.heard = true;
+    if (body->version > t.seen) t.seen = body->version;
+  }
+  if (t.listings.empty()) {
+    if (event) coalescer_.change(std::move(*event));
+    return;
+  }
+  if (event) t.held.push_back(Held{body->version, std::move(*event)});
+  process(f.target, t, false);
 }
 
-// Answers the listings waiting on `topic` that can be answered (all: every one).
-void PresenceRedis::release(const std::string& topic, Topic& t, bool all) {
-  if (t.waiting.empty()) return;
-  std::vector<Waiting> ready;
-  std::vector<Waiting> still;
-  const auto now = Clock::now();
-  for (auto& w : t.waiting) {
-    if (all || (t.heard && w.version <= t.seen) || now - w.since >= max_listing_wait) ready.push_back(std::move(w));
-    else still.push_back(std::move(w));
+void PresenceRedis::announce_held(Topic& t, std::uint64_t up_to) {
+  std::size_t n = 0;
+  while (n < t.held.size() && t.held[n].version <= up_to) ++n;  // held in version order
+  for (std::size_t i = 0; i < n; ++i) coalescer_.change(std::move(t.held[i].event));
+  t.held.erase(t.held.begin(), t.held.begin() + static_cast<std::ptrdiff_t>(n));
+}
+
+// Answers the topic's listings that can be answered, in order, each after the events up to its
+// version and before the later ones (force: every replied one, now).
+void PresenceRedis::process(const std::string& topic, Topic& t, bool force) {
+  while (!t.listings.empty()) {
+    Listing& l = t.listings.front();
+    if (!l.replied) break;
+    const bool in_order = t.heard && t.seen >= l.version;
+    const bool late = Clock::now() - l.since >= max_listing_wait;
+    if (!force && !t.users.empty() && l.listing.available && !in_order && !late) break;
+    if (l.listing.available) announce_held(t, l.version);
+    coalescer_.flush(topic);
+    auto answer = std::move(l.answer);
+    auto listing = std::move(l.listing);
+    t.listings.pop_front();
+    answer(std::move(listing));
   }
-  t.waiting = std::move(still);
-  if (ready.empty()) return;
-  coalescer_.flush(topic);
-  for (auto& w : ready) w.answer(std::move(w.listing));
+  if (t.listings.empty()) announce_held(t, ~std::uint64_t{0});
 }
 
 void PresenceRedis::list(std::string_view topic, std::size_t max_users, std::function<void(PresenceListing)> answer) {
-  const auto keys = core::presence_keys(prefix_, topic);
-  broker_.presence_script(
-      std::string(topic), core::presence_list_script, keys.all(), {std::to_string(max_users)},
-      [this, topic = std::string(topic), max_users, answer = std::move(answer)](const core::RespValue* r) mutable {
-        auto read = r ? core::parse_presence_list(*r, max_users) : std::nullopt;
-        if (!read) {
-          PresenceListing none;
-          none.available = false;
-          return answer(std::move(none));
-        }
-        auto it = topics_.find(topic);
-        Topic* t = it == topics_.end() || it->second.users.empty() ? nullptr : &it->second;
-        if (!t || (t->heard && read->version <= t->seen)) {
-          // Every event up to the listing has reached this node (or it has no subscribers to
-          // order against): announce what is pending, then answer.
-          coalescer_.flush(topic);
-          return answer(std::move(read->listing));
-        }
-        t->waiting.push_back(Waiting{read->version, std::move(read->listing), std::move(answer), Clock::now()});
-      });
+  broker_.run([this, topic = std::string(topic), max_users, answer = std::move(answer)]() mutable {
+    // Ordered against the events only where this node has users (and so subscribers) on it.
+    std::uint64_t id = 0;
+    std::function<void(PresenceListing)> direct;
+    if (auto it = topics_.find(topic); it != topics_.end() && !it->second.users.empty()) {
+      id = ++next_listing_;
+      it->second.listings.push_back(Listing{id, false, 0, {}, std::move(answer), Clock::now()});
+    } else {
+      direct = std::move(answer);
+    }
+    const auto keys = core::presence_keys(prefix_, topic);
+    broker_.presence_script(
+        topic, core::presence_list_script, keys.all(), {std::to_string(max_users)},
+        [this, topic, max_users, id, direct = std::move(direct)](const core::RespValue* r) mutable {
+          auto read = r ? core::parse_presence_list(*r, max_users) : std::nullopt;
+          PresenceListing listing;
+          if (read) listing = std::move(read->listing);
+          else listing.available = false;
+          if (id == 0) {
+            coalescer_.flush(topic);
+            return direct(std::move(listing));
+          }
+          auto it = topics_.find(topic);
+          if (it == topics_.end()) return;
+          Topic& t = it->second;
+          for (auto& l : t.listings)
+            if (l.id == id) {
+              l.replied = true;
+              l.version = read ? read->version : 0;
+              l.listing = std::move(listing);
+              break;
+            }
+          process(topic, t, closed_);
+          if (t.users.empty()) forget_if_idle(topic);
+        });
+  });
 }
 
 void PresenceRedis::stats(std::string_view topic, std::function<void(PresenceStats)> answer) {
@@ -197,10 +243,9 @@ void PresenceRedis::stats(std::string_view topic, std::function<void(PresenceSta
 }
 
 void PresenceRedis::beat() {
-  if (closed_) return;
   for (auto& [topic, t] : topics_) {
-    release(topic, t, false);  // listings waiting too long
-    if (t.users.empty() || t.sync_pending) continue;
+    process(topic, t, closed_);  // listings waiting too long
+    if (closed_ || t.users.empty() || t.sync_pending) continue;
     if (!t.registered) {
       schedule_sync(topic, t);
       continue;
@@ -229,19 +274,13 @@ void PresenceRedis::forget_if_idle(const std::string& topic) {
   if (it == topics_.end()) return;
   Topic& t = it->second;
   if (!t.users.empty() || t.sync_pending || t.registered) return;
-  release(topic, t, true);
-  topics_.erase(it);
+  process(topic, t, true);
+  if (t.listings.empty()) topics_.erase(it);  // else once the replies are in
 }
 
-void PresenceRedis::update_usage() {
-  std::size_t topics = 0, users = 0;
-  for (const auto& [topic, t] : topics_)
-    if (!t.users.empty()) {
-      ++topics;
-      users += t.users.size();
-    }
-  usage_topics_.store(topics, std::memory_order_relaxed);
-  usage_users_.store(users, std::memory_order_relaxed);
+void PresenceRedis::count_users(std::ptrdiff_t users, std::ptrdiff_t topics) {
+  usage_users_.fetch_add(static_cast<std::size_t>(users), std::memory_order_relaxed);
+  usage_topics_.fetch_add(static_cast<std::size_t>(topics), std::memory_order_relaxed);
 }
 
 PresenceUsage PresenceRedis::usage() const {
@@ -260,7 +299,8 @@ void PresenceRedis::close(std::chrono::milliseconds max_wait) {
     closed_ = true;
     std::size_t n = 0;
     for (auto& [topic, t] : topics_) {
-      if (!t.registered && !t.sync_pending) continue;
+      process(topic, t, true);  // nothing waits for events any more
+      if (t.users.empty() && !t.registered && !t.sync_pending) continue;
       ++n;
       const auto keys = core::presence_keys(prefix_, topic);
       broker_.presence_script(topic, core::presence_sync_script, keys.all(), args({}), [w](const core::RespValue*) {

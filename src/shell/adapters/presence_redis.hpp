@@ -14,13 +14,17 @@
 //   publishing one too) receives them through the broker's presence tap, in version order, and
 //   hands them to its PresenceCoalescer, which announces them to the local subscribers.
 // - Listings: one script reads the topic's version and users. A node with subscribers on the
-//   topic answers once it has received every event up to that version (the answer then follows
-//   those events on every loop), or after 2 s at the latest; another node answers at once.
+//   topic holds back the topic's events while listings are outstanding, and answers a listing
+//   once it has received every event up to its version (or after 2 to 3 s at the latest):
+//   events up to that version are announced first, then the answer, then the later events.
+//   Another node answers at once.
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -63,11 +67,21 @@ class PresenceRedis final : public PresenceStore {
     std::uint32_t connections = 0;
     std::shared_ptr<const std::string> info;
   };
-  struct Waiting {
-    std::uint64_t version = 0;
+  // A listing asked of Redis while this node has users on the topic, in the order asked (the
+  // replies come in that order: one topic, one shard, one link).
+  struct Listing {
+    std::uint64_t id = 0;
+    bool replied = false;
+    std::uint64_t version = 0;  // of the reply
     PresenceListing listing;
     std::function<void(PresenceListing)> answer;
     std::chrono::steady_clock::time_point since;
+  };
+  // An event received while listings are outstanding: announced once the listings it must
+  // follow are answered.
+  struct Held {
+    std::uint64_t version = 0;
+    PresenceEvent event;
   };
   struct Topic {
     std::unordered_map<std::string, Local> users;  // this node's
@@ -75,7 +89,8 @@ class PresenceRedis final : public PresenceStore {
     bool sync_pending = false;  // a sync waits for the subscription barrier
     bool heard = false;         // an event arrived since this node had users here
     std::uint64_t seen = 0;     // the newest version received
-    std::vector<Waiting> waiting;
+    std::deque<Listing> listings;
+    std::vector<Held> held;
   };
 
   // Broker thread.
@@ -83,10 +98,11 @@ class PresenceRedis final : public PresenceStore {
   void schedule_sync(const std::string& topic, Topic& t);
   void send_sync(const std::string& topic);
   void on_event(const Fanout& f);
-  void release(const std::string& topic, Topic& t, bool all);
+  void process(const std::string& topic, Topic& t, bool force);
+  void announce_held(Topic& t, std::uint64_t up_to);
   void beat();
   void forget_if_idle(const std::string& topic);
-  void update_usage();
+  void count_users(std::ptrdiff_t users, std::ptrdiff_t topics);
   std::vector<std::string> args(std::initializer_list<std::string> rest) const;
 
   const core::TopicPatterns patterns_;
@@ -97,6 +113,7 @@ class PresenceRedis final : public PresenceStore {
   Schedule schedule_;
   std::unordered_map<std::string, Topic> topics_;  // broker thread
   bool closed_ = false;                            // broker thread
+  std::uint64_t next_listing_ = 0;                 // broker thread
   std::atomic<std::size_t> usage_topics_{0};
   std::atomic<std::size_t> usage_users_{0};
 };
