@@ -28,6 +28,13 @@ const std::array<std::string, cluster_slots>& slot_tags() {
   return tags;
 }
 
+// Placeholders for the offset: 19 digits, above any offset a stream reaches.
+constexpr std::string_view placeholders[] = {"9007199254740993317", "8118608165839882209"};
+
+}  // namespace
+
+std::string_view slot_tag(std::uint16_t slot) { return slot_tags()[slot % cluster_slots]; }
+
 std::optional<std::uint64_t> integer_of(const RespValue& v) {
   if (v.kind == RespValue::Kind::integer) {
     if (v.integer < 0) return std::nullopt;
@@ -37,28 +44,22 @@ std::optional<std::uint64_t> integer_of(const RespValue& v) {
   return std::nullopt;
 }
 
-// Placeholders for the offset: 19 digits, above any offset a stream reaches.
-constexpr std::string_view placeholders[] = {"9007199254740993317", "8118608165839882209"};
-
-}  // namespace
-
-std::string_view slot_tag(std::uint16_t slot) { return slot_tags()[slot % cluster_slots]; }
+std::string topic_key(std::string_view prefix, std::string_view kind, std::string_view topic) {
+  const auto tag = slot_tag(key_slot(channel_for(prefix, Route::topic, topic)));
+  std::string k;
+  k.reserve(prefix.size() + kind.size() + tag.size() + topic.size() + 4);
+  k += prefix;
+  k += ':';
+  k += kind;
+  k += ":{";
+  k += tag;
+  k += '}';
+  k += topic;
+  return k;
+}
 
 StreamKeys stream_keys(std::string_view prefix, std::string_view topic) {
-  const auto tag = slot_tag(key_slot(channel_for(prefix, Route::topic, topic)));
-  auto make = [&](std::string_view kind) {
-    std::string k;
-    k.reserve(prefix.size() + kind.size() + tag.size() + topic.size() + 4);
-    k += prefix;
-    k += ':';
-    k += kind;
-    k += ":{";
-    k += tag;
-    k += '}';
-    k += topic;
-    return k;
-  };
-  return {make("h"), make("hl")};
+  return {topic_key(prefix, "h", topic), topic_key(prefix, "hl", topic)};
 }
 
 std::optional<HistoryTemplate> stream_template(boost::json::object message, std::chrono::system_clock::time_point now,

@@ -35,6 +35,11 @@ struct StreamKeys {
 StreamKeys stream_keys(std::string_view prefix, std::string_view topic);
 // The shortest decimal number whose hash slot is `slot` (no braces, so it makes a hash tag).
 std::string_view slot_tag(std::uint16_t slot);
+// <prefix>:<kind>:{N}<topic>, N the slot tag of the topic's channel <prefix>:t:<topic>: a key
+// on the shard that carries the topic's messages.
+std::string topic_key(std::string_view prefix, std::string_view kind, std::string_view topic);
+// A reply that is a non-negative integer (or its decimal text).
+std::optional<std::uint64_t> integer_of(const RespValue& v);
 
 // The enveloped JSON of a stream message, split where its offset's digits go: the script
 // publishes head + offset + tail. Built by serializing the message once with a placeholder

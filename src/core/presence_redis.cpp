@@ -7,34 +7,9 @@
 #include "core/parse_util.hpp"
 
 namespace boundary::realtime::core {
-namespace {
-
-std::optional<std::uint64_t> count_of(const RespValue& v) {
-  if (v.kind == RespValue::Kind::integer) {
-    if (v.integer < 0) return std::nullopt;
-    return static_cast<std::uint64_t>(v.integer);
-  }
-  if (v.kind == RespValue::Kind::string) return parse_number<std::uint64_t>(v.str);
-  return std::nullopt;
-}
-
-}  // namespace
-
 PresenceKeys presence_keys(std::string_view prefix, std::string_view topic) {
-  const auto tag = slot_tag(key_slot(channel_for(prefix, Route::topic, topic)));
-  auto make = [&](std::string_view kind) {
-    std::string k;
-    k.reserve(prefix.size() + kind.size() + tag.size() + topic.size() + 5);
-    k += prefix;
-    k += ':';
-    k += kind;
-    k += ":{";
-    k += tag;
-    k += '}';
-    k += topic;
-    return k;
-  };
-  PresenceKeys keys{make("pc"), make("pi"), make("pv"), make("pn"), make("pm")};
+  PresenceKeys keys{topic_key(prefix, "pc", topic), topic_key(prefix, "pi", topic), topic_key(prefix, "pv", topic),
+                    topic_key(prefix, "pn", topic), topic_key(prefix, "pm", topic)};
   keys.entries += ':';
   return keys;
 }
@@ -199,9 +174,9 @@ std::optional<PresenceEventBody> decode_presence_body(std::string_view body) {
 std::optional<PresenceRead> parse_presence_list(const RespValue& reply, std::size_t max_users) {
   if (reply.kind != RespValue::Kind::array || reply.elements.size() < 3 || (reply.elements.size() - 3) % 3 != 0)
     return std::nullopt;
-  auto version = count_of(reply.elements[0]);
-  auto users = count_of(reply.elements[1]);
-  auto connections = count_of(reply.elements[2]);
+  auto version = integer_of(reply.elements[0]);
+  auto users = integer_of(reply.elements[1]);
+  auto connections = integer_of(reply.elements[2]);
   if (!version || !users || !connections) return std::nullopt;
   PresenceRead r;
   r.version = *version;
@@ -213,7 +188,7 @@ std::optional<PresenceRead> parse_presence_list(const RespValue& reply, std::siz
   for (std::size_t i = 3; i < reply.elements.size(); i += 3) {
     const auto& user = reply.elements[i];
     const auto& info = reply.elements[i + 2];
-    auto n = count_of(reply.elements[i + 1]);
+    auto n = integer_of(reply.elements[i + 1]);
     if (user.kind != RespValue::Kind::string || user.str.empty() || !n || *n == 0) return std::nullopt;
     if (info.kind != RespValue::Kind::string) return std::nullopt;
     if (!seen.insert(user.str).second) continue;
