@@ -44,22 +44,28 @@ std::optional<std::uint64_t> integer_of(const RespValue& v) {
   return std::nullopt;
 }
 
-std::string topic_key(std::string_view prefix, std::string_view kind, std::string_view topic) {
+std::vector<std::string> topic_keys(std::string_view prefix, std::string_view topic,
+                                    std::initializer_list<std::string_view> kinds) {
   const auto tag = slot_tag(key_slot(channel_for(prefix, Route::topic, topic)));
-  std::string k;
-  k.reserve(prefix.size() + kind.size() + tag.size() + topic.size() + 4);
-  k += prefix;
-  k += ':';
-  k += kind;
-  k += ":{";
-  k += tag;
-  k += '}';
-  k += topic;
-  return k;
+  std::vector<std::string> keys;
+  keys.reserve(kinds.size());
+  for (auto kind : kinds) {
+    std::string& k = keys.emplace_back();
+    k.reserve(prefix.size() + kind.size() + tag.size() + topic.size() + 4);
+    k += prefix;
+    k += ':';
+    k += kind;
+    k += ":{";
+    k += tag;
+    k += '}';
+    k += topic;
+  }
+  return keys;
 }
 
 StreamKeys stream_keys(std::string_view prefix, std::string_view topic) {
-  return {topic_key(prefix, "h", topic), topic_key(prefix, "hl", topic)};
+  auto k = topic_keys(prefix, topic, {"h", "hl"});
+  return {std::move(k[0]), std::move(k[1])};
 }
 
 std::optional<HistoryTemplate> stream_template(boost::json::object message, std::chrono::system_clock::time_point now,

@@ -14,6 +14,7 @@
 // offset, keeps the message and publishes it, atomically.
 
 #include <chrono>
+#include <initializer_list>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -35,9 +36,10 @@ struct StreamKeys {
 StreamKeys stream_keys(std::string_view prefix, std::string_view topic);
 // The shortest decimal number whose hash slot is `slot` (no braces, so it makes a hash tag).
 std::string_view slot_tag(std::uint16_t slot);
-// <prefix>:<kind>:{N}<topic>, N the slot tag of the topic's channel <prefix>:t:<topic>: a key
-// on the shard that carries the topic's messages.
-std::string topic_key(std::string_view prefix, std::string_view kind, std::string_view topic);
+// <prefix>:<kind>:{N}<topic> for each kind, N the slot tag of the topic's channel
+// <prefix>:t:<topic>: keys on the shard that carries the topic's messages.
+std::vector<std::string> topic_keys(std::string_view prefix, std::string_view topic,
+                                    std::initializer_list<std::string_view> kinds);
 // A reply that is a non-negative integer (or its decimal text).
 std::optional<std::uint64_t> integer_of(const RespValue& v);
 

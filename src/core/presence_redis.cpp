@@ -8,8 +8,8 @@
 
 namespace boundary::realtime::core {
 PresenceKeys presence_keys(std::string_view prefix, std::string_view topic) {
-  PresenceKeys keys{topic_key(prefix, "pc", topic), topic_key(prefix, "pi", topic), topic_key(prefix, "pv", topic),
-                    topic_key(prefix, "pn", topic), topic_key(prefix, "pm", topic)};
+  auto k = topic_keys(prefix, topic, {"pc", "pi", "pv", "pn", "pm"});
+  PresenceKeys keys{std::move(k[0]), std::move(k[1]), std::move(k[2]), std::move(k[3]), std::move(k[4])};
   keys.entries += ':';
   return keys;
 }
@@ -109,9 +109,7 @@ const std::string presence_beat_script =
     REALTIME_PRESENCE_LUA_PRELUDE
     "local inst, ttl, ms = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])\n"
     "local lost = 0\n"
-    "if inst ~= '' then\n"
-    "  if redis.call('ZSCORE', pn, inst) then register(inst, ttl, ms) else lost = 1 end\n"
-    "end\n"
+    "if redis.call('ZSCORE', pn, inst) then register(inst, ttl, ms) else lost = 1 end\n"
     "local reaped = reap()\n"
     "if redis.call('EXISTS', pv) == 1 then keep(ms) end\n"
     "return {lost, reaped}\n";

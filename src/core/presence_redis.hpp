@@ -59,8 +59,8 @@ extern const std::string presence_sync_script;
 // ARGV after the three: instance, entry TTL ms, keep ms, user, connections (absolute, 0: none),
 // info. -1 (nothing done) when the instance is not registered: the node must sync.
 extern const std::string presence_set_script;
-// ARGV after the three: instance ("" for none), entry TTL ms, keep ms. Keeps the instance alive
-// and removes dead ones. Returns {lost (1: the instance is not registered: sync), reaped}.
+// ARGV after the three: instance, entry TTL ms, keep ms. Keeps the instance alive and removes
+// dead ones. Returns {lost (1: the instance is not registered: sync), reaped}.
 extern const std::string presence_beat_script;
 // ARGV after the three: the most users to list. Removes dead instances, then returns
 // {version, users present, connections, then user, connections, info for at most that many}.

@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import subprocess
+import time
 import unittest
 import urllib.parse
 
@@ -14,6 +15,29 @@ from rt_harness import (DEFAULT_TIMEOUT, SERVER, RealtimeTestCase, free_port, ht
                         random_secret, server_args)
 
 PRESENCE = ["--presence", "room:*,doc:**", "--commands-per-second", "0"]  # the harness runs --threads 2
+
+
+async def follow_listing(test, ws, quiet: float, within: float) -> set:
+    """The copy a client keeps: the answer to the `presence` it sent, then the joins and leaves
+    after it (events before the answer are ignored). Fails on an event that contradicts the
+    copy; ends after `quiet` seconds without a message (or `within` in all)."""
+    present = None
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            m = json.loads(await asyncio.wait_for(ws.recv(), quiet))
+        except asyncio.TimeoutError:
+            break
+        if m["type"] == "presence":
+            present = {u["user-id"] for u in m["users"]}
+        elif present is not None and m["type"] == "presence-join":
+            test.assertNotIn(m["user-id"], present, "join of a user already listed")
+            present.add(m["user-id"])
+        elif present is not None and m["type"] == "presence-leave":
+            test.assertIn(m["user-id"], present, "leave of a user not listed")
+            present.discard(m["user-id"])
+    test.assertIsNotNone(present, "no answer to presence")
+    return present
 
 
 class PresenceTestCase(RealtimeTestCase):
@@ -208,23 +232,8 @@ class PresenceQueryTest(PresenceTestCase):
         task = asyncio.gather(*(churn(i) for i in range(30)))
         await asyncio.sleep(0.05)
         await watcher.send(json.dumps({"action": "presence", "topic": "room:busy"}))
-        present = None
         await task
-        deadline = asyncio.get_running_loop().time() + 3
-        while asyncio.get_running_loop().time() < deadline:
-            try:
-                m = await asyncio.wait_for(watcher.recv(), 0.5)
-            except asyncio.TimeoutError:
-                break
-            m = json.loads(m)
-            if m["type"] == "presence":
-                present = set(self.by_user(m))
-            elif present is not None and m["type"] == "presence-join":
-                self.assertNotIn(m["user-id"], present, "join of a user already listed")
-                present.add(m["user-id"])
-            elif present is not None and m["type"] == "presence-leave":
-                self.assertIn(m["user-id"], present, "leave of a user not listed")
-                present.discard(m["user-id"])
+        present = await follow_listing(self, watcher, quiet=0.5, within=3)
         final = await self.api_ok("GET", "/api/presence?topic=room:busy")
         self.assertEqual(present, set(self.by_user(final)))
 

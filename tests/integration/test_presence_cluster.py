@@ -15,6 +15,7 @@ import websockets.client
 
 from rt_harness import DEFAULT_TIMEOUT, HOST, no_server, redis_key_slot
 from test_cluster import ClusterTestCase
+from test_presence import follow_listing
 from test_redis_cluster import RedisClusterTestCase
 
 PRESENCE_ARGS = ["--presence", "room:**", "--commands-per-second", "0", "--cluster-reply-timeout", "1000"]
@@ -185,24 +186,8 @@ class PresenceClusterTests:
         task = asyncio.gather(*(churn(i) for i in range(40)))
         await asyncio.sleep(0.05)
         await watcher.send(json.dumps({"action": "presence", "topic": "room:busy"}))
-        present = None
         await task
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            try:
-                m = await asyncio.wait_for(watcher.recv(), 1.0)
-            except asyncio.TimeoutError:
-                break
-            m = json.loads(m)
-            if m["type"] == "presence":
-                present = set(u["user-id"] for u in m["users"])
-            elif present is not None and m["type"] == "presence-join":
-                self.assertNotIn(m["user-id"], present, "join of a user already listed")
-                present.add(m["user-id"])
-            elif present is not None and m["type"] == "presence-leave":
-                self.assertIn(m["user-id"], present, "leave of a user not listed")
-                present.discard(m["user-id"])
-        self.assertIsNotNone(present)
+        present = await follow_listing(self, watcher, quiet=1.0, within=5)
         self.assertEqual(present, set(await self.listing(self.a, "room:busy")))
 
     @no_server
