@@ -19,6 +19,8 @@
 #include "core/deflate_codec.hpp"
 #include "shell/tcp_socket.hpp"
 
+struct io_uring;
+
 namespace boundary::realtime::shell {
 
 class WsSession;
@@ -75,6 +77,7 @@ class Loop {
   void do_sweep();
   void post_flush();  // one flush pass per loop turn, however many sessions and answers wait
   void flush_all();
+  void flush_uring(std::vector<std::shared_ptr<WsSession>>& pending);  // --io-uring on
 
   Node& node_;
   unsigned index_;
@@ -89,6 +92,10 @@ class Loop {
   std::string inflated_;
   std::vector<std::function<void()>> answers_pending_;
   bool flush_posted_ = false;
+  struct UringDeleter {
+    void operator()(io_uring* ring) const noexcept;
+  };
+  std::unique_ptr<io_uring, UringDeleter> ring_;  // --io-uring on only
   std::vector<std::shared_ptr<WsSession>> closing_;
   boost::asio::ip::tcp::acceptor acceptor_;
   boost::asio::steady_timer accept_retry_;
