@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The experimental io_uring write path (REALTIME_EXPERIMENT_URING=1) against the writev loop, at
+# --io-uring on against the writev path (--io-uring off), at
 # 10,000 subscribers: full speed (256 `publish` in flight) and fixed rates (one message per loop
 # pass). Server on CPU 0 with --threads 1, load generator on CPU 1.
-# Usage: bench/uring.sh [build dir]   Env: N (10000), RATES ("20 40 60"), RATE_SECONDS (10), RUNS (2)
+# Usage: bench/uring.sh [build dir]   Env: N (10000), RATES ("20 40 60"), RATE_SECONDS (10), RUNS (2),
+# FULL (1: also the full-speed run). Prints one line per run: deliveries/s and the server's CPU time per delivery.
 set -euo pipefail
 BUILD=${1:-build/release}
 N=${N:-10000}; RATES=${RATES:-"20 40 60"}; RATE_SECONDS=${RATE_SECONDS:-10}; RUNS=${RUNS:-2}
@@ -10,8 +11,8 @@ SECRET=bench-secret-0123456789abcdef0123456789a; KEY=bench-api-key-0123456789; P
 ulimit -n "$(ulimit -Hn)"
 run() {  # mode label loadgen-args...
   local mode=$1 label=$2; shift 2
-  local env=(); [ "$mode" = uring ] && env=(REALTIME_EXPERIMENT_URING=1)
-  env "${env[@]}" taskset -c 0 "$BUILD/realtime-server" --port "$PORT" --threads 1 --jwt-secret $SECRET --api-key $KEY \
+  local flag=off; [ "$mode" = uring ] && flag=on
+  taskset -c 0 "$BUILD/realtime-server" --io-uring $flag --port "$PORT" --threads 1 --jwt-secret $SECRET --api-key $KEY \
     --max-outbound-bytes 1048576 --publish-patterns bench --commands-per-second 0 --log-level warn &
   local pid=$!
   for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
