@@ -50,7 +50,6 @@ const std::vector<OptionInfo>& options() {
       {"proxy-max-in-flight", "subscribe proxy requests in flight per node before refusing at once (default 64)"},
       {"max-message-bytes", "largest inbound WebSocket message, after decompression (default 65536)"},
       {"compression", "permessage-deflate (RFC 7692) for clients that offer it: off or on (default off)"},
-      {"io-uring", "write each loop pass through io_uring, one system call for many connections: off or on (default off)"},
       {"max-outbound-bytes", "per-connection send buffer before a slow consumer is closed (default 1048576)"},
       {"max-subscriptions", "topics per connection (default 1000)"},
       {"history", "comma list of PATTERN=SIZE[/TTL]: topics matching PATTERN keep their last SIZE messages for TTL seconds (default 300) for recovery and the history action (default: none)"},
@@ -131,13 +130,6 @@ double parse_double(const std::string& name, const std::string& text) {
   throw std::invalid_argument("--" + name + ": expected a non-negative number, got '" + text + "'");
 }
 
-// TOML may also say `compression = true`.
-bool parse_on_off(const std::string& name, const std::string& text) {
-  if (text != "off" && text != "on" && text != "false" && text != "true")
-    throw std::invalid_argument("--" + name + ": expected off or on, got '" + text + "'");
-  return text == "on" || text == "true";
-}
-
 std::string read_file(const std::string& path, const std::string& what) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::invalid_argument(what + ": cannot read '" + path + "'");
@@ -179,8 +171,12 @@ void apply(LoadedConfig& out, const std::string& name, const std::string& v) {
   else if (name == "proxy-timeout") c.proxy_timeout = std::chrono::milliseconds(parse_number<long>(name, v));
   else if (name == "proxy-max-in-flight") c.proxy_max_in_flight = parse_number<std::size_t>(name, v);
   else if (name == "max-message-bytes") c.max_message_bytes = parse_number<std::size_t>(name, v);
-  else if (name == "compression") c.compression = parse_on_off(name, v);
-  else if (name == "io-uring") c.io_uring = parse_on_off(name, v);
+  else if (name == "compression") {
+    // TOML may also say `compression = true`.
+    if (v != "off" && v != "on" && v != "false" && v != "true")
+      throw std::invalid_argument("--compression: expected off or on, got '" + v + "'");
+    c.compression = v == "on" || v == "true";
+  }
   else if (name == "max-outbound-bytes") c.max_outbound_bytes = parse_number<std::size_t>(name, v);
   else if (name == "history") c.history = core::split_list(v);
   else if (name == "presence") c.presence = core::split_list(v);

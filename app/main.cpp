@@ -181,9 +181,8 @@ int run_server(rt::app::LoadedConfig loaded) {
   rt::Config config = c;
   rt::Server server(std::move(c), std::move(verifier));
   const auto port = server.start();
-  spdlog::info("realtime-server listening on {} ({} threads{}{})", url_authority(config.host, port),
-               config.threads ? config.threads : std::thread::hardware_concurrency(),
-               config.io_uring ? ", writes through io_uring" : "", dev ? ", DEV MODE" : "");
+  spdlog::info("realtime-server listening on {} ({} threads{})", url_authority(config.host, port),
+               config.threads ? config.threads : std::thread::hardware_concurrency(), dev ? ", DEV MODE" : "");
   log_security_settings(config);
   if (dev) print_dev_mode(config, port);
   int sig = 0;

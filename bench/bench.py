@@ -8,7 +8,6 @@ Runs every scenario against every server, one after another under the same condi
   ours-tls  ours-1t with --tls-cert/--tls-key, the load generator with --tls (fanout and connect only)
   ours-deflate  ours-1t with --compression on, the load generator with --compression (fanout and connect only)
   ours-history  ours-1t with --history bench=1000/300: the topic keeps its messages (fanout only)
-  ours-uring  ours-1t with --io-uring on: each pass's writes in one io_uring submission (fanout and rate only)
   ws        node bench/peers/ws-server.mjs, pinned to CPU 0
   socketio  node bench/peers/socketio-server.mjs, pinned to CPU 0
 
@@ -16,8 +15,7 @@ Scenarios: fanout (full speed, CONNECTIONS subscribers), rate (fixed rate, RATE_
 subscribers), connect (connects/s and RSS per idle connection), users (ours only: send-to-user
 at a fixed rate, must be lossless), growth (fanout and connect at each of GROWTH_N), api (ours-1t
 only: publishing through the HTTP API, pipelined, over 8 connections and in batches, against the
-WebSocket `publish` path at the same API_WINDOW), uring (ours-1t and ours-uring only: CONNECTIONS
-subscribers at 5 msg/s, one message per loop pass; the server's CPU time per delivery).
+WebSocket `publish` path at the same API_WINDOW).
 
 Each run gets a fresh server process. Before each run the driver waits until the machine is
 quiet; a run during which other processes used more than MAX_OTHERS CPU seconds is repeated
@@ -34,10 +32,9 @@ Environment knobs (defaults for a full run; QUICK=1 changes the ones marked *):
   USERS_RATE (5000)   USERS_DURATION (10*)  HOLD (2*)  idle seconds in the connect scenario
   GROWTH_N ("1000 5000 10000 19000"*)  GROWTH_MESSAGES (200*)
   API_MESSAGES (2000*)  API_WINDOW (32: requests in flight)  API_BATCH (100 messages per batch)
-  URING_SECONDS (10*)  the uring scenario: CONNECTIONS subscribers at 5 msg/s for that long (ours-1t, ours-uring)
   Quick mode: RUNS=1 MESSAGES=50 RATE_MESSAGES=1000 USERS_DURATION=2 HOLD=1 GROWTH_N="1000 10000"
   GROWTH_MESSAGES=MESSAGES ATTEMPTS=1 QUIET_TIMEOUT=15 OUT=build/bench-quick (about 2 minutes).
-  SERVERS ("ours-1t ours-2t ours-tls ours-deflate ours-history ours-uring ws socketio")  SCENARIOS ("fanout rate connect users growth api uring")
+  SERVERS ("ours-1t ours-2t ours-tls ours-deflate ours-history ws socketio")  SCENARIOS ("fanout rate connect users growth api")
   MAX_OTHERS (0.5; per 10 s of a longer run)    ATTEMPTS (3*)  QUIET_TIMEOUT (300* s)  QUIET_CPU (0.10 CPU s per s)
   PORT (3850)         SERVER, LOADGEN (build/release binaries)  OUT (docs*)
   Setting SERVERS or SCENARIOS keeps the other raw results (a partial re-run); without them
@@ -77,15 +74,11 @@ SECRET = "bench-secret-0123456789abcdef0123456789a"  # 40 characters
 API_KEY = "bench-api-key-0123456789"  # at least 16 bytes, as the server requires
 OPT_BEGIN = "<!-- optimisations:begin -->"
 OPT_END = "<!-- optimisations:end -->"
-ALL_SERVERS = ["ours-1t", "ours-2t", "ours-tls", "ours-deflate", "ours-history", "ours-uring", "ws", "socketio"]
+ALL_SERVERS = ["ours-1t", "ours-2t", "ours-tls", "ours-deflate", "ours-history", "ws", "socketio"]
 TLS_SCENARIOS = ("fanout", "connect")  # ours-tls: what TLS changes (per-byte cost, handshakes, memory)
 DEFLATE_SCENARIOS = ("fanout", "connect")  # ours-deflate: the compression pass per message, memory
 HISTORY_SCENARIOS = ("fanout",)  # ours-history: what keeping every message costs the fan-out
-URING_SCENARIOS = ("fanout", "rate", "uring")  # ours-uring: the write path at full speed and at fixed rates
-# uring: CONNECTIONS subscribers at URING_RATE msg/s, ours-1t and ours-uring only: one message per loop pass, below
-# the rate at which the writev path saturates a core here (about 10 msg/s at 10,000 subscribers).
-URING_RATE = 5.0
-ALL_SCENARIOS = ["fanout", "rate", "connect", "users", "growth", "api", "uring"]
+ALL_SCENARIOS = ["fanout", "rate", "connect", "users", "growth", "api"]
 # The api scenario's modes: how the publisher sends (loadgen_args) and what each row is called.
 API_MODES = {
     "ws": "WebSocket `publish` (reference)",
@@ -97,7 +90,7 @@ API_MODES = {
 API_CONNECTIONS = 8
 COLORS = {"ours-1t": charts.PALETTE[0], "ours-2t": charts.PALETTE[1], "ws": charts.PALETTE[2],
           "socketio": charts.PALETTE[3], "ours-tls": charts.PALETTE[4], "ours-deflate": charts.PALETTE[5],
-          "ours-history": charts.PALETTE[6], "ours-uring": charts.PALETTE[7 % len(charts.PALETTE)]}
+          "ours-history": charts.PALETTE[6]}
 PERCENTILES = ["p50", "p90", "p99", "p99.9", "max"]
 KEEP_WORK: list = []  # logs of runs whose server died or did not start
 
@@ -128,7 +121,6 @@ class Config:
     rate_connections: int
     users_rate: float
     users_duration: float
-    uring_seconds: float
     hold: float
     growth_n: list
     growth_messages: int
@@ -179,7 +171,7 @@ def knobs(cfg: "Config") -> dict:
     return {"RUNS": cfg.runs, "MESSAGES": cfg.messages, "CONNECTIONS": cfg.connections, "SIZE": cfg.size,
             "WINDOW": cfg.window, "RATE": cfg.rate, "RATE_MESSAGES": cfg.rate_messages,
             "RATE_CONNECTIONS": cfg.rate_connections, "USERS_RATE": cfg.users_rate,
-            "USERS_DURATION": cfg.users_duration, "URING_SECONDS": cfg.uring_seconds, "HOLD": cfg.hold, "GROWTH_N": " ".join(map(str, cfg.growth_n)),
+            "USERS_DURATION": cfg.users_duration, "HOLD": cfg.hold, "GROWTH_N": " ".join(map(str, cfg.growth_n)),
             "GROWTH_MESSAGES": cfg.growth_messages, "API_MESSAGES": cfg.api_messages, "API_WINDOW": cfg.api_window,
             "API_BATCH": cfg.api_batch, "MAX_OTHERS": cfg.max_others, "ATTEMPTS": cfg.attempts}
 
@@ -201,7 +193,6 @@ def load_config() -> Config:
         rate_connections=env("RATE_CONNECTIONS", 1000, int),
         users_rate=env("USERS_RATE", 5000.0, float),
         users_duration=env("USERS_DURATION", q(10.0, 2.0), float),
-        uring_seconds=env("URING_SECONDS", q(10.0, 2.0), float),
         hold=env("HOLD", q(2.0, 1.0), float),
         growth_n=[int(x) for x in env("GROWTH_N", q("1000 5000 10000 19000", "1000 10000")).split()],
         growth_messages=0,
@@ -277,7 +268,6 @@ def scenario_cases(cfg: Config) -> dict:
         "growth": [Case("fanout", n, messages=cfg.growth_messages) for n in cfg.growth_n]
         + [Case("connect", n, hold=cfg.hold) for n in cfg.growth_n],
         "api": [Case("api", cfg.connections, messages=cfg.api_messages, mode=m) for m in API_MODES],
-        "uring": [Case("rate", cfg.connections, messages=int(URING_RATE * cfg.uring_seconds), rate=URING_RATE)],
     }
     return c
 
@@ -405,7 +395,6 @@ def server_specs(cfg: Config) -> dict:
         "ours-tls": ServerSpec("ours-tls", "0", "1"),
         "ours-deflate": ServerSpec("ours-deflate", "0", "1"),
         "ours-history": ServerSpec("ours-history", "0", "1"),
-        "ours-uring": ServerSpec("ours-uring", "0", "1"),
         "ws": ServerSpec("ws", "0", "1"),
         "socketio": ServerSpec("socketio", "0", "1"),
     }
@@ -435,7 +424,7 @@ def server_specs(cfg: Config) -> dict:
         specs["ours-deflate"].available = False
         specs["ours-deflate"].why_not = "the load generator has no --compression (rebuild: make build)"
     if not os.access(cfg.server_bin, os.X_OK):
-        for n in ("ours-1t", "ours-2t", "ours-tls", "ours-deflate", "ours-history", "ours-uring"):
+        for n in ("ours-1t", "ours-2t", "ours-tls", "ours-deflate", "ours-history"):
             specs[n].available, specs[n].why_not = False, f"{cfg.server_bin} is missing (make build)"
     return specs
 
@@ -482,8 +471,6 @@ class RunningServer:
                 self.cmd += ["--compression", "on"]
             if spec.name == "ours-history":
                 self.cmd += ["--history", "bench=1000/300"]
-            if spec.name == "ours-uring":
-                self.cmd += ["--io-uring", "on"]
         else:
             script = "ws-server.mjs" if spec.name == "ws" else "socketio-server.mjs"
             self.cmd = ["node", os.path.join(ROOT, "bench/peers", script), "--port", str(port)]
@@ -685,10 +672,6 @@ def measure(cfg: Config) -> None:
             if server == "ours-deflate" and sc not in DEFLATE_SCENARIOS:
                 continue
             if server == "ours-history" and sc not in HISTORY_SCENARIOS:
-                continue
-            if server == "ours-uring" and sc not in URING_SCENARIOS:
-                continue
-            if sc == "uring" and server not in ("ours-1t", "ours-uring"):
                 continue
             for case in cases_by_scenario[sc]:
                 if applies(server, case) and (server, case.id) not in seen:
@@ -1070,9 +1053,9 @@ def render(cfg: Config) -> str:
     d.add("Knobs (environment or `make bench VAR=value`): `RUNS` (3), `MESSAGES` (1000), `CONNECTIONS` (10000), "
           "`RATE` (1000 msg/s), `RATE_MESSAGES` (5000), `RATE_CONNECTIONS` (1000), `USERS_RATE` (5000), "
           "`USERS_DURATION` (10 s), `HOLD` (2 s), `GROWTH_N` (\"1000 5000 10000 19000\"), `GROWTH_MESSAGES` (200), "
-          "`SIZE` (100 B), `WINDOW` (256), `API_MESSAGES` (2000), `API_WINDOW` (32), `API_BATCH` (100), `URING_SECONDS` (10), "
-          "`SERVERS` (\"ours-1t ours-2t ours-tls ours-deflate ours-history ours-uring ws socketio\"), "
-          "`SCENARIOS` (\"fanout rate connect users growth api uring\"), `MAX_OTHERS` (0.5 CPU s), `ATTEMPTS` (3), "
+          "`SIZE` (100 B), `WINDOW` (256), `API_MESSAGES` (2000), `API_WINDOW` (32), `API_BATCH` (100), "
+          "`SERVERS` (\"ours-1t ours-2t ours-tls ours-deflate ours-history ws socketio\"), "
+          "`SCENARIOS` (\"fanout rate connect users growth api\"), `MAX_OTHERS` (0.5 CPU s), `ATTEMPTS` (3), "
           "`QUIET_TIMEOUT` (300 s), `PORT` (3850), `OUT` (docs). With `SERVERS` or `SCENARIOS` set, the other "
           "servers' and scenarios' raw results are kept and the file is re-rendered from all of them.", "")
     d.add(f"Raw results: [`{cfg.rel(cfg.raw_dir)}/`]({cfg.rel(cfg.raw_dir)}/), one JSON file per server and "
@@ -1090,8 +1073,7 @@ def render(cfg: Config) -> str:
           "fanout and connect only; **ours-deflate** = ours-1t with `--compression on`, every client negotiating "
           "permessage-deflate (`realtime-loadgen --compression`, which inflates each distinct payload once), fanout and "
           "connect only; **ours-history** = ours-1t with `--history bench=1000/300` (the topic keeps its last 1,000 "
-          "messages; every delivery carries its offset), fanout only; **ours-uring** = ours-1t with `--io-uring on` (each loop "
-          "pass's writes submitted through io_uring), fanout and fixed rate only. **ws** = `node bench/peers/ws-server.mjs` (every text message from "
+          "messages; every delivery carries its offset), fanout only. **ws** = `node bench/peers/ws-server.mjs` (every text message from "
           "a client goes to every other client) and **socketio** = `node bench/peers/socketio-server.mjs` (a `publish` "
           "event is `socket.broadcast.emit(\"message\", …)`, WebSocket transport only), both pinned to CPU 0.",
           "- The load generator is pinned to CPU 1. The machine has only 2 cores, so **ours-2t shares CPU 1 with the "
@@ -1462,21 +1444,6 @@ def targets(d: Doc, cases: dict) -> list:
     rows.append([f"Fanout at {fan.n:,} subscribers on a topic with history (ours-history)",
                  "≥ 85 % of ours-1t (history costs ≤ 15 %)",
                  verdict(None, "") if r is None else verdict(r >= 0.85, f"{r:.0%}"), "(ours-1t only)"])
-    # --io-uring: the server's CPU time per delivery, ours-1t's over ours-uring's (the rule for keeping it:
-    # at least 1.3× at the fixed rate); at full speed, deliveries/s.
-    def cpu_per_delivery(server, case):
-        xs = [get(r, "delivery/server_cpu_seconds") / get(r, "delivery/received") for r in d.runs(server, case)
-              if isinstance(get(r, "delivery/server_cpu_seconds"), (int, float)) and get(r, "delivery/received")]
-        return statistics.median(xs) if xs else None
-    ur = cases["uring"][0]
-    r = ratio(cpu_per_delivery("ours-1t", ur), cpu_per_delivery("ours-uring", ur))
-    rows.append([f"Server CPU per delivery at {ur.rate:,.0f} msg/s to {ur.n:,}: ours-1t ÷ ours-uring (`--io-uring on`)",
-                 "≥ 1.3× to keep the flag", verdict(None, "") if r is None else verdict(r >= 1.3, fmt_ratio(r)),
-                 "(ours-1t only)"])
-    r = ratio(stat(d.runs("ours-uring", fan), "delivery/deliveries_per_second").median,
-              stat(d.runs("ours-1t", fan), "delivery/deliveries_per_second").median)
-    rows.append([f"Fanout throughput at {fan.n:,} subscribers: ours-uring ÷ ours-1t", "(measured, no target)",
-                 verdict(None, "" if r is None else fmt_ratio(r)), "(ours-1t only)"])
     ref = api_reference(d, cases["api"])
     for c in cases["api"]:
         if c.mode in ("ws", "api8w"):

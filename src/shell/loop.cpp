@@ -1,10 +1,6 @@
 #include "shell/loop.hpp"
 
 #include <cerrno>
-#include <cstring>
-
-#include <liburing.h>
-#include <sys/socket.h>
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/socket_base.hpp>
@@ -32,8 +28,6 @@ constexpr auto accept_backoff = std::chrono::milliseconds(100);
 // reconnect storm fill the listen queue while the loop is busy sending; after a batch the accept
 // is re-armed, so other work on the loop still runs between batches.
 constexpr int accept_batch = 64;
-// --io-uring on: submission queue entries, so the most sends per io_uring_enter.
-constexpr std::size_t uring_entries = 4096;
 
 bool aborted_before_accept(const error_code& ec) {
   // The peer gave up while its connection waited in the listen queue: not an accept failure.
@@ -47,21 +41,7 @@ Loop::Loop(Node& node, unsigned index)
       read_buffer_(read_buffer_bytes),
       acceptor_(io_),
       accept_retry_(io_),
-      sweep_timer_(io_) {
-  if (node.config().io_uring) {
-    auto ring = std::make_unique<io_uring>();
-    const int rc = io_uring_queue_init(uring_entries, ring.get(), 0);
-    if (rc < 0)
-      throw std::runtime_error(std::string("--io-uring on: io_uring is not available here (") + std::strerror(-rc) +
-                               "); run with --io-uring off");
-    ring_.reset(ring.release());
-  }
-}
-
-void Loop::UringDeleter::operator()(io_uring* ring) const noexcept {
-  io_uring_queue_exit(ring);
-  delete ring;
-}
+      sweep_timer_(io_) {}
 
 Loop::~Loop() { join(); }
 
@@ -111,58 +91,7 @@ void Loop::flush_all() {
   for (auto& write : answers) write();
   auto pending = std::move(flush_pending_);
   flush_pending_.clear();
-  if (ring_) return flush_uring(pending);  // --io-uring on
   for (auto& s : pending) s->flush();
-}
-
-void Loop::flush_uring(std::vector<std::shared_ptr<WsSession>>& pending) {
-  // One sendmsg per session, submitted uring_entries at a time with one io_uring_enter that
-  // also waits for them: MSG_DONTWAIT makes a send that would block complete at once with
-  // -EAGAIN (no poll is armed), so the submission behaves like the writev loop it replaces and
-  // every send has completed when the call returns. TLS sessions, and sessions with nothing to
-  // send or waiting until writable, take their usual path.
-  constexpr std::size_t gather_max = 64;
-  std::vector<iovec> iovs(std::min(pending.size(), uring_entries) * gather_max);
-  std::vector<msghdr> msgs(std::min(pending.size(), uring_entries));
-  std::vector<WsSession*> batch;
-  batch.reserve(msgs.size());
-  std::size_t i = 0;
-  while (i < pending.size()) {
-    batch.clear();
-    for (; i < pending.size() && batch.size() < uring_entries; ++i) {
-      WsSession& s = *pending[i];
-      const std::size_t k = batch.size();
-      const std::size_t n = s.gather(std::span(iovs.data() + k * gather_max, gather_max));
-      if (n == 0) {
-        s.flush();
-        continue;
-      }
-      msgs[k] = msghdr{};
-      msgs[k].msg_iov = iovs.data() + k * gather_max;
-      msgs[k].msg_iovlen = n;
-      io_uring_sqe* sqe = io_uring_get_sqe(ring_.get());
-      io_uring_prep_sendmsg(sqe, s.native_handle(), &msgs[k], MSG_DONTWAIT | MSG_NOSIGNAL);
-      io_uring_sqe_set_data64(sqe, k);
-      batch.push_back(&s);
-    }
-    if (batch.empty()) continue;
-    int rc = io_uring_submit_and_wait(ring_.get(), static_cast<unsigned>(batch.size()));
-    if (rc < 0) throw std::system_error(-rc, std::generic_category(), "io_uring_submit_and_wait");
-    std::size_t seen = 0;
-    while (seen < batch.size()) {
-      io_uring_cqe* cqe = nullptr;
-      rc = io_uring_wait_cqe(ring_.get(), &cqe);
-      if (rc < 0) throw std::system_error(-rc, std::generic_category(), "io_uring_wait_cqe");
-      unsigned head;
-      unsigned count = 0;
-      io_uring_for_each_cqe(ring_.get(), head, cqe) {
-        batch[cqe->user_data]->written(cqe->res);
-        ++count;
-      }
-      io_uring_cq_advance(ring_.get(), count);
-      seen += count;
-    }
-  }
 }
 
 void Loop::track_closing(std::shared_ptr<WsSession> session) { closing_.push_back(std::move(session)); }

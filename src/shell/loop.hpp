@@ -19,8 +19,6 @@
 #include "core/deflate_codec.hpp"
 #include "shell/tcp_socket.hpp"
 
-struct io_uring;
-
 namespace boundary::realtime::shell {
 
 class WsSession;
@@ -77,7 +75,6 @@ class Loop {
   void do_sweep();
   void post_flush();  // one flush pass per loop turn, however many sessions and answers wait
   void flush_all();
-  void flush_uring(std::vector<std::shared_ptr<WsSession>>& pending);  // --io-uring on
 
   Node& node_;
   unsigned index_;
@@ -92,10 +89,6 @@ class Loop {
   std::string inflated_;
   std::vector<std::function<void()>> answers_pending_;
   bool flush_posted_ = false;
-  struct UringDeleter {
-    void operator()(io_uring* ring) const noexcept;
-  };
-  std::unique_ptr<io_uring, UringDeleter> ring_;  // --io-uring on only
   std::vector<std::shared_ptr<WsSession>> closing_;
   boost::asio::ip::tcp::acceptor acceptor_;
   boost::asio::steady_timer accept_retry_;

@@ -1,8 +1,5 @@
 #include "shell/ws_session.hpp"
 
-#include <sys/uio.h>
-#include <cerrno>
-
 #include <algorithm>
 #include <array>
 #include <span>
@@ -557,29 +554,6 @@ void WsSession::flush() {
   }
   release_queue();
   if (shutdown_after_flush_) shutdown_send();
-}
-
-std::size_t WsSession::gather(std::span<struct iovec> out) {
-  if (finished_ || waiting_writable_ || tls_ || head_ == queue_.size()) return 0;
-  flush_scheduled_ = false;
-  std::size_t n = 0;
-  for (std::size_t i = head_; i < queue_.size() && n < out.size(); ++i, ++n) {
-    auto frame = queue_[i].frame();
-    if (i == head_) frame.remove_prefix(head_offset_);
-    out[n].iov_base = const_cast<char*>(frame.data());
-    out[n].iov_len = frame.size();
-  }
-  return n;
-}
-
-void WsSession::written(long result) {
-  if (finished_) return;
-  // The socket was full: flush() finds it so again and waits until it is writable.
-  if (result == -EAGAIN || result == -EWOULDBLOCK) result = 0;
-  if (result < 0) return finish();
-  loop_.node().metrics().bytes_sent.fetch_add(static_cast<std::size_t>(result), std::memory_order_relaxed);
-  consume_written(static_cast<std::size_t>(result));
-  flush();  // the rest, if the send was partial or more than one gather was queued; else releases
 }
 
 void WsSession::flush_tls() {

@@ -64,13 +64,6 @@ class WsSession final : public Connection, public std::enable_shared_from_this<W
                   const std::optional<std::int64_t>& token_exp);
   // Called by the loop once per pass for sessions with queued output.
   void flush();
-  // --io-uring on: the loop submits one send per session, many in one system call. gather()
-  // fills `out` with the pending frames and returns how many, or 0 when this session must be
-  // flushed the usual way (TLS, waiting until writable, nothing queued). written() takes the
-  // send's result, bytes or -errno, and goes on as flush() would after its writev.
-  std::size_t gather(std::span<struct iovec> out);
-  int native_handle() noexcept { return socket_.native_handle(); }
-  void written(long result);
   // Called by the loop's sweep for closing sessions: true when the session is gone (finished
   // now because its close did not complete within the grace period, or earlier).
   bool close_expired(Clock::time_point now);

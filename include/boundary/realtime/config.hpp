@@ -49,10 +49,6 @@ struct Config {
   std::size_t max_message_bytes = 65536;     // largest inbound WebSocket message (inflated size)
   // permessage-deflate (RFC 7692) for clients that offer it (docs/protocol.md "Compression").
   bool compression = false;
-  // Writes of one loop pass submitted through io_uring, one system call for up to 4,096
-  // connections, instead of one writev each (Linux 5.19 or later). Start-up fails where io_uring
-  // is unavailable. Measured in docs/benchmarks.md "Batched writes through io_uring".
-  bool io_uring = false;
   std::size_t max_outbound_bytes = 1048576;  // per-connection send queue before closing with 1008
   std::size_t max_subscriptions = 1000;      // topics per connection
   // History (docs/history.md): `PATTERN=SIZE[/TTL]` rules, first match wins; topics matching one
