@@ -85,6 +85,15 @@ void Loop::drop_inflater(const void* owner) {
 }
 
 void Loop::flush_all() {
+  if (!answers_pending_.empty() && !flush_deferred_) {
+    // HTTP API requests in this pass: go behind the reactor once more, so that requests that
+    // arrived on other connections meanwhile are dispatched first and their messages share
+    // this pass's writes (one epoll_wait per pass, against a write per subscriber saved).
+    flush_deferred_ = true;
+    asio::post(io_, [this] { flush_all(); });
+    return;
+  }
+  flush_deferred_ = false;
   flush_posted_ = false;
   auto answers = std::move(answers_pending_);
   answers_pending_.clear();

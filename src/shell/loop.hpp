@@ -89,6 +89,7 @@ class Loop {
   std::string inflated_;
   std::vector<std::function<void()>> answers_pending_;
   bool flush_posted_ = false;
+  bool flush_deferred_ = false;  // the pass went behind the reactor once (HTTP answers pending)
   std::vector<std::shared_ptr<WsSession>> closing_;
   boost::asio::ip::tcp::acceptor acceptor_;
   boost::asio::steady_timer accept_retry_;
