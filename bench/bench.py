@@ -1215,7 +1215,8 @@ def api_section(d: Doc, cases: list) -> None:
           f"connections (and, in one more row, {cfg.api_window} on each: {cfg.api_window * API_CONNECTIONS} in all); "
           f"batch: {cfg.api_batch} publishes per `POST /api/batch` request, one request at a time. "
           "Requests already read when the server dispatches are all dispatched before its flush pass, so their "
-          "messages leave in one write per subscriber.", "")
+          "messages leave in one write per subscriber; a pass with HTTP answers first lets the event loop look once "
+          "more for requests that arrived on other connections.", "")
     if not any(d.runs("ours-1t", c) for c in cases):
         d.add("_Not measured._", "")
         return
