@@ -89,8 +89,8 @@ struct Population {
       ids.push_back(connection_id(i));
       Identity who;
       who.user_id = user_id(i);
-      who.roles = {"user"};
-      if (i % 10 == 0) who.roles.emplace_back("support");
+      if (i % 10 == 0) who.roles = {"user", "support"};
+      else who.roles = {"user"};
       if (i % 3 == 2) full_users.push_back(who.user_id);
       auto c = std::make_shared<Conn>(ids.back());
       if (!registry.register_connection(std::move(c), std::move(who))) throw std::logic_error("duplicate id");

@@ -52,7 +52,7 @@ std::string user_id_of(std::string_view json) {
 
 std::vector<std::string> roles_of(std::string_view json) {
   auto id = identity_from_claims(claims(json), now);
-  return id ? id->roles : std::vector<std::string>{"refused: " + why(id)};
+  return id ? id->roles.list() : std::vector<std::string>{"refused: " + why(id)};
 }
 
 std::string token_of(std::string_view header, std::string_view payload, std::string_view sig) {
