@@ -1358,7 +1358,7 @@ def growth_section(d: Doc, cases: list, img, chart) -> None:
     charts.line_chart(chart("growth-memory.svg"), "Server RSS per idle connection vs connections", ns_c,
                       series(con, "server/rss_per_connection_after_hold_bytes"), xlabel="connections",
                       ylabel="bytes per connection", fmt=charts.bytes_, subtitle=sub,
-                      hline=(1024, "target for ours at 19k: 1,024 B"))
+                      hline=(700, "target for ours at 19k: 700 B"))
     charts.line_chart(chart("growth-connect.svg"), "Connection rate vs connections", ns_c,
                       series(con, "connect/per_second"), xlabel="connections", ylabel="connects/s", subtitle=sub)
     for name, alt in (("growth-fanout.svg", "fanout throughput against N"), ("growth-latency.svg", "p99 against N"),
@@ -1422,8 +1422,8 @@ def targets(d: Doc, cases: dict) -> list:
         v = stat(d.runs(s, big), "server/rss_per_connection_after_hold_bytes").median
         m = stat(d.runs(s, big), "server/rss_marginal_per_connection_bytes").median
         text = "" if m is None else f"{m:,.0f} B marginal" + (f" ({v:,.0f} B averaged over all)" if v is not None else "")
-        cells.append(verdict(None if m is None else m <= 1024, text))
-    rows.append([f"Server RSS per idle connection at {big.n:,} (marginal: past the first 1,000)", "≤ 1,024 B"] + cells)
+        cells.append(verdict(None if m is None else m < 700, text))
+    rows.append([f"Server RSS per idle connection at {big.n:,} (marginal: past the first 1,000)", "< 700 B"] + cells)
     rows.append([f"Connects/s at {con.n:,}", "≥ 3× ws"]
                 + [cmp_ratio(s, con, "connect/per_second", 3) for s in ("ours-1t", "ours-2t")])
     rows.append([f"p99 latency at {rate.rate:,.0f} msg/s to {rate.n:,}", "≤ 1/3 of ws"]

@@ -43,7 +43,10 @@ Loop::Loop(Node& node, unsigned index)
       accept_retry_(io_),
       sweep_timer_(io_) {}
 
-Loop::~Loop() { join(); }
+Loop::~Loop() {
+  join();
+  poller_.stop();
+}
 
 void Loop::schedule_flush(std::shared_ptr<WsSession> session) {
   flush_pending_.push_back(std::move(session));
@@ -135,6 +138,7 @@ void Loop::listen(const asio::ip::tcp::endpoint& endpoint) {
 }
 
 void Loop::start_thread() {
+  poller_.start(io_);
   if (accepting_) do_accept();
   do_sweep();
   thread_ = std::thread([this] {

@@ -17,6 +17,7 @@
 
 #include "boundary/realtime/connection_registry.hpp"
 #include "core/deflate_codec.hpp"
+#include "shell/poller.hpp"
 #include "shell/tcp_socket.hpp"
 
 namespace boundary::realtime::shell {
@@ -31,6 +32,7 @@ class Loop {
 
   boost::asio::io_context& io() noexcept { return io_; }
   ConnectionRegistry& registry() noexcept { return registry_; }
+  SessionPoller& poller() noexcept { return poller_; }
   Node& node() noexcept { return node_; }
   unsigned index() const noexcept { return index_; }
 
@@ -78,6 +80,9 @@ class Loop {
 
   Node& node_;
   unsigned index_;
+  // Declared before io_: sessions that io_'s queued handlers still hold leave the poller when
+  // io_ is destroyed.
+  SessionPoller poller_;
   boost::asio::io_context io_{1};
   ConnectionRegistry registry_;
   std::vector<std::uint8_t> read_buffer_;

@@ -1,10 +1,9 @@
 #pragma once
-// The TCP socket type of every connection: bound to its loop's io_context executor rather than
-// the polymorphic any_io_executor. Each asynchronous operation carries a copy of the executor,
-// and an idle WebSocket connection keeps its read wait pending all its life: with the concrete
-// executor that wait is 104 bytes instead of 208, and the socket 40 instead of 88 (heaptrack).
-// Accepting straight into this type (basic_socket_acceptor::async_accept(io_context&, ...))
-// avoids re-registering each descriptor with epoll on the upgrade.
+// The TCP socket type of every connection until its WebSocket upgrade (HTTP requests, the API,
+// the TLS handshake): bound to its loop's io_context executor rather than the polymorphic
+// any_io_executor, so each asynchronous operation carries a smaller executor (the socket is 40
+// bytes instead of 88). After the upgrade the WebSocket session takes the bare descriptor and
+// the loop's Poller watches it (shell/poller.hpp).
 
 #include <boost/asio/basic_stream_socket.hpp>
 #include <boost/asio/io_context.hpp>

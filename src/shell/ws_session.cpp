@@ -1,10 +1,19 @@
 #include "shell/ws_session.hpp"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
+#include <cerrno>
+#include <cstring>
 #include <span>
 
-#include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
@@ -40,25 +49,22 @@ constexpr auto close_grace = std::chrono::seconds(5);
 // holding much more than a burst (the frames it copies are released at once).
 constexpr std::size_t max_tls_outbox = 64 * 1024;
 
-// Allocates a socket wait operation with plain operator new. Asio's default recycles a
-// thread-local block from an earlier, larger operation (the handshake's timer wait, 258 bytes),
-// and an idle connection keeps its read wait pending all its life: exact-size blocks save about
-// 150 bytes per connection.
-template <class T>
-struct ExactAllocator {
-  using value_type = T;
-  ExactAllocator() = default;
-  template <class U>
-  ExactAllocator(const ExactAllocator<U>&) noexcept {}
-  T* allocate(std::size_t n) { return static_cast<T*>(::operator new(n * sizeof(T))); }
-  void deallocate(T* p, std::size_t) noexcept { ::operator delete(p); }
-  friend bool operator==(const ExactAllocator&, const ExactAllocator&) noexcept { return true; }
-};
+bool would_block(int error) { return error == EAGAIN || error == EWOULDBLOCK; }
+
+// The descriptor leaves Asio's reactor (its per-descriptor state goes back to Asio's pool).
+int take_descriptor(TcpSocket& socket) {
+  error_code ec;
+  const int fd = socket.release(ec);
+  if (!ec) return fd;
+  spdlog::warn("cannot take over a connection's socket: {}", ec.message());
+  socket.close(ec);
+  return -1;
+}
 }  // namespace
 
 WsSession::WsSession(Loop& loop, TcpSocket socket, std::string_view id, std::unique_ptr<TlsLink> tls)
     : loop_(loop),
-      socket_(std::move(socket)),
+      fd_(take_descriptor(socket)),
       tls_(std::move(tls)),
       id_size_(static_cast<std::uint8_t>(std::min(id.size(), id_.size()))),
       decoder_(loop.node().config().max_message_bytes) {
@@ -68,20 +74,29 @@ WsSession::WsSession(Loop& loop, TcpSocket socket, std::string_view id, std::uni
 
 WsSession::~WsSession() {
   if (!finished_) loop_.node().session_finished();
+  if (polled_) loop_.poller().remove(fd_, slot_);
+  if (fd_ >= 0) ::close(fd_);
 }
 
 void WsSession::start(Identity identity, std::string upgrade_response, std::string_view early_bytes,
                       std::optional<core::DeflateAgreement> deflate) {
   auto& metrics = loop_.node().metrics();
-  error_code ec;
-  socket_.non_blocking(true, ec);
-  socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+  int on = 1;
+  if (fd_ >= 0) {
+    ::ioctl(fd_, FIONBIO, &on);
+    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+  }
   auto connected = core::make_connected(id(), identity, std::chrono::system_clock::now());
   const std::string user_id = identity.user_id;  // for the admission slot, should registering fail
+  if (fd_ < 0 || !loop_.poller().add(fd_, *this, slot_)) {
+    if (fd_ >= 0) spdlog::warn("cannot watch a connection's socket: {}", std::strerror(errno));
+    loop_.node().release_connection(user_id);
+    return;  // the destructor closes the descriptor
+  }
+  polled_ = true;
   registered_ = loop_.registry().register_connection(shared_from_this(), std::move(identity));
   if (!registered_) {  // a random 122-bit id collided: refuse rather than alias two clients
     loop_.node().release_connection(user_id);
-    socket_.close(ec);
     return;
   }
   metrics.connections.fetch_add(1, std::memory_order_relaxed);
@@ -109,14 +124,39 @@ void WsSession::do_wait_readable() {
   // Bytes OpenSSL already decrypted (a record larger than the last read, or what arrived with the
   // upgrade) would never make the socket readable again.
   if (tls_ && tls_->has_buffered_input())
-    return asio::post(loop_.io(), [self = shared_from_this()] { self->on_readable({}); });
-  socket_.async_wait(Socket::wait_read, asio::bind_allocator(ExactAllocator<void>(), [self = shared_from_this()](
-                                                                    const error_code& ec) { self->on_readable(ec); }));
+    asio::post(loop_.io(), [self = shared_from_this()] { self->on_readable(); });
 }
 
-void WsSession::on_readable(const error_code& ec) {
+void WsSession::on_poll(std::uint32_t events) {
+  auto self = shared_from_this();  // finishing may drop the last other reference
+  const bool failed = (events & (EPOLLERR | EPOLLHUP)) != 0;
+  const bool writable = failed || (events & EPOLLOUT) != 0;
+  if (writable && waiting_writable_) {
+    waiting_writable_ = false;
+    flush();  // a write error finishes the session; a full socket waits again
+    if (finished_) return;
+  }
+  if (writable && read_waits_writable_) {
+    read_waits_writable_ = false;
+    on_readable();
+  } else if (failed || (events & EPOLLIN) != 0) {
+    on_readable();
+  }
+  if (!finished_) update_write_interest();
+}
+
+void WsSession::update_write_interest() {
+  const bool wanted = waiting_writable_ || read_waits_writable_;
+  if (wanted == write_interest_ || !polled_) return;
+  if (!loop_.poller().want_write(fd_, slot_, wanted)) {
+    spdlog::debug("cannot change the readiness watched on {}: {}", id(), std::strerror(errno));
+    return finish();
+  }
+  write_interest_ = wanted;
+}
+
+void WsSession::on_readable() {
   if (finished_) return;
-  if (ec) return finish();
   auto& buf = loop_.read_buffer();
   const std::size_t n = read_input();
   if (n == 0 || n == std::string::npos) return;
@@ -147,17 +187,16 @@ void WsSession::on_readable(const error_code& ec) {
 std::size_t WsSession::read_input() {
   auto& buf = loop_.read_buffer();
   if (!tls_) {
-    error_code ec;
-    const std::size_t n = socket_.read_some(asio::buffer(buf), ec);
-    if (ec == asio::error::would_block || ec == asio::error::try_again) {
-      do_wait_readable();
-      return 0;
-    }
-    if (ec || n == 0) {
+    ssize_t n;
+    do {
+      n = ::recv(fd_, buf.data(), buf.size(), 0);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0 && would_block(errno)) return 0;  // still watched for readability
+    if (n <= 0) {
       finish();
       return std::string::npos;
     }
-    return n;
+    return static_cast<std::size_t>(n);
   }
   // One SSL_read yields one record, and clients send each message in its own record: read on
   // until OpenSSL wants more from the socket, as one plain read takes whatever has arrived (up to
@@ -174,7 +213,8 @@ std::size_t WsSession::read_input() {
     switch (r.status) {
       case TlsLink::Status::want_read: do_wait_readable(); return 0;
       case TlsLink::Status::want_write:  // a TLS 1.3 key update to answer first
-        socket_.async_wait(Socket::wait_write, [self = shared_from_this()](const error_code& ec) { self->on_readable(ec); });
+        read_waits_writable_ = true;
+        update_write_interest();
         return 0;
       case TlsLink::Status::failed: spdlog::debug("TLS read on {} failed: {}", id(), tls_->last_error()); break;
       default: break;
@@ -538,19 +578,23 @@ void WsSession::flush() {
   if (finished_ || waiting_writable_) return;
   if (tls_) return flush_tls();
   while (head_ < queue_.size()) {
-    std::array<asio::const_buffer, max_gather> buffers;
+    std::array<iovec, max_gather> buffers;
     std::size_t n = 0;
     for (std::size_t i = head_; i < queue_.size() && n < max_gather; ++i, ++n) {
       auto frame = queue_[i].frame();
       if (i == head_) frame.remove_prefix(head_offset_);
-      buffers[n] = asio::buffer(frame.data(), frame.size());
+      buffers[n] = {const_cast<char*>(frame.data()), frame.size()};
     }
-    error_code ec;
-    const std::size_t written = socket_.write_some(std::span(buffers.data(), n), ec);
-    if (ec == asio::error::would_block || ec == asio::error::try_again) return do_wait_writable();
-    if (ec) return finish();
-    loop_.node().metrics().bytes_sent.fetch_add(written, std::memory_order_relaxed);
-    consume_written(written);
+    msghdr msg{};
+    msg.msg_iov = buffers.data();
+    msg.msg_iovlen = n;
+    ssize_t written;
+    do {
+      written = ::sendmsg(fd_, &msg, MSG_NOSIGNAL);  // no SIGPIPE in an embedding application
+    } while (written < 0 && errno == EINTR);
+    if (written < 0) return would_block(errno) ? do_wait_writable() : finish();
+    loop_.node().metrics().bytes_sent.fetch_add(static_cast<std::size_t>(written), std::memory_order_relaxed);
+    consume_written(static_cast<std::size_t>(written));
   }
   release_queue();
   if (shutdown_after_flush_) shutdown_send();
@@ -591,18 +635,12 @@ void WsSession::flush_tls() {
 void WsSession::shutdown_send() {
   shutdown_after_flush_ = false;
   if (tls_) tls_->send_close_notify();
-  error_code ec;
-  socket_.shutdown(Socket::shutdown_send, ec);
+  ::shutdown(fd_, SHUT_WR);
 }
 
 void WsSession::do_wait_writable() {
   waiting_writable_ = true;
-  socket_.async_wait(Socket::wait_write, [self = shared_from_this()](const error_code& ec) {
-    self->waiting_writable_ = false;
-    if (self->finished_) return;
-    if (ec) return self->finish();
-    self->flush();
-  });
+  update_write_interest();
 }
 
 void WsSession::consume_written(std::size_t bytes) {
@@ -700,8 +738,10 @@ void WsSession::finish() {
   release_queue();
   partial_.reset();
   tls_.reset();
-  error_code ec;
-  socket_.close(ec);
+  if (polled_) loop_.poller().remove(fd_, slot_);
+  polled_ = false;
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
 }
 
 }  // namespace boundary::realtime::shell

@@ -1,17 +1,21 @@
 #pragma once
-// A WebSocket connection after the upgrade: a raw TCP socket, the core's frame decoder and a
+// A WebSocket connection after the upgrade: a TCP socket, the core's frame decoder and a
 // bounded queue of shared, pre-framed messages. It implements the Connection port for the
 // loop's registry.
 //
 // Memory: while idle it holds no read buffer (reads go to the loop's scratch buffer; only the
 // bytes of an incomplete frame are kept) and no write buffer (the queue is empty and
-// releases its capacity). Writes are non-blocking gather writes straight from the shared
-// frames; only when the kernel buffer is full does the session wait for writability.
+// releases its capacity). The socket is a bare descriptor watched by the loop's Poller (one
+// 8-byte slot), not an Asio socket: no reactor state or pending read operation per connection.
+// Writes are non-blocking gather writes straight from the shared frames; only when the kernel
+// buffer is full does the session ask the poller for writability.
+//
+// Lifetime: the registry holds an open session, the loop's closing list a closing one; the
+// poller holds none (a session leaves it when it finishes or is destroyed).
 //
 // Behind TLS (--tls-cert) the session also holds a TlsLink: reads decrypt into the same scratch
 // buffer, and writes coalesce queued frames into the link's outbox (up to 64 KiB, a few TLS
-// records) since OpenSSL cannot gather. A plain session pays one null pointer for this, which
-// fits in the bytes InboundDecoder gave back: sizeof(WsSession) is unchanged (216).
+// records) since OpenSSL cannot gather. A plain session pays one null pointer for this.
 
 #include <array>
 #include <chrono>
@@ -31,6 +35,7 @@
 #include "core/frame.hpp"
 #include "core/permessage_deflate.hpp"
 #include "core/rate_limiter.hpp"
+#include "shell/poller.hpp"
 #include "shell/tcp_socket.hpp"
 #include "shell/tls_link.hpp"
 
@@ -42,8 +47,9 @@ class WsSession final : public Connection, public std::enable_shared_from_this<W
  public:
   using Clock = std::chrono::steady_clock;
 
-  // `id` is at most 36 characters (a UUID v4). `tls`: the connection's TLS state, handshake
-  // done; null for a plain connection.
+  // `id` is at most 36 characters (a UUID v4). `socket`: its descriptor is taken over (released
+  // from Asio's reactor). `tls`: the connection's TLS state, handshake done; null for a plain
+  // connection.
   WsSession(Loop& loop, TcpSocket socket, std::string_view id, std::unique_ptr<TlsLink> tls = nullptr);
   ~WsSession() override;
 
@@ -64,16 +70,18 @@ class WsSession final : public Connection, public std::enable_shared_from_this<W
                   const std::optional<std::int64_t>& token_exp);
   // Called by the loop once per pass for sessions with queued output.
   void flush();
+  // Called by the loop's Poller with the epoll events of this session's socket.
+  void on_poll(std::uint32_t events);
   // Called by the loop's sweep for closing sessions: true when the session is gone (finished
   // now because its close did not complete within the grace period, or earlier).
   bool close_expired(Clock::time_point now);
 
  private:
   enum class State : std::uint8_t { open, closing, closed };
-  using Socket = TcpSocket;
 
+  // Reads stay armed in the poller; this only hands on bytes OpenSSL already decrypted.
   void do_wait_readable();
-  void on_readable(const boost::system::error_code& ec);
+  void on_readable();
   // Reads into the loop's scratch buffer: bytes read, 0 after arranging to be called again, or
   // npos when the connection is over.
   std::size_t read_input();
@@ -113,13 +121,17 @@ class WsSession final : public Connection, public std::enable_shared_from_this<W
   bool admit(const Message& message);
   void enqueue(const Message& message);
   void do_wait_writable();
+  // Asks the poller for writability while a write or a TLS read waits for it, and stops asking
+  // after. Finishes the session if the poller refuses.
+  void update_write_interest();
   void consume_written(std::size_t bytes);
   void release_queue();
   void unregister();
   void finish();
 
   Loop& loop_;
-  Socket socket_;
+  int fd_;                              // -1 once closed
+  PollSlot slot_ = 0;                   // valid while polled_
   std::unique_ptr<TlsLink> tls_;        // null: plain
   std::array<char, 36> id_;             // inline: the registry keys its index with a view of it
   std::uint8_t id_size_;
@@ -147,6 +159,9 @@ class WsSession final : public Connection, public std::enable_shared_from_this<W
   bool discard_input_ : 1 = false;      // after a close frame or a protocol error
   bool finished_ : 1 = false;
   bool client_context_takeover_ : 1 = false;  // the client keeps its deflate window: own inflater
+  bool polled_ : 1 = false;             // watched by the loop's poller (slot_ valid)
+  bool write_interest_ : 1 = false;     // the poller reports writability
+  bool read_waits_writable_ : 1 = false;  // TLS: a read needs the socket writable first
 };
 
 }  // namespace boundary::realtime::shell
