@@ -2,6 +2,8 @@
 
 import asyncio
 import json
+import signal
+import socket
 import time
 import unittest
 
@@ -441,3 +443,49 @@ class FloodTest(CommandTestBase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ManyReadyConnectionsTest(CommandTestBase):
+    """Loops with more sockets ready at once than a loop takes per readiness batch (256; the
+    connections are spread over the server's two loops): every request is answered, and
+    connections that hang up inside the same batch are finished without disturbing the others."""
+
+    @server_args("--commands-per-second", "0")
+    async def test_every_connection_ready_at_once_is_answered(self):
+        from rt_harness import OP_TEXT, RawWS, encode_frame
+        n = 900
+        clients = []
+        try:
+            for i in range(n):
+                clients.append(RawWS(self.port, self.token(user_id=f"u{i}")))
+            for c in clients:
+                self.assertEqual(c.recv_json()["type"], "connected")
+            await self.eventually(lambda: self.metric("realtime_connections"), lambda v: v == n,
+                                  what="all connections registered")
+            frames = [encode_frame(OP_TEXT, json.dumps({"action": "ping", "ref": i}).encode()) for i in range(n)]
+            # Every request is sent while the server is stopped, so each loop finds all of its
+            # sockets ready at once; every third client hangs up right after its request, so the
+            # loop meets end-of-stream among the readable sockets.
+            self.server.signal(signal.SIGSTOP)
+            try:
+                for i, c in enumerate(clients):
+                    c.send_raw(frames[i])
+                    if i % 3 == 0:
+                        c.sock.shutdown(socket.SHUT_WR)
+            finally:
+                self.server.signal(signal.SIGCONT)
+            for i, c in enumerate(clients):
+                reply = c.recv_json(timeout=10)
+                self.assertEqual((reply.get("type"), reply.get("ref")), ("pong", i), reply)
+            # The ones that hung up are finished (and no longer watched); the rest still answer.
+            await self.eventually(lambda: self.metric("realtime_connections"), lambda v: v == n - (n + 2) // 3,
+                                  what="half-closed connections finished")
+            for i, c in enumerate(clients):
+                if i % 3:
+                    c.send_raw(frames[i])
+            for i, c in enumerate(clients):
+                if i % 3:
+                    self.assertEqual(c.recv_json(timeout=10).get("ref"), i)
+        finally:
+            for c in clients:
+                c.sock.close()
