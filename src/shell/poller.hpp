@@ -47,8 +47,10 @@ class Poller {
   // Watches `fd` for readability (and hang-up or error) on behalf of `target` until remove().
   // False (errno set) when epoll refuses the descriptor.
   bool add(int fd, Target& target, PollSlot& slot);
-  // Adds or drops interest in writability; readability stays watched.
-  bool want_write(int fd, PollSlot slot, bool on);
+  // What `fd` is watched for (hang-up and error always): readability unless a read waits for
+  // writability (a level-triggered EPOLLIN would report the same unread bytes on every pass),
+  // writability while a write or such a read waits. False (errno set) when epoll refuses.
+  bool watch(int fd, PollSlot slot, bool read, bool write);
   // Stops watching: `fd` leaves the epoll set and the slot is cleared.
   void remove(int fd, PollSlot slot);
 

@@ -6,11 +6,13 @@
 
 #include <array>
 #include <cerrno>
+#include <cstdlib>
 #include <system_error>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
+#include <spdlog/spdlog.h>
 
 #include "shell/poller.hpp"
 
@@ -58,7 +60,13 @@ void Poller<Target>::do_wait() {
   // anything became ready since the last epoll_wait: no readiness is missed in between.
   waiter_->descriptor.async_wait(boost::asio::posix::descriptor_base::wait_read,
                                  [this](const boost::system::error_code& ec) {
-                                   if (!ec) on_ready();
+                                   if (!ec) return on_ready();
+                                   // Only stop() cancels the wait: anything else would leave the
+                                   // loop's WebSocket connections unserved.
+                                   if (ec != boost::asio::error::operation_aborted) {
+                                     spdlog::critical("waiting on the loop's epoll descriptor failed: {}", ec.message());
+                                     std::abort();
+                                   }
                                  });
 }
 
@@ -108,9 +116,9 @@ bool Poller<Target>::add(int fd, Target& target, PollSlot& slot) {
 }
 
 template <class Target>
-bool Poller<Target>::want_write(int fd, PollSlot slot, bool on) {
+bool Poller<Target>::watch(int fd, PollSlot slot, bool read, bool write) {
   epoll_event ev{};
-  ev.events = on ? poller_detail::read_events | EPOLLOUT : poller_detail::read_events;
+  ev.events = (read ? poller_detail::read_events : 0u) | (write ? static_cast<std::uint32_t>(EPOLLOUT) : 0u);
   ev.data.u64 = slot;
   return ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev) == 0;
 }

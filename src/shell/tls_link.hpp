@@ -1,8 +1,9 @@
 #pragma once
 // One connection's TLS state (--tls-cert): an OpenSSL SSL object on the connection's non-blocking
 // socket. Every call returns at once; `want_read`/`want_write` say which readiness to wait for
-// before calling again (the caller waits with Asio's async_wait). No Asio here: both the HTTP
-// phase (TlsStream) and the WebSocket phase (WsSession) drive it.
+// before calling again (TlsStream waits with Asio's async_wait, WsSession through the loop's
+// Poller). No Asio here: both the HTTP phase (TlsStream) and the WebSocket phase (WsSession)
+// drive it.
 //
 // Memory: OpenSSL's read and write buffers are released while idle (SSL_MODE_RELEASE_BUFFERS);
 // `outbox` holds plaintext handed to SSL_write and not yet accepted, released once written.

@@ -146,13 +146,15 @@ void WsSession::on_poll(std::uint32_t events) {
 }
 
 void WsSession::update_write_interest() {
-  const bool wanted = waiting_writable_ || read_waits_writable_;
-  if (wanted == write_interest_ || !polled_) return;
-  if (!loop_.poller().want_write(fd_, slot_, wanted)) {
+  const bool write = waiting_writable_ || read_waits_writable_;
+  const bool read = !read_waits_writable_;
+  if ((write == write_interest_ && read == !read_interest_off_) || !polled_) return;
+  if (!loop_.poller().watch(fd_, slot_, read, write)) {
     spdlog::debug("cannot change the readiness watched on {}: {}", id(), std::strerror(errno));
     return finish();
   }
-  write_interest_ = wanted;
+  write_interest_ = write;
+  read_interest_off_ = !read;
 }
 
 void WsSession::on_readable() {

@@ -122,7 +122,8 @@ class WsSession final : public Connection, public std::enable_shared_from_this<W
   void enqueue(const Message& message);
   void do_wait_writable();
   // Asks the poller for writability while a write or a TLS read waits for it, and stops asking
-  // after. Finishes the session if the poller refuses.
+  // after; readability is not watched while a TLS read waits for writability. Finishes the
+  // session if the poller refuses.
   void update_write_interest();
   void consume_written(std::size_t bytes);
   void release_queue();
@@ -161,6 +162,7 @@ class WsSession final : public Connection, public std::enable_shared_from_this<W
   bool client_context_takeover_ : 1 = false;  // the client keeps its deflate window: own inflater
   bool polled_ : 1 = false;             // watched by the loop's poller (slot_ valid)
   bool write_interest_ : 1 = false;     // the poller reports writability
+  bool read_interest_off_ : 1 = false;  // the poller does not report readability
   bool read_waits_writable_ : 1 = false;  // TLS: a read needs the socket writable first
 };
 

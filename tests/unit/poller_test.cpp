@@ -172,19 +172,45 @@ TEST(Poller, WritabilityIsReportedOnlyWhileAskedFor) {
   probe.on_event = [&](Probe& p, std::uint32_t e) {
     if (p.events.size() == 1) {
       EXPECT_TRUE(e & EPOLLOUT);
-      ASSERT_TRUE(poller.want_write(p.fd, slot, false));
+      ASSERT_TRUE(poller.watch(p.fd, slot, true, false));
       send_byte(pair.peer);  // now only readable
       return;
     }
     drain(p.fd);
     io.stop();
   };
-  ASSERT_TRUE(poller.want_write(pair.mine, slot, true));
+  ASSERT_TRUE(poller.watch(pair.mine, slot, true, true));
   io.run_for(5s);
   ASSERT_EQ(probe.events.size(), 2u);
   EXPECT_TRUE(probe.events[0] & EPOLLOUT);
   EXPECT_TRUE(probe.events[1] & EPOLLIN);
   EXPECT_FALSE(probe.events[1] & EPOLLOUT);
+  poller.stop();
+}
+
+TEST(Poller, UnreadBytesAreNotReportedWhileOnlyWritabilityIsWatched) {
+  // A TLS read that waits for writability must not be woken, pass after pass, by the bytes it
+  // cannot read yet.
+  asio::io_context io{1};
+  Poller<Probe> poller;
+  poller.start(io);
+  Pair pair;
+  Probe probe;
+  probe.fd = pair.mine;
+  PollSlot slot;
+  ASSERT_TRUE(poller.add(pair.mine, probe, slot));
+  send_byte(pair.peer);  // stays unread until the end
+  probe.on_event = [&](Probe& p, std::uint32_t) {
+    if (p.events.size() == 1) {
+      ASSERT_TRUE(poller.watch(p.fd, slot, false, false));  // neither: nothing may be reported
+      asio::post(io, [&] { asio::post(io, [&] { io.stop(); }); });
+    }
+  };
+  ASSERT_TRUE(poller.watch(pair.mine, slot, false, true));
+  io.run_for(5s);
+  ASSERT_EQ(probe.events.size(), 1u);
+  EXPECT_TRUE(probe.events[0] & EPOLLOUT);
+  EXPECT_FALSE(probe.events[0] & EPOLLIN);
   poller.stop();
 }
 
