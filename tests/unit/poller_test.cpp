@@ -58,15 +58,25 @@ int drain(int fd) {
   return static_cast<int>(n);
 }
 
-TEST(Poller, AReadableSocketReachesItsTargetUntilRemoved) {
+// One socketpair whose first end is watched for readability by a started poller.
+class PollerOneSocket : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_GE(pair.mine, 0);
+    poller.start(io);
+    probe.fd = pair.mine;
+    ASSERT_TRUE(poller.add(pair.mine, probe, slot));
+  }
+  void TearDown() override { poller.stop(); }
+
   asio::io_context io{1};
   Poller<Probe> poller;
-  poller.start(io);
   Pair pair;
-  ASSERT_GE(pair.mine, 0);
   Probe probe;
-  probe.fd = pair.mine;
-  PollSlot slot;
+  PollSlot slot = 0;
+};
+
+TEST_F(PollerOneSocket, AReadableSocketReachesItsTargetUntilRemoved) {
   int reads = 0;
   probe.on_event = [&](Probe& p, std::uint32_t) {
     reads += drain(p.fd);
@@ -78,7 +88,6 @@ TEST(Poller, AReadableSocketReachesItsTargetUntilRemoved) {
       io.stop();
     }
   };
-  ASSERT_TRUE(poller.add(pair.mine, probe, slot));
   EXPECT_EQ(poller.watched(), 1u);
   send_byte(pair.peer);
   io.run_for(5s);
@@ -87,7 +96,6 @@ TEST(Poller, AReadableSocketReachesItsTargetUntilRemoved) {
   EXPECT_TRUE(probe.events[0] & EPOLLIN);
   EXPECT_FALSE(probe.events[0] & EPOLLOUT);  // not asked for
   EXPECT_EQ(poller.watched(), 0u);
-  poller.stop();
 }
 
 TEST(Poller, MoreReadySocketsThanOneBatchAreAllDispatchedOnce) {
@@ -160,15 +168,7 @@ TEST(Poller, ATargetRemovedEarlierInTheBatchIsNotCalledAndItsSlotWaitsForTheBatc
   poller.stop();
 }
 
-TEST(Poller, WritabilityIsReportedOnlyWhileAskedFor) {
-  asio::io_context io{1};
-  Poller<Probe> poller;
-  poller.start(io);
-  Pair pair;
-  Probe probe;
-  probe.fd = pair.mine;
-  PollSlot slot;
-  ASSERT_TRUE(poller.add(pair.mine, probe, slot));
+TEST_F(PollerOneSocket, WritabilityIsReportedOnlyWhileAskedFor) {
   probe.on_event = [&](Probe& p, std::uint32_t e) {
     if (p.events.size() == 1) {
       EXPECT_TRUE(e & EPOLLOUT);
@@ -185,20 +185,11 @@ TEST(Poller, WritabilityIsReportedOnlyWhileAskedFor) {
   EXPECT_TRUE(probe.events[0] & EPOLLOUT);
   EXPECT_TRUE(probe.events[1] & EPOLLIN);
   EXPECT_FALSE(probe.events[1] & EPOLLOUT);
-  poller.stop();
 }
 
-TEST(Poller, UnreadBytesAreNotReportedWhileOnlyWritabilityIsWatched) {
+TEST_F(PollerOneSocket, UnreadBytesAreNotReportedWhileOnlyWritabilityIsWatched) {
   // A TLS read that waits for writability must not be woken, pass after pass, by the bytes it
   // cannot read yet.
-  asio::io_context io{1};
-  Poller<Probe> poller;
-  poller.start(io);
-  Pair pair;
-  Probe probe;
-  probe.fd = pair.mine;
-  PollSlot slot;
-  ASSERT_TRUE(poller.add(pair.mine, probe, slot));
   send_byte(pair.peer);  // stays unread until the end
   probe.on_event = [&](Probe& p, std::uint32_t) {
     if (p.events.size() == 1) {
@@ -211,29 +202,19 @@ TEST(Poller, UnreadBytesAreNotReportedWhileOnlyWritabilityIsWatched) {
   ASSERT_EQ(probe.events.size(), 1u);
   EXPECT_TRUE(probe.events[0] & EPOLLOUT);
   EXPECT_FALSE(probe.events[0] & EPOLLIN);
-  poller.stop();
 }
 
-TEST(Poller, APeerThatHangsUpIsReported) {
-  asio::io_context io{1};
-  Poller<Probe> poller;
-  poller.start(io);
-  auto pair = std::make_unique<Pair>();
-  Probe probe;
-  probe.fd = pair->mine;
-  PollSlot slot;
-  ASSERT_TRUE(poller.add(pair->mine, probe, slot));
+TEST_F(PollerOneSocket, APeerThatHangsUpIsReported) {
   probe.on_event = [&](Probe& p, std::uint32_t) {
     EXPECT_EQ(drain(p.fd), 0);  // end of stream
     poller.remove(p.fd, slot);
     io.stop();
   };
-  ::close(pair->peer);
-  pair->peer = -1;
+  ::close(pair.peer);
+  pair.peer = -1;
   io.run_for(5s);
   ASSERT_EQ(probe.events.size(), 1u);
   EXPECT_TRUE(probe.events[0] & (EPOLLIN | EPOLLHUP));
-  poller.stop();
 }
 
 TEST(Poller, RefusesADescriptorEpollCannotWatch) {
