@@ -142,10 +142,10 @@ void WsSession::on_poll(std::uint32_t events) {
   } else if (failed || (events & EPOLLIN) != 0) {
     on_readable();
   }
-  if (!finished_) update_write_interest();
+  if (!finished_) update_interest();
 }
 
-void WsSession::update_write_interest() {
+void WsSession::update_interest() {
   const bool write = waiting_writable_ || read_waits_writable_;
   const bool read = !read_waits_writable_;
   if ((write == write_interest_ && read == !read_interest_off_) || !polled_) return;
@@ -216,7 +216,7 @@ std::size_t WsSession::read_input() {
       case TlsLink::Status::want_read: do_wait_readable(); return 0;
       case TlsLink::Status::want_write:  // a TLS 1.3 key update to answer first
         read_waits_writable_ = true;
-        update_write_interest();
+        update_interest();
         return 0;
       case TlsLink::Status::failed: spdlog::debug("TLS read on {} failed: {}", id(), tls_->last_error()); break;
       default: break;
@@ -642,7 +642,7 @@ void WsSession::shutdown_send() {
 
 void WsSession::do_wait_writable() {
   waiting_writable_ = true;
-  update_write_interest();
+  update_interest();
 }
 
 void WsSession::consume_written(std::size_t bytes) {

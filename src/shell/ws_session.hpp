@@ -124,7 +124,7 @@ class WsSession final : public Connection, public std::enable_shared_from_this<W
   // Asks the poller for writability while a write or a TLS read waits for it, and stops asking
   // after; readability is not watched while a TLS read waits for writability. Finishes the
   // session if the poller refuses.
-  void update_write_interest();
+  void update_interest();
   void consume_written(std::size_t bytes);
   void release_queue();
   void unregister();

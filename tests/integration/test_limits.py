@@ -8,7 +8,7 @@ import time
 import unittest
 
 from rt_harness import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, RealtimeTestCase,
-                        encode_frame)
+                        encode_frame, server_args)
 
 
 def messages_from_frames(frames):
@@ -173,6 +173,25 @@ class DefaultInboundLimitTest(RealtimeTestCase):
 
 class SlowConsumerTest(RealtimeTestCase):
     SERVER_ARGS = ["--max-outbound-bytes", "65536"]
+
+    @server_args("--max-outbound-bytes", "33554432")
+    async def test_a_client_that_stops_reading_gets_everything_once_it_reads_again(self):
+        # 12 MB queued for a client that reads nothing: more than the kernel's send buffer (at
+        # most 4 MiB here) and the client's 4 KiB receive buffer hold, so the server must wait
+        # for writability and resume; within --max-outbound-bytes, so nothing may be dropped.
+        paused = self.raw(token=self.token("paused"), rcvbuf=4096)
+        self.assertEqual(paused.recv_json()["type"], "connected")
+        pad, count = "x" * 60000, 200
+        for i in range(count):
+            res = await self.api_ok("POST", "/api/broadcast", {"message": {"type": "bulk", "seq": i, "pad": pad}})
+            self.assertEqual(res["delivered"], 1, res)
+
+        def read_all():
+            return [paused.recv_json(timeout=20)["seq"] for _ in range(count)]
+
+        self.assertEqual(await asyncio.to_thread(read_all), list(range(count)))
+        self.assertEqual(await self.metric("realtime_slow_consumer_disconnects_total"), 0)
+        paused.sock.close()
 
     async def test_slow_consumer_closed_while_fast_client_gets_everything(self):
         fast, _ = await self.connect(user_id="fast")
