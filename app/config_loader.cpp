@@ -55,6 +55,7 @@ const std::vector<OptionInfo>& options() {
       {"history", "comma list of PATTERN=SIZE[/TTL]: topics matching PATTERN keep their last SIZE messages for TTL seconds (default 300) for recovery and the history action (default: none)"},
       {"history-max-bytes", "memory all history of this node may take; past it the least recently published streams are dropped (default 67108864)"},
       {"presence", "comma list of topic patterns whose subscribers are tracked: presence-join/leave events, the presence action and GET /api/presence (default: none)"},
+      {"pusher-app", "id:key:secret of a Pusher protocol app (repeatable; comma list in the environment; [[pusher-app]] tables with id, key and secret in a config file); the first is the default app (default: none)"},
       {"presence-max-users", "most users a presence answer lists; past it \"truncated\" is true (default 1000)"},
       {"idle-timeout", "seconds of silence before a connection is closed, pinged at half (default 60)"},
       {"max-body-bytes", "largest HTTP API request body (default 1048576)"},
@@ -98,6 +99,18 @@ std::optional<std::string> toml_value(const toml::table& t, const std::string& k
   if (auto* arr = n->as_array()) {
     std::string joined;
     for (const auto& item : *arr) {
+      // [[pusher-app]] tables: id, key and secret become "id:key:secret".
+      if (auto* t = item.as_table(); t && key == "pusher-app") {
+        std::string spec;
+        for (const char* field : {"id", "key", "secret"}) {
+          auto v = (*t)[field].value<std::string>();
+          if (!v) throw std::invalid_argument("config file: every [[pusher-app]] needs string id, key and secret");
+          spec += (spec.empty() ? "" : ":") + *v;
+        }
+        if (t->size() != 3) throw std::invalid_argument("config file: [[pusher-app]] takes only id, key and secret");
+        joined += (joined.empty() ? "" : ",") + spec;
+        continue;
+      }
       auto s = item.value<std::string>();
       if (!s) throw std::invalid_argument("config file: '" + key + "' must be an array of strings");
       if (!joined.empty()) joined += ',';
@@ -180,6 +193,7 @@ void apply(LoadedConfig& out, const std::string& name, const std::string& v) {
   else if (name == "max-outbound-bytes") c.max_outbound_bytes = parse_number<std::size_t>(name, v);
   else if (name == "history") c.history = core::split_list(v);
   else if (name == "presence") c.presence = core::split_list(v);
+  else if (name == "pusher-app") c.pusher_apps = core::split_list(v);
   else if (name == "presence-max-users") c.presence_max_users = parse_number<std::size_t>(name, v);
   else if (name == "history-max-bytes") c.history_max_bytes = parse_number<std::size_t>(name, v);
   else if (name == "max-subscriptions") c.max_subscriptions = parse_number<std::size_t>(name, v);

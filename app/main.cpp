@@ -13,6 +13,7 @@
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
 #include <openssl/rand.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include "boundary/realtime/jwt_verifier.hpp"
@@ -119,13 +120,20 @@ std::string auth_kind(const rt::Config& c) {
   return c.jwt_public_key_file.empty() ? "HMAC" : "public key (" + c.jwt_public_key_file + ")";
 }
 
+// The Pusher apps' ids (never their keys or secrets).
+std::string pusher_app_ids(const rt::Config& c) {
+  std::vector<std::string> ids;
+  for (const auto& spec : c.pusher_apps) ids.push_back(spec.substr(0, spec.find(':')));
+  return join(ids, "none");
+}
+
 // One line with every security-relevant setting in force, for whoever audits a deployment from its
 // logs. Names secrets' kinds, never their values.
 void log_security_settings(const rt::Config& c) {
   spdlog::info(
       "security: auth={} api-key=set allowed-origins={} publish-patterns={} max-connections={} "
       "max-connections-per-user={} max-message-bytes={} max-outbound-bytes={} max-body-bytes={} "
-      "max-subscriptions={} commands-per-second={} idle-timeout={}s handshake-timeout={}s compression={} history={} presence={} cluster={} tls={}{}",
+      "max-subscriptions={} commands-per-second={} idle-timeout={}s handshake-timeout={}s compression={} history={} presence={} pusher-apps={} cluster={} tls={}{}",
       auth_kind(c),
       join(c.allowed_origins, "any"), join(c.publish_patterns, "none"), limit(c.max_connections),
       limit(c.max_connections_per_user), c.max_message_bytes, c.max_outbound_bytes, c.max_body_bytes,
@@ -135,7 +143,7 @@ void log_security_settings(const rt::Config& c) {
       : c.redis_url.empty()    ? fmt::format("{} max-bytes={}", join(c.history, "none"), c.history_max_bytes)
                                : fmt::format("{} store=redis", join(c.history, "none")),
       c.presence.empty() ? std::string("off") : fmt::format("{} max-users={}", join(c.presence, "none"), c.presence_max_users),
-      cluster_settings(c),
+      pusher_app_ids(c), cluster_settings(c),
       c.tls_cert_file.empty() ? "off" : "on (" + c.tls_cert_file + ")", c.dev_mode ? " DEV MODE" : "");
 }
 
@@ -220,9 +228,12 @@ int main(int argc, char** argv) {
   app.add_option("--config", config_file, "TOML configuration file");
   std::map<std::string, std::string> values;
   std::map<std::string, CLI::Option*> given;
-  for (const auto& name : rt::app::option_names())
-    given[name] = app.add_option("--" + name, values[name],
-                                 rt::app::describe(name) + " [env " + rt::app::env_name(name) + "]");
+  std::vector<std::string> pusher_apps;  // the one repeatable option
+  for (const auto& name : rt::app::option_names()) {
+    const auto help = rt::app::describe(name) + " [env " + rt::app::env_name(name) + "]";
+    if (name == "pusher-app") given[name] = app.add_option("--" + name, pusher_apps, help);
+    else given[name] = app.add_option("--" + name, values[name], help);
+  }
 
   auto* token_cmd = app.add_subcommand("token", "print a signed HS256 token for trying things out and tests");
   std::string secret, user_id, roles;
@@ -244,6 +255,9 @@ int main(int argc, char** argv) {
       return 0;
     }
     std::vector<std::pair<std::string, std::string>> flags;
+    for (const auto& p : pusher_apps)
+      if (p.find(',') != std::string::npos) throw std::invalid_argument("--pusher-app: one id:key:secret per flag");
+    values["pusher-app"] = fmt::format("{}", fmt::join(pusher_apps, ","));
     for (const auto& [name, opt] : given)
       if (opt->count() > 0) flags.emplace_back(name, values[name]);
     return run_server(rt::app::load_config(flags, config_file));

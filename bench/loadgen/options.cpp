@@ -40,7 +40,10 @@ Usage: realtime-loadgen --scenario connect|fanout|broadcast|users|storm [options
   --api-connections N   --via api: spread the requests over N keep-alive connections (default 1)
   --batch N             --via api, fanout: N messages per POST /api/batch request (at most
                         1000; default 0: one POST /api/publish per message)
-  --protocol realtime|plain-ws|socketio
+  --protocol realtime|plain-ws|socketio|pusher
+                        pusher: the Pusher protocol at /app/<--pusher-key>?protocol=7 (connect,
+                        and fanout with the native API publisher: subscribers join --topic as
+                        a public channel);
                         plain-ws: any broadcast WebSocket server at ws://H:P<path>, no token;
                         the publisher is a client whose messages the server relays to all
                         (the others, or all: an echo to the publisher is counted, not used)
@@ -113,10 +116,14 @@ void check(const Options& o) {
   if (o.source_ips > 254) throw std::invalid_argument("--source-ips must be at most 254");
   if (o.protocol == Protocol::realtime && o.secret.empty() && o.token.empty())
     throw std::invalid_argument("--secret (or --token) is required for the realtime protocol");
-  if (o.protocol != Protocol::realtime && o.scenario != Scenario::connect && o.scenario != Scenario::broadcast)
+  if (o.protocol == Protocol::pusher && o.scenario != Scenario::connect &&
+      !(o.scenario == Scenario::fanout && o.via == Via::api))
+    throw std::invalid_argument("--protocol pusher supports the connect scenario and fanout --via api");
+  if (o.protocol != Protocol::realtime && o.protocol != Protocol::pusher && o.scenario != Scenario::connect &&
+      o.scenario != Scenario::broadcast)
     throw std::invalid_argument(std::string("--protocol ") + to_string(o.protocol) +
                                 " supports the connect and broadcast scenarios");
-  const bool api = o.protocol == Protocol::realtime && o.scenario != Scenario::connect &&
+  const bool api = (o.protocol == Protocol::realtime || o.protocol == Protocol::pusher) && o.scenario != Scenario::connect &&
                    !(o.scenario == Scenario::fanout && o.via == Via::ws);
   if (api && o.api_key.empty()) throw std::invalid_argument("--api-key is required for the HTTP API publisher");
   if (o.via == Via::ws && o.protocol == Protocol::realtime && o.scenario != Scenario::fanout)
@@ -153,6 +160,7 @@ const char* to_string(Protocol p) noexcept {
     case Protocol::realtime: return "realtime";
     case Protocol::plain: return "plain-ws";
     case Protocol::socketio: return "socketio";
+    case Protocol::pusher: return "pusher";
   }
   return "?";
 }
@@ -172,6 +180,7 @@ Options parse_options(int argc, char** argv) {
       {"--api-key", [&](const std::string& v) { o.api_key = v; }},
       {"--roles", [&](const std::string& v) { o.roles = v; }},
       {"--topic", [&](const std::string& v) { o.topic = v; }},
+      {"--pusher-key", [&](const std::string& v) { o.pusher_key = v; }},
       {"--path", [&](const std::string& v) { o.path = v; }},
       {"--scenario", [&](const std::string& v) { o.scenario = to_scenario(v); }},
       {"--via", [&](const std::string& v) {
@@ -182,7 +191,8 @@ Options parse_options(int argc, char** argv) {
          if (v == "realtime") o.protocol = Protocol::realtime;
          else if (v == "plain-ws") o.protocol = Protocol::plain;
          else if (v == "socketio") o.protocol = Protocol::socketio;
-         else throw std::invalid_argument("--protocol: expected realtime, plain-ws or socketio, got '" + v + "'");
+         else if (v == "pusher") o.protocol = Protocol::pusher;
+         else throw std::invalid_argument("--protocol: expected realtime, plain-ws, socketio or pusher, got '" + v + "'");
        }},
       {"--ports", [&](const std::string& v) {
          o.ports.clear();

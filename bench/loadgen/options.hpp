@@ -21,6 +21,7 @@ struct Options {
   std::string api_key;
   std::string roles = "bench";
   std::string topic = "bench";
+  std::string pusher_key = "bench-key";  // --protocol pusher: the app key in /app/<key>
   std::string path;  // plain-ws: request target (default /); socketio: Socket.IO path (default /socket.io/)
   Scenario scenario = Scenario::connect;
   Via via = Via::api;

@@ -71,7 +71,8 @@ Run::Run(const Options& options) : o_(options), publisher_index_(options.connect
   target.tls = o_.tls;
   target.compression = o_.compression;
   pool_ = std::make_unique<WsPool>(reactor_, target, *this, o_.connections + 1);
-  if (o_.protocol == Protocol::realtime && o_.scenario != Scenario::connect && o_.via == Via::api)
+  if ((o_.protocol == Protocol::realtime || o_.protocol == Protocol::pusher) && o_.scenario != Scenario::connect &&
+      o_.via == Via::api)
     for (std::size_t i = 0; i < o_.api_connections; ++i)
       api_.push_back(std::make_unique<HttpClient>(reactor_, api_address, api_host, api_key_tag + i, *this, o_.tls));
   if (o_.scenario == Scenario::storm)
@@ -90,6 +91,7 @@ std::string Run::token_for(const std::string& user_id) const {
 
 std::string Run::request_target(const std::string& user_id) const {
   if (o_.protocol == Protocol::plain) return o_.path;
+  if (o_.protocol == Protocol::pusher) return "/app/" + o_.pusher_key + "?protocol=7&client=realtime-loadgen&version=1";
   if (o_.protocol == Protocol::socketio)
     return o_.path + (o_.path.find('?') == std::string::npos ? "?" : "&") + "EIO=4&transport=websocket";
   std::string target = "/ws?token=";
@@ -203,7 +205,9 @@ void Run::on_open(WsClient& c, Nanos now) {
     results_.server.warm_connections = r.opened;
     results_.server.rss_warm = read_rss_bytes(o_.server_pid);
   }
-  if (o_.scenario == Scenario::fanout || o_.scenario == Scenario::storm)
+  if (o_.protocol == Protocol::pusher && o_.scenario == Scenario::fanout)
+    pool_->send_text(c, R"({"event":"pusher:subscribe","data":{"channel":")" + o_.topic + R"("}})");
+  else if (o_.scenario == Scenario::fanout || o_.scenario == Scenario::storm)
     pool_->send_text(c, R"({"action":"subscribe","topic":")" + o_.topic + R"("})");
 }
 
@@ -423,7 +427,9 @@ bool Run::delivery_phase() {
 
 void Run::on_message(WsClient& c, std::string_view payload, Nanos now) {
   if (c.index == publisher_index_) return on_publisher_message(payload, now);
-  const std::int64_t seq = number_after(payload, R"("seq":)");
+  // A Pusher frame carries the message as a JSON string: its quotes are escaped.
+  const bool pusher = o_.protocol == Protocol::pusher;
+  const std::int64_t seq = number_after(payload, pusher ? R"(\"seq\":)" : R"("seq":)");
   if (seq < 0) return on_control(c, payload, now);
   if (o_.scenario == Scenario::storm) return storm_delivery(c, payload, now);
   auto& d = results_.delivery;
@@ -458,18 +464,19 @@ void Run::on_message(WsClient& c, std::string_view payload, Nanos now) {
     if (seq < c.last_seq) ++d.reordered;
     c.last_seq = seq;
   }
-  if (const std::int64_t t = number_after(payload, R"("t":)"); t >= 0) d.latency.record(now - t);
+  if (const std::int64_t t = number_after(payload, pusher ? R"(\"t\":)" : R"("t":)"); t >= 0) d.latency.record(now - t);
   d.last_delivery = now;
   last_progress_ = now;
 }
 
 void Run::on_control(WsClient& c, std::string_view payload, Nanos now) {
   auto& d = results_.delivery;
-  if (contains(payload, R"("type":"subscribed")")) {
+  if (contains(payload, R"("type":"subscribed")") || contains(payload, R"("event":"pusher_internal:subscription_succeeded")")) {
     if (o_.scenario == Scenario::storm) storm_subscribed(c, payload, now);
     if (!c.acked && !(o_.scenario == Scenario::storm && phase_ == Phase::delivering)) ++d.subscribed;
     c.acked = true;
-  } else if (contains(payload, R"("type":"error")")) {
+  } else if (contains(payload, R"("type":"error")") || contains(payload, R"("event":"pusher:error")") ||
+             contains(payload, R"("event":"pusher:subscription_error")")) {
     if (d.command_errors++ == 0) d.first_command_error = shorten(payload);
   }
 }

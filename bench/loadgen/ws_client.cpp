@@ -340,7 +340,9 @@ bool WsPool::handle_frame(WsClient& c, bool fin, std::uint8_t opcode, std::strin
 void WsPool::deliver(WsClient& c, std::string_view message, Nanos now) {
   if (target_.protocol == Protocol::socketio) return deliver_socketio(c, message, now);
   if (c.state == WsClient::State::awaiting_connected) {
-    if (message.find(R"("type":"connected")") == std::string_view::npos)
+    const std::string_view first =
+        target_.protocol == Protocol::pusher ? R"("event":"pusher:connection_established")" : R"("type":"connected")";
+    if (message.find(first) == std::string_view::npos)
       return fail(c, "first frame was not 'connected': " + std::string(message.substr(0, 120)));
     c.state = WsClient::State::open;
     return handler_.on_open(c, now);

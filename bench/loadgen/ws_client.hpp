@@ -27,6 +27,8 @@ enum class Protocol {
   plain,     // any RFC 6455 server: open as soon as the 101 arrives
   socketio,  // Socket.IO v4 (Engine.IO v4, websocket transport only): open on the `40` connect
              // reply; pings answered; `42["message",X]` events deliver X (see deliver_socketio)
+  pusher,    // the Pusher protocol 7 (/app/<key>): open on pusher:connection_established; every
+             // later frame goes to the handler as it is (its data is a JSON string)
 };
 
 struct WsClient {

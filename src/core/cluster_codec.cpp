@@ -19,7 +19,7 @@ bool known_route(char c) {
     case Route::user: case Route::role: case Route::topic: case Route::stream: case Route::presence: case Route::all:
     case Route::connection:
     case Route::subscribe: case Route::unsubscribe: case Route::disconnect: case Route::disconnect_user:
-    case Route::count:
+    case Route::count: case Route::topic_count:
       return true;
   }
   return false;
@@ -45,7 +45,9 @@ std::string join(std::string_view prefix, std::string_view kind, std::string_vie
 
 std::string channel_for(std::string_view prefix, Route route, std::string_view target) {
   const char* kind = route == Route::user || route == Route::disconnect_user ? "u:" : route == Route::role ? "r:"
-                     : route == Route::topic || route == Route::stream || route == Route::presence ? "t:"
+                     : route == Route::topic || route == Route::stream || route == Route::presence ||
+                               route == Route::topic_count
+                         ? "t:"
                                                                                                    : nullptr;
   if (!kind) return all_channel(prefix);
   return join(prefix, kind, target);

@@ -7,6 +7,7 @@
 #include "core/cluster_codec.hpp"
 #include "core/history.hpp"
 #include "core/presence.hpp"
+#include "core/pusher.hpp"
 #include "core/redis_cluster.hpp"
 #include "core/redis_target.hpp"
 #include "core/subscribe_proxy.hpp"
@@ -97,6 +98,14 @@ void validate_config(const Config& c) {
     throw std::invalid_argument(std::string("--presence: ") + e.what());
   }
   in_range<std::size_t>("presence-max-users", c.presence_max_users, 1, max_presence_max_users);
+  if (c.pusher_apps.size() > pusher::max_apps) throw std::invalid_argument("--pusher-app: at most 1000 apps");
+  std::vector<pusher::App> apps;
+  for (const auto& spec : c.pusher_apps) {
+    auto app = pusher::parse_app(spec);
+    if (!app) throw std::invalid_argument("--pusher-app: " + app.error());
+    apps.push_back(std::move(*app));
+  }
+  if (auto clash = pusher::check_apps(apps)) throw std::invalid_argument("--pusher-app: " + *clash);
   if (!c.node_id.empty() && !valid_node_id(c.node_id))
     throw std::invalid_argument("--node-id: 1 to 64 characters of letters, digits, '.', '_' and '-'");
   if (!valid_redis_prefix(c.redis_prefix))

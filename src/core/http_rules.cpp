@@ -219,8 +219,8 @@ bool secrets_equal(std::string_view a, std::string_view b) noexcept {
   return diff == 0;
 }
 
-boost::system::result<std::string, HttpRefusal> check_upgrade(const UpgradeRequest& req,
-                                                              const std::vector<std::string>& allowed_origins) {
+std::optional<HttpRefusal> check_websocket_request(const UpgradeRequest& req,
+                                                   const std::vector<std::string>& allowed_origins) {
   if (req.method != "GET" || !req.websocket_upgrade) return HttpRefusal{400, error_body("Not a WebSocket request")};
   if (req.version != "13") return HttpRefusal{426, error_body("Unsupported WebSocket version (13 required)")};
   if (!valid_key(req.key)) return HttpRefusal{400, error_body("Invalid Sec-WebSocket-Key")};
@@ -229,6 +229,12 @@ boost::system::result<std::string, HttpRefusal> check_upgrade(const UpgradeReque
     for (const auto& o : allowed_origins) allowed = allowed || iequals(o, req.origin);
     if (!allowed) return HttpRefusal{403, error_body("Forbidden")};
   }
+  return std::nullopt;
+}
+
+boost::system::result<std::string, HttpRefusal> check_upgrade(const UpgradeRequest& req,
+                                                              const std::vector<std::string>& allowed_origins) {
+  if (auto bad = check_websocket_request(req, allowed_origins)) return std::move(*bad);
   auto unauthorized = HttpRefusal{401, error_body("Unauthorized")};
   // One request, one token (RFC 6750 §2: a client must not use more than one method). With two,
   // a proxy in front may check one while the server uses the other. Other schemes in the

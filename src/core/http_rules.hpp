@@ -42,6 +42,9 @@ struct HttpRefusal {
   std::string body;  // JSON
 };
 
+// The WebSocket handshake's method, headers and origin; the refusal, if any.
+std::optional<HttpRefusal> check_websocket_request(const UpgradeRequest& req,
+                                                   const std::vector<std::string>& allowed_origins);
 // Checks everything but the token's validity; on success returns the token to verify.
 // `allowed_origins` empty = any origin.
 boost::system::result<std::string, HttpRefusal> check_upgrade(const UpgradeRequest& req,

@@ -56,4 +56,14 @@ Message Message::compressed_for(std::uint8_t window_bits) const {
   return m;
 }
 
+const Message::Alternate& Message::alternate(AlternateBuilder build) const {
+  static const Alternate none;
+  if (!body_) return none;
+  Body& body = *body_;
+  std::call_once(body.alternate_once, [&body, this, build] {
+    body.alternate = std::make_unique<Alternate>(build(json()));
+  });
+  return *body.alternate;
+}
+
 }  // namespace boundary::realtime

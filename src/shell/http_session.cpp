@@ -23,11 +23,13 @@
 #include "core/http_rules.hpp"
 #include "core/permessage_deflate.hpp"
 #include "core/presence.hpp"
+#include "core/pusher.hpp"
 #include "shell/adapters/random.hpp"
 #include "shell/adapters/websocket_accept.hpp"
 #include "shell/hub.hpp"
 #include "shell/loop.hpp"
 #include "shell/node.hpp"
+#include "shell/pusher_api.hpp"
 #include "shell/web_assets.hpp"
 #include "shell/ws_session.hpp"
 
@@ -50,7 +52,10 @@ constexpr std::size_t max_in_flight = 64;
 // The read buffer of a connection that has made an API call.
 constexpr std::size_t api_read_bytes = 32 * 1024;
 
-bool is_api(std::string_view target) { return core::target_path(target).starts_with("/api/"); }
+bool is_api(std::string_view target) {
+  const auto path = core::target_path(target);
+  return path.starts_with("/api/") || path.starts_with("/apps/");  // the native API and the Pusher API
+}
 
 // An answer as it goes on the wire (HTTP/1.1 or 1.0). HEAD: the Content-Length GET would have,
 // and no body (RFC 9110 section 9.3.2).
@@ -325,6 +330,11 @@ void BasicHttpSession<Stream>::route(Request& req) {
   const auto path = core::target_path(req.target());
   const auto method = req.method_string();
   if (path == "/ws") return handle_upgrade(req);
+  if (path.starts_with("/app/") && !node.pusher_apps().empty()) return handle_pusher_upgrade(req);
+  if (path.starts_with("/apps/") && !node.pusher_apps().empty()) {
+    PusherApiRequest r{std::string(method), std::string(req.target()), std::move(req.body())};
+    return handle_pusher_api(node, std::move(r), responder());
+  }
   // HEAD is answered wherever GET is, with GET's status and headers; respond() drops the body.
   const bool get = method == "GET" || method == "HEAD";
   if (path == "/health/realtime" && get) {
@@ -407,12 +417,58 @@ void BasicHttpSession<Stream>::handle_upgrade(Request& req) {
     return refuse_upgrade(core::RefusalReason::unauthorized, json_response(401, {{"error", "Unauthorized"}}),
                           "bad token (" + std::string(to_string(identity.error())) + ")");
   }
+  upgrade_to_websocket(req, u.key, uuid_v4(), std::move(*identity), std::nullopt);
+}
+
+// GET /app/<key>?protocol=7: a Pusher protocol connection (docs/pusher.md). No token: the app's
+// key names the app, and private channels are authorized per subscription. An unknown key or an
+// unsupported protocol is told over the WebSocket (pusher:error, then close 4001 / 4007), as
+// Pusher clients expect, so that they do not reconnect.
+template <class Stream>
+void BasicHttpSession<Stream>::handle_pusher_upgrade(Request& req) {
+  auto& node = loop_.node();
+  pending_[current_seq_ - first_seq_].keep_alive = false;
+  if (node.shutting_down())
+    return refuse_upgrade(core::RefusalReason::shutting_down, json_response(503, {{"error", "Server shutting down"}}));
+  core::UpgradeRequest u{req.method_string(),
+                         req.target(),
+                         beast::websocket::is_upgrade(req),
+                         req[http::field::sec_websocket_version],
+                         req[http::field::sec_websocket_key],
+                         req[http::field::origin],
+                         {}};
+  if (auto bad = core::check_websocket_request(u, node.config().allowed_origins)) {
+    const auto reason = reason_of(*bad);
+    std::string note;
+    if (reason == core::RefusalReason::origin)
+      note = "Origin '" + std::string(u.origin.substr(0, 200)) + "' is not in --allowed-origins";
+    return refuse_upgrade(reason, refusal(*bad), note);
+  }
+  const auto key = core::target_path(req.target()).substr(5);
+  auto socket_id = pusher_socket_id();
+  Identity identity;
+  identity.user_id = socket_id;  // until pusher:signin or a presence channel names the user
+  std::optional<std::size_t> app = node.pusher_app_by_key(key);
+  const auto protocol = core::query_param(req.target(), "protocol");
+  std::optional<std::pair<int, std::string>> fatal;
+  if (!app) fatal.emplace(core::pusher::close_app_unknown, "App key not in this server");
+  else if (!protocol || !core::pusher::protocol_supported(*protocol))
+    fatal.emplace(core::pusher::close_protocol_unsupported, "Unsupported protocol version (7 required)");
+  upgrade_to_websocket(req, u.key, std::move(socket_id), std::move(identity), app ? app : std::optional<std::size_t>(0),
+                       std::move(fatal));
+}
+
+template <class Stream>
+void BasicHttpSession<Stream>::upgrade_to_websocket(Request& req, std::string_view key, std::string id,
+                                                    Identity identity_value, std::optional<std::size_t> pusher_app,
+                                                    std::optional<std::pair<int, std::string>> pusher_fatal) {
+  auto& node = loop_.node();
+  auto identity = &identity_value;
   // The limits come after the token (the per-user count needs the user) and before the
   // application's hook and any memory for the session. The slot is ours until WsSession::unregister.
   if (auto full = node.admit_connection(identity->user_id))
     return refuse_upgrade(full->reason, refusal(full->http), "user '" + identity->user_id.substr(0, 100) + "'");
-  std::string id = uuid_v4();
-  if (const auto& hook = node.hooks().on_connect) {
+  if (const auto& hook = node.hooks().on_connect; hook && !pusher_fatal) {
     ConnectDecision decision;
     try {
       decision = hook(ConnectionInfo{id, *identity});
@@ -445,7 +501,7 @@ void BasicHttpSession<Stream>::handle_upgrade(Request& req) {
   }
   std::string response =
       "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " +
-      websocket_accept(u.key) + "\r\n";
+      websocket_accept(key) + "\r\n";
   if (deflate) response += "Sec-WebSocket-Extensions: " + core::deflate_response(*deflate) + "\r\n";
   response += "\r\n";
   const auto early = buffer_.cdata();
@@ -458,7 +514,8 @@ void BasicHttpSession<Stream>::handle_upgrade(Request& req) {
   } else {
     session = std::make_shared<WsSession>(loop_, stream_.release_socket(), id);
   }
-  session->start(std::move(*identity), std::move(response), early_bytes, deflate);
+  if (pusher_app) session->speak_pusher(*pusher_app);
+  session->start(std::move(*identity), std::move(response), early_bytes, deflate, std::move(pusher_fatal));
 }
 
 template <class Stream>

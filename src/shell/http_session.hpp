@@ -51,6 +51,13 @@ class BasicHttpSession : public std::enable_shared_from_this<BasicHttpSession<St
   void dispatch(Request& req, bool keep_alive);
   void route(Request& req);
   void handle_upgrade(Request& req);
+  void handle_pusher_upgrade(Request& req);
+  // After the upgrade was accepted (token or Pusher app): admission, the connect hook, the 101
+  // and the session. `pusher_app`: a Pusher connection of that app; `pusher_fatal`: the
+  // pusher:error it is closed with at once (unknown key, unsupported protocol).
+  void upgrade_to_websocket(Request& req, std::string_view key, std::string id, Identity identity,
+                            std::optional<std::size_t> pusher_app,
+                            std::optional<std::pair<int, std::string>> pusher_fatal = std::nullopt);
   // Counts (realtime_upgrades_refused_total), logs (rate-limited) and sends an upgrade's refusal.
   void refuse_upgrade(core::RefusalReason reason, HttpResponse response, std::string_view note = {});
   std::string describe_refusal(unsigned status, std::string_view note);

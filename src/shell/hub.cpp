@@ -145,6 +145,7 @@ Hub::Work Hub::work_for(const Fanout& f, Message m, std::uint64_t offset) const 
     case Route::disconnect_user:
       return [t = f.target](Loop& l) { return close_all(l.registry().find_by_user(t)); };
     case Route::count: return [](Loop& l) { return l.registry().count(); };
+    case Route::topic_count: return [t = f.target](Loop& l) { return l.registry().subscriber_count(t); };
     case Route::presence: break;  // the presence store's (deliver_remote)
   }
   return [](Loop&) { return std::size_t{0}; };

@@ -52,6 +52,7 @@ Node::Node(Config config, std::unique_ptr<TokenVerifier> verifier, Hooks hooks, 
     throw std::invalid_argument("--jwt-jwks-url: the server builds its own verifier; pass none");
   if (!config_.tls_cert_file.empty()) tls_ = std::make_unique<TlsContext>(config_.tls_cert_file, config_.tls_key_file);
   metrics_.compression = config_.compression;
+  for (const auto& spec : config_.pusher_apps) pusher_apps_.push_back(*core::pusher::parse_app(spec));
   for (unsigned i = 0; i < config_.threads; ++i) loops_.push_back(std::make_unique<Loop>(*this, i));
   if (jwks) {
     // Fetches are rare and short: the first loop runs them, as it runs the Redis link.
@@ -91,7 +92,8 @@ Node::Node(Config config, std::unique_ptr<TokenVerifier> verifier, Hooks hooks, 
     metrics_.history = history_.get();
   }
   hub_ = std::make_unique<Hub>(loops_, *broker_, metrics_, config_.max_subscriptions, history_.get());
-  if (!config_.presence.empty()) {
+  // Pusher presence channels are tracked whenever there are Pusher apps.
+  if (!config_.presence.empty() || !pusher_apps_.empty()) {
     // The first loop (the broker's, in cluster mode) runs the coalescing windows' timers.
     auto schedule = [&io = loops_.front()->io()](std::chrono::milliseconds delay, std::function<void()> work) {
       auto timer = std::make_shared<boost::asio::steady_timer>(io, delay);
@@ -104,11 +106,15 @@ Node::Node(Config config, std::unique_ptr<TokenVerifier> verifier, Hooks hooks, 
     // its handlers.
     const std::size_t max_batch = config_.max_outbound_bytes / 16;
     if (!broker_->distributed()) {
-      presence_ = std::make_unique<PresenceMemory>(config_.presence, core::presence_interval, std::move(schedule), max_batch);
+      auto memory = std::make_unique<PresenceMemory>(config_.presence, core::presence_interval, std::move(schedule), max_batch);
+      if (!pusher_apps_.empty()) memory->track_pusher_presence_channels();
+      presence_ = std::move(memory);
     } else if (auto* redis = dynamic_cast<BrokerRedis*>(broker_.get())) {
       // Cluster-wide: the present users live in Redis, next to the topics' channels.
-      presence_ = std::make_unique<PresenceRedis>(config_.presence, *redis, config_.redis_prefix,
-                                                  core::presence_interval, std::move(schedule), max_batch);
+      auto shared = std::make_unique<PresenceRedis>(config_.presence, *redis, config_.redis_prefix,
+                                                    core::presence_interval, std::move(schedule), max_batch);
+      if (!pusher_apps_.empty()) shared->track_pusher_presence_channels();
+      presence_ = std::move(shared);
     } else {
       throw std::invalid_argument("--presence: in cluster mode presence lives in Redis; an application's own broker has none");
     }
@@ -117,8 +123,11 @@ Node::Node(Config config, std::unique_ptr<TokenVerifier> verifier, Hooks hooks, 
     presence_->set_announce([hub = hub_.get()](const std::vector<PresenceEvent>& events) {
       const auto now = std::chrono::system_clock::now();
       const std::string& topic = events.front().topic;
-      if (events.size() == 1)
-        return hub->publish_local(topic, core::make_envelope(core::presence_event(events.front()), now, topic));
+      // A Pusher channel's events go one per message: each is turned into its Pusher form.
+      if (events.size() == 1 || core::pusher::is_presence_topic(topic)) {
+        for (const auto& e : events) hub->publish_local(topic, core::make_envelope(core::presence_event(e), now, topic));
+        return;
+      }
       std::string frames;
       for (const auto& e : events) frames += core::make_envelope(core::presence_event(e), now, topic).frame();
       hub->publish_local(topic, Message::from_wire(std::move(frames)));
@@ -180,6 +189,18 @@ void Node::add_route(std::string method, std::string path, Server::RouteHandler 
 const Server::RouteHandler* Node::find_route(std::string_view method, std::string_view path) const {
   auto it = routes_.find(std::pair<std::string, std::string>(method, path));
   return it == routes_.end() ? nullptr : &it->second;
+}
+
+std::optional<std::size_t> Node::pusher_app_by_key(std::string_view key) const noexcept {
+  for (std::size_t i = 0; i < pusher_apps_.size(); ++i)
+    if (pusher_apps_[i].key == key) return i;
+  return std::nullopt;
+}
+
+std::optional<std::size_t> Node::pusher_app_by_id(std::string_view id) const noexcept {
+  for (std::size_t i = 0; i < pusher_apps_.size(); ++i)
+    if (pusher_apps_[i].id == id) return i;
+  return std::nullopt;
 }
 
 }  // namespace boundary::realtime::shell

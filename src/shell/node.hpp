@@ -28,6 +28,7 @@
 #include "boundary/realtime/server.hpp"
 #include "core/admission.hpp"
 #include "core/command.hpp"
+#include "core/pusher.hpp"
 #include "shell/metrics.hpp"
 #include "shell/refusal_log.hpp"
 
@@ -61,6 +62,11 @@ class Node {
   SubscribeAuthorizer* subscribe_authorizer(unsigned loop_index) noexcept {
     return authorizers_.empty() ? nullptr : authorizers_[loop_index].get();
   }
+  // --pusher-app, parsed (validate_config checked them); the first is the default app.
+  const std::vector<core::pusher::App>& pusher_apps() const noexcept { return pusher_apps_; }
+  // The index of the app with this key or id, or nullopt.
+  std::optional<std::size_t> pusher_app_by_key(std::string_view key) const noexcept;
+  std::optional<std::size_t> pusher_app_by_id(std::string_view id) const noexcept;
   // One shared empty ping frame for every idle check.
   const Message& ping_frame() const noexcept { return ping_frame_; }
 
@@ -99,6 +105,7 @@ class Node {
   std::unique_ptr<TlsContext> tls_;
   RefusalLog refusal_log_;
   Message ping_frame_;
+  std::vector<core::pusher::App> pusher_apps_;
   std::map<std::pair<std::string, std::string>, Server::RouteHandler, std::less<>> routes_;  // (method, path)
   std::atomic<bool> shutting_down_{false};
   std::atomic<std::size_t> live_sessions_{0};

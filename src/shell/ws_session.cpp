@@ -51,6 +51,14 @@ constexpr std::size_t max_tls_outbox = 64 * 1024;
 
 bool would_block(int error) { return error == EAGAIN || error == EWOULDBLOCK; }
 
+// A delivery's Pusher form; none for a message that is not one JSON object (presence events
+// travel as several frames in one buffer, see pusher_presence).
+Message::Alternate pusher_form(std::string_view json) {
+  auto form = core::pusher::to_pusher(json);
+  if (form.frame_json.empty()) return {};
+  return {Message::from_json(form.frame_json), std::move(form.excluded), std::move(form.excluded_user)};
+}
+
 // The descriptor leaves Asio's reactor (its per-descriptor state goes back to Asio's pool).
 int take_descriptor(TcpSocket& socket) {
   error_code ec;
@@ -79,14 +87,17 @@ WsSession::~WsSession() {
 }
 
 void WsSession::start(Identity identity, std::string upgrade_response, std::string_view early_bytes,
-                      std::optional<core::DeflateAgreement> deflate) {
+                      std::optional<core::DeflateAgreement> deflate,
+                      std::optional<std::pair<int, std::string>> pusher_refusal) {
   auto& metrics = loop_.node().metrics();
   int on = 1;
   if (fd_ >= 0) {
     ::ioctl(fd_, FIONBIO, &on);
     ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
   }
-  auto connected = core::make_connected(id(), identity, std::chrono::system_clock::now());
+  auto connected = pusher_app_ ? Message::from_json(core::pusher::connection_established(
+                                   id(), core::pusher::activity_timeout_seconds))
+                              : core::make_connected(id(), identity, std::chrono::system_clock::now());
   const std::string user_id = identity.user_id;  // for the admission slot, should registering fail
   if (fd_ < 0 || !loop_.poller().add(fd_, *this, slot_)) {
     if (fd_ >= 0) spdlog::warn("cannot watch a connection's socket: {}", std::strerror(errno));
@@ -109,6 +120,11 @@ void WsSession::start(Identity identity, std::string upgrade_response, std::stri
   }
   last_activity_ = Clock::now();
   enqueue(Message::from_wire(std::move(upgrade_response)));
+  if (pusher_refusal) {
+    refuse_pusher(pusher_refusal->first, pusher_refusal->second);
+    discard_input_ = true;
+    return do_wait_readable();
+  }
   enqueue(connected);
   if (!early_bytes.empty()) {
     partial_ = std::make_unique<std::string>(early_bytes);
@@ -261,7 +277,7 @@ bool WsSession::handle_step(const core::DecodeStep& step) {
       return true;
     case Kind::ping:
       if (state_ == State::open)
-        send(Message::from_wire(core::encode_frame(core::Opcode::pong, step.payload), 0));
+        deliver(Message::from_wire(core::encode_frame(core::Opcode::pong, step.payload), 0));
       return true;
     case Kind::pong: return true;
     case Kind::close: handle_peer_close(step.close_code); return false;
@@ -281,6 +297,7 @@ auto WsSession::on_this_loop(F f) {
 }
 
 void WsSession::handle_text(std::string_view text) {
+  if (pusher_app_) return handle_pusher_text(text);
   auto& node = loop_.node();
   node.metrics().messages_received.fetch_add(1, std::memory_order_relaxed);
   const Identity* who = loop_.registry().identity_of(id());  // registered while open
@@ -314,6 +331,10 @@ void WsSession::handle_text(std::string_view text) {
       return;
     }
     case core::Action::publish: {
+      // Pusher's private and presence channels hear only what their app's backend and signed
+      // subscribers send.
+      if (!node.pusher_apps().empty() && core::pusher::reserved_topic(cmd.topic))
+        return refuse(CommandErrorCode::forbidden, "publishing to this topic is not allowed", cmd.ref);
       auto answer = on_this_loop([topic = cmd.topic, ref = cmd.ref](WsSession& self, Delivery d) {
         self.send(Message::from_json(core::reply_published(topic, d.count, ref, d.offset)));
       });
@@ -359,6 +380,8 @@ void WsSession::refuse(CommandErrorCode code, std::string_view why, const json::
 
 void WsSession::ask_subscribe(const Identity& who, core::Command cmd) {
   auto& node = loop_.node();
+  if (!node.pusher_apps().empty() && core::pusher::reserved_topic(cmd.topic))
+    return refuse(CommandErrorCode::forbidden, core::subscribe_forbidden, cmd.ref);
   if (cmd.action == core::Action::subscribe) {
     const auto check = loop_.registry().check_subscribe(id(), cmd.topic, node.config().max_subscriptions);
     if (check != ConnectionRegistry::SubscribeResult::subscribed) return subscribe(cmd);
@@ -518,7 +541,7 @@ void WsSession::handle_peer_close(std::uint16_t code) {
   discard_input_ = true;
   if (state_ != State::open) return finish();  // answer to our own close frame
   const auto echo = code == 1005 ? CloseCode::normal : static_cast<CloseCode>(code);
-  close(echo, {});
+  close_with_frame(echo, {});
 }
 
 void WsSession::fail(core::FrameError error) {
@@ -528,6 +551,18 @@ void WsSession::fail(core::FrameError error) {
 }
 
 void WsSession::send(const Message& message) {
+  if (!pusher_app_) return deliver(message);
+  // Built once per message, on the first Pusher recipient, and shared by the others.
+  const auto& pusher = message.alternate(&pusher_form);
+  if (!pusher.message || pusher.excluded == id()) return;
+  if (!pusher.excluded_user.empty()) {
+    const Identity* who = loop_.registry().identity_of(id());
+    if (!who || who->user_id == pusher.excluded_user) return;
+  }
+  deliver(pusher.message);
+}
+
+void WsSession::deliver(const Message& message) {
   // Deliveries are counted in messages_sent by the fan-out.
   if (deflate_window_bits_ == 0) {
     if (admit(message)) enqueue(message);
@@ -552,6 +587,17 @@ bool WsSession::admit(const Message& message) {
 }
 
 void WsSession::close(CloseCode code, std::string_view reason) {
+  if (state_ != State::open) return;
+  if (pusher_app_ && static_cast<int>(code) < 4000) {
+    // Pusher clients reconnect after any close below 4000: say what they should do instead.
+    const int pusher_code = core::pusher::close_code_for(static_cast<int>(code));
+    enqueue(Message::from_json(core::pusher::error(pusher_code, reason)));  // beside the close frame, unlimited
+    code = static_cast<CloseCode>(pusher_code);
+  }
+  close_with_frame(code, reason);
+}
+
+void WsSession::close_with_frame(CloseCode code, std::string_view reason) {
   if (state_ != State::open) return;
   state_ = State::closing;
   ping_sent_at_or_close_deadline_ = Clock::now() + close_grace;
@@ -686,7 +732,7 @@ void WsSession::check_idle(Clock::time_point now, std::chrono::system_clock::tim
     case core::IdleAction::ping:
       ping_outstanding_ = true;
       ping_sent_at_or_close_deadline_ = now;
-      return send(node.ping_frame());
+      return deliver(node.ping_frame());
     case core::IdleAction::close:
       node.metrics().idle_disconnects.fetch_add(1, std::memory_order_relaxed);
       return close(CloseCode::policy_violation, "idle timeout");
@@ -711,7 +757,9 @@ void WsSession::unregister() {
   }
   // The slot HttpSession::handle_upgrade took (--max-connections): free once the session leaves.
   const Identity* who = loop_.registry().identity_of(id());
-  if (who) node.release_connection(who->user_id);
+  // A Pusher connection was admitted under its socket id (its user comes later, if at all).
+  if (pusher_app_) node.release_connection(id());
+  else if (who) node.release_connection(who->user_id);
   const auto& hook = node.hooks().on_disconnect;
   if (!hook) {
     loop_.registry().unregister_connection(id());  // may drop the registry's reference to us

@@ -34,6 +34,7 @@
 #include "core/command.hpp"
 #include "core/frame.hpp"
 #include "core/permessage_deflate.hpp"
+#include "core/pusher.hpp"
 #include "core/rate_limiter.hpp"
 #include "shell/poller.hpp"
 #include "shell/tcp_socket.hpp"
@@ -56,13 +57,25 @@ class WsSession final : public Connection, public std::enable_shared_from_this<W
   // Registers with the loop, queues the 101 response and the `connected` frame, starts reading.
   // `early_bytes` are frame bytes that arrived with the upgrade request. `deflate`: what
   // permessage-deflate negotiation agreed on, if it did (the 101 already says so).
+  // `pusher_refusal`: a Pusher connection refused at once (unknown key, unsupported protocol):
+  // after the 101 it gets only pusher:error and the close frame with that code; nothing it
+  // sends is handled.
   void start(Identity identity, std::string upgrade_response, std::string_view early_bytes,
-             std::optional<core::DeflateAgreement> deflate = std::nullopt);
+             std::optional<core::DeflateAgreement> deflate = std::nullopt,
+             std::optional<std::pair<int, std::string>> pusher_refusal = std::nullopt);
+
+  // Before start(): the connection speaks the Pusher protocol (docs/pusher.md) for app
+  // `app_index` of Node::pusher_apps(); its id is a Pusher socket id.
+  void speak_pusher(std::size_t app_index) noexcept { pusher_app_ = static_cast<std::uint16_t>(app_index + 1); }
 
   std::string_view id() const noexcept override { return {id_.data(), id_size_}; }
   bool is_open() const noexcept override { return state_ == State::open; }
+  // A delivery: on a Pusher connection, the message's Pusher form (Message::alternate).
   void send(const Message& message) override;
   void close(CloseCode code, std::string_view reason) override;
+  // A Pusher connection: pusher:error with `code` and `message`, then the close frame with the
+  // same code (4000-4299, Pusher's reconnect rules).
+  void refuse_pusher(int code, std::string_view message);
 
   // Called by the loop's periodic sweep: closes the connection when its token expired
   // (`token_exp`, from the registry's Identity) or when it has been idle too long.
@@ -114,7 +127,24 @@ class WsSession final : public Connection, public std::enable_shared_from_this<W
   // Wraps `f(session, args...)` to run later on this session's loop, if it is still open then.
   template <class F>
   auto on_this_loop(F f);
+  // The Pusher protocol (ws_session_pusher.cpp): frames from the client, and what they lead to.
+  void handle_pusher_text(std::string_view text);
+  const core::pusher::App& pusher_app() const noexcept;
+  bool pusher_default_app() const noexcept { return pusher_app_ == 1; }
+  void pusher_subscribe(core::pusher::Subscribe s);
+  void pusher_subscribed(const std::string& channel, const std::string& topic, bool presence);
+  void pusher_client_event(core::pusher::ClientEvent e);
+  void pusher_signin(core::pusher::Signin s);
+  // Makes `user_id` this connection's user (pusher:signin, a presence channel's channel_data), or
+  // says why not: a connection is one user, named once.
+  std::optional<std::string> pusher_become(const Identity& who, const std::string& user_id);
+  void pusher_refuse(int code, std::string_view message);
+  // The session's own frames (replies, control frames): queued as they are.
+  void deliver(const Message& message);
   void handle_peer_close(std::uint16_t code);
+  // Queues the close frame and starts closing: close() after its Pusher translation, and the
+  // echo of the peer's close as it is.
+  void close_with_frame(CloseCode code, std::string_view reason);
   void fail(core::FrameError error);
   // Every outbound frame passes the --max-outbound-bytes check (admit), except the upgrade
   // response, the `connected` frame and the close frame, which enqueue directly.
@@ -136,6 +166,7 @@ class WsSession final : public Connection, public std::enable_shared_from_this<W
   std::unique_ptr<TlsLink> tls_;        // null: plain
   std::array<char, 36> id_;             // inline: the registry keys its index with a view of it
   std::uint8_t id_size_;
+  std::uint16_t pusher_app_ = 0;        // 0: the native protocol; else the Pusher app's index + 1
   core::InboundDecoder decoder_;
   Clock::time_point bucket_full_at_ = Clock::time_point::min();  // command rate (CommandRules::rate)
   std::unique_ptr<std::string> partial_;  // an incomplete frame's bytes; null while idle

@@ -205,6 +205,76 @@ class ConfigSourcesTest(RealtimeTestCase):
         self.assertIn("--log-level", err)
 
 
+class PusherAppConfigTest(RealtimeTestCase):
+    """--pusher-app from repeated flags, the environment's comma list and [[pusher-app]] tables;
+    every app given is served on /app/<key>, and bad apps stop the server with status 2."""
+
+    def write_config(self, text: str) -> str:
+        fd, path = tempfile.mkstemp(suffix=".toml")
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        self.addCleanup(os.unlink, path)
+        return path
+
+    async def assert_serves(self, key: str):
+        url = f"ws://127.0.0.1:{self.server.port}/app/{key}?protocol=7&client=test&version=1"
+        async with websockets.connect(url) as ws:
+            frame = json.loads(await asyncio.wait_for(ws.recv(), DEFAULT_TIMEOUT))
+            self.assertEqual(frame["event"], "pusher:connection_established", frame)
+            self.assertRegex(json.loads(frame["data"])["socket_id"], r"^\d+\.\d+$")
+
+    async def assert_refuses(self, key: str):
+        url = f"ws://127.0.0.1:{self.server.port}/app/{key}?protocol=7"
+        async with websockets.connect(url) as ws:
+            frame = json.loads(await asyncio.wait_for(ws.recv(), DEFAULT_TIMEOUT))
+            self.assertEqual(frame["event"], "pusher:error", frame)
+            self.assertEqual(json.loads(frame["data"])["code"], 4001)
+
+    @no_server
+    async def test_repeated_flags(self):
+        self.server = self.start_server(["--pusher-app", "1:key-one:secret-one", "--pusher-app", "2:key-two:secret-two"])
+        await self.assert_serves("key-one")
+        await self.assert_serves("key-two")
+        await self.assert_refuses("key-three")
+        self.assertIn("pusher-apps=1,2", self.server.log())
+        self.assertNotIn("secret-one", self.server.log())
+
+    @no_server
+    async def test_environment_comma_list(self):
+        self.server = self.start_server(env={"REALTIME_PUSHER_APP": "1:key-one:secret-one,2:key-two:secret-two"})
+        await self.assert_serves("key-one")
+        await self.assert_serves("key-two")
+
+    @no_server
+    async def test_toml_array_of_tables(self):
+        path = self.write_config('[[pusher-app]]\nid = "1"\nkey = "key-one"\nsecret = "secret-one"\n\n'
+                                 '[[pusher-app]]\nid = "2"\nkey = "key-two"\nsecret = "secret-two"\n')
+        self.server = self.start_server(["--config", path])
+        await self.assert_serves("key-one")
+        await self.assert_serves("key-two")
+
+    @no_server
+    def test_bad_apps_stop_the_server_without_showing_the_secret(self):
+        cases = [
+            (["--pusher-app", "1:key-only"], "expected id:key:secret"),
+            (["--pusher-app", "1:k:short"], "secret must be"),
+            (["--pusher-app", "1:k:secret-one", "--pusher-app", "1:k2:secret-two"], "two apps have the id"),
+            (["--pusher-app", "1:k:secret-one", "--pusher-app", "2:k:secret-two"], "the same key"),
+            (["--pusher-app", "1:k:secret-one,2:k2:secret-two"], "one id:key:secret per flag"),
+        ]
+        for args, why in cases:
+            with self.subTest(args=args):
+                code, _, err = run(*args, "--port", "0", "--jwt-secret", SECRET, "--api-key", KEY)
+                self.assertEqual(code, 2, err)
+                self.assertIn("--pusher-app", err)
+                self.assertIn(why, err)
+                self.assertNotIn("secret-one", err)
+        path = self.write_config('[[pusher-app]]\nid = "1"\nkey = "k"\nsecret = "secret-one"\nurl = "x"\n')
+        code, _, err = run("--config", path, "--port", "0", "--jwt-secret", SECRET, "--api-key", KEY)
+        self.assertEqual(code, 2, err)
+        self.assertIn("pusher-app", err)
+
+
 class Ipv6ListenAddressTest(CliTestCase):
 
     def test_printed_urls_bracket_the_ipv6_literal_and_a_client_connects(self):

@@ -59,6 +59,9 @@ struct Config {
   // many users a presence answer lists at most. Cluster-wide with redis_url (kept in Redis).
   std::vector<std::string> presence;
   std::size_t presence_max_users = 1000;
+  // Pusher protocol apps (docs/pusher.md): "id:key:secret" each; the first is the default app,
+  // whose channels are topics of the same name. Empty: /app/<key> and /apps/<id>/... answer 404.
+  std::vector<std::string> pusher_apps;
   std::chrono::seconds idle_timeout{60};     // silence before close; a ping goes out at half
   std::size_t max_body_bytes = 1048576;      // HTTP API request body
   // Per node (not cluster-wide), checked at the upgrade before the 101: 503 past

@@ -46,6 +46,14 @@ class Message {
   // 32 KiB; RFC 7692 lets any message go uncompressed).
   Message compressed_for(std::uint8_t window_bits) const;
 
+  // The message in another wire protocol (the Pusher protocol, docs/pusher.md): built from
+  // json() at most once, on the first call (thread-safe), by `build`, and then shared by every
+  // recipient that speaks that protocol. One alternate form per message: every caller passes
+  // the same `build`, which also names who must not receive it (Alternate, below).
+  struct Alternate;
+  using AlternateBuilder = Alternate (*)(std::string_view json);
+  const Alternate& alternate(AlternateBuilder build) const;
+
  private:
   struct Body {
     std::string wire;
@@ -53,9 +61,17 @@ class Message {
     std::uint32_t header_bytes = 0;
     bool compressible = false;
     std::once_flag deflate_once;
+    std::unique_ptr<Alternate> alternate;  // null until built
+    std::once_flag alternate_once;
   };
   std::shared_ptr<Body> body_;  // immutable once shared, except deflated_wire under deflate_once
   bool deflated_ = false;
+};
+
+struct Message::Alternate {
+  Message message;
+  std::string excluded;       // a connection id
+  std::string excluded_user;  // a user id: none of this user's connections receives it
 };
 
 }  // namespace boundary::realtime

@@ -476,7 +476,8 @@ void BrokerRedis::do_publish(Fanout f, bool wait, Done done) {
     return;
   }
   const std::uint64_t id = wait ? requests_.begin(std::move(done)) : 0;
-  const bool topic = f.route == Route::topic;
+  // Counting a topic's subscribers goes where its messages go (sharded on a Redis Cluster).
+  const bool topic = f.route == Route::topic || f.route == Route::topic_count;
   auto msg = std::make_shared<const std::pair<std::string, std::string>>(core::channel_for(opt_.prefix, f.route, f.target),
                                                                         core::encode_fanout(f, opt_.node_id, id));
   const std::size_t shard = topic ? shard_for(msg->first) : home_;

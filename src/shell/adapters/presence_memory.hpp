@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/pusher.hpp"
 #include "boundary/realtime/ports/presence_store.hpp"
 #include "core/presence.hpp"
 #include "core/topic.hpp"
@@ -27,7 +28,11 @@ class PresenceMemory final : public PresenceStore {
   PresenceMemory(const std::vector<std::string>& patterns, std::chrono::milliseconds interval = {},
                  Schedule schedule = {}, std::size_t max_batch_bytes = 0);
 
-  bool tracks(std::string_view topic) const override { return patterns_.allows(topic); }
+  bool tracks(std::string_view topic) const override {
+    return patterns_.allows(topic) || (pusher_channels_ && core::pusher::is_presence_topic(topic));
+  }
+  // Also tracks the Pusher apps' presence channels (--pusher-app). Before any change.
+  void track_pusher_presence_channels() noexcept { pusher_channels_ = true; }
   void set_announce(Announce announce) override { coalescer_.set_announce(std::move(announce)); }
   void joined(std::string_view topic, std::string_view user_id, std::shared_ptr<const std::string> info) override;
   void left(std::string_view topic, std::string_view user_id) override;
@@ -38,6 +43,7 @@ class PresenceMemory final : public PresenceStore {
 
  private:
   const core::TopicPatterns patterns_;
+  bool pusher_channels_ = false;
   PresenceCoalescer coalescer_;
   mutable std::mutex mutex_;
   core::PresenceTable table_;

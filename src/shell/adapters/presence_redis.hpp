@@ -31,6 +31,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/pusher.hpp"
 #include "boundary/realtime/ports/broker.hpp"
 #include "boundary/realtime/ports/presence_store.hpp"
 #include "core/topic.hpp"
@@ -50,7 +51,11 @@ class PresenceRedis final : public PresenceStore {
   PresenceRedis(const std::vector<std::string>& patterns, BrokerRedis& broker, std::string prefix,
                 std::chrono::milliseconds interval, Schedule schedule, std::size_t max_batch_bytes = 0);
 
-  bool tracks(std::string_view topic) const override { return patterns_.allows(topic); }
+  bool tracks(std::string_view topic) const override {
+    return patterns_.allows(topic) || (pusher_channels_ && core::pusher::is_presence_topic(topic));
+  }
+  // Also tracks the Pusher apps' presence channels (--pusher-app). Before any change.
+  void track_pusher_presence_channels() noexcept { pusher_channels_ = true; }
   void set_announce(Announce announce) override { coalescer_.set_announce(std::move(announce)); }
   void joined(std::string_view topic, std::string_view user_id, std::shared_ptr<const std::string> info) override;
   void left(std::string_view topic, std::string_view user_id) override;
@@ -106,6 +111,7 @@ class PresenceRedis final : public PresenceStore {
   std::vector<std::string> args(std::initializer_list<std::string> rest) const;
 
   const core::TopicPatterns patterns_;
+  bool pusher_channels_ = false;
   BrokerRedis& broker_;
   const std::string prefix_;
   const std::string instance_;

@@ -9,6 +9,8 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "core/pusher.hpp"
+
 namespace boundary::realtime::shell {
 namespace {
 
@@ -49,6 +51,16 @@ std::string uuid_v4() {
     s += hex_digits[b[i] & 0xF];
   }
   return s;
+}
+
+std::string pusher_socket_id() {
+  const auto b = random_16();
+  std::uint64_t x = 0, y = 0;
+  for (std::size_t i = 0; i < 8; ++i) {
+    x = (x << 8) | b[i];
+    y = (y << 8) | b[8 + i];
+  }
+  return core::pusher::make_socket_id(x, y);
 }
 
 std::string random_hex(std::size_t bytes) {

@@ -47,6 +47,7 @@ enum class Route : char {
   disconnect = 'd',       // target: connection id; body empty
   disconnect_user = 'k',  // target: user id; body empty
   count = 'n',            // every node answers its local connection count
+  topic_count = 'q',      // target: topic; every node with subscribers answers how many it has
 };
 
 struct Fanout {

@@ -1,0 +1,393 @@
+// Pusher protocol compatibility (docs/pusher.md) with the real libraries, unchanged: pusher-js 8
+// (Node build) as the client, the `pusher` server library for channel authorization and the
+// signed HTTP API, Laravel Echo 2 on top of pusher-js, and a native protocol client (ws) next
+// to them. One real server process per suite; a real Redis for cluster mode.
+//
+//   REALTIME_SERVER  server binary (default ../../build/release/realtime-server)
+
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+
+import {
+  backend, client, connected, loadEcho, nativeClient, nativePublish, Pusher, recorder, sleep, startRedis,
+  startServer, subscribed, until,
+} from "./node/pusher_harness.mjs";
+
+const APP = ["1", "app-key", "app-secret-0001"];
+const OTHER = ["2", "other-key", "other-secret-0002"];
+const WAIT = 5000;
+
+const clients = [];
+function track(p) {
+  clients.push(p);
+  return p;
+}
+function disconnectAll() {
+  for (const p of clients.splice(0)) p.disconnect();
+}
+
+describe("pusher protocol, single node", () => {
+  let server;
+  let api;
+  before(async () => {
+    server = await startServer({ apps: [APP.join(":"), OTHER.join(":")], args: ["--publish-patterns", "**"] });
+    api = backend(server.port, APP);
+  });
+  after(async () => {
+    disconnectAll();
+    await server.stop();
+  });
+
+  test("connects with a Pusher socket id and an activity timeout", async () => {
+    const p = track(client(server.port, APP[1], { lib: api }));
+    const socketId = await connected(p);
+    assert.match(socketId, /^\d+\.\d+$/);
+    assert.equal(p.connection.activityTimeout, 120000);
+  });
+
+  test("a public channel gets events the server library triggers, data decoded", async () => {
+    const p = track(client(server.port, APP[1], { lib: api }));
+    const channel = p.subscribe("orders");
+    await subscribed(channel);
+    const got = new Promise((resolve) => channel.bind("order-shipped", resolve));
+    const r = await api.trigger("orders", "order-shipped", { id: 7, items: ["a"] });
+    assert.equal(r.status, 200);
+    assert.deepEqual(await got, { id: 7, items: ["a"] });
+  });
+
+  test("one trigger to several channels, and batch_events, arrive in order", async () => {
+    const p = track(client(server.port, APP[1], { lib: api }));
+    const a = p.subscribe("multi-a");
+    const b = p.subscribe("multi-b");
+    await Promise.all([subscribed(a), subscribed(b)]);
+    const seen = [];
+    a.bind_global((name, data) => { if (!name.startsWith("pusher")) seen.push(`a:${name}:${data.n}`); });
+    b.bind_global((name, data) => { if (!name.startsWith("pusher")) seen.push(`b:${name}:${data.n}`); });
+    await api.trigger(["multi-a", "multi-b"], "both", { n: 1 });
+    await api.triggerBatch([
+      { channel: "multi-a", name: "one", data: { n: 2 } },
+      { channel: "multi-b", name: "two", data: { n: 3 } },
+      { channel: "multi-a", name: "three", data: { n: 4 } },
+    ]);
+    await until("every event", WAIT, () => seen.length === 5);
+    assert.deepEqual(seen.filter((s) => s.startsWith("a:")), ["a:both:1", "a:one:2", "a:three:4"]);
+    assert.deepEqual(seen.filter((s) => s.startsWith("b:")), ["b:both:1", "b:two:3"]);
+  });
+
+  test("socket_id exclusion: the named connection does not get the event", async () => {
+    const sender = track(client(server.port, APP[1], { lib: api }));
+    const other = track(client(server.port, APP[1], { lib: api }));
+    const senderChannel = sender.subscribe("excl");
+    const otherChannel = other.subscribe("excl");
+    await Promise.all([subscribed(senderChannel), subscribed(otherChannel)]);
+    const senderEvents = recorder(senderChannel);
+    const otherEvents = recorder(otherChannel);
+    await api.trigger("excl", "first", { n: 1 }, { socket_id: sender.connection.socket_id });
+    await api.trigger("excl", "second", { n: 2 });
+    await until("both events at the other client", WAIT, () => otherEvents.length === 2);
+    await until("the second event at the sender", WAIT, () => senderEvents.some((e) => e.name === "second"));
+    assert.deepEqual(senderEvents.map((e) => e.name), ["second"]);
+  });
+
+  test("private channels need the app's signature", async () => {
+    const p = track(client(server.port, APP[1], { lib: api }));
+    await subscribed(p.subscribe("private-room"));
+    const wrong = backend(server.port, [APP[0], APP[1], "not-the-secret"]);
+    const q = track(client(server.port, APP[1], { authorizeWith: wrong }));
+    const err = await subscribed(q.subscribe("private-room")).then(() => null, (e) => e.err);
+    assert.ok(err, "a wrong signature must not subscribe");
+    assert.equal(err.status, 401);
+    assert.equal(err.type, "AuthError");
+    // Nothing sent to the channel reaches the refused client.
+    const events = recorder(q.channel("private-room"));
+    const seen = new Promise((resolve) => p.channel("private-room").bind("secret", resolve));
+    await api.trigger("private-room", "secret", { x: 1 });
+    await seen;
+    assert.deepEqual(events.filter((e) => e.name === "secret"), []);
+  });
+
+  test("a signature for another socket does not subscribe", async () => {
+    const victim = track(client(server.port, APP[1], { lib: api }));
+    await connected(victim);
+    const stolen = api.authorizeChannel(victim.connection.socket_id, "private-stolen");
+    const thief = track(client(server.port, APP[1], {
+      extra: { channelAuthorization: { customHandler: (_params, cb) => cb(null, stolen) } },
+    }));
+    const err = await subscribed(thief.subscribe("private-stolen")).then(() => null, (e) => e.err);
+    assert.equal(err?.status, 401);
+  });
+
+  test("client events reach the other subscribers, not the sender", async () => {
+    const a = track(client(server.port, APP[1], { lib: api }));
+    const b = track(client(server.port, APP[1], { lib: api }));
+    const ca = a.subscribe("private-chat");
+    const cb = b.subscribe("private-chat");
+    await Promise.all([subscribed(ca), subscribed(cb)]);
+    const aEvents = recorder(ca);
+    const bGot = new Promise((resolve) => cb.bind("client-typing", resolve));
+    assert.equal(ca.trigger("client-typing", { who: "a" }), true);
+    assert.deepEqual(await bGot, { who: "a" });
+    // The server's next event on the channel follows the client event on every connection.
+    await api.trigger("private-chat", "after", {});
+    await until("the server event at the sender", WAIT, () => aEvents.some((e) => e.name === "after"));
+    assert.deepEqual(aEvents.map((e) => e.name), ["after"]);
+  });
+
+  test("client events on a public channel are refused with pusher:error", async () => {
+    const p = track(client(server.port, APP[1], { lib: api }));
+    const channel = p.subscribe("public-chat");
+    await subscribed(channel);
+    const error = new Promise((resolve) => p.connection.bind("error", resolve));
+    channel.trigger("client-nope", {});  // pusher-js warns but sends
+    const e = await error;
+    assert.equal(e.data.code, 4301);
+  });
+
+  test("presence: members, member_added and member_removed, user_info", async () => {
+    const ann = track(client(server.port, APP[1], { lib: api, user: { user_id: "ann", user_info: { name: "Ann" } } }));
+    const annChannel = ann.subscribe("presence-lobby");
+    const annMembers = await subscribed(annChannel);
+    assert.equal(annMembers.count, 1);
+    assert.deepEqual(annMembers.me, { id: "ann", info: { name: "Ann" } });
+    const added = new Promise((resolve) => annChannel.bind("pusher:member_added", resolve));
+    const bob = track(client(server.port, APP[1], { lib: api, user: { user_id: 42, user_info: { name: "Bob" } } }));
+    const bobChannel = bob.subscribe("presence-lobby");
+    const bobMembers = await subscribed(bobChannel);
+    assert.equal(bobMembers.count, 2);
+    assert.deepEqual(bobMembers.get("ann").info, { name: "Ann" });
+    assert.deepEqual(await added, { id: "42", info: { name: "Bob" } });
+    const info = await (await api.get({ path: "/channels/presence-lobby", params: { info: "user_count" } })).json();
+    assert.equal(info.occupied, true);
+    assert.equal(info.user_count, 2);
+    const users = await (await api.get({ path: "/channels/presence-lobby/users" })).json();
+    assert.deepEqual(users.users.map((u) => u.id).sort(), ["42", "ann"]);
+    const removed = new Promise((resolve) => annChannel.bind("pusher:member_removed", resolve));
+    bob.unsubscribe("presence-lobby");
+    assert.equal((await removed).id, "42");
+    assert.equal(annChannel.members.count, 1);
+  });
+
+  test("a second connection of a present user is no new member", async () => {
+    const first = track(client(server.port, APP[1], { lib: api, user: { user_id: "carl" } }));
+    const watcher = track(client(server.port, APP[1], { lib: api, user: { user_id: "watcher" } }));
+    const w = watcher.subscribe("presence-twice");
+    await subscribed(w);
+    await subscribed(first.subscribe("presence-twice"));
+    await until("carl joined", WAIT, () => w.members.count === 2);
+    const events = recorder(w);
+    const second = track(client(server.port, APP[1], { lib: api, user: { user_id: "carl" } }));
+    await subscribed(second.subscribe("presence-twice"));
+    second.unsubscribe("presence-twice");
+    await api.trigger("presence-twice", "marker", {});
+    await until("the marker", WAIT, () => events.some((e) => e.name === "marker"));
+    assert.deepEqual(events.map((e) => e.name), ["marker"]);
+    assert.equal(w.members.count, 2);
+  });
+
+  test("channel info counts subscriptions", async () => {
+    const p = track(client(server.port, APP[1], { lib: api }));
+    await subscribed(p.subscribe("counted"));
+    const info = await (await api.get({ path: "/channels/counted" })).json();
+    assert.deepEqual(info, { occupied: true, subscription_count: 1 });
+    const empty = await (await api.get({ path: "/channels/nobody-here" })).json();
+    assert.equal(empty.occupied, false);
+  });
+
+  test("user authentication and terminate_connections", async () => {
+    const p = track(client(server.port, APP[1], { lib: api, user: { user_id: "dora" } }));
+    await connected(p);
+    p.signin();
+    await p.user.signinDonePromise;
+    await until("the user channel", WAIT, () => p.user.serverToUserChannel?.subscribed);
+    const userEvent = new Promise((resolve) => p.user.bind("note", resolve));
+    await api.sendToUser("dora", "note", { hi: 1 });
+    assert.deepEqual(await userEvent, { hi: 1 });
+    const error = new Promise((resolve) => p.connection.bind("error", resolve));
+    const r = await api.terminateUserConnections("dora");
+    assert.equal(r.status, 200);
+    assert.equal((await error).data.code, 4009);
+    await until("the connection to stay down", WAIT, () => ["disconnected", "failed"].includes(p.connection.state));
+    await sleep(1500);
+    assert.ok(["disconnected", "failed"].includes(p.connection.state), `state ${p.connection.state}: it reconnected`);
+  });
+
+  test("requests signed with the wrong secret or key are refused", async () => {
+    const wrongSecret = backend(server.port, [APP[0], APP[1], "not-the-secret"]);
+    await assert.rejects(wrongSecret.trigger("orders", "x", {}), (e) => e.status === 401);
+    const wrongKey = backend(server.port, [APP[0], OTHER[1], APP[2]]);
+    await assert.rejects(wrongKey.trigger("orders", "x", {}), (e) => e.status === 401);
+    const unknownApp = backend(server.port, ["99", APP[1], APP[2]]);
+    await assert.rejects(unknownApp.trigger("orders", "x", {}), (e) => e.status === 404);
+    // The library checks names itself; a raw signed request shows the server does too.
+    await assert.rejects(api.post({ path: "/events", body: { name: "x", data: "{}", channel: "bad:channel" } }),
+                         (e) => e.status === 400);
+  });
+
+  test("an unknown app key is refused with 4001 and no reconnect", async () => {
+    const p = track(new Pusher("no-such-key", {
+      wsHost: "127.0.0.1", wsPort: server.port, forceTLS: false, enabledTransports: ["ws"], cluster: "local",
+    }));
+    // The refusal comes in place of connection_established: pusher-js reports it as the
+    // handshake's error and does not retry.
+    const error = await new Promise((resolve) => p.connection.bind("error", resolve));
+    assert.equal(error.error.data.code, 4001);
+    await sleep(1500);
+    assert.notEqual(p.connection.state, "connected");
+    assert.notEqual(p.connection.state, "connecting");
+  });
+
+  test("apps are isolated: the same channel name in two apps", async () => {
+    const other = backend(server.port, OTHER);
+    const p1 = track(client(server.port, APP[1], { lib: api }));
+    const p2 = track(client(server.port, OTHER[1], { lib: other }));
+    const c1 = p1.subscribe("shared-name");
+    const c2 = p2.subscribe("shared-name");
+    await Promise.all([subscribed(c1), subscribed(c2)]);
+    const e1 = recorder(c1);
+    const e2 = recorder(c2);
+    await other.trigger("shared-name", "for-two", {});
+    await api.trigger("shared-name", "for-one", {});
+    await until("both deliveries", WAIT, () => e1.length === 1 && e2.length === 1);
+    assert.equal(e1[0].name, "for-one");
+    assert.equal(e2[0].name, "for-two");
+    // Another app's signature does not open this app's private channels.
+    const cross = track(client(server.port, APP[1], { authorizeWith: other }));
+    const err = await subscribed(cross.subscribe("private-x")).then(() => null, (e) => e.err);
+    assert.equal(err?.status, 401);
+  });
+
+  test("native and Pusher subscribers share the default app's channels", async () => {
+    const native = await nativeClient(server.port, "nat");
+    try {
+      native.send({ action: "subscribe", topic: "mixed" });
+      await until("the native subscribe", WAIT, () => native.messages.find((m) => m.type === "subscribed"));
+      const p = track(client(server.port, APP[1], { lib: api }));
+      const channel = p.subscribe("mixed");
+      await subscribed(channel);
+      const fromNative = new Promise((resolve) => channel.bind("price-changed", resolve));
+      assert.equal(await nativePublish(server.port, "mixed", { type: "price-changed", data: { price: 3 } }), 200);
+      assert.deepEqual(await fromNative, { price: 3 });
+      await api.trigger("mixed", "from-pusher", { a: 1 });
+      const m = await until("the Pusher event at the native client", WAIT,
+                            () => native.messages.find((x) => x.event === "from-pusher"));
+      assert.equal(m.topic, "mixed");
+      assert.equal(m.data, JSON.stringify({ a: 1 }));
+      // A native client's own publish reaches Pusher subscribers too.
+      const fromClient = new Promise((resolve) => channel.bind("note", resolve));
+      native.send({ action: "publish", topic: "mixed", message: { type: "note", data: "plain text" } });
+      assert.equal(await fromClient, "plain text");
+      // Private channels stay Pusher's: their signature is the only way in, and only the backend
+      // (the API) may publish to them.
+      native.send({ action: "subscribe", topic: "private-room", ref: 9 });
+      const refused = await until("the refusal", WAIT, () => native.messages.find((x) => x.ref === 9));
+      assert.equal(refused.type, "error");
+      assert.equal(refused.code, "forbidden");
+      native.send({ action: "publish", topic: "presence-lobby", message: { type: "x" }, ref: 10 });
+      const noPublish = await until("the publish refusal", WAIT, () => native.messages.find((x) => x.ref === 10));
+      assert.equal(noPublish.code, "forbidden");
+    } finally {
+      native.ws.close();
+    }
+  });
+
+  test("Laravel Echo: public listen, private whisper, presence here/joining/leaving", async () => {
+    const Echo = await loadEcho();
+    const echoFor = (user) => new Echo({
+      broadcaster: "pusher", key: APP[1], wsHost: "127.0.0.1", wsPort: server.port, forceTLS: false,
+      enabledTransports: ["ws"], cluster: "local", disableStats: true,
+      client: track(client(server.port, APP[1], { lib: api, user })),
+    });
+    const ann = echoFor({ user_id: "e-ann", user_info: { name: "Ann" } });
+    const bob = echoFor({ user_id: "e-bob", user_info: { name: "Bob" } });
+    try {
+      // A Laravel event class: Echo listens for ".Name" or the App\\Events namespace.
+      const shipped = new Promise((resolve) => ann.channel("echo-orders").listen(".OrderShipped", resolve));
+      await until("the public subscription", WAIT, () => ann.connector.pusher.channel("echo-orders")?.subscribed);
+      await api.trigger("echo-orders", "OrderShipped", { order: 5 });
+      assert.deepEqual(await shipped, { order: 5 });
+
+      const whisper = new Promise((resolve) => bob.private("echo-room").listenForWhisper("typing", resolve));
+      const annRoom = ann.private("echo-room");
+      await until("both private subscriptions", WAIT, () =>
+        ann.connector.pusher.channel("private-echo-room")?.subscribed && bob.connector.pusher.channel("private-echo-room")?.subscribed);
+      annRoom.whisper("typing", { name: "Ann" });
+      assert.deepEqual(await whisper, { name: "Ann" });
+
+      const here = new Promise((resolve) => ann.join("echo-lobby").here(resolve));
+      assert.deepEqual(await here, [{ name: "Ann" }]);
+      const joining = new Promise((resolve) => ann.join("echo-lobby").joining(resolve));
+      const leaving = new Promise((resolve) => ann.join("echo-lobby").leaving(resolve));
+      const bobHere = new Promise((resolve) => bob.join("echo-lobby").here(resolve));
+      assert.equal((await bobHere).length, 2);
+      assert.deepEqual(await joining, { name: "Bob" });
+      bob.leave("echo-lobby");
+      assert.deepEqual(await leaving, { name: "Bob" });
+    } finally {
+      ann.disconnect();
+      bob.disconnect();
+    }
+  });
+});
+
+describe("pusher protocol, cluster of two nodes over Redis", () => {
+  let redis;
+  let a;
+  let b;
+  before(async () => {
+    redis = await startRedis();
+    a = await startServer({ apps: [APP.join(":")], args: ["--redis", redis.url, "--node-id", "a"] });
+    b = await startServer({ apps: [APP.join(":")], args: ["--redis", redis.url, "--node-id", "b"] });
+  });
+  after(async () => {
+    disconnectAll();
+    await a?.stop();
+    await b?.stop();
+    await redis?.stop();
+  });
+
+  test("an event triggered on one node reaches subscribers on the other", async () => {
+    const apiA = backend(a.port, APP);
+    const p = track(client(b.port, APP[1], { lib: apiA }));
+    const channel = p.subscribe("cluster-orders");
+    await subscribed(channel);
+    const got = new Promise((resolve) => channel.bind("shipped", resolve));
+    await apiA.trigger("cluster-orders", "shipped", { id: 1 });
+    assert.deepEqual(await got, { id: 1 });
+    const info = await (await apiA.get({ path: "/channels/cluster-orders" })).json();
+    assert.deepEqual(info, { occupied: true, subscription_count: 1 });
+  });
+
+  test("presence and client events across nodes", async () => {
+    const apiA = backend(a.port, APP);
+    const ann = track(client(a.port, APP[1], { lib: apiA, user: { user_id: "c-ann" } }));
+    const bob = track(client(b.port, APP[1], { lib: apiA, user: { user_id: "c-bob" } }));
+    const annChannel = ann.subscribe("presence-cluster");
+    await subscribed(annChannel);
+    const added = new Promise((resolve) => annChannel.bind("pusher:member_added", resolve));
+    const bobChannel = bob.subscribe("presence-cluster");
+    await subscribed(bobChannel);
+    assert.equal((await added).id, "c-bob");
+    // Each node announces its own changes after a short coalescing window (docs/presence.md): a
+    // listing may precede another node's join, whose member_added then follows.
+    await until("both members at bob", WAIT, () => bobChannel.members.count === 2);
+    assert.deepEqual(Object.keys(bobChannel.members.members).sort(), ["c-ann", "c-bob"]);
+    const whisper = new Promise((resolve) => annChannel.bind("client-hello", resolve));
+    bobChannel.trigger("client-hello", { from: "bob" });
+    assert.deepEqual(await whisper, { from: "bob" });
+    const removed = new Promise((resolve) => annChannel.bind("pusher:member_removed", resolve));
+    bob.disconnect();
+    assert.equal((await removed).id, "c-bob");
+  });
+
+  test("terminate_connections reaches the user's connections on every node", async () => {
+    const apiA = backend(a.port, APP);
+    const p = track(client(b.port, APP[1], { lib: apiA, user: { user_id: "c-dora" } }));
+    await connected(p);
+    p.signin();
+    await p.user.signinDonePromise;
+    await until("the user channel", WAIT, () => p.user.serverToUserChannel?.subscribed);
+    const error = new Promise((resolve) => p.connection.bind("error", resolve));
+    await apiA.terminateUserConnections("c-dora");
+    assert.equal((await error).data.code, 4009);
+  });
+});
