@@ -55,7 +55,7 @@ const std::vector<OptionInfo>& options() {
       {"history", "comma list of PATTERN=SIZE[/TTL]: topics matching PATTERN keep their last SIZE messages for TTL seconds (default 300) for recovery and the history action (default: none)"},
       {"history-max-bytes", "memory all history of this node may take; past it the least recently published streams are dropped (default 67108864)"},
       {"presence", "comma list of topic patterns whose subscribers are tracked: presence-join/leave events, the presence action and GET /api/presence (default: none)"},
-      {"pusher-app", "id:key:secret of a Pusher protocol app (repeatable; comma list in the environment; [[pusher-app]] tables with id, key and secret in a config file); the first is the default app (default: none)"},
+      {"pusher-app", "id:key:secret[:webhook-url] of a Pusher protocol app (repeatable; comma list in the environment; [[pusher-app]] tables with id, key, secret and webhook in a config file); the first is the default app (default: none)"},
       {"presence-max-users", "most users a presence answer lists; past it \"truncated\" is true (default 1000)"},
       {"idle-timeout", "seconds of silence before a connection is closed, pinged at half (default 60)"},
       {"max-body-bytes", "largest HTTP API request body (default 1048576)"},
@@ -99,7 +99,7 @@ std::optional<std::string> toml_value(const toml::table& t, const std::string& k
   if (auto* arr = n->as_array()) {
     std::string joined;
     for (const auto& item : *arr) {
-      // [[pusher-app]] tables: id, key and secret become "id:key:secret".
+      // [[pusher-app]] tables: id, key, secret and webhook become "id:key:secret[:webhook]".
       if (auto* t = item.as_table(); t && key == "pusher-app") {
         std::string spec;
         for (const char* field : {"id", "key", "secret"}) {
@@ -107,7 +107,15 @@ std::optional<std::string> toml_value(const toml::table& t, const std::string& k
           if (!v) throw std::invalid_argument("config file: every [[pusher-app]] needs string id, key and secret");
           spec += (spec.empty() ? "" : ":") + *v;
         }
-        if (t->size() != 3) throw std::invalid_argument("config file: [[pusher-app]] takes only id, key and secret");
+        std::size_t fields = 3;
+        if (t->contains("webhook")) {
+          auto v = (*t)["webhook"].value<std::string>();
+          if (!v) throw std::invalid_argument("config file: a [[pusher-app]] webhook must be a URL string");
+          spec += ":" + *v;
+          ++fields;
+        }
+        if (t->size() != fields)
+          throw std::invalid_argument("config file: [[pusher-app]] takes only id, key, secret and webhook");
         joined += (joined.empty() ? "" : ",") + spec;
         continue;
       }

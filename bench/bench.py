@@ -8,6 +8,9 @@ Runs every scenario against every server, one after another under the same condi
   ours-tls  ours-1t with --tls-cert/--tls-key, the load generator with --tls (fanout and connect only)
   ours-deflate  ours-1t with --compression on, the load generator with --compression (fanout and connect only)
   ours-history  ours-1t with --history bench=1000/300: the topic keeps its messages (fanout only)
+  ours-pusher  ours-1t with --pusher-app bench:bench-key:bench-secret-0001, the load generator with
+            --protocol pusher --pusher-key bench-key: subscribers on the Pusher public channel bench,
+            the publisher POST /api/publish (--via api) (fanout and connect only)
   ws        node bench/peers/ws-server.mjs, pinned to CPU 0
   socketio  node bench/peers/socketio-server.mjs, pinned to CPU 0
 
@@ -34,7 +37,8 @@ Environment knobs (defaults for a full run; QUICK=1 changes the ones marked *):
   API_MESSAGES (2000*)  API_WINDOW (32: requests in flight)  API_BATCH (100 messages per batch)
   Quick mode: RUNS=1 MESSAGES=50 RATE_MESSAGES=1000 USERS_DURATION=2 HOLD=1 GROWTH_N="1000 10000"
   GROWTH_MESSAGES=MESSAGES ATTEMPTS=1 QUIET_TIMEOUT=15 OUT=build/bench-quick (about 2 minutes).
-  SERVERS ("ours-1t ours-2t ours-tls ours-deflate ours-history ws socketio")  SCENARIOS ("fanout rate connect users growth api")
+  SERVERS ("ours-1t ours-2t ours-tls ours-deflate ours-history ours-pusher ws socketio")
+  SCENARIOS ("fanout rate connect users growth api")
   MAX_OTHERS (0.5; per 10 s of a longer run)    ATTEMPTS (3*)  QUIET_TIMEOUT (300* s)  QUIET_CPU (0.10 CPU s per s)
   PORT (3850)         SERVER, LOADGEN (build/release binaries)  OUT (docs*)
   Setting SERVERS or SCENARIOS keeps the other raw results (a partial re-run); without them
@@ -74,10 +78,13 @@ SECRET = "bench-secret-0123456789abcdef0123456789a"  # 40 characters
 API_KEY = "bench-api-key-0123456789"  # at least 16 bytes, as the server requires
 OPT_BEGIN = "<!-- optimisations:begin -->"
 OPT_END = "<!-- optimisations:end -->"
-ALL_SERVERS = ["ours-1t", "ours-2t", "ours-tls", "ours-deflate", "ours-history", "ws", "socketio"]
+ALL_SERVERS = ["ours-1t", "ours-2t", "ours-tls", "ours-deflate", "ours-history", "ours-pusher", "ws", "socketio"]
 TLS_SCENARIOS = ("fanout", "connect")  # ours-tls: what TLS changes (per-byte cost, handshakes, memory)
 DEFLATE_SCENARIOS = ("fanout", "connect")  # ours-deflate: the compression pass per message, memory
 HISTORY_SCENARIOS = ("fanout",)  # ours-history: what keeping every message costs the fan-out
+PUSHER_SCENARIOS = ("fanout", "connect")  # ours-pusher: the Pusher framing per delivery, its handshake
+PUSHER_APP = "bench:bench-key:bench-secret-0001"  # id:key:secret; the first app is the default app,
+PUSHER_KEY = "bench-key"  # so its public channel `bench` is the native topic `bench`
 ALL_SCENARIOS = ["fanout", "rate", "connect", "users", "growth", "api"]
 # The api scenario's modes: how the publisher sends (loadgen_args) and what each row is called.
 API_MODES = {
@@ -90,7 +97,7 @@ API_MODES = {
 API_CONNECTIONS = 8
 COLORS = {"ours-1t": charts.PALETTE[0], "ours-2t": charts.PALETTE[1], "ws": charts.PALETTE[2],
           "socketio": charts.PALETTE[3], "ours-tls": charts.PALETTE[4], "ours-deflate": charts.PALETTE[5],
-          "ours-history": charts.PALETTE[6]}
+          "ours-history": charts.PALETTE[6], "ours-pusher": charts.PALETTE[7]}
 PERCENTILES = ["p50", "p90", "p99", "p99.9", "max"]
 KEEP_WORK: list = []  # logs of runs whose server died or did not start
 
@@ -292,8 +299,14 @@ def loadgen_args(cfg: Config, server: str, case: Case, port: int, pid: int) -> l
         a += ["--secret", SECRET, "--api-key", API_KEY]
     else:
         a += ["--protocol", "plain-ws" if server == "ws" else "socketio"]
+    if server == "ours-pusher":
+        a += ["--protocol", "pusher", "--pusher-key", PUSHER_KEY]
     if case.kind in ("fanout", "rate"):
-        if is_ours(server):
+        if server == "ours-pusher":
+            # A Pusher client cannot publish to a public channel: the publisher is the native HTTP
+            # API, pipelined with as many requests in flight as ours-1t's `publish` commands.
+            a += ["--scenario", "fanout", "--via", "api", "--window", str(cfg.window)]
+        elif is_ours(server):
             a += ["--scenario", "fanout", "--via", "ws", "--window", str(cfg.window)]
         else:
             a += ["--scenario", "broadcast"]
@@ -395,6 +408,7 @@ def server_specs(cfg: Config) -> dict:
         "ours-tls": ServerSpec("ours-tls", "0", "1"),
         "ours-deflate": ServerSpec("ours-deflate", "0", "1"),
         "ours-history": ServerSpec("ours-history", "0", "1"),
+        "ours-pusher": ServerSpec("ours-pusher", "0", "1"),
         "ws": ServerSpec("ws", "0", "1"),
         "socketio": ServerSpec("socketio", "0", "1"),
     }
@@ -423,8 +437,11 @@ def server_specs(cfg: Config) -> dict:
     if "--compression" not in help_text:
         specs["ours-deflate"].available = False
         specs["ours-deflate"].why_not = "the load generator has no --compression (rebuild: make build)"
+    if "--pusher-key" not in help_text:
+        specs["ours-pusher"].available = False
+        specs["ours-pusher"].why_not = "the load generator has no --protocol pusher (rebuild: make build)"
     if not os.access(cfg.server_bin, os.X_OK):
-        for n in ("ours-1t", "ours-2t", "ours-tls", "ours-deflate", "ours-history"):
+        for n in ("ours-1t", "ours-2t", "ours-tls", "ours-deflate", "ours-history", "ours-pusher"):
             specs[n].available, specs[n].why_not = False, f"{cfg.server_bin} is missing (make build)"
     return specs
 
@@ -471,6 +488,8 @@ class RunningServer:
                 self.cmd += ["--compression", "on"]
             if spec.name == "ours-history":
                 self.cmd += ["--history", "bench=1000/300"]
+            if spec.name == "ours-pusher":
+                self.cmd += ["--pusher-app", PUSHER_APP]
         else:
             script = "ws-server.mjs" if spec.name == "ws" else "socketio-server.mjs"
             self.cmd = ["node", os.path.join(ROOT, "bench/peers", script), "--port", str(port)]
@@ -672,6 +691,8 @@ def measure(cfg: Config) -> None:
             if server == "ours-deflate" and sc not in DEFLATE_SCENARIOS:
                 continue
             if server == "ours-history" and sc not in HISTORY_SCENARIOS:
+                continue
+            if server == "ours-pusher" and sc not in PUSHER_SCENARIOS:
                 continue
             for case in cases_by_scenario[sc]:
                 if applies(server, case) and (server, case.id) not in seen:
@@ -1054,7 +1075,7 @@ def render(cfg: Config) -> str:
           "`RATE` (1000 msg/s), `RATE_MESSAGES` (5000), `RATE_CONNECTIONS` (1000), `USERS_RATE` (5000), "
           "`USERS_DURATION` (10 s), `HOLD` (2 s), `GROWTH_N` (\"1000 5000 10000 19000\"), `GROWTH_MESSAGES` (200), "
           "`SIZE` (100 B), `WINDOW` (256), `API_MESSAGES` (2000), `API_WINDOW` (32), `API_BATCH` (100), "
-          "`SERVERS` (\"ours-1t ours-2t ours-tls ours-deflate ours-history ws socketio\"), "
+          "`SERVERS` (\"ours-1t ours-2t ours-tls ours-deflate ours-history ours-pusher ws socketio\"), "
           "`SCENARIOS` (\"fanout rate connect users growth api\"), `MAX_OTHERS` (0.5 CPU s), `ATTEMPTS` (3), "
           "`QUIET_TIMEOUT` (300 s), `PORT` (3850), `OUT` (docs). With `SERVERS` or `SCENARIOS` set, the other "
           "servers' and scenarios' raw results are kept and the file is re-rendered from all of them.", "")
@@ -1073,7 +1094,12 @@ def render(cfg: Config) -> str:
           "fanout and connect only; **ours-deflate** = ours-1t with `--compression on`, every client negotiating "
           "permessage-deflate (`realtime-loadgen --compression`, which inflates each distinct payload once), fanout and "
           "connect only; **ours-history** = ours-1t with `--history bench=1000/300` (the topic keeps its last 1,000 "
-          "messages; every delivery carries its offset), fanout only. **ws** = `node bench/peers/ws-server.mjs` (every text message from "
+          "messages; every delivery carries its offset), fanout only; **ours-pusher** = ours-1t with `--pusher-app "
+          f"{PUSHER_APP}`, its clients speaking the Pusher protocol 7 at `/app/{PUSHER_KEY}` without a token "
+          "(`realtime-loadgen --protocol pusher`; the subscribers join the public channel `bench`, which is the topic "
+          "`bench`), fanout and connect only; a Pusher client cannot publish to a public channel, so its publisher is "
+          f"`POST /api/publish` pipelined on one connection with up to {cfg.window} requests in flight "
+          f"(`--via api --window {cfg.window}`). **ws** = `node bench/peers/ws-server.mjs` (every text message from "
           "a client goes to every other client) and **socketio** = `node bench/peers/socketio-server.mjs` (a `publish` "
           "event is `socket.broadcast.emit(\"message\", …)`, WebSocket transport only), both pinned to CPU 0.",
           "- The load generator is pinned to CPU 1. The machine has only 2 cores, so **ours-2t shares CPU 1 with the "
@@ -1245,8 +1271,9 @@ def api_section(d: Doc, cases: list) -> None:
 
 def connect_section(d: Doc, case: Case, img, chart) -> None:
     servers = [s for s in d.servers if d.runs(s, case)]
+    anonymous = ", ours-pusher's none" if "ours-pusher" in servers else ""
     d.add("## Connect", "", f"{case.n:,} WebSocket connections opened with 500 handshakes in flight (our clients each "
-          f"present a JWT), then held idle {case.hold:g} s. Server RSS per connection = (RSS after the hold − RSS "
+          f"present a JWT{anonymous}), then held idle {case.hold:g} s. Server RSS per connection = (RSS after the hold − RSS "
           "before the first connection) ÷ connections; kernel socket buffers are not in it. \"Marginal\" leaves "
           "out the first tenth (at most 1,000) of the connections, which page in code and allocator arenas once.", "")
     if not servers:
@@ -1445,6 +1472,19 @@ def targets(d: Doc, cases: dict) -> list:
     rows.append([f"Fanout at {fan.n:,} subscribers on a topic with history (ours-history)",
                  "≥ 85 % of ours-1t (history costs ≤ 15 %)",
                  verdict(None, "") if r is None else verdict(r >= 0.85, f"{r:.0%}"), "(ours-1t only)"])
+    # As many subscribers as ours-1t's, with Pusher frames and handshakes; its fanout publisher is
+    # the HTTP API, ours-1t's the WebSocket `publish` command (see Conditions).
+    shares = []
+    for label, case, path in (("fanout", fan, "delivery/deliveries_per_second"), ("connects", con, "connect/per_second")):
+        shares.append((label, ratio(stat(d.runs("ours-pusher", case), path).median,
+                                    stat(d.runs("ours-1t", case), path).median)))
+    if all(r is None for _, r in shares):
+        cell = verdict(None, "")
+    else:
+        text = ", ".join(f"{label} {'–' if r is None else f'{r:.0%}'}" for label, r in shares)
+        cell = verdict(None if any(r is None for _, r in shares) else all(r >= 0.9 for _, r in shares), text)
+    rows.append([f"Pusher protocol (ours-pusher): fanout and connects at {fan.n:,}",
+                 "≥ 90 % of the native protocol (ours-1t)", cell, "(ours-1t only)"])
     ref = api_reference(d, cases["api"])
     for c in cases["api"]:
         if c.mode in ("ws", "api8w"):

@@ -13,6 +13,7 @@
 #include <boost/json/string.hpp>
 
 #include "core/parse_util.hpp"
+#include "core/subscribe_proxy.hpp"
 
 namespace boundary::realtime::core::pusher {
 namespace json = boost::json;
@@ -117,7 +118,13 @@ boost::system::result<App, std::string> parse_app(std::string_view spec) {
   const auto a = spec.find(':');
   const auto b = a == std::string_view::npos ? a : spec.find(':', a + 1);
   if (b == std::string_view::npos) return app_error("expected id:key:secret");
-  App app{std::string(spec.substr(0, a)), std::string(spec.substr(a + 1, b - a - 1)), std::string(spec.substr(b + 1))};
+  const auto c = spec.find(':', b + 1);  // secrets hold no ':', so a third one starts the webhook URL
+  App app{std::string(spec.substr(0, a)), std::string(spec.substr(a + 1, b - a - 1)),
+          std::string(spec.substr(b + 1, c == std::string_view::npos ? c : c - b - 1)),
+          c == std::string_view::npos ? std::string() : std::string(spec.substr(c + 1))};
+  if (c != std::string_view::npos) {
+    if (auto url = parse_http_url(app.webhook); !url) return app_error("app '" + app.id + "': the webhook " + url.error());
+  }
   if (app.id.empty() || app.id.size() > 40 || !all_of_set(app.id, "_-"))
     return app_error("the app id must be 1-40 of A-Z a-z 0-9 _ -");
   if (app.key.empty() || app.key.size() > 100 || !all_of_set(app.key, "_.-"))
@@ -157,6 +164,24 @@ std::string topic_of(const App& app, bool default_app, std::string_view channel)
   topic += ':';
   topic += channel;
   return topic;
+}
+
+std::optional<AppChannel> app_channel(std::string_view topic, const std::vector<App>& apps) noexcept {
+  if (apps.empty()) return std::nullopt;
+  std::size_t app = 0;
+  std::string_view channel = topic;
+  if (topic.starts_with("app:")) {
+    const auto colon = topic.find(':', 4);
+    if (colon == std::string_view::npos) return std::nullopt;
+    const auto id = topic.substr(4, colon - 4);
+    const auto it = std::find_if(apps.begin(), apps.end(), [id](const App& a) { return a.id == id; });
+    if (it == apps.end() || it == apps.begin()) return std::nullopt;  // the default app's topics have no prefix
+    app = static_cast<std::size_t>(it - apps.begin());
+    channel = topic.substr(colon + 1);
+  }
+  const auto kind = channel_kind(channel);
+  if (!kind || *kind == ChannelKind::user) return std::nullopt;
+  return AppChannel{app, channel};
 }
 
 bool reserved_topic(std::string_view topic) noexcept {

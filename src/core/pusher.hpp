@@ -18,13 +18,14 @@
 
 namespace boundary::realtime::core::pusher {
 
-// --pusher-app id:key:secret. The first app given is the default app: its channels are topics of
+// --pusher-app id:key:secret[:webhook-url]. The first app given is the default app: its channels are topics of
 // the same name (below). `id`: 1-40 of [A-Za-z0-9_-]; `key` 1-100 and `secret` 8-200 of
 // [A-Za-z0-9_.-].
 struct App {
   std::string id;
   std::string key;
   std::string secret;
+  std::string webhook;  // http[s]:// URL its webhooks go to; empty: none
 };
 // The error says what is wrong (never repeating the secret).
 boost::system::result<App, std::string> parse_app(std::string_view spec);
@@ -45,6 +46,13 @@ std::string topic_of(const App& app, bool default_app, std::string_view channel)
 // The channel a topic's deliveries name on a Pusher connection: the topic without its
 // `app:<id>:` prefix.
 std::string_view channel_of(std::string_view topic) noexcept;
+// The app and channel a topic is (topic_of's inverse), or nullopt for a topic no app's channel
+// maps to (one with another ':' form, or an invalid channel name).
+struct AppChannel {
+  std::size_t app;
+  std::string_view channel;
+};
+std::optional<AppChannel> app_channel(std::string_view topic, const std::vector<App>& apps) noexcept;
 // A topic only Pusher connections may subscribe to: an app's private, encrypted or presence
 // channel (their subscriptions are authorized by the app's signature, which a native
 // connection cannot present).

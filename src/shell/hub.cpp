@@ -45,6 +45,16 @@ Hub::Hub(std::vector<std::unique_ptr<Loop>>& loops, Broker& broker, Metrics& met
     });
 }
 
+void Hub::set_topic_observer(TopicObserver observer) {
+  topic_observer_ = std::move(observer);
+  if (broker_.distributed()) return;  // the interests already follow every index
+  // A single node follows its topics only for this observer (no per-connect cost otherwise).
+  for (auto& l : loops_)
+    l->registry().set_index_observer([this](ConnectionRegistry::IndexKind k, std::string_view name, bool created) {
+      if (k == ConnectionRegistry::IndexKind::topic) index_changed(k, name, created);
+    });
+}
+
 Hub::~Hub() {
   detach();
   // Nothing may report to the hub any more (the loops are stopped by now).
@@ -58,12 +68,17 @@ void Hub::index_changed(ConnectionRegistry::IndexKind kind, std::string_view nam
   key += name;
   // Held while telling the broker, so that its calls for one name keep the order of the changes.
   std::lock_guard lock(interests_mutex_);
+  const bool tell_broker = broker_.distributed();
   if (created) {
-    if (interest_refs_[key]++ == 0) broker_.set_interest(route, name, true);
+    if (interest_refs_[key]++ != 0) return;
+    if (tell_broker) broker_.set_interest(route, name, true);
   } else if (auto it = interest_refs_.find(key); it != interest_refs_.end() && --it->second == 0) {
     interest_refs_.erase(it);
-    broker_.set_interest(route, name, false);
+    if (tell_broker) broker_.set_interest(route, name, false);
+  } else {
+    return;
   }
+  if (route == Route::topic && topic_observer_) topic_observer_(name, created);
 }
 
 std::shared_ptr<void> Hub::pin(std::string_view topic) {

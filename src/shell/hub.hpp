@@ -77,6 +77,11 @@ class Hub {
   // disconnect_user (a user id) and count (every node's connections; target empty).
   void control(Route route, std::string target, std::string topic, SendOptions options, SendDone done);
 
+  // Called when the node's first subscriber of a topic arrives (true) and its last one leaves
+  // (false), across loops. Set before start; runs under the interests lock, so it must not block.
+  using TopicObserver = std::function<void(std::string_view topic, bool occupied)>;
+  void set_topic_observer(TopicObserver observer);
+
   // The node's own connections.
   std::size_t connection_count() const noexcept;
 
@@ -109,6 +114,7 @@ class Hub {
   HistoryStore* const history_;
   std::mutex interests_mutex_;
   std::unordered_map<std::string, std::size_t> interest_refs_;  // node-level refs across loops
+  TopicObserver topic_observer_;
   // Shared with pins, which may outlive the hub in work still queued on stopped loops.
   std::shared_ptr<bool> attached_ = std::make_shared<bool>(true);
 };

@@ -93,6 +93,14 @@ std::string render(const Metrics& m, Format format) {
     counter("realtime_cluster_reply_timeouts", "Cluster count waits that ended before every node answered.",
             m.cluster_reply_timeouts);
   }
+  if (m.webhooks) {
+    counter("realtime_pusher_webhook_requests_ok", "Pusher webhook requests answered 2xx.", m.webhook_requests_ok);
+    counter("realtime_pusher_webhook_requests_failed", "Pusher webhook requests that failed (retried or given up).",
+            m.webhook_requests_failed);
+    counter("realtime_pusher_webhook_events_dropped",
+            "Pusher webhook events dropped: the queue was full, or their batch failed every attempt.",
+            m.webhook_events_dropped);
+  }
   if (m.compression) {
     gauge("realtime_compressed_connections", "Open connections that negotiated permessage-deflate.",
           m.compressed_connections);

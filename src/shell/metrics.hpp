@@ -69,6 +69,13 @@ struct Metrics {
   // attaches / reads Redis did not answer.
   std::atomic<std::uint64_t> history_failures{0};
 
+  // A Pusher app with a webhook (rendered when set): requests answered 2xx, requests that failed
+  // (retried or given up), events dropped (queue full, or a batch given up).
+  bool webhooks = false;
+  std::atomic<std::uint64_t> webhook_requests_ok{0};
+  std::atomic<std::uint64_t> webhook_requests_failed{0};
+  std::atomic<std::uint64_t> webhook_events_dropped{0};
+
   // --presence only (rendered when set, before the loops start): the store's usage, read at render.
   const PresenceStore* presence = nullptr;
 

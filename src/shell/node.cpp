@@ -1,5 +1,6 @@
 #include "shell/node.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 #include <thread>
 
@@ -22,6 +23,7 @@
 #include "shell/adapters/subscribe_authorizer_http.hpp"
 #include "shell/adapters/tls_context.hpp"
 #include "shell/hub.hpp"
+#include "shell/pusher_webhooks.hpp"
 #include "shell/loop.hpp"
 
 namespace boundary::realtime::shell {
@@ -92,6 +94,7 @@ Node::Node(Config config, std::unique_ptr<TokenVerifier> verifier, Hooks hooks, 
     metrics_.history = history_.get();
   }
   hub_ = std::make_unique<Hub>(loops_, *broker_, metrics_, config_.max_subscriptions, history_.get());
+  start_pusher_webhooks();
   // Pusher presence channels are tracked whenever there are Pusher apps.
   if (!config_.presence.empty() || !pusher_apps_.empty()) {
     // The first loop (the broker's, in cluster mode) runs the coalescing windows' timers.
@@ -120,9 +123,15 @@ Node::Node(Config config, std::unique_ptr<TokenVerifier> verifier, Hooks hooks, 
     }
     // Events go to the topic's subscribers (the joining connection included), not into its
     // history. Events announced together leave as one buffer of frames: one write per subscriber.
-    presence_->set_announce([hub = hub_.get()](const std::vector<PresenceEvent>& events) {
+    presence_->set_announce([this, hub = hub_.get()](const std::vector<PresenceEvent>& events) {
       const auto now = std::chrono::system_clock::now();
       const std::string& topic = events.front().topic;
+      if (webhooks_) {
+        if (auto where = core::pusher::app_channel(topic, pusher_apps_); where && webhooks_->wants(where->app))
+          for (const auto& e : events)
+            webhooks_->emit(where->app, {e.kind == PresenceEvent::Kind::join ? "member_added" : "member_removed",
+                                         std::string(where->channel), std::string(core::pusher::pusher_user(e.user_id))});
+      }
       // A Pusher channel's events go one per message: each is turned into its Pusher form.
       if (events.size() == 1 || core::pusher::is_presence_topic(topic)) {
         for (const auto& e : events) hub->publish_local(topic, core::make_envelope(core::presence_event(e), now, topic));
@@ -201,6 +210,26 @@ std::optional<std::size_t> Node::pusher_app_by_id(std::string_view id) const noe
   for (std::size_t i = 0; i < pusher_apps_.size(); ++i)
     if (pusher_apps_[i].id == id) return i;
   return std::nullopt;
+}
+
+// channel_occupied / channel_vacated follow the node's first and last subscriber of a topic,
+// which on a single node are the server's. In cluster mode they would be one node's view, so
+// webhooks need a single node (validate here, where the broker is known).
+void Node::start_pusher_webhooks() {
+  const bool any = std::any_of(pusher_apps_.begin(), pusher_apps_.end(),
+                               [](const core::pusher::App& a) { return !a.webhook.empty(); });
+  if (!any) return;
+  if (broker_->distributed())
+    throw std::invalid_argument("--pusher-app: webhooks are sent by a single node for now; in cluster mode (--redis) "
+                                "give the apps no webhook URL");
+  webhooks_ = std::make_unique<PusherWebhooks>(loops_.front()->io(), pusher_apps_, config_.node_id.empty() ? "node" : config_.node_id,
+                                               metrics_);
+  metrics_.webhooks = true;
+  hub_->set_topic_observer([this](std::string_view topic, bool occupied) {
+    auto where = core::pusher::app_channel(topic, pusher_apps_);
+    if (!where || !webhooks_->wants(where->app)) return;
+    webhooks_->emit(where->app, {occupied ? "channel_occupied" : "channel_vacated", std::string(where->channel)});
+  });
 }
 
 }  // namespace boundary::realtime::shell

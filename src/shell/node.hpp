@@ -38,6 +38,7 @@ class Hub;
 class Loop;
 class TlsContext;
 class JwksFetcher;
+class PusherWebhooks;
 
 class Node {
  public:
@@ -64,6 +65,8 @@ class Node {
   }
   // --pusher-app, parsed (validate_config checked them); the first is the default app.
   const std::vector<core::pusher::App>& pusher_apps() const noexcept { return pusher_apps_; }
+  // Webhooks of the Pusher apps that have a URL; null when none has.
+  PusherWebhooks* pusher_webhooks() noexcept { return webhooks_.get(); }
   // The index of the app with this key or id, or nullopt.
   std::optional<std::size_t> pusher_app_by_key(std::string_view key) const noexcept;
   std::optional<std::size_t> pusher_app_by_id(std::string_view id) const noexcept;
@@ -97,6 +100,8 @@ class Node {
   void start_jwks();  // the first JWKS fetch, when configured
 
  private:
+  void start_pusher_webhooks();  // construction: webhooks of the apps that have a URL
+
   Config config_;
   std::unique_ptr<TokenVerifier> verifier_;
   Hooks hooks_;
@@ -128,6 +133,7 @@ class Node {
   std::unique_ptr<HistoryStore> history_;  // --history; null without
   std::unique_ptr<Hub> hub_;
   std::unique_ptr<PresenceStore> presence_;  // --presence; null without
+  std::unique_ptr<PusherWebhooks> webhooks_;  // destroyed before the loops it runs on
 };
 
 }  // namespace boundary::realtime::shell

@@ -18,6 +18,7 @@
 #include "shell/loop.hpp"
 #include "shell/node.hpp"
 #include "shell/post_behind.hpp"
+#include "shell/pusher_webhooks.hpp"
 #include "shell/ws_session.hpp"
 
 namespace boundary::realtime::shell {
@@ -200,6 +201,9 @@ void WsSession::pusher_client_event(pusher::ClientEvent e) {
   const Identity* who = loop_.registry().identity_of(id());
   if (kind == pusher::ChannelKind::presence && who && who->user_id != id()) user = who->user_id;
   auto message = json::parse(pusher::native_message(e.event, e.data, id(), user)).as_object();
+  if (auto* hooks = loop_.node().pusher_webhooks(); hooks && hooks->wants(pusher_app_ - 1u))
+    hooks->emit(pusher_app_ - 1u, {"client_event", e.channel, std::string(pusher::pusher_user(user)), e.event, e.data,
+                                   std::string(id())});
   loop_.node().hub().send(Route::topic, std::move(topic), std::move(message), SendOptions{false}, [](Delivery) {});
 }
 

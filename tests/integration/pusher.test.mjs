@@ -7,6 +7,7 @@
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { createServer } from "node:http";
 
 import {
   backend, client, connected, loadEcho, nativeClient, nativePublish, Pusher, recorder, sleep, startRedis,
@@ -326,6 +327,91 @@ describe("pusher protocol, single node", () => {
       ann.disconnect();
       bob.disconnect();
     }
+  });
+});
+
+describe("pusher webhooks", () => {
+  let server;
+  let api;
+  let hook;
+  const received = [];  // {body, headers, status}
+  let failNext = 0;     // answer this many requests with 500 first
+  before(async () => {
+    hook = createServer((req, res) => {
+      let body = "";
+      req.setEncoding("utf8");
+      req.on("data", (d) => { body += d; });
+      req.on("end", () => {
+        const status = failNext > 0 ? (failNext--, 500) : 200;
+        received.push({ body, headers: req.headers, status });
+        res.writeHead(status, { "Content-Type": "application/json" }).end("{}");
+      });
+    });
+    await new Promise((resolve) => hook.listen(0, "127.0.0.1", resolve));
+    const url = `http://127.0.0.1:${hook.address().port}/pusher/webhooks`;
+    server = await startServer({ apps: [`${APP.join(":")}:${url}`] });
+    api = backend(server.port, APP);
+  });
+  after(async () => {
+    disconnectAll();
+    await server?.stop();
+    hook?.close();
+  });
+
+  // Every event of every accepted request, checked with the server library's own verification.
+  function events() {
+    const out = [];
+    for (const r of received) {
+      if (r.status !== 200) continue;
+      const webhook = api.webhook({ headers: r.headers, rawBody: r.body });
+      assert.equal(webhook.isValid(), true, "a webhook the library does not verify");
+      out.push(...webhook.getEvents());
+    }
+    return out;
+  }
+  const has = (pred) => () => events().some(pred);
+
+  test("occupied, member, client and vacated events, signed for the app", async () => {
+    const ann = track(client(server.port, APP[1], { lib: api, user: { user_id: "w-ann", user_info: { n: 1 } } }));
+    const bob = track(client(server.port, APP[1], { lib: api, user: { user_id: "w-bob" } }));
+    await subscribed(ann.subscribe("wh-public"));
+    await until("channel_occupied", WAIT, has((e) => e.name === "channel_occupied" && e.channel === "wh-public"));
+    const annRoom = ann.subscribe("presence-wh");
+    const bobRoom = bob.subscribe("presence-wh");
+    await Promise.all([subscribed(annRoom), subscribed(bobRoom)]);
+    await until("member_added for both", WAIT, () =>
+      ["w-ann", "w-bob"].every((u) => events().some((e) => e.name === "member_added" && e.channel === "presence-wh" && e.user_id === u)));
+    bobRoom.trigger("client-wave", { hi: true });
+    const ce = await until("client_event", WAIT, () => events().find((e) => e.name === "client_event"));
+    assert.equal(ce.channel, "presence-wh");
+    assert.equal(ce.event, "client-wave");
+    assert.deepEqual(JSON.parse(ce.data), { hi: true });
+    assert.equal(ce.socket_id, bob.connection.socket_id);
+    assert.equal(ce.user_id, "w-bob");
+    bob.unsubscribe("presence-wh");
+    await until("member_removed", WAIT, has((e) => e.name === "member_removed" && e.user_id === "w-bob"));
+    ann.unsubscribe("wh-public");
+    await until("channel_vacated", WAIT, has((e) => e.name === "channel_vacated" && e.channel === "wh-public"));
+    // Another app's signature does not verify them.
+    const last = received.at(-1);
+    const foreign = backend(server.port, [APP[0], APP[1], "not-the-secret"]);
+    assert.equal(foreign.webhook({ headers: last.headers, rawBody: last.body }).isValid(), false);
+    assert.equal(last.headers["x-pusher-key"], APP[1]);
+  });
+
+  test("a failed request is retried with the same batch until it is accepted", async () => {
+    const before = received.length;
+    failNext = 2;
+    const p = track(client(server.port, APP[1], { lib: api }));
+    await subscribed(p.subscribe("wh-retry"));
+    await until("the accepted retry", 15000, () => received.slice(before).some((r) => r.status === 200));
+    const tries = received.slice(before);
+    assert.deepEqual(tries.map((r) => r.status), [500, 500, 200]);
+    const bodies = new Set(tries.map((r) => r.body));
+    assert.equal(bodies.size, 1, "a retry must resend the same batch");
+    const body = JSON.parse(tries[0].body);
+    assert.ok(body.batch_id);
+    assert.deepEqual(body.events, [{ name: "channel_occupied", channel: "wh-retry" }]);
   });
 });
 

@@ -248,7 +248,8 @@ class PusherAppConfigTest(RealtimeTestCase):
     @no_server
     async def test_toml_array_of_tables(self):
         path = self.write_config('[[pusher-app]]\nid = "1"\nkey = "key-one"\nsecret = "secret-one"\n\n'
-                                 '[[pusher-app]]\nid = "2"\nkey = "key-two"\nsecret = "secret-two"\n')
+                                 '[[pusher-app]]\nid = "2"\nkey = "key-two"\nsecret = "secret-two"\n'
+                                 'webhook = "http://127.0.0.1:9/hooks"\n')
         self.server = self.start_server(["--config", path])
         await self.assert_serves("key-one")
         await self.assert_serves("key-two")
@@ -269,6 +270,15 @@ class PusherAppConfigTest(RealtimeTestCase):
                 self.assertIn("--pusher-app", err)
                 self.assertIn(why, err)
                 self.assertNotIn("secret-one", err)
+        code, _, err = run("--pusher-app", "1:k:secret-one:ftp://example.com/", "--port", "0", "--jwt-secret", SECRET,
+                           "--api-key", KEY)
+        self.assertEqual(code, 2, err)
+        self.assertIn("webhook", err)
+        # Webhooks need one node: occupancy is one node's view in a cluster.
+        code, _, err = run("--pusher-app", "1:k:secret-one:http://127.0.0.1:9/hooks", "--redis", "redis://127.0.0.1:9",
+                           "--port", "0", "--jwt-secret", SECRET, "--api-key", KEY)
+        self.assertEqual(code, 2, err)
+        self.assertIn("single node", err)
         path = self.write_config('[[pusher-app]]\nid = "1"\nkey = "k"\nsecret = "secret-one"\nurl = "x"\n')
         code, _, err = run("--config", path, "--port", "0", "--jwt-secret", SECRET, "--api-key", KEY)
         self.assertEqual(code, 2, err)

@@ -1,4 +1,5 @@
 #include "core/pusher.hpp"
+#include "core/pusher_webhook.hpp"
 
 #include <string>
 
@@ -313,6 +314,63 @@ TEST(PusherForm, PresenceEventsBecomeMemberEventsForOthers) {
   auto leave = obj(to_pusher(R"({"type":"presence-leave","topic":"presence-a","user-id":"u1"})").frame_json);
   EXPECT_EQ(leave["event"], "pusher_internal:member_removed");
   EXPECT_EQ(leave["data"], R"({"user_id":"u1"})");
+}
+
+}  // namespace
+}  // namespace boundary::realtime::core::pusher
+
+namespace boundary::realtime::core::pusher {
+namespace {
+
+TEST(PusherWebhook, BodyAndSignature) {
+  std::vector<WebhookEvent> events{{"channel_occupied", "c"},
+                                   {"member_added", "presence-a", "u1"},
+                                   {"client_event", "private-a", "", "client-x", R"({"a":1})", "1.2"}};
+  const auto body = webhook_body(1700000000123, "node-1", events);
+  auto o = boost::json::parse(body).as_object();
+  EXPECT_EQ(o["time_ms"], 1700000000123);
+  EXPECT_EQ(o["batch_id"], "node-1");
+  auto& list = o["events"].as_array();
+  ASSERT_EQ(list.size(), 3u);
+  EXPECT_EQ(list[0].as_object(), boost::json::parse(R"({"name":"channel_occupied","channel":"c"})").as_object());
+  EXPECT_EQ(list[1].as_object().at("user_id"), "u1");
+  EXPECT_EQ(list[2].as_object().at("data"), R"({"a":1})");
+  EXPECT_EQ(list[2].as_object().at("socket_id"), "1.2");
+  EXPECT_FALSE(list[2].as_object().contains("user_id"));
+  EXPECT_EQ(webhook_signature("secret", body), hmac_sha256_hex("secret", body));
+}
+
+TEST(PusherWebhook, RetriesBackOffToAMinute) {
+  EXPECT_EQ(webhook_retry_delay(1), std::chrono::milliseconds(1000));
+  EXPECT_EQ(webhook_retry_delay(2), std::chrono::milliseconds(2000));
+  EXPECT_EQ(webhook_retry_delay(3), std::chrono::milliseconds(4000));
+  EXPECT_EQ(webhook_retry_delay(7), std::chrono::milliseconds(60000));
+  EXPECT_EQ(webhook_retry_delay(100), std::chrono::milliseconds(60000));
+}
+
+TEST(PusherWebhook, AppsMayNameAWebhookUrl) {
+  auto app = parse_app("1:key:secret-1:https://example.com:8443/hooks?x=1");
+  ASSERT_TRUE(app);
+  EXPECT_EQ(app->secret, "secret-1");
+  EXPECT_EQ(app->webhook, "https://example.com:8443/hooks?x=1");
+  EXPECT_FALSE(parse_app("1:key:secret-1:ftp://example.com/"));
+  EXPECT_FALSE(parse_app("1:key:secret-1:"));
+}
+
+TEST(PusherWebhook, TopicsMapBackToAppsAndChannels) {
+  const std::vector<App> apps{{"1", "k1", "secret-1"}, {"2", "k2", "secret-2"}};
+  auto a = app_channel("presence-x", apps);
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->app, 0u);
+  EXPECT_EQ(a->channel, "presence-x");
+  auto b = app_channel("app:2:room", apps);
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->app, 1u);
+  EXPECT_EQ(b->channel, "room");
+  EXPECT_FALSE(app_channel("app:1:room", apps));  // the default app's topics carry no prefix
+  EXPECT_FALSE(app_channel("app:9:room", apps));
+  EXPECT_FALSE(app_channel("order:1", apps));
+  EXPECT_FALSE(app_channel("room", {}));
 }
 
 }  // namespace

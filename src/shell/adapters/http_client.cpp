@@ -75,6 +75,7 @@ class Exchange : public std::enable_shared_from_this<Exchange<Stream>> {
     const bool v6 = url.host.find(':') != std::string::npos;
     request_.set(http::field::host, (v6 ? "[" + url.host + "]" : url.host) + (default_port ? "" : ":" + url.port));
     if (!call_.authorization.empty()) request_.set(http::field::authorization, call_.authorization);
+    for (const auto& [name, value] : call_.headers) request_.set(name, value);
     request_.set(http::field::connection, "close");
     if (call_.post) {
       request_.set(http::field::content_type, "application/json");

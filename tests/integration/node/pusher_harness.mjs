@@ -84,7 +84,7 @@ export async function startServer({ apps, args = [] }) {
   if (!existsSync(SERVER)) throw new Error(`server binary not found: ${SERVER}`);
   const port = await freePort();
   const flags = ["--host", "127.0.0.1", "--port", String(port), "--threads", "2", "--jwt-secret", JWT_SECRET,
-                 "--api-key", API_KEY, "--log-level", "warn", ...apps.flatMap((a) => ["--pusher-app", a]), ...args];
+                 "--api-key", API_KEY, ...(args.includes("--log-level") ? [] : ["--log-level", "warn"]), ...apps.flatMap((a) => ["--pusher-app", a]), ...args];
   const proc = spawn(SERVER, flags, { stdio: ["ignore", "ignore", "pipe"] });
   let log = "";
   proc.stderr.on("data", (d) => { log += d; });
