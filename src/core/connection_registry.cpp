@@ -507,6 +507,11 @@ std::size_t ConnectionRegistry::subscriber_count(std::string_view topic) const {
 
 std::size_t ConnectionRegistry::topic_count() const noexcept { return impl_->topics.size(); }
 
+void ConnectionRegistry::for_each_topic(const std::function<void(std::string_view, std::size_t)>& visit) const {
+  for (const auto& [name, group] : impl_->topics)
+    if (!group.members.empty()) visit(name, group.members.size());
+}
+
 std::size_t ConnectionRegistry::send_to_user(std::string_view user_id, const Message& message) const {
   std::size_t n = 0;
   for (const Entry* e = impl_->first_of_user(user_id); e; e = e->user_next) {

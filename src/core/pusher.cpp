@@ -14,6 +14,7 @@
 
 #include "core/parse_util.hpp"
 #include "core/subscribe_proxy.hpp"
+#include "core/topic.hpp"
 
 namespace boundary::realtime::core::pusher {
 namespace json = boost::json;
@@ -505,6 +506,32 @@ std::optional<HttpRefusal> check_signature(const App& app, std::string_view meth
   }
   if (!secrets_equal(signature, hmac_sha256_hex(app.secret, to_sign))) return refusal(401, "invalid signature");
   return std::nullopt;
+}
+
+boost::system::result<ChannelsQuery, HttpRefusal> parse_channels_query(std::string_view target) {
+  ChannelsQuery q;
+  if (auto prefix = query_param(target, "filter_by_prefix")) q.prefix = std::move(*prefix);
+  if (auto info = query_param(target, "info")) {
+    for (const auto& attribute : split_list(*info)) {
+      if (attribute == "user_count") q.user_count = true;
+      else if (attribute == "subscription_count") q.subscription_count = true;
+      else return refusal(400, "info: user_count or subscription_count");
+    }
+  }
+  if (q.user_count && !q.prefix.starts_with("presence-"))
+    return refusal(400, "info=user_count needs filter_by_prefix=presence-");
+  return q;
+}
+
+std::string channels_body(const std::vector<ChannelInfo>& channels, const ChannelsQuery& query) {
+  json::object list;
+  for (const auto& c : channels) {
+    json::object attributes;
+    if (query.user_count) attributes["user_count"] = c.users;
+    if (query.subscription_count) attributes["subscription_count"] = c.subscriptions;
+    list[c.name] = std::move(attributes);
+  }
+  return json::serialize(json::object{{"channels", std::move(list)}});
 }
 
 boost::system::result<Event, HttpRefusal> parse_event(std::string_view body) {

@@ -190,6 +190,22 @@ inline constexpr std::int64_t max_clock_skew_seconds = 600;
 std::optional<HttpRefusal> check_signature(const App& app, std::string_view method, std::string_view target,
                                            std::string_view body, std::int64_t now_seconds);
 
+// GET /apps/<id>/channels: `filter_by_prefix` (channels starting with it) and `info`
+// (comma list; `user_count` needs filter_by_prefix=presence-, as on Pusher; `subscription_count`).
+struct ChannelsQuery {
+  std::string prefix;
+  bool user_count = false;
+  bool subscription_count = false;
+};
+boost::system::result<ChannelsQuery, HttpRefusal> parse_channels_query(std::string_view target);
+// The listing's body: {"channels":{"<name>":{["user_count":N,]["subscription_count":N]}}}.
+struct ChannelInfo {
+  std::string name;
+  std::size_t subscriptions = 0;
+  std::size_t users = 0;
+};
+std::string channels_body(const std::vector<ChannelInfo>& channels, const ChannelsQuery& query);
+
 // POST /apps/<id>/events: {name, data (string), channel | channels (1-100), socket_id?}.
 // batch_events: {"batch":[{name, data, channel, socket_id?}, ...]} (1-10 events).
 struct Event {

@@ -446,8 +446,7 @@ void BasicHttpSession<Stream>::handle_pusher_upgrade(Request& req) {
   }
   const auto key = core::target_path(req.target()).substr(5);
   auto socket_id = pusher_socket_id();
-  Identity identity;
-  identity.user_id = socket_id;  // until pusher:signin or a presence channel names the user
+  Identity identity;  // no user (empty) until pusher:signin or a presence channel names one
   std::optional<std::size_t> app = node.pusher_app_by_key(key);
   const auto protocol = core::query_param(req.target(), "protocol");
   std::optional<std::pair<int, std::string>> fatal;
@@ -466,7 +465,9 @@ void BasicHttpSession<Stream>::upgrade_to_websocket(Request& req, std::string_vi
   auto identity = &identity_value;
   // The limits come after the token (the per-user count needs the user) and before the
   // application's hook and any memory for the session. The slot is ours until WsSession::unregister.
-  if (auto full = node.admit_connection(identity->user_id))
+  // A Pusher connection without a user yet counts as a user of its own (its socket id).
+  const std::string_view admitted_as = pusher_app && identity->user_id.empty() ? std::string_view(id) : identity->user_id;
+  if (auto full = node.admit_connection(admitted_as))
     return refuse_upgrade(full->reason, refusal(full->http), "user '" + identity->user_id.substr(0, 100) + "'");
   if (const auto& hook = node.hooks().on_connect; hook && !pusher_fatal) {
     ConnectDecision decision;
@@ -477,7 +478,7 @@ void BasicHttpSession<Stream>::upgrade_to_websocket(Request& req, std::string_vi
       decision = ConnectDecision::refuse("Forbidden");
     }
     if (!decision.accept) {
-      node.release_connection(identity->user_id);
+      node.release_connection(admitted_as);
       return refuse_upgrade(core::RefusalReason::application,
                             json_response(403, {{"error", decision.reason.empty() ? "Forbidden" : decision.reason}}),
                             decision.reason.substr(0, 200));

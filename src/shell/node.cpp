@@ -133,7 +133,7 @@ Node::Node(Config config, std::unique_ptr<TokenVerifier> verifier, Hooks hooks, 
                                          std::string(where->channel), std::string(core::pusher::pusher_user(e.user_id))});
       }
       // A Pusher channel's events go one per message: each is turned into its Pusher form.
-      if (events.size() == 1 || core::pusher::is_presence_topic(topic)) {
+      if (events.size() == 1 || (!pusher_apps_.empty() && core::pusher::is_presence_topic(topic))) {
         for (const auto& e : events) hub->publish_local(topic, core::make_envelope(core::presence_event(e), now, topic));
         return;
       }
@@ -145,7 +145,8 @@ Node::Node(Config config, std::unique_ptr<TokenVerifier> verifier, Hooks hooks, 
     for (auto& l : loops_)
       l->registry().set_subscription_observer(
           [p = presence_.get()](std::string_view, const Identity& who, std::string_view topic, bool subscribed) {
-            if (!p->tracks(topic)) return;
+            // A Pusher connection without a user yet is nobody to list.
+            if (who.user_id.empty() || !p->tracks(topic)) return;
             if (subscribed) p->joined(topic, who.user_id, who.info());
             else p->left(topic, who.user_id);
           });

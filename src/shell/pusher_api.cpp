@@ -1,6 +1,9 @@
 #include "shell/pusher_api.hpp"
 
+#include <atomic>
 #include <chrono>
+#include <map>
+#include <mutex>
 #include <memory>
 
 #include <boost/json/array.hpp>
@@ -68,6 +71,46 @@ void channel_users(Node& node, const std::string& topic, Server::Responder reply
   });
 }
 
+// GET /apps/<id>/channels: the app's channels with subscribers, from every loop's registry; the
+// presence store counts users. Single node: a cluster's listing needs every node's topics.
+void channels_list(Node& node, std::size_t app, pusher::ChannelsQuery query, Server::Responder reply) {
+  if (node.hub().distributed())
+    return reply(answer(501, core::error_body("listing channels is not supported in cluster mode yet; "
+                                              "GET /apps/<id>/channels/<channel> is")));
+  struct Gather {
+    std::mutex mutex;
+    std::map<std::string, std::size_t> subscriptions;  // by channel
+  };
+  auto g = std::make_shared<Gather>();
+  auto collect = [g, app, &apps = node.pusher_apps(), prefix = query.prefix](Loop& loop) -> std::size_t {
+    loop.registry().for_each_topic([&](std::string_view topic, std::size_t n) {
+      auto where = pusher::app_channel(topic, apps);
+      if (!where || where->app != app || !where->channel.starts_with(prefix)) return;
+      std::lock_guard lock(g->mutex);
+      g->subscriptions[std::string(where->channel)] += n;
+    });
+    return 0;
+  };
+  auto* store = node.presence();
+  const auto& apps = node.pusher_apps();
+  node.hub().on_every_loop(std::move(collect), [g, query, reply, store, &apps, app](std::size_t) {
+    auto channels = std::make_shared<std::vector<pusher::ChannelInfo>>();
+    for (auto& [name, n] : g->subscriptions) channels->push_back({name, n, 0});
+    if (!query.user_count || !store) return reply(answer(200, pusher::channels_body(*channels, query)));
+    // user_count: one stats question per presence channel, answered in any order.
+    auto remaining = std::make_shared<std::atomic<std::size_t>>(channels->size() + 1);
+    auto done = [channels, remaining, reply, query] {
+      if (remaining->fetch_sub(1) == 1) reply(answer(200, pusher::channels_body(*channels, query)));
+    };
+    for (std::size_t i = 0; i < channels->size(); ++i)
+      store->stats(pusher::topic_of(apps[app], app == 0, (*channels)[i].name), [channels, i, done](PresenceStats s) {
+        (*channels)[i].users = s.users;
+        done();
+      });
+    done();
+  });
+}
+
 }  // namespace
 
 void handle_pusher_api(Node& node, PusherApiRequest request, Server::Responder reply) {
@@ -110,8 +153,11 @@ void handle_pusher_api(Node& node, PusherApiRequest request, Server::Responder r
       hub.control(Route::disconnect_user, pusher::user_id_for(app, default_app, route->user_id), {}, SendOptions{false},
                   {});
       return reply(answer(200, "{}"));
-    case pusher::ApiCall::channels:
-      return reply(answer(501, core::error_body("listing channels is not supported yet")));
+    case pusher::ApiCall::channels: {
+      auto query = pusher::parse_channels_query(request.target);
+      if (!query) return reply(answer(query.error()));
+      return channels_list(node, *index, std::move(*query), std::move(reply));
+    }
   }
 }
 

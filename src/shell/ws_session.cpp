@@ -98,7 +98,8 @@ void WsSession::start(Identity identity, std::string upgrade_response, std::stri
   auto connected = pusher_app_ ? Message::from_json(core::pusher::connection_established(
                                    id(), core::pusher::activity_timeout_seconds))
                               : core::make_connected(id(), identity, std::chrono::system_clock::now());
-  const std::string user_id = identity.user_id;  // for the admission slot, should registering fail
+  // The admission slot's key, should registering fail: a Pusher connection was admitted as itself.
+  const std::string user_id = pusher_app_ ? std::string(id()) : identity.user_id;
   if (fd_ < 0 || !loop_.poller().add(fd_, *this, slot_)) {
     if (fd_ >= 0) spdlog::warn("cannot watch a connection's socket: {}", std::strerror(errno));
     loop_.node().release_connection(user_id);

@@ -100,7 +100,7 @@ void WsSession::pusher_subscribe(pusher::Subscribe s) {
     // pusher-js subscribes to its user's channel after pusher:signin. Its events go to the
     // signed-in user (Route::user), so there is nothing to subscribe, only to check.
     const Identity* who = loop_.registry().identity_of(id());
-    if (!who || who->user_id == id() || who->user_id != pusher::user_id_for(app, pusher_default_app(), s.channel.substr(16)))
+    if (!who || who->user_id.empty() || who->user_id != pusher::user_id_for(app, pusher_default_app(), s.channel.substr(16)))
       return refuse("AuthError", "sign in as this user first (pusher:signin)", 403);
     return deliver(Message::from_json(pusher::subscription_succeeded(s.channel)));
   }
@@ -176,7 +176,7 @@ void WsSession::pusher_subscribed(const std::string& channel, const std::string&
 
 std::optional<std::string> WsSession::pusher_become(const Identity& who, const std::string& user_id) {
   if (who.user_id == user_id) return std::nullopt;
-  if (who.user_id != id()) return "this connection already belongs to another user";
+  if (!who.user_id.empty()) return "this connection already belongs to another user";
   // Presence knows this connection by its current id on the tracked topics it is subscribed to
   // (public channels matched by --presence): a new id would strand those entries.
   if (auto* store = loop_.node().presence())
@@ -199,7 +199,7 @@ void WsSession::pusher_client_event(pusher::ClientEvent e) {
   // On a presence channel the event names its sender's user.
   std::string_view user;
   const Identity* who = loop_.registry().identity_of(id());
-  if (kind == pusher::ChannelKind::presence && who && who->user_id != id()) user = who->user_id;
+  if (kind == pusher::ChannelKind::presence && who) user = who->user_id;
   auto message = json::parse(pusher::native_message(e.event, e.data, id(), user)).as_object();
   if (auto* hooks = loop_.node().pusher_webhooks(); hooks && hooks->wants(pusher_app_ - 1u))
     hooks->emit(pusher_app_ - 1u, {"client_event", e.channel, std::string(pusher::pusher_user(user)), e.event, e.data,

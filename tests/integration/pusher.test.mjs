@@ -194,6 +194,23 @@ describe("pusher protocol, single node", () => {
     assert.equal(empty.occupied, false);
   });
 
+  test("listing channels, by prefix, with user counts", async () => {
+    const other = backend(server.port, OTHER);
+    const p = track(client(server.port, APP[1], { lib: api, user: { user_id: "lister" } }));
+    const q = track(client(server.port, OTHER[1], { lib: other }));
+    await Promise.all([subscribed(p.subscribe("list-a")), subscribed(p.subscribe("list-b")),
+                       subscribed(p.subscribe("presence-list")), subscribed(q.subscribe("list-other-app"))]);
+    const all = await (await api.get({ path: "/channels", params: { filter_by_prefix: "list-" } })).json();
+    assert.deepEqual(all, { channels: { "list-a": {}, "list-b": {} } });
+    const counted = await (await api.get({ path: "/channels", params: { filter_by_prefix: "list-a", info: "subscription_count" } })).json();
+    assert.deepEqual(counted, { channels: { "list-a": { subscription_count: 1 } } });
+    const presence = await (await api.get({ path: "/channels", params: { filter_by_prefix: "presence-list", info: "user_count" } })).json();
+    assert.deepEqual(presence, { channels: { "presence-list": { user_count: 1 } } });
+    const mine = await (await other.get({ path: "/channels", params: { filter_by_prefix: "list-" } })).json();
+    assert.deepEqual(mine, { channels: { "list-other-app": {} } });
+    await assert.rejects(api.get({ path: "/channels", params: { info: "user_count" } }), (e) => e.status === 400);
+  });
+
   test("user authentication and terminate_connections", async () => {
     const p = track(client(server.port, APP[1], { lib: api, user: { user_id: "dora" } }));
     await connected(p);
@@ -441,6 +458,8 @@ describe("pusher protocol, cluster of two nodes over Redis", () => {
     assert.deepEqual(await got, { id: 1 });
     const info = await (await apiA.get({ path: "/channels/cluster-orders" })).json();
     assert.deepEqual(info, { occupied: true, subscription_count: 1 });
+    // A listing needs every node's channels: refused rather than answered from one node.
+    await assert.rejects(apiA.get({ path: "/channels" }), (e) => e.status === 501);
   });
 
   test("presence and client events across nodes", async () => {

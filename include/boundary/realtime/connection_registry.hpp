@@ -63,6 +63,8 @@ class ConnectionRegistry {
   std::vector<std::string> topics_of(std::string_view connection_id) const;
   std::size_t subscriber_count(std::string_view topic) const;
   std::size_t topic_count() const noexcept;
+  // Visits every topic with subscribers, with their number (listings; O(topics)).
+  void for_each_topic(const std::function<void(std::string_view topic, std::size_t subscribers)>& visit) const;
 
   // Deliveries: hand `message` to each matching open connection once; return how many.
   std::size_t send_to_user(std::string_view user_id, const Message& message) const;
