@@ -10,7 +10,7 @@ Runs every scenario against every server, one after another under the same condi
   ours-history  ours-1t with --history bench=1000/300: the topic keeps its messages (fanout only)
   ours-pusher  ours-1t with --pusher-app bench:bench-key:bench-secret-0001, the load generator with
             --protocol pusher --pusher-key bench-key: subscribers on the Pusher public channel bench,
-            the publisher POST /api/publish (--via api) (fanout and connect only)
+            the publisher a native-protocol client as for ours-1t (fanout and connect only)
   ws        node bench/peers/ws-server.mjs, pinned to CPU 0
   socketio  node bench/peers/socketio-server.mjs, pinned to CPU 0
 
@@ -302,11 +302,7 @@ def loadgen_args(cfg: Config, server: str, case: Case, port: int, pid: int) -> l
     if server == "ours-pusher":
         a += ["--protocol", "pusher", "--pusher-key", PUSHER_KEY]
     if case.kind in ("fanout", "rate"):
-        if server == "ours-pusher":
-            # A Pusher client cannot publish to a public channel: the publisher is the native HTTP
-            # API, pipelined with as many requests in flight as ours-1t's `publish` commands.
-            a += ["--scenario", "fanout", "--via", "api", "--window", str(cfg.window)]
-        elif is_ours(server):
+        if is_ours(server):
             a += ["--scenario", "fanout", "--via", "ws", "--window", str(cfg.window)]
         else:
             a += ["--scenario", "broadcast"]
@@ -1098,8 +1094,7 @@ def render(cfg: Config) -> str:
           f"{PUSHER_APP}`, its clients speaking the Pusher protocol 7 at `/app/{PUSHER_KEY}` without a token "
           "(`realtime-loadgen --protocol pusher`; the subscribers join the public channel `bench`, which is the topic "
           "`bench`), fanout and connect only; a Pusher client cannot publish to a public channel, so its publisher is "
-          f"`POST /api/publish` pipelined on one connection with up to {cfg.window} requests in flight "
-          f"(`--via api --window {cfg.window}`). **ws** = `node bench/peers/ws-server.mjs` (every text message from "
+          "the same native-protocol client as ours-1t's (`publish` commands, the same window). **ws** = `node bench/peers/ws-server.mjs` (every text message from "
           "a client goes to every other client) and **socketio** = `node bench/peers/socketio-server.mjs` (a `publish` "
           "event is `socket.broadcast.emit(\"message\", …)`, WebSocket transport only), both pinned to CPU 0.",
           "- The load generator is pinned to CPU 1. The machine has only 2 cores, so **ours-2t shares CPU 1 with the "

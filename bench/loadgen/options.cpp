@@ -41,9 +41,9 @@ Usage: realtime-loadgen --scenario connect|fanout|broadcast|users|storm [options
   --batch N             --via api, fanout: N messages per POST /api/batch request (at most
                         1000; default 0: one POST /api/publish per message)
   --protocol realtime|plain-ws|socketio|pusher
-                        pusher: the Pusher protocol at /app/<--pusher-key>?protocol=7 (connect,
-                        and fanout with the native API publisher: subscribers join --topic as
-                        a public channel);
+                        pusher: the Pusher protocol at /app/<--pusher-key>?protocol=7 (connect
+                        and fanout: subscribers join --topic as a public channel; the publisher
+                        is the native API, or with --via ws a native-protocol client);
                         plain-ws: any broadcast WebSocket server at ws://H:P<path>, no token;
                         the publisher is a client whose messages the server relays to all
                         (the others, or all: an echo to the publisher is counted, not used)
@@ -116,9 +116,10 @@ void check(const Options& o) {
   if (o.source_ips > 254) throw std::invalid_argument("--source-ips must be at most 254");
   if (o.protocol == Protocol::realtime && o.secret.empty() && o.token.empty())
     throw std::invalid_argument("--secret (or --token) is required for the realtime protocol");
-  if (o.protocol == Protocol::pusher && o.scenario != Scenario::connect &&
-      !(o.scenario == Scenario::fanout && o.via == Via::api))
-    throw std::invalid_argument("--protocol pusher supports the connect scenario and fanout --via api");
+  if (o.protocol == Protocol::pusher && o.scenario != Scenario::connect && o.scenario != Scenario::fanout)
+    throw std::invalid_argument("--protocol pusher supports the connect and fanout scenarios");
+  if (o.protocol == Protocol::pusher && o.scenario == Scenario::fanout && o.via == Via::ws && o.secret.empty())
+    throw std::invalid_argument("--protocol pusher --via ws: the native publisher needs --secret");
   if (o.protocol != Protocol::realtime && o.protocol != Protocol::pusher && o.scenario != Scenario::connect &&
       o.scenario != Scenario::broadcast)
     throw std::invalid_argument(std::string("--protocol ") + to_string(o.protocol) +
@@ -126,7 +127,8 @@ void check(const Options& o) {
   const bool api = (o.protocol == Protocol::realtime || o.protocol == Protocol::pusher) && o.scenario != Scenario::connect &&
                    !(o.scenario == Scenario::fanout && o.via == Via::ws);
   if (api && o.api_key.empty()) throw std::invalid_argument("--api-key is required for the HTTP API publisher");
-  if (o.via == Via::ws && o.protocol == Protocol::realtime && o.scenario != Scenario::fanout)
+  if (o.via == Via::ws && (o.protocol == Protocol::realtime || o.protocol == Protocol::pusher) &&
+      o.scenario != Scenario::fanout)
     throw std::invalid_argument("--via ws applies to the fanout scenario only");
   if (o.scenario == Scenario::users) {
     if (o.rate <= 0) throw std::invalid_argument("the users scenario needs --rate");

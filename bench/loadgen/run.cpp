@@ -308,8 +308,14 @@ void Run::prepare_tracking() {
 bool Run::open_publisher() {
   if (!api_.empty()) return true;
   const Nanos now = now_ns();
-  pool_->start(publisher_index_, request_target("loadgen-publisher"), now);
   WsClient& p = pool_->client(publisher_index_);
+  if (o_.protocol == Protocol::pusher) {
+    // Pusher clients cannot publish to a public channel: the publisher speaks the native protocol.
+    p.native = true;
+    pool_->start(publisher_index_, "/ws?token=" + token_for("loadgen-publisher"), now);
+  } else {
+    pool_->start(publisher_index_, request_target("loadgen-publisher"), now);
+  }
   const Nanos until = std::min(deadline_, now + seconds_ns(o_.connect_timeout));
   loop_until(until, [&] { return p.state == WsClient::State::open || p.state == WsClient::State::closed; },
              [](Nanos t) { return t + tick_interval; });
@@ -322,7 +328,7 @@ bool Run::publisher_ready() const {
   if (!api_.empty()) return api_[api_turn()]->in_flight() < o_.window;
   WsClient& p = pool_->client(publisher_index_);
   if (p.state != WsClient::State::open) return false;
-  if (o_.protocol != Protocol::realtime) return p.out.empty();
+  if (o_.protocol != Protocol::realtime && o_.protocol != Protocol::pusher) return p.out.empty();
   return awaiting_replies_ < o_.window;
 }
 
@@ -347,7 +353,7 @@ void Run::send_next() {
     }
     if (o_.no_wait) body.insert(body.size() - 1, R"(,"wait":false)");
     next_api()->request("POST", path, o_.api_key, body, seq);
-  } else if (o_.protocol == Protocol::realtime) {
+  } else if (o_.protocol == Protocol::realtime || o_.protocol == Protocol::pusher) {
     ++awaiting_replies_;
     requests_sent_.push_back(t);
     pool_->send_text(pool_->client(publisher_index_),
@@ -483,7 +489,7 @@ void Run::on_control(WsClient& c, std::string_view payload, Nanos now) {
 
 void Run::on_publisher_message(std::string_view payload, Nanos now) {
   auto& d = results_.delivery;
-  if (o_.protocol != Protocol::realtime) {
+  if (o_.protocol != Protocol::realtime && o_.protocol != Protocol::pusher) {
     if (contains(payload, R"("seq":)")) ++d.publisher_echoes;
     return;
   }

@@ -246,7 +246,7 @@ void WsPool::on_handshake_bytes(WsClient& c, Nanos now) {
   }
   std::string rest = c.in.substr(end + 4);
   std::string().swap(c.in);
-  if (target_.protocol == Protocol::plain) {
+  if (target_.protocol == Protocol::plain && !c.native) {
     c.state = WsClient::State::open;
     handler_.on_open(c, now);
   } else {
@@ -338,10 +338,11 @@ bool WsPool::handle_frame(WsClient& c, bool fin, std::uint8_t opcode, std::strin
 }
 
 void WsPool::deliver(WsClient& c, std::string_view message, Nanos now) {
-  if (target_.protocol == Protocol::socketio) return deliver_socketio(c, message, now);
+  if (target_.protocol == Protocol::socketio && !c.native) return deliver_socketio(c, message, now);
   if (c.state == WsClient::State::awaiting_connected) {
-    const std::string_view first =
-        target_.protocol == Protocol::pusher ? R"("event":"pusher:connection_established")" : R"("type":"connected")";
+    const std::string_view first = target_.protocol == Protocol::pusher && !c.native
+                                       ? R"("event":"pusher:connection_established")"
+                                       : R"("type":"connected")";
     if (message.find(first) == std::string_view::npos)
       return fail(c, "first frame was not 'connected': " + std::string(message.substr(0, 120)));
     c.state = WsClient::State::open;

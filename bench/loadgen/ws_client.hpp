@@ -40,6 +40,7 @@ struct WsClient {
   bool want_write = false;  // EPOLLOUT registered
   bool fragmented = false;  // a text/binary message continues in `assembly`
   bool deflate = false;     // permessage-deflate negotiated (--compression)
+  bool native = false;      // speaks the realtime protocol whatever the pool's (a Pusher run's publisher)
   std::uint16_t close_code = 0;  // from the server's close frame, 0 when none came
   std::uint32_t index = 0;
   Nanos started = 0;             // connect() time

@@ -216,6 +216,7 @@ struct ConnectionRegistry::Impl {
 
   // Joins the list of e.identity.user_id, creating its index when e is the user's first.
   void join_user(Entry& e) {
+    if (e.identity.user_id.empty()) return;  // nobody yet (a Pusher connection before it names its user)
     auto [it, created] = users.insert(UserSlot{&e});
     if (!created) {
       // Second in the list: the slot keeps viewing the head's user_id.
@@ -232,6 +233,7 @@ struct ConnectionRegistry::Impl {
   // Takes e out of its user's list. When it was the last, the index is erased, and `notify`
   // says whether the observer hears of it now (else the caller tells it).
   bool unlink_user(Entry& e, bool notify) {
+    if (e.identity.user_id.empty()) return false;
     if (e.user_prev) {
       e.user_prev->user_next = e.user_next;
       if (e.user_next) e.user_next->user_prev = e.user_prev;

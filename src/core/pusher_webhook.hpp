@@ -34,6 +34,7 @@ std::string webhook_signature(std::string_view secret, std::string_view body);
 // 60 s, at most max_webhook_attempts requests per batch.
 inline constexpr std::size_t max_webhook_batch = 100;
 inline constexpr std::size_t max_webhook_queue = 10000;
+inline constexpr std::size_t max_webhook_queue_bytes = 16 << 20;  // per app, and for events in transit
 inline constexpr std::chrono::milliseconds webhook_gather{100};
 inline constexpr unsigned max_webhook_attempts = 8;
 std::chrono::milliseconds webhook_retry_delay(unsigned failures) noexcept;

@@ -127,7 +127,10 @@ Node::Node(Config config, std::unique_ptr<TokenVerifier> verifier, Hooks hooks, 
       const auto now = std::chrono::system_clock::now();
       const std::string& topic = events.front().topic;
       if (webhooks_) {
-        if (auto where = core::pusher::app_channel(topic, pusher_apps_); where && webhooks_->wants(where->app))
+        // Presence channels only: --presence patterns may also track public channels' topics.
+        if (auto where = core::pusher::app_channel(topic, pusher_apps_);
+            where && webhooks_->wants(where->app) &&
+            core::pusher::channel_kind(where->channel) == core::pusher::ChannelKind::presence)
           for (const auto& e : events)
             webhooks_->emit(where->app, {e.kind == PresenceEvent::Kind::join ? "member_added" : "member_removed",
                                          std::string(where->channel), std::string(core::pusher::pusher_user(e.user_id))});

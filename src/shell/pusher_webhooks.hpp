@@ -4,6 +4,7 @@
 // queue is bounded (the oldest events are dropped past it, and counted). Runs on one loop's
 // io_context; emit() may be called from any thread.
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -41,10 +42,13 @@ class PusherWebhooks {
   void arm(Queue& q, std::chrono::milliseconds delay);
   void send(Queue& q);
   void answered(Queue& q, bool ok);
+  void dropped(Queue& q, std::size_t events);
+  static std::size_t event_bytes(const core::pusher::WebhookEvent& e) noexcept;
 
   boost::asio::io_context& io_;
   std::shared_ptr<const HttpClientTls> tls_;
-  std::string node_id_;
+  std::string batch_prefix_;  // "<node id>-<random>-"
+  std::atomic<std::size_t> posted_bytes_{0};  // events posted to the loop, not yet queued
   Metrics& metrics_;
   std::uint64_t batches_ = 0;
   std::vector<std::unique_ptr<Queue>> queues_;  // by app index; null: no webhook

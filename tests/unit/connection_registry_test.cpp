@@ -46,6 +46,24 @@ class ConnectionRegistryTest : public ::testing::Test {
   ConnectionRegistry registry;
 };
 
+TEST_F(ConnectionRegistryTest, AConnectionWithoutAUserIsInNoUserIndexUntilNamed) {
+  std::vector<std::pair<std::string, bool>> users_seen;
+  registry.set_index_observer([&](ConnectionRegistry::IndexKind kind, std::string_view name, bool created) {
+    if (kind == ConnectionRegistry::IndexKind::user) users_seen.emplace_back(std::string(name), created);
+  });
+  auto a = add("a", user(""));
+  auto b = add("b", user(""));
+  EXPECT_TRUE(registry.find_by_user("").empty());
+  EXPECT_EQ(registry.send_to_user("", any_message()), 0u);
+  EXPECT_TRUE(users_seen.empty());
+  ASSERT_TRUE(registry.replace_identity("a", user("ann")));
+  EXPECT_EQ(ids(registry.find_by_user("ann")), std::set<std::string>{"a"});
+  EXPECT_EQ(registry.broadcast(any_message()), 2u);
+  EXPECT_TRUE(registry.unregister_connection("b"));
+  EXPECT_TRUE(registry.unregister_connection("a"));
+  EXPECT_EQ(users_seen, (std::vector<std::pair<std::string, bool>>{{"ann", true}, {"ann", false}}));
+}
+
 TEST_F(ConnectionRegistryTest, RegisteredConnectionIsFoundByIdWithItsIdentity) {
   auto c = add("c1", user("42", {"admin"}));
   EXPECT_EQ(registry.find("c1"), c.get());

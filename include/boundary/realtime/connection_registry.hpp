@@ -31,7 +31,9 @@ class ConnectionRegistry {
   ConnectionRegistry(const ConnectionRegistry&) = delete;
   ConnectionRegistry& operator=(const ConnectionRegistry&) = delete;
 
-  // False when a connection with the same id is already registered.
+  // False when a connection with the same id is already registered. A connection whose identity
+  // has an empty user id is in no user index (send_to_user("") reaches nobody) until
+  // replace_identity names its user.
   bool register_connection(std::shared_ptr<Connection> connection, Identity identity);
   // Removes the connection from every index. False when unknown.
   bool unregister_connection(std::string_view connection_id);
