@@ -1467,8 +1467,8 @@ def targets(d: Doc, cases: dict) -> list:
     rows.append([f"Fanout at {fan.n:,} subscribers on a topic with history (ours-history)",
                  "≥ 85 % of ours-1t (history costs ≤ 15 %)",
                  verdict(None, "") if r is None else verdict(r >= 0.85, f"{r:.0%}"), "(ours-1t only)"])
-    # As many subscribers as ours-1t's, with Pusher frames and handshakes; its fanout publisher is
-    # the HTTP API, ours-1t's the WebSocket `publish` command (see Conditions).
+    # As many subscribers as ours-1t's, with Pusher frames and handshakes, and the same native
+    # publisher (see Conditions).
     shares = []
     for label, case, path in (("fanout", fan, "delivery/deliveries_per_second"), ("connects", con, "connect/per_second")):
         shares.append((label, ratio(stat(d.runs("ours-pusher", case), path).median,
