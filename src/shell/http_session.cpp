@@ -94,6 +94,25 @@ std::string fill_dev_page(std::string page, const Config& config) {
 
 HttpResponse refusal(const core::HttpRefusal& r) { return HttpResponse{r.status, r.body, "application/json"}; }
 
+// What an upgrade request says, for core::check_upgrade / check_websocket_request.
+core::UpgradeRequest upgrade_request(const http::request<http::string_body>& req) {
+  return core::UpgradeRequest{req.method_string(),
+                              req.target(),
+                              beast::websocket::is_upgrade(req),
+                              req[http::field::sec_websocket_version],
+                              req[http::field::sec_websocket_key],
+                              req[http::field::origin],
+                              req[http::field::authorization]};
+}
+
+// The refusal log's note for an upgrade refused before its token was verified.
+std::string refusal_note(core::RefusalReason reason, std::string_view origin) {
+  if (reason == core::RefusalReason::origin)
+    return "Origin '" + std::string(origin.substr(0, 200)) + "' is not in --allowed-origins";
+  if (reason == core::RefusalReason::unauthorized) return "no token";
+  return {};
+}
+
 // Dev mode: would an upgrade from `origin` pass --allowed-origins? The page asks before it
 // connects, so it can say why it cannot (a browser shows a refused upgrade only as a failure).
 // Browsers send no Origin header on a same-origin GET, so the page also names its origin.
@@ -382,22 +401,11 @@ void BasicHttpSession<Stream>::handle_upgrade(Request& req) {
   pending_[current_seq_ - first_seq_].keep_alive = false;  // a refused upgrade closes the connection
   if (node.shutting_down())
     return refuse_upgrade(core::RefusalReason::shutting_down, json_response(503, {{"error", "Server shutting down"}}));
-  core::UpgradeRequest u{req.method_string(),
-                         req.target(),
-                         beast::websocket::is_upgrade(req),
-                         req[http::field::sec_websocket_version],
-                         req[http::field::sec_websocket_key],
-                         req[http::field::origin],
-                         req[http::field::authorization]};
+  const auto u = upgrade_request(req);
   auto token = core::check_upgrade(u, node.config().allowed_origins);
   if (!token) {
     const auto reason = reason_of(token.error());
-    std::string note;
-    if (reason == core::RefusalReason::origin)
-      note = "Origin '" + std::string(u.origin.substr(0, 200)) + "' is not in --allowed-origins";
-    else if (reason == core::RefusalReason::unauthorized)
-      note = "no token";
-    return refuse_upgrade(reason, refusal(token.error()), note);
+    return refuse_upgrade(reason, refusal(token.error()), refusal_note(reason, u.origin));
   }
   const auto now = std::chrono::duration_cast<std::chrono::seconds>(
                        std::chrono::system_clock::now().time_since_epoch()).count();
@@ -430,19 +438,10 @@ void BasicHttpSession<Stream>::handle_pusher_upgrade(Request& req) {
   pending_[current_seq_ - first_seq_].keep_alive = false;
   if (node.shutting_down())
     return refuse_upgrade(core::RefusalReason::shutting_down, json_response(503, {{"error", "Server shutting down"}}));
-  core::UpgradeRequest u{req.method_string(),
-                         req.target(),
-                         beast::websocket::is_upgrade(req),
-                         req[http::field::sec_websocket_version],
-                         req[http::field::sec_websocket_key],
-                         req[http::field::origin],
-                         {}};
+  const auto u = upgrade_request(req);
   if (auto bad = core::check_websocket_request(u, node.config().allowed_origins)) {
     const auto reason = reason_of(*bad);
-    std::string note;
-    if (reason == core::RefusalReason::origin)
-      note = "Origin '" + std::string(u.origin.substr(0, 200)) + "' is not in --allowed-origins";
-    return refuse_upgrade(reason, refusal(*bad), note);
+    return refuse_upgrade(reason, refusal(*bad), refusal_note(reason, u.origin));
   }
   const auto key = core::target_path(req.target()).substr(5);
   auto socket_id = pusher_socket_id();

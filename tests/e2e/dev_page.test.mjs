@@ -15,7 +15,6 @@ import assert from "node:assert/strict";
 import { spawn, execFile } from "node:child_process";
 import { mkdtemp, mkdir, rm } from "node:fs/promises";
 import { existsSync } from "node:fs";
-import { createServer } from "node:net";
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { readFileSync } from "node:fs";
@@ -25,6 +24,8 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { createHmac } from "node:crypto";
 import { chromium } from "playwright-core";
+
+import { freePort, sleep, until } from "../integration/node/net_helpers.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const SERVER = process.env.REALTIME_SERVER || path.resolve(here, "../../build/release/realtime-server");
@@ -43,65 +44,7 @@ const CHROMIUM_ARGS = [
 
 // ---- helpers ----------------------------------------------------------------------------------
 
-// A loopback port free now, chosen at random below the kernel's ephemeral range: a port from
-// listen(0) lies in that range, so an outgoing connection of a test running in parallel could
-// take it before the server binds it. Ports this process returned are not returned again.
-const handedOutPorts = new Set();
-
-function ephemeralLow() {
-  try {
-    return Number(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]) || 32768;
-  } catch {
-    return 32768;
-  }
-}
-
-function probePort(port) {
-  return new Promise((resolve) => {
-    const probe = createServer();
-    probe.unref();
-    probe.once("error", () => resolve(null));
-    probe.listen(port, "127.0.0.1", () => {
-      const chosen = probe.address().port;
-      probe.close(() => resolve(chosen));
-    });
-  });
-}
-
-async function freePort() {
-  const low = Math.min(ephemeralLow(), 65536);
-  if (low > 12000) {
-    for (let i = 0; i < 200; i++) {
-      const port = 10000 + Math.floor(Math.random() * (low - 10000));
-      if (handedOutPorts.has(port)) continue;
-      if ((await probePort(port)) !== null) {
-        handedOutPorts.add(port);
-        return port;
-      }
-    }
-  }
-  const port = await probePort(0);
-  if (port === null) throw new Error("no free loopback port");
-  return port;
-}
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until(what, deadlineMs, probe) {
-  const deadline = Date.now() + deadlineMs;
-  let last;
-  while (Date.now() < deadline) {
-    try {
-      const value = await probe();
-      if (value) return value;
-    } catch (err) {
-      if (err.fatal) throw err;
-      last = err;
-    }
-    await sleep(50);
-  }
-  throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}${last ? ` (last error: ${last.message})` : ""}`);
-}
+// freePort, sleep and until: ../integration/node/net_helpers.mjs.
 
 // The CA of each TLS server's base URL: fetch() takes no CA, so those requests go through https.
 const trustedCa = new Map();

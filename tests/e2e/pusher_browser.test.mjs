@@ -16,19 +16,19 @@
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { createServer as createHttpServer } from "node:http";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
+import { until } from "../integration/node/net_helpers.mjs";
+import { startServer } from "../integration/node/pusher_harness.mjs";
+
 const here = path.dirname(fileURLToPath(import.meta.url));
-const SERVER = process.env.REALTIME_SERVER || path.resolve(here, "../../build/release/realtime-server");
 const BROWSER = process.env.CHROMIUM || "/usr/bin/chromium";
 
 // pusher-js (browser bundle) and the `pusher` server library come from the integration tests'
@@ -39,7 +39,6 @@ const PUSHER_JS_WEB = path.join(INTEGRATION_NODE, "node_modules/pusher-js/dist/w
 const STARTUP_MS = 15_000;   // server start, browser launch
 const WAIT_MS = 5_000;       // anything the page should see after an action
 const HTTP_MS = 5_000;       // one HTTP request to the server
-const STOP_MS = 5_000;       // SIGTERM before SIGKILL
 
 const CHROMIUM_ARGS = [
   "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -47,108 +46,10 @@ const CHROMIUM_ARGS = [
 ];
 
 const APP = { id: "1", key: "app-key", secret: "app-secret-0001" };
-const JWT_SECRET = "e2e-pusher-secret-0123456789abcdef0123";
-const API_KEY = "e2e-pusher-api-key-0123456789";
 
-// ---- helpers (as in dev_page.test.mjs) --------------------------------------------------------
+// ---- helpers ---------------------------------------------------------------------------------
 
-// A loopback port free now, chosen at random below the kernel's ephemeral range: a port from
-// listen(0) lies in that range, so an outgoing connection of a test running in parallel could
-// take it before the server binds it.
-const handedOutPorts = new Set();
-
-function ephemeralLow() {
-  try {
-    return Number(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]) || 32768;
-  } catch {
-    return 32768;
-  }
-}
-
-function probePort(port) {
-  return new Promise((resolve) => {
-    const probe = createServer();
-    probe.unref();
-    probe.once("error", () => resolve(null));
-    probe.listen(port, "127.0.0.1", () => {
-      const chosen = probe.address().port;
-      probe.close(() => resolve(chosen));
-    });
-  });
-}
-
-async function freePort() {
-  const low = Math.min(ephemeralLow(), 65536);
-  if (low > 12000) {
-    for (let i = 0; i < 200; i++) {
-      const port = 10000 + Math.floor(Math.random() * (low - 10000));
-      if (handedOutPorts.has(port)) continue;
-      if ((await probePort(port)) !== null) {
-        handedOutPorts.add(port);
-        return port;
-      }
-    }
-  }
-  const port = await probePort(0);
-  if (port === null) throw new Error("no free loopback port");
-  return port;
-}
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until(what, deadlineMs, probe) {
-  const deadline = Date.now() + deadlineMs;
-  let last;
-  while (Date.now() < deadline) {
-    try {
-      const value = await probe();
-      if (value) return value;
-    } catch (err) {
-      if (err.fatal) throw err;
-      last = err;
-    }
-    await sleep(50);
-  }
-  throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}${last ? ` (last error: ${last.message})` : ""}`);
-}
-
-// A running realtime-server with the Pusher app; stop() always ends it.
-async function startServer(extraArgs) {
-  assert.ok(existsSync(SERVER), `server binary not found: ${SERVER} (build it, or set REALTIME_SERVER)`);
-  const port = await freePort();
-  const child = spawn(SERVER, ["--port", String(port), "--host", "127.0.0.1", "--threads", "1", ...extraArgs], {
-    stdio: ["ignore", "pipe", "pipe"],
-    // Only the flags configure the server: keep the caller's REALTIME_* environment out of it.
-    env: Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("REALTIME_"))),
-  });
-  const server = { port, base: `http://127.0.0.1:${port}`, child, stdout: "", stderr: "", exited: null };
-  child.stdout.on("data", (chunk) => { server.stdout += chunk; });
-  child.stderr.on("data", (chunk) => { server.stderr += chunk; });
-  const exited = new Promise((resolve) => child.on("exit", (code, signal) => {
-    server.exited = { code, signal };
-    resolve();
-  }));
-  server.stop = async () => {
-    if (server.exited) return;
-    child.kill("SIGTERM");
-    const timer = setTimeout(() => child.kill("SIGKILL"), STOP_MS);
-    await exited;
-    clearTimeout(timer);
-  };
-  try {
-    await until(`the server on port ${port} to answer /health/realtime`, STARTUP_MS, async () => {
-      if (server.exited) {
-        throw Object.assign(new Error(`server exited early (${JSON.stringify(server.exited)}): ${server.stderr}`), { fatal: true });
-      }
-      const response = await fetch(server.base + "/health/realtime", { signal: AbortSignal.timeout(HTTP_MS) });
-      return response.status === 200;
-    });
-  } catch (err) {
-    await server.stop();
-    throw new Error(`${err.message}\nstdout:\n${server.stdout}\nstderr:\n${server.stderr}`);
-  }
-  return server;
-}
+// The server comes from the Pusher tests' harness (startServer: a real process, stopped by stop()).
 
 // An HTTP server on 127.0.0.1 with a blank page at / and pusher-js's web bundle at /pusher.min.js.
 async function servePage() {
@@ -181,10 +82,7 @@ describe("pusher-js (web build) in Chromium", { timeout: 120_000 }, () => {
     assert.ok(existsSync(PUSHER_JS_WEB), `pusher-js web build not found: ${PUSHER_JS_WEB} (npm install in ${INTEGRATION_NODE})`);
     const PusherServer = createRequire(path.join(INTEGRATION_NODE, "package.json"))("pusher");
 
-    server = await startServer([
-      "--jwt-secret", JWT_SECRET, "--api-key", API_KEY,
-      "--pusher-app", `${APP.id}:${APP.key}:${APP.secret}`, "--log-level", "warn",
-    ]);
+    server = await startServer({ apps: [`${APP.id}:${APP.key}:${APP.secret}`] });
     api = new PusherServer({
       appId: APP.id, key: APP.key, secret: APP.secret, host: "127.0.0.1", port: String(server.port), useTLS: false,
       timeout: HTTP_MS,
@@ -266,7 +164,7 @@ describe("pusher-js (web build) in Chromium", { timeout: 120_000 }, () => {
   async function waitConnected(name) {
     await page.waitForFunction((n) => window.e2e.clients[n].connection.state === "connected", name, { timeout: WAIT_MS })
       .catch(async (err) => {
-        throw new Error(`${name} did not connect: ${err.message}\nevents: ${JSON.stringify(await eventsOf(name))}\nserver: ${server.stderr}`);
+        throw new Error(`${name} did not connect: ${err.message}\nevents: ${JSON.stringify(await eventsOf(name))}\nserver: ${server.log()}`);
       });
     return page.evaluate((n) => window.e2e.clients[n].connection.socket_id, name);
   }

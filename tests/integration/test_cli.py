@@ -52,6 +52,15 @@ def ipv6_loopback_available() -> bool:
         return False
 
 
+def write_config(test: unittest.TestCase, text: str) -> str:
+    """A TOML file holding `text`, removed when `test` ends."""
+    fd, path = tempfile.mkstemp(suffix=".toml")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    test.addCleanup(os.unlink, path)
+    return path
+
+
 class CliTestCase(unittest.TestCase):
     def setUp(self):
         if not server_binary_available():
@@ -149,11 +158,7 @@ class ConfigSourcesTest(RealtimeTestCase):
     """TOML numbers may be fractional; log-level comes from the file or REALTIME_LOG_LEVEL."""
 
     def write_config(self, text: str) -> str:
-        fd, path = tempfile.mkstemp(suffix=".toml")
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        self.addCleanup(os.unlink, path)
-        return path
+        return write_config(self, text)
 
     async def refused_upgrade_logged_at_debug(self, srv) -> bool:
         status, _, _ = await asyncio.to_thread(http_request, srv.port, "GET", "/ws?token=not-a-jwt", None, {
@@ -210,11 +215,7 @@ class PusherAppConfigTest(RealtimeTestCase):
     every app given is served on /app/<key>, and bad apps stop the server with status 2."""
 
     def write_config(self, text: str) -> str:
-        fd, path = tempfile.mkstemp(suffix=".toml")
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        self.addCleanup(os.unlink, path)
-        return path
+        return write_config(self, text)
 
     async def assert_serves(self, key: str):
         url = f"ws://127.0.0.1:{self.server.port}/app/{key}?protocol=7&client=test&version=1"

@@ -4,11 +4,15 @@
 // the packages resolve from this directory's node_modules.
 
 import { spawn } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
-import { createServer, connect } from "node:net";
+import { existsSync } from "node:fs";
+import { connect } from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { createRequire } from "node:module";
+
+import { freePort, sleep, until } from "./net_helpers.mjs";
+
+export { freePort, sleep, until };
 
 const require = createRequire(import.meta.url);
 export const Pusher = require("pusher-js");
@@ -21,54 +25,6 @@ export const API_KEY = "pusher-tests-api-key-0123456789";
 
 export async function loadEcho() {
   return (await import("laravel-echo")).default;
-}
-
-export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-export async function until(what, deadlineMs, probe) {
-  const deadline = Date.now() + deadlineMs;
-  let last;
-  while (Date.now() < deadline) {
-    try {
-      const value = await probe();
-      if (value) return value;
-    } catch (err) {
-      if (err.fatal) throw err;
-      last = err;
-    }
-    await sleep(25);
-  }
-  throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}${last ? ` (last error: ${last.message})` : ""}`);
-}
-
-// A loopback port free now, below the kernel's ephemeral range (a port from listen(0) lies in that
-// range, where a parallel test's outgoing connection could take it before the server binds it).
-const handedOut = new Set();
-function probePort(port) {
-  return new Promise((resolve) => {
-    const probe = createServer();
-    probe.unref();
-    probe.once("error", () => resolve(null));
-    probe.listen(port, "127.0.0.1", () => {
-      const chosen = probe.address().port;
-      probe.close(() => resolve(chosen));
-    });
-  });
-}
-export async function freePort() {
-  let low = 32768;
-  try {
-    low = Number(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]) || low;
-  } catch {}
-  for (let i = 0; i < 200; i++) {
-    const port = 10000 + Math.floor(Math.random() * (Math.max(low, 12000) - 10000));
-    if (handedOut.has(port)) continue;
-    if ((await probePort(port)) !== null) {
-      handedOut.add(port);
-      return port;
-    }
-  }
-  throw new Error("no free loopback port");
 }
 
 function portOpen(port) {
