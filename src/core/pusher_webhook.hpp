@@ -39,4 +39,14 @@ inline constexpr std::chrono::milliseconds webhook_gather{100};
 inline constexpr unsigned max_webhook_attempts = 8;
 std::chrono::milliseconds webhook_retry_delay(unsigned failures) noexcept;
 
+// Cluster mode: one webhook per event, not one per node. A channel's occupancy and a presence
+// member are each a set of node instances in Redis (in the topic's hash slot); a node adds itself
+// when it gains the channel's first local subscriber (the member's first local connection) and
+// removes itself at the last. The script answers 1 when that change was the cluster's first join
+// or last leave: only then does that node send the event. ARGV: channel, publish command and
+// header (unused; BrokerRedis::presence_script's convention), then instance, "1" join / "0" leave.
+extern const std::string webhook_claim_script;
+std::string occupancy_key(std::string_view prefix, std::string_view topic);
+std::string member_key(std::string_view prefix, std::string_view topic, std::string_view user);
+
 }  // namespace boundary::realtime::core::pusher

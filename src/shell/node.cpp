@@ -12,6 +12,8 @@
 #include "core/subscribe_proxy.hpp"
 #include "core/history.hpp"
 #include "core/presence.hpp"
+#include "core/pusher_webhook.hpp"
+#include "core/redis_cluster.hpp"
 #include "shell/adapters/broker_redis.hpp"
 #include "shell/adapters/history_memory.hpp"
 #include "shell/adapters/history_redis.hpp"
@@ -126,7 +128,9 @@ Node::Node(Config config, std::unique_ptr<TokenVerifier> verifier, Hooks hooks, 
     presence_->set_announce([this, hub = hub_.get()](const std::vector<PresenceEvent>& events) {
       const auto now = std::chrono::system_clock::now();
       const std::string& topic = events.front().topic;
-      if (webhooks_) {
+      // Member webhooks: here on a single node; in cluster mode every node hears every event, so
+      // the node whose change it was claims it (webhook_member).
+      if (webhooks_ && !broker_->distributed()) {
         // Presence channels only: --presence patterns may also track public channels' topics.
         if (auto where = core::pusher::app_channel(topic, pusher_apps_);
             where && webhooks_->wants(where->app) &&
@@ -147,11 +151,12 @@ Node::Node(Config config, std::unique_ptr<TokenVerifier> verifier, Hooks hooks, 
     metrics_.presence = presence_.get();
     for (auto& l : loops_)
       l->registry().set_subscription_observer(
-          [p = presence_.get()](std::string_view, const Identity& who, std::string_view topic, bool subscribed) {
+          [this, p = presence_.get()](std::string_view, const Identity& who, std::string_view topic, bool subscribed) {
             // A Pusher connection without a user yet is nobody to list.
             if (who.user_id.empty() || !p->tracks(topic)) return;
             if (subscribed) p->joined(topic, who.user_id, who.info());
             else p->left(topic, who.user_id);
+            if (webhooks_ && broker_->distributed()) webhook_member(topic, who.user_id, subscribed);
           });
   }
 }
@@ -223,17 +228,55 @@ void Node::start_pusher_webhooks() {
   const bool any = std::any_of(pusher_apps_.begin(), pusher_apps_.end(),
                                [](const core::pusher::App& a) { return !a.webhook.empty(); });
   if (!any) return;
-  if (broker_->distributed())
-    throw std::invalid_argument("--pusher-app: webhooks are sent by a single node for now; in cluster mode (--redis) "
-                                "give the apps no webhook URL");
+  if (broker_->distributed() && !dynamic_cast<BrokerRedis*>(broker_.get()))
+    throw std::invalid_argument("--pusher-app: in cluster mode webhooks are decided in Redis; an application's own "
+                                "broker has none");
   webhooks_ = std::make_unique<PusherWebhooks>(loops_.front()->io(), pusher_apps_, config_.node_id.empty() ? "node" : config_.node_id,
                                                metrics_);
   metrics_.webhooks = true;
+  webhook_instance_ = random_hex(8);
   hub_->set_topic_observer([this](std::string_view topic, bool occupied) {
     auto where = core::pusher::app_channel(topic, pusher_apps_);
     if (!where || !webhooks_->wants(where->app)) return;
-    webhooks_->emit(where->app, {occupied ? "channel_occupied" : "channel_vacated", std::string(where->channel)});
+    core::pusher::WebhookEvent e{occupied ? "channel_occupied" : "channel_vacated", std::string(where->channel)};
+    if (!broker_->distributed()) return webhooks_->emit(where->app, std::move(e));
+    claim_webhook(std::string(topic), core::pusher::occupancy_key(config_.redis_prefix, topic), occupied, where->app,
+                  std::move(e));
   });
+}
+
+void Node::claim_webhook(std::string topic, std::string key, bool join, std::size_t app,
+                         core::pusher::WebhookEvent event) {
+  auto& redis = static_cast<BrokerRedis&>(*broker_);  // start_pusher_webhooks checked the kind
+  redis.presence_script(std::move(topic), core::pusher::webhook_claim_script, {std::move(key)},
+                        {webhook_instance_, join ? "1" : "0"},
+                        [hooks = webhooks_.get(), app, event = std::move(event)](const core::RespValue* r) mutable {
+                          // Only the node whose change was the cluster's first join or last leave.
+                          if (r && r->kind == core::RespValue::Kind::integer && r->integer == 1)
+                            hooks->emit(app, std::move(event));
+                        });
+}
+
+// Cluster mode: a member's first and last connection on this node, across loops; the claim
+// decides whether the cluster's membership changed.
+void Node::webhook_member(std::string_view topic, std::string_view user, bool joined) {
+  auto where = core::pusher::app_channel(topic, pusher_apps_);
+  if (!where || !webhooks_->wants(where->app) ||
+      core::pusher::channel_kind(where->channel) != core::pusher::ChannelKind::presence)
+    return;
+  std::lock_guard lock(webhook_members_mutex_);  // held while claiming: the claims keep this order
+  auto key = std::make_pair(std::string(topic), std::string(user));
+  auto it = webhook_members_.find(key);
+  if (joined) {
+    if (it != webhook_members_.end()) return void(++it->second);
+    webhook_members_.emplace(std::move(key), 1);
+  } else {
+    if (it == webhook_members_.end() || --it->second > 0) return;
+    webhook_members_.erase(it);
+  }
+  claim_webhook(std::string(topic), core::pusher::member_key(config_.redis_prefix, topic, user), joined, where->app,
+                {joined ? "member_added" : "member_removed", std::string(where->channel),
+                 std::string(core::pusher::pusher_user(user))});
 }
 
 }  // namespace boundary::realtime::shell

@@ -29,6 +29,7 @@
 #include "core/admission.hpp"
 #include "core/command.hpp"
 #include "core/pusher.hpp"
+#include "core/pusher_webhook.hpp"
 #include "shell/metrics.hpp"
 #include "shell/refusal_log.hpp"
 
@@ -101,6 +102,10 @@ class Node {
 
  private:
   void start_pusher_webhooks();  // construction: webhooks of the apps that have a URL
+  // Cluster mode: sends `event` if the Redis claim on `key` says this node's change was the
+  // cluster's (webhook_claim_script).
+  void claim_webhook(std::string topic, std::string key, bool join, std::size_t app, core::pusher::WebhookEvent event);
+  void webhook_member(std::string_view topic, std::string_view user, bool joined);
 
   Config config_;
   std::unique_ptr<TokenVerifier> verifier_;
@@ -134,6 +139,9 @@ class Node {
   std::unique_ptr<Hub> hub_;
   std::unique_ptr<PresenceStore> presence_;  // --presence; null without
   std::unique_ptr<PusherWebhooks> webhooks_;  // destroyed before the loops it runs on
+  std::string webhook_instance_;              // this process in the webhook claims (cluster mode)
+  std::mutex webhook_members_mutex_;
+  std::map<std::pair<std::string, std::string>, std::size_t> webhook_members_;  // (topic, user) -> local connections
 };
 
 }  // namespace boundary::realtime::shell

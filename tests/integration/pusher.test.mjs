@@ -484,6 +484,57 @@ describe("pusher protocol, cluster of two nodes over Redis", () => {
     assert.equal((await removed).id, "c-bob");
   });
 
+  test("webhooks: one per event for the cluster, from the node whose change it was", async () => {
+    const received = [];
+    const hook = createServer((req, res) => {
+      let body = "";
+      req.setEncoding("utf8");
+      req.on("data", (d) => { body += d; });
+      req.on("end", () => { received.push({ body, headers: req.headers }); res.writeHead(200).end("{}"); });
+    });
+    await new Promise((resolve) => hook.listen(0, "127.0.0.1", resolve));
+    const app = `${APP.join(":")}:http://127.0.0.1:${hook.address().port}/hooks`;
+    const wa = await startServer({ apps: [app], args: ["--redis", redis.url, "--node-id", "wa"] });
+    const wb = await startServer({ apps: [app], args: ["--redis", redis.url, "--node-id", "wb"] });
+    try {
+      const apiA = backend(wa.port, APP);
+      const events = () => received.flatMap((r) => {
+        const webhook = apiA.webhook({ headers: r.headers, rawBody: r.body });
+        assert.equal(webhook.isValid(), true);
+        return webhook.getEvents();
+      });
+      const count = (name, channel, user) =>
+        events().filter((e) => e.name === name && e.channel === channel && (!user || e.user_id === user)).length;
+      // The same user on both nodes, and a public channel with subscribers on both.
+      const annA = track(client(wa.port, APP[1], { lib: apiA, user: { user_id: "cw-ann" } }));
+      const annB = track(client(wb.port, APP[1], { lib: apiA, user: { user_id: "cw-ann" } }));
+      await Promise.all([subscribed(annA.subscribe("cw-public")), subscribed(annA.subscribe("presence-cw"))]);
+      await Promise.all([subscribed(annB.subscribe("cw-public")), subscribed(annB.subscribe("presence-cw"))]);
+      await until("occupied and added", WAIT, () =>
+        count("channel_occupied", "cw-public") >= 1 && count("member_added", "presence-cw", "cw-ann") >= 1);
+      annA.unsubscribe("cw-public");
+      annA.unsubscribe("presence-cw");
+      annB.unsubscribe("cw-public");
+      annB.unsubscribe("presence-cw");
+      await until("vacated and removed", WAIT, () =>
+        count("channel_vacated", "cw-public") >= 1 && count("member_removed", "presence-cw", "cw-ann") >= 1);
+      // A marker from each node: its webhooks leave in order, so once both markers are in, any
+      // duplicate from either node would be too.
+      const ma = track(client(wa.port, APP[1], { lib: apiA }));
+      const mb = track(client(wb.port, APP[1], { lib: apiA }));
+      await Promise.all([subscribed(ma.subscribe("cw-mark-a")), subscribed(mb.subscribe("cw-mark-b"))]);
+      await until("both markers", WAIT, () => count("channel_occupied", "cw-mark-a") && count("channel_occupied", "cw-mark-b"));
+      assert.equal(count("channel_occupied", "cw-public"), 1);
+      assert.equal(count("channel_vacated", "cw-public"), 1);
+      assert.equal(count("member_added", "presence-cw", "cw-ann"), 1);
+      assert.equal(count("member_removed", "presence-cw", "cw-ann"), 1);
+    } finally {
+      await wa.stop();
+      await wb.stop();
+      hook.close();
+    }
+  });
+
   test("terminate_connections reaches the user's connections on every node", async () => {
     const apiA = backend(a.port, APP);
     const p = track(client(b.port, APP[1], { lib: apiA, user: { user_id: "c-dora" } }));

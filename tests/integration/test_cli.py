@@ -275,11 +275,6 @@ class PusherAppConfigTest(RealtimeTestCase):
                            "--api-key", KEY)
         self.assertEqual(code, 2, err)
         self.assertIn("webhook", err)
-        # Webhooks need one node: occupancy is one node's view in a cluster.
-        code, _, err = run("--pusher-app", "1:k:secret-one:http://127.0.0.1:9/hooks", "--redis", "redis://127.0.0.1:9",
-                           "--port", "0", "--jwt-secret", SECRET, "--api-key", KEY)
-        self.assertEqual(code, 2, err)
-        self.assertIn("single node", err)
         path = self.write_config('[[pusher-app]]\nid = "1"\nkey = "k"\nsecret = "secret-one"\nurl = "x"\n')
         code, _, err = run("--config", path, "--port", "0", "--jwt-secret", SECRET, "--api-key", KEY)
         self.assertEqual(code, 2, err)
