@@ -137,7 +137,7 @@ Node::Node(Config config, std::unique_ptr<TokenVerifier> verifier, Hooks hooks, 
             core::pusher::channel_kind(where->channel) == core::pusher::ChannelKind::presence)
           for (const auto& e : events)
             webhooks_->emit(where->app, {e.kind == PresenceEvent::Kind::join ? "member_added" : "member_removed",
-                                         std::string(where->channel), std::string(core::pusher::pusher_user(e.user_id))});
+                                         std::string(where->channel), std::string(core::pusher::pusher_user(e.user_id)), {}, {}, {}});
       }
       // A Pusher channel's events go one per message: each is turned into its Pusher form.
       if (events.size() == 1 || (!pusher_apps_.empty() && core::pusher::is_presence_topic(topic))) {
@@ -238,7 +238,7 @@ void Node::start_pusher_webhooks() {
   hub_->set_topic_observer([this](std::string_view topic, bool occupied) {
     auto where = core::pusher::app_channel(topic, pusher_apps_);
     if (!where || !webhooks_->wants(where->app)) return;
-    core::pusher::WebhookEvent e{occupied ? "channel_occupied" : "channel_vacated", std::string(where->channel)};
+    core::pusher::WebhookEvent e{occupied ? "channel_occupied" : "channel_vacated", std::string(where->channel), {}, {}, {}, {}};
     if (!broker_->distributed()) return webhooks_->emit(where->app, std::move(e));
     claim_webhook(std::string(topic), core::pusher::occupancy_key(config_.redis_prefix, topic), occupied, where->app,
                   std::move(e));
@@ -276,7 +276,7 @@ void Node::webhook_member(std::string_view topic, std::string_view user, bool jo
   }
   claim_webhook(std::string(topic), core::pusher::member_key(config_.redis_prefix, topic, user), joined, where->app,
                 {joined ? "member_added" : "member_removed", std::string(where->channel),
-                 std::string(core::pusher::pusher_user(user))});
+                 std::string(core::pusher::pusher_user(user)), {}, {}, {}});
 }
 
 }  // namespace boundary::realtime::shell

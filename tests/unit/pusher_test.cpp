@@ -13,7 +13,7 @@ namespace json = boost::json;
 
 // The key, secret and signatures of Pusher's published examples (auth signatures and the REST
 // API's authentication), checked against Node's crypto as well.
-const App docs_app{"3", "278d425bdf160c739803", "7ad3773142a6692b25b8"};
+const App docs_app{"3", "278d425bdf160c739803", "7ad3773142a6692b25b8", {}};
 
 json::object obj(std::string_view text) { return json::parse(text).as_object(); }
 
@@ -40,9 +40,9 @@ TEST(PusherApp, RefusesMalformedSpecsWithoutEchoingTheSecret) {
 }
 
 TEST(PusherApp, DuplicateIdsOrKeysAreRefused) {
-  EXPECT_FALSE(check_apps({{"1", "a", "secret-1"}, {"2", "b", "secret-2"}}));
-  EXPECT_TRUE(check_apps({{"1", "a", "secret-1"}, {"1", "b", "secret-2"}}));
-  EXPECT_TRUE(check_apps({{"1", "a", "secret-1"}, {"2", "a", "secret-2"}}));
+  EXPECT_FALSE(check_apps({{"1", "a", "secret-1", {}}, {"2", "b", "secret-2", {}}}));
+  EXPECT_TRUE(check_apps({{"1", "a", "secret-1", {}}, {"1", "b", "secret-2", {}}}));
+  EXPECT_TRUE(check_apps({{"1", "a", "secret-1", {}}, {"2", "a", "secret-2", {}}}));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -68,7 +68,7 @@ TEST(PusherChannel, InvalidNamesAreRefused) {
 }
 
 TEST(PusherChannel, TheDefaultAppsChannelsAreTopicsOfTheSameName) {
-  const App app{"7", "k", "secret-7"};
+  const App app{"7", "k", "secret-7", {}};
   EXPECT_EQ(topic_of(app, true, "chat"), "chat");
   EXPECT_EQ(topic_of(app, false, "chat"), "app:7:chat");
   EXPECT_EQ(channel_of("app:7:chat"), "chat");
@@ -232,7 +232,7 @@ TEST(PusherSignature, RefusesTamperingAndOldRequests) {
   EXPECT_FALSE(check_signature(docs_app, "POST", docs_target(), docs_body, 1353088179 + 600));
   EXPECT_EQ(check_signature(docs_app, "POST", docs_target(), docs_body, 1353088179 + 601)->status, 401u);
   EXPECT_EQ(check_signature(docs_app, "POST", docs_target(), docs_body, 1353088179 - 601)->status, 401u);
-  const App other{"3", "278d425bdf160c739803", "another-secret"};
+  const App other{"3", "278d425bdf160c739803", "another-secret", {}};
   EXPECT_EQ(check_signature(other, "POST", docs_target(), docs_body, 1353088179)->status, 401u);
   EXPECT_EQ(check_signature(docs_app, "POST", "/apps/3/events", docs_body, 1353088179)->status, 401u);
   // An added parameter is signed too.
@@ -323,8 +323,8 @@ namespace boundary::realtime::core::pusher {
 namespace {
 
 TEST(PusherWebhook, BodyAndSignature) {
-  std::vector<WebhookEvent> events{{"channel_occupied", "c"},
-                                   {"member_added", "presence-a", "u1"},
+  std::vector<WebhookEvent> events{{"channel_occupied", "c", {}, {}, {}, {}},
+                                   {"member_added", "presence-a", "u1", {}, {}, {}},
                                    {"client_event", "private-a", "", "client-x", R"({"a":1})", "1.2"}};
   const auto body = webhook_body(1700000000123, "node-1", events);
   auto o = boost::json::parse(body).as_object();
@@ -358,7 +358,7 @@ TEST(PusherWebhook, AppsMayNameAWebhookUrl) {
 }
 
 TEST(PusherWebhook, TopicsMapBackToAppsAndChannels) {
-  const std::vector<App> apps{{"1", "k1", "secret-1"}, {"2", "k2", "secret-2"}};
+  const std::vector<App> apps{{"1", "k1", "secret-1", {}}, {"2", "k2", "secret-2", {}}};
   auto a = app_channel("presence-x", apps);
   ASSERT_TRUE(a);
   EXPECT_EQ(a->app, 0u);
