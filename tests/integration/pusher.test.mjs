@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { createServer } from "node:http";
 
 import {
-  backend, client, connected, loadEcho, nativeClient, nativePublish, Pusher, recorder, sleep, startRedis,
+  backend, client, connected, loadEcho, nativeClient, nativePublish, Pusher, PusherServer, recorder, sleep, startRedis,
   startServer, subscribed, until,
 } from "./node/pusher_harness.mjs";
 
@@ -105,6 +105,30 @@ describe("pusher protocol, single node", () => {
     await api.trigger("private-room", "secret", { x: 1 });
     await seen;
     assert.deepEqual(events.filter((e) => e.name === "secret"), []);
+  });
+
+  test("private-encrypted channels: the server relays ciphertext it cannot read", async () => {
+    // The backend library encrypts with a key derived from its master key and the channel; the
+    // auth endpoint hands the client the same key (shared_secret). The server sees neither.
+    const encrypting = new PusherServer({
+      appId: APP[0], key: APP[1], secret: APP[2], host: "127.0.0.1", port: String(server.port), useTLS: false,
+      encryptionMasterKeyBase64: Buffer.alloc(32, 7).toString("base64"),
+    });
+    const p = track(client(server.port, APP[1], { lib: encrypting }));
+    const frames = [];
+    p.connection.bind("message", (m) => frames.push(m));
+    const channel = p.subscribe("private-encrypted-vault");
+    await subscribed(channel);
+    const got = new Promise((resolve) => channel.bind("opened", resolve));
+    await encrypting.trigger("private-encrypted-vault", "opened", { pin: "4711-secret" });
+    assert.deepEqual(await got, { pin: "4711-secret" });
+    const wire = frames.find((m) => m.event === "opened");
+    assert.ok(wire.data.ciphertext && wire.data.nonce, JSON.stringify(wire));
+    assert.ok(!JSON.stringify(wire).includes("4711-secret"), "the plaintext crossed the server");
+    // Client events are refused there, as on Pusher.
+    const error = new Promise((resolve) => p.connection.bind("error", resolve));
+    p.send_event("client-peek", {}, "private-encrypted-vault");
+    assert.equal((await error).data.code, 4301);
   });
 
   test("a signature for another socket does not subscribe", async () => {
@@ -458,6 +482,12 @@ describe("pusher protocol, cluster of two nodes over Redis", () => {
     assert.deepEqual(await got, { id: 1 });
     const info = await (await apiA.get({ path: "/channels/cluster-orders" })).json();
     assert.deepEqual(info, { occupied: true, subscription_count: 1 });
+    // A private channel on node b, signed for its socket there, hears node a's API too.
+    const room = p.subscribe("private-cluster-room");
+    await subscribed(room);
+    const secret = new Promise((resolve) => room.bind("note", resolve));
+    await apiA.trigger("private-cluster-room", "note", { n: 2 });
+    assert.deepEqual(await secret, { n: 2 });
     // A listing needs every node's channels: refused rather than answered from one node.
     await assert.rejects(apiA.get({ path: "/channels" }), (e) => e.status === 501);
   });
