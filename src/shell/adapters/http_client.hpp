@@ -34,7 +34,7 @@ struct HttpCall {
   std::string authorization;    // the whole header value, or empty for none
   std::chrono::milliseconds timeout{2000};
   std::size_t max_body_bytes = 4096;
-  std::vector<std::pair<std::string, std::string>> headers;  // more request headers (name, value)
+  std::vector<std::pair<std::string, std::string>> headers{};  // more request headers (name, value)
 };
 
 struct HttpReply {
