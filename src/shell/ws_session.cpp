@@ -212,6 +212,9 @@ std::size_t WsSession::read_input() {
     } while (n < 0 && errno == EINTR);
     if (n < 0 && would_block(errno)) return 0;  // still watched for readability
     if (n <= 0) {
+      // End of stream: the peer may only have half-closed. What it asked for before (answers
+      // queued in this loop pass, not yet flushed) still goes out if the socket takes it now.
+      if (n == 0 && head_ < queue_.size()) flush();
       finish();
       return std::string::npos;
     }
