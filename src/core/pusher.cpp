@@ -46,11 +46,14 @@ bool signed_by(const App& app, std::string_view text, std::string_view auth) noe
   return key_ok && sig_ok;
 }
 
-std::string frame(std::string_view event, std::string_view data_json, std::string_view channel = {}) {
+// `user_id`: a presence channel's client event names its sender.
+std::string frame(std::string_view event, std::string_view data_json, std::string_view channel = {},
+                  std::string_view user_id = {}) {
   json::object o;
   o["event"] = event;
   if (!channel.empty()) o["channel"] = channel;
   o["data"] = data_json;
+  if (!user_id.empty()) o["user_id"] = user_id;
   return json::serialize(o);
 }
 
@@ -367,14 +370,14 @@ bool reserved_event(std::string_view event) noexcept {
   return event.starts_with("pusher:") || event.starts_with("pusher_internal:");
 }
 
-std::string native_message(std::string_view event, std::string_view data, std::string_view exclude,
+json::object native_message(std::string_view event, std::string_view data, std::string_view exclude,
                            std::string_view user_id) {
   json::object o;
   o["event"] = event;
   o["data"] = data;
   if (!exclude.empty()) o["socket_id"] = exclude;
   if (!user_id.empty()) o["user_id"] = user_id;
-  return json::serialize(o);
+  return o;
 }
 
 PusherForm to_pusher(std::string_view envelope_json) {
@@ -403,12 +406,10 @@ PusherForm to_pusher(std::string_view envelope_json) {
   if (const auto* d = o.if_contains("data")) data = d->is_string() ? std::string(d->as_string()) : json::serialize(*d);
   else data = std::string(envelope_json);
   if (auto s = string_member(o, "socket_id")) out.excluded = std::move(*s);
-  out.frame_json = frame(event, data, channel);
-  if (auto user = string_member(o, "user_id"); user && event.starts_with("client-")) {
-    auto f = json::parse(out.frame_json).as_object();
-    f["user_id"] = pusher_user(*user);
-    out.frame_json = json::serialize(f);
-  }
+  std::string_view user;
+  if (const auto* u = o.if_contains("user_id"); u && u->is_string() && event.starts_with("client-"))
+    user = pusher_user(u->as_string());
+  out.frame_json = frame(event, data, channel, user);
   return out;
 }
 

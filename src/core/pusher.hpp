@@ -11,6 +11,7 @@
 #include <variant>
 #include <vector>
 
+#include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 #include <boost/system/result.hpp>
 
@@ -148,8 +149,8 @@ std::optional<PresenceMember> presence_member(std::string_view channel_data);
 // receive it (the sender of a client event, the API's socket_id).
 // `user_id`: a client event on a presence channel names its sender's user (Pusher passes it to
 // handlers as metadata.user_id).
-std::string native_message(std::string_view event, std::string_view data, std::string_view exclude = {},
-                           std::string_view user_id = {});
+boost::json::object native_message(std::string_view event, std::string_view data, std::string_view exclude = {},
+                                   std::string_view user_id = {});
 // pusher: and pusher_internal: events are the protocol's own: nobody may send them as events.
 bool reserved_event(std::string_view event) noexcept;
 // A native envelope (serialized) as a Pusher frame. event: "event" if a string, else "type" if

@@ -29,7 +29,7 @@ HttpResponse answer(const core::HttpRefusal& r) { return answer(r.status, r.body
 // channel. Fire-and-forget, as Pusher's API is: the answer does not wait for counts.
 void dispatch(Hub& hub, const pusher::App& app, bool default_app, const pusher::Event& e) {
   for (const auto& channel : e.channels) {
-    auto message = json::parse(pusher::native_message(e.name, e.data, e.socket_id)).as_object();
+    auto message = pusher::native_message(e.name, e.data, e.socket_id);
     if (*pusher::channel_kind(channel) == pusher::ChannelKind::user) {
       message["topic"] = channel;  // the channel the Pusher form names
       hub.send(Route::user, pusher::user_id_for(app, default_app, channel.substr(16)), std::move(message),

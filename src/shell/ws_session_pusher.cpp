@@ -200,7 +200,7 @@ void WsSession::pusher_client_event(pusher::ClientEvent e) {
   std::string_view user;
   const Identity* who = loop_.registry().identity_of(id());
   if (kind == pusher::ChannelKind::presence && who) user = who->user_id;
-  auto message = json::parse(pusher::native_message(e.event, e.data, id(), user)).as_object();
+  auto message = pusher::native_message(e.event, e.data, id(), user);
   if (auto* hooks = loop_.node().pusher_webhooks(); hooks && hooks->wants(pusher_app_ - 1u))
     hooks->emit(pusher_app_ - 1u, {"client_event", e.channel, std::string(pusher::pusher_user(user)), e.event, e.data,
                                    std::string(id())});

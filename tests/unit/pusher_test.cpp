@@ -281,7 +281,7 @@ TEST(PusherApi, EventBodies) {
 // Between the protocols
 
 TEST(PusherForm, APusherEventRoundTrips) {
-  auto native = obj(native_message("my-event", R"({"a":1})", "1.2"));
+  auto native = native_message("my-event", R"({"a":1})", "1.2");
   native["topic"] = "app:2:chat";
   native["timestamp"] = "2026-01-01T00:00:00.000Z";
   auto form = to_pusher(json::serialize(native));
@@ -290,6 +290,17 @@ TEST(PusherForm, APusherEventRoundTrips) {
   EXPECT_EQ(frame["channel"], "chat");
   EXPECT_EQ(frame["data"], R"({"a":1})");
   EXPECT_EQ(form.excluded, "1.2");
+}
+
+TEST(PusherForm, PresenceClientEventsNameTheirSender) {
+  auto native = native_message("client-typing", R"({"a":1})", "1.2", "app:2:u1");
+  native["topic"] = "app:2:presence-room";
+  auto frame = obj(to_pusher(boost::json::serialize(native)).frame_json);
+  EXPECT_EQ(frame["user_id"], "u1");
+  EXPECT_EQ(frame["channel"], "presence-room");
+  // Only client events carry it: an API event with a user_id field stays as sent.
+  auto api = obj(to_pusher(R"({"event":"note","data":"x","user_id":"u1","topic":"c"})").frame_json);
+  EXPECT_FALSE(api.contains("user_id"));
 }
 
 TEST(PusherForm, ANativeMessageBecomesAnEventNamedByItsType) {
