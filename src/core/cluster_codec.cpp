@@ -57,6 +57,23 @@ std::string all_channel(std::string_view prefix) { return join(prefix, "all", {}
 std::string reply_channel(std::string_view prefix, std::string_view node_id) { return join(prefix, "reply:", node_id); }
 std::string node_key(std::string_view prefix, std::string_view node_id) { return join(prefix, "node:", node_id); }
 
+std::string topic_channel_pattern(std::string_view prefix, std::string_view topic_prefix) {
+  std::string escaped;
+  escaped.reserve(topic_prefix.size() + 8);
+  for (char c : topic_prefix) {
+    if (c == '*' || c == '?' || c == '[' || c == ']' || c == '\\') escaped += '\\';
+    escaped += c;
+  }
+  escaped += '*';
+  return join(prefix, "t:", escaped);
+}
+
+std::optional<std::string_view> topic_of_channel(std::string_view prefix, std::string_view channel) noexcept {
+  if (channel.size() < prefix.size() + 3 || !channel.starts_with(prefix) || channel.substr(prefix.size(), 3) != ":t:")
+    return std::nullopt;
+  return channel.substr(prefix.size() + 3);
+}
+
 std::string encode_fanout(const Fanout& f, std::string_view origin, std::uint64_t request_id) {
   std::string out;
   out.reserve(origin.size() + f.target.size() + f.body.size() + 32);

@@ -28,6 +28,11 @@ std::string channel_for(std::string_view prefix, Route route, std::string_view t
 std::string all_channel(std::string_view prefix);                             // <prefix>:all
 std::string reply_channel(std::string_view prefix, std::string_view node_id);  // <prefix>:reply:<node>
 std::string node_key(std::string_view prefix, std::string_view node_id);       // <prefix>:node:<node>
+// The PUBSUB CHANNELS / SHARDCHANNELS pattern matching every topic channel whose topic starts
+// with `topic_prefix`, taken byte for byte: glob characters in it (* ? [ ] \) are escaped.
+std::string topic_channel_pattern(std::string_view prefix, std::string_view topic_prefix);
+// The topic of a topic channel's name (<prefix>:t:<topic>); nullopt for any other name.
+std::optional<std::string_view> topic_of_channel(std::string_view prefix, std::string_view channel) noexcept;
 
 // A fan-out as it travels between nodes: a compact header, then the body unchanged (the
 // enveloped JSON, timestamped once at the origin).

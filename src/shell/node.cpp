@@ -221,6 +221,13 @@ std::optional<std::size_t> Node::pusher_app_by_id(std::string_view id) const noe
   return std::nullopt;
 }
 
+bool Node::lists_cluster_topics() const noexcept { return dynamic_cast<const BrokerRedis*>(broker_.get()) != nullptr; }
+
+void Node::list_cluster_topics(std::string topic_prefix,
+                               std::function<void(std::optional<std::vector<std::string>>)> done) {
+  static_cast<BrokerRedis&>(*broker_).topic_channels(std::move(topic_prefix), std::move(done));
+}
+
 // channel_occupied / channel_vacated follow the node's first and last subscriber of a topic,
 // which on a single node are the server's. In cluster mode they would be one node's view, so
 // webhooks need a single node (validate here, where the broker is known).

@@ -68,6 +68,12 @@ class Node {
   const std::vector<core::pusher::App>& pusher_apps() const noexcept { return pusher_apps_; }
   // Webhooks of the Pusher apps that have a URL; null when none has.
   PusherWebhooks* pusher_webhooks() noexcept { return webhooks_.get(); }
+  // Cluster mode over Redis: the topics starting with `topic_prefix` that some node has
+  // subscribers for (BrokerRedis::topic_channels); nullopt when Redis did not answer. Only when
+  // lists_cluster_topics() (the Redis broker; an application's own broker cannot list).
+  bool lists_cluster_topics() const noexcept;
+  void list_cluster_topics(std::string topic_prefix,
+                           std::function<void(std::optional<std::vector<std::string>>)> done);
   // The index of the app with this key or id, or nullopt.
   std::optional<std::size_t> pusher_app_by_key(std::string_view key) const noexcept;
   std::optional<std::size_t> pusher_app_by_id(std::string_view id) const noexcept;

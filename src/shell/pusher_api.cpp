@@ -71,43 +71,89 @@ void channel_users(Node& node, const std::string& topic, Server::Responder reply
   });
 }
 
-// GET /apps/<id>/channels: the app's channels with subscribers, from every loop's registry; the
-// presence store counts users. Single node: a cluster's listing needs every node's topics.
-void channels_list(Node& node, std::size_t app, pusher::ChannelsQuery query, Server::Responder reply) {
-  if (node.hub().distributed())
-    return reply(answer(501, core::error_body("listing channels is not supported in cluster mode yet; "
-                                              "GET /apps/<id>/channels/<channel> is")));
-  struct Gather {
-    std::mutex mutex;
-    std::map<std::string, std::size_t> subscriptions;  // by channel
+// GET /apps/<id>/channels: the app's channels with subscribers. This node's loops list theirs;
+// in cluster mode Redis lists the topic channels the nodes subscribe to (every node, this one
+// included, subscribes to the topics it has subscribers for) and each channel's subscriptions
+// are counted on every node, as for GET /apps/<id>/channels/<name>. The presence store counts
+// users. Channels whose count comes back 0 (their last subscriber just left) are not listed.
+struct ChannelsGather {
+  std::mutex mutex;
+  std::map<std::string, std::size_t> subscriptions;  // by channel
+  std::vector<pusher::ChannelInfo> channels;
+  std::atomic<bool> failed{false};
+};
+
+void channels_answer(Node& node, std::size_t app, const pusher::ChannelsQuery& query,
+                     const std::shared_ptr<ChannelsGather>& g, Server::Responder reply) {
+  auto* store = node.presence();
+  if (!query.user_count || !store) return reply(answer(200, pusher::channels_body(g->channels, query)));
+  // user_count: one stats question per presence channel, answered in any order.
+  auto remaining = std::make_shared<std::atomic<std::size_t>>(g->channels.size() + 1);
+  auto done = [g, remaining, reply, query] {
+    if (remaining->fetch_sub(1) == 1) reply(answer(200, pusher::channels_body(g->channels, query)));
   };
-  auto g = std::make_shared<Gather>();
-  auto collect = [g, app, &apps = node.pusher_apps(), prefix = query.prefix](Loop& loop) -> std::size_t {
-    loop.registry().for_each_topic([&](std::string_view topic, std::size_t n) {
-      auto where = pusher::app_channel(topic, apps);
-      if (!where || where->app != app || !where->channel.starts_with(prefix)) return;
-      std::lock_guard lock(g->mutex);
-      g->subscriptions[std::string(where->channel)] += n;
+  const auto& apps = node.pusher_apps();
+  for (std::size_t i = 0; i < g->channels.size(); ++i)
+    store->stats(pusher::topic_of(apps[app], app == 0, g->channels[i].name), [g, i, done](PresenceStats s) {
+      g->channels[i].users = s.users;
+      done();
     });
+  done();
+}
+
+// Cluster mode: every channel's subscriptions on every node, then the answer.
+void count_cluster_channels(Node& node, std::size_t app, pusher::ChannelsQuery query,
+                            std::shared_ptr<ChannelsGather> g, Server::Responder reply) {
+  auto remaining = std::make_shared<std::atomic<std::size_t>>(g->channels.size() + 1);
+  auto done = [&node, app, query, g, remaining, reply] {
+    if (remaining->fetch_sub(1) != 1) return;
+    if (g->failed) return reply(answer(503, core::error_body("the cluster did not answer")));
+    std::erase_if(g->channels, [](const pusher::ChannelInfo& c) { return c.subscriptions == 0; });
+    channels_answer(node, app, query, g, reply);
+  };
+  const auto& apps = node.pusher_apps();
+  for (std::size_t i = 0; i < g->channels.size(); ++i)
+    node.hub().control(Route::topic_count, pusher::topic_of(apps[app], app == 0, g->channels[i].name), {},
+                       SendOptions{true}, [g, i, done](Delivery d) {
+                         if (!d.reached) g->failed = true;
+                         g->channels[i].subscriptions = d.count;
+                         done();
+                       });
+  done();
+}
+
+void channels_list(Node& node, std::size_t app, pusher::ChannelsQuery query, Server::Responder reply) {
+  const bool cluster = node.hub().distributed();
+  if (cluster && !node.lists_cluster_topics())
+    return reply(answer(501, core::error_body("listing channels needs the Redis broker in cluster mode; "
+                                              "GET /apps/<id>/channels/<channel> works with any")));
+  auto g = std::make_shared<ChannelsGather>();
+  const auto& apps = node.pusher_apps();
+  auto keep = [g, app, &apps, prefix = query.prefix](std::string_view topic, std::size_t n) {
+    auto where = pusher::app_channel(topic, apps);
+    if (!where || where->app != app || !where->channel.starts_with(prefix)) return;
+    std::lock_guard lock(g->mutex);
+    g->subscriptions[std::string(where->channel)] += n;
+  };
+  auto collect = [keep](Loop& loop) -> std::size_t {
+    loop.registry().for_each_topic(keep);
     return 0;
   };
-  auto* store = node.presence();
-  const auto& apps = node.pusher_apps();
-  node.hub().on_every_loop(std::move(collect), [g, query, reply, store, &apps, app](std::size_t) {
-    auto channels = std::make_shared<std::vector<pusher::ChannelInfo>>();
-    for (auto& [name, n] : g->subscriptions) channels->push_back({name, n, 0});
-    if (!query.user_count || !store) return reply(answer(200, pusher::channels_body(*channels, query)));
-    // user_count: one stats question per presence channel, answered in any order.
-    auto remaining = std::make_shared<std::atomic<std::size_t>>(channels->size() + 1);
-    auto done = [channels, remaining, reply, query] {
-      if (remaining->fetch_sub(1) == 1) reply(answer(200, pusher::channels_body(*channels, query)));
+  node.hub().on_every_loop(std::move(collect), [&node, app, query, reply, g, keep, cluster](std::size_t) {
+    auto listed = [&node, app, query, reply, g](bool counted) {
+      for (auto& [name, n] : g->subscriptions) g->channels.push_back({name, n, 0});
+      if (!counted && query.subscription_count) return count_cluster_channels(node, app, query, g, reply);
+      channels_answer(node, app, query, g, reply);
     };
-    for (std::size_t i = 0; i < channels->size(); ++i)
-      store->stats(pusher::topic_of(apps[app], app == 0, (*channels)[i].name), [channels, i, done](PresenceStats s) {
-        (*channels)[i].users = s.users;
-        done();
-      });
-    done();
+    if (!cluster) return listed(true);
+    // This node's channels stay listed while Redis is unreachable only if Redis answers: a
+    // listing is the cluster's or an error, never one node's view presented as the cluster's.
+    node.list_cluster_topics(pusher::topic_of(node.pusher_apps()[app], app == 0, query.prefix),
+                             [reply, g, keep, listed](std::optional<std::vector<std::string>> topics) {
+                               if (!topics) return reply(answer(503, core::error_body("the cluster did not answer")));
+                               for (const auto& t : *topics) keep(t, 0);
+                               listed(false);
+                             });
   });
 }
 

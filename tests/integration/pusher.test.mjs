@@ -488,8 +488,26 @@ describe("pusher protocol, cluster of two nodes over Redis", () => {
     const secret = new Promise((resolve) => room.bind("note", resolve));
     await apiA.trigger("private-cluster-room", "note", { n: 2 });
     assert.deepEqual(await secret, { n: 2 });
-    // A listing needs every node's channels: refused rather than answered from one node.
-    await assert.rejects(apiA.get({ path: "/channels" }), (e) => e.status === 501);
+  });
+
+  test("the channel listing covers every node's channels", async () => {
+    const apiA = backend(a.port, APP);
+    const pa = track(client(a.port, APP[1], { lib: apiA }));
+    const pb = track(client(b.port, APP[1], { lib: apiA, user: { user_id: "cl-bob" } }));
+    await Promise.all([subscribed(pa.subscribe("cl-shared")), subscribed(pb.subscribe("cl-shared")),
+      subscribed(pb.subscribe("cl-b-only")), subscribed(pb.subscribe("presence-cl-room"))]);
+    const list = async (params) => (await apiA.get({ path: "/channels", params })).json();
+    // Node b's subscriptions reach Redis a moment after its clients hear they are subscribed.
+    const expected = { channels: { "cl-b-only": { subscription_count: 1 }, "cl-shared": { subscription_count: 2 } } };
+    await until("node b's channels listed by node a", WAIT, async () =>
+      JSON.stringify(await list({ filter_by_prefix: "cl-", info: "subscription_count" })) === JSON.stringify(expected));
+    assert.deepEqual(await list({ filter_by_prefix: "cl-" }), { channels: { "cl-b-only": {}, "cl-shared": {} } });
+    assert.deepEqual(await list({ filter_by_prefix: "presence-cl", info: "user_count" }),
+      { channels: { "presence-cl-room": { user_count: 1 } } });
+    // A channel whose only subscriber (on node b) left is no longer listed by node a.
+    pb.unsubscribe("cl-b-only");
+    await until("cl-b-only gone", WAIT, async () =>
+      JSON.stringify(await list({ filter_by_prefix: "cl-" })) === JSON.stringify({ channels: { "cl-shared": {} } }));
   });
 
   test("presence and client events across nodes", async () => {

@@ -308,5 +308,49 @@ class RedisClusterConfigTest(RealtimeTestCase):
                 self.assertIn("--redis", r.stderr)
 
 
+class RedisClusterPusherListingTest(RedisClusterTestCase):
+    """GET /apps/<id>/channels (docs/pusher.md) on a Redis Cluster: the topic channels live on
+    every shard, and a node lists the channels other nodes have subscribers for on all of them
+    (PUBSUB SHARDCHANNELS on every master), with each channel's subscriptions counted cluster-wide.
+    Signed as Pusher's server libraries sign (HMAC-SHA256 over method, path and sorted query)."""
+
+    APP = ("pl-app", "pl-key", "pl-secret")
+    NODE_ARGS = ClusterTestCase.NODE_ARGS + ["--pusher-app", ":".join(APP)]
+
+    def channels(self, node, **params):
+        import hashlib
+        import hmac
+        params = {**params, "auth_key": self.APP[1], "auth_timestamp": str(int(time.time())), "auth_version": "1.0"}
+        path = f"/apps/{self.APP[0]}/channels"
+        query = "&".join(f"{k}={params[k]}" for k in sorted(params))
+        signature = hmac.new(self.APP[2].encode(), f"GET\n{path}\n{query}".encode(), hashlib.sha256).hexdigest()
+        return node.api_sync("GET", f"{path}?{query}&auth_signature={signature}", key=None)
+
+    @no_server
+    async def test_channels_on_every_shard_are_listed_through_any_node(self):
+        topics = self.topics_on_every_shard("pl-")
+        self.assertEqual(len({redis_key_slot(f"rt:t:{t}") for t in topics}), 3)
+        on_b, _ = await self.join(self.b, "u1")
+        on_c, _ = await self.join(self.c, "u2")
+        for topic in topics:
+            for ws in (on_b, on_c):
+                reply = await self.command(ws, {"action": "subscribe", "topic": topic})
+                self.assertEqual(reply["type"], "subscribed", reply)
+        # Node a has no subscriber: every name comes from the shards.
+        expected = {"channels": {t: {"subscription_count": 2} for t in topics}}
+        status, data = await asyncio.to_thread(self.channels, self.a, filter_by_prefix="pl-",
+                                               info="subscription_count")
+        self.assertEqual((status, data), (200, expected))
+        status, data = await asyncio.to_thread(self.channels, self.a, filter_by_prefix=topics[1])
+        narrowed = {t: {} for t in topics if t.startswith(topics[1])}
+        self.assertEqual((status, data), (200, {"channels": narrowed}))
+        reply = await self.command(on_b, {"action": "unsubscribe", "topic": topics[2]})
+        self.assertEqual(reply["type"], "unsubscribed", reply)
+        expected["channels"][topics[2]] = {"subscription_count": 1}
+        status, data = await asyncio.to_thread(self.channels, self.a, filter_by_prefix="pl-",
+                                               info="subscription_count")
+        self.assertEqual((status, data), (200, expected))
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -511,6 +511,40 @@ void BrokerRedis::run_script(const std::string& topic, const std::string& script
 
 void BrokerRedis::run(std::function<void()> fn) { asio::post(io_, std::move(fn)); }
 
+void BrokerRedis::topic_channels(std::string topic_prefix, TopicsListed done) {
+  asio::post(io_, [this, topic_prefix = std::move(topic_prefix), done = std::move(done)]() mutable {
+    if (state_ != State::up) return done(std::nullopt);
+    struct Gather {
+      std::size_t waiting = 0;
+      bool failed = false;
+      std::vector<std::string> topics;
+      TopicsListed done;
+    };
+    auto g = std::make_shared<Gather>();
+    g->waiting = shards_.size();
+    g->done = std::move(done);
+    const auto pattern = core::topic_channel_pattern(opt_.prefix, topic_prefix);
+    // Topic channels live on the shard owning their slot: every master answers for its own.
+    const std::string_view which = type_for(true).sharded ? "SHARDCHANNELS" : "CHANNELS";
+    for (Shard* s : shards_)
+      s->cmd.command({"PUBSUB", which, pattern}, [this, g](const core::RespValue* r) {
+        if (!r || r->kind != Kind::array) {
+          if (g->waiting > 0 && !g->failed && r && r->kind == Kind::error)
+            spdlog::warn("cluster: listing topic channels refused: {}", r->str);
+          g->failed = true;
+        } else {
+          for (const auto& e : r->elements)
+            if (auto topic = core::topic_of_channel(opt_.prefix, e.str)) g->topics.emplace_back(*topic);
+        }
+        if (--g->waiting > 0) return;
+        if (g->failed) return g->done(std::nullopt);
+        std::sort(g->topics.begin(), g->topics.end());
+        g->topics.erase(std::unique(g->topics.begin(), g->topics.end()), g->topics.end());
+        g->done(std::move(g->topics));
+      });
+  });
+}
+
 void BrokerRedis::topic_script(std::string topic, const std::string& script, std::vector<std::string> keys,
                                std::vector<std::string> args, ScriptDone done) {
   asio::post(io_, [this, topic = std::move(topic), &script, keys = std::move(keys), args = std::move(args),

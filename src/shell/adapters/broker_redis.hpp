@@ -61,6 +61,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -152,6 +153,12 @@ class BrokerRedis final : public Broker {
   // Receives every presence fan-out (Route::presence) this node gets, on the broker's thread;
   // they go nowhere else. Before start().
   void set_presence_tap(std::function<void(const Fanout&)> tap) { presence_tap_ = std::move(tap); }
+  // The topics some node has subscribers for (the topic channels subscribed on Redis: PUBSUB
+  // CHANNELS, or SHARDCHANNELS on every master of a Redis Cluster), those starting with
+  // `topic_prefix`. nullopt: the cluster is unreachable, or a shard did not answer. On the
+  // broker's thread.
+  using TopicsListed = std::function<void(std::optional<std::vector<std::string>> topics)>;
+  void topic_channels(std::string topic_prefix, TopicsListed done);
   // The broker's event loop (timers of the stores that run on its thread).
   boost::asio::io_context& io() noexcept { return io_; }
   // Runs `fn` on the broker's thread.
