@@ -25,6 +25,18 @@ TEST(ClusterChannels, EveryNameStartsWithThePrefix) {
   EXPECT_EQ(node_key("app/eu-1", "n1"), "app/eu-1:node:n1");
 }
 
+TEST(ClusterChannels, TopicListingPatternsMatchTheirPrefixLiterally) {
+  EXPECT_EQ(topic_channel_pattern("rt", ""), "rt:t:*");
+  EXPECT_EQ(topic_channel_pattern("rt", "presence-"), "rt:t:presence-*");
+  // Glob characters in a prefix match only themselves.
+  EXPECT_EQ(topic_channel_pattern("rt", "a*b?[c]\\d"), "rt:t:a\\*b\\?\\[c\\]\\\\d*");
+  EXPECT_EQ(topic_of_channel("rt", "rt:t:order:1"), "order:1");
+  EXPECT_EQ(topic_of_channel("app/eu-1", "app/eu-1:t:x"), "x");
+  EXPECT_EQ(topic_of_channel("rt", "rt:t:"), "");
+  for (std::string_view other : {"rt:u:x", "rt:all", "rt", "rtx:t:a", "other:t:a", ""})
+    EXPECT_EQ(topic_of_channel("rt", other), std::nullopt) << other;
+}
+
 TEST(ClusterChannels, ATargetIsAppendedByteForByte) {
   // Names are bulk strings on the wire: CRLF, spaces and '*' stay inside the one channel name.
   EXPECT_EQ(channel_for("rt", Route::topic, "a b\r\n*3\r\n{x}"), "rt:t:a b\r\n*3\r\n{x}");
