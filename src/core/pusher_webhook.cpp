@@ -50,6 +50,63 @@ std::string member_key(std::string_view prefix, std::string_view topic, std::str
   return key;
 }
 
+std::string webhook_instances_key(std::string_view prefix) {
+  std::string key(prefix);
+  key += ":wn";
+  return key;
+}
+
+std::string webhook_index_key(std::string_view prefix, std::string_view instance) {
+  std::string key(prefix);
+  key += ":wx:";
+  key += instance;
+  return key;
+}
+
+const std::string webhook_beat_script =
+    "local key, me, fresh, ttl, lease = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])\n"
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local lost = 0\n"
+    "local score = redis.call('ZSCORE', key, me)\n"
+    "if fresh == '1' or (score and tonumber(score) > now and tonumber(score) <= now + ttl) then\n"
+    "  redis.call('ZADD', key, now + ttl, me)\n"
+    "else\n"
+    "  lost = 1\n"  // dead (maybe being swept) or gone: the node starts over as a new instance
+    "end\n"
+    "for i = 5, #ARGV do\n"
+    "  local s = redis.call('ZSCORE', key, ARGV[i])\n"
+    "  if s and tonumber(s) <= now + ttl then redis.call('ZADD', key, 0, ARGV[i]) end\n"  // not if leased
+    "end\n"
+    "local dead = redis.call('ZRANGEBYSCORE', key, '-inf', now, 'LIMIT', 0, " +
+    std::to_string(webhook_sweeps_per_beat) +
+    ")\n"
+    "for _, d in ipairs(dead) do redis.call('ZADD', key, now + lease, d) end\n"
+    "return {lost, dead}\n";
+
+std::string occupancy_entry(std::string_view topic) {
+  std::string entry = "o";
+  entry += topic;
+  return entry;
+}
+
+std::string member_entry(std::string_view topic, std::string_view user) {
+  std::string entry = "m";
+  entry += topic;
+  entry += '\n';
+  entry += user;
+  return entry;
+}
+
+std::optional<IndexEntry> parse_index_entry(std::string_view entry) noexcept {
+  if (entry.size() < 2) return std::nullopt;
+  if (entry[0] == 'o') return IndexEntry{false, entry.substr(1), {}};
+  if (entry[0] != 'm') return std::nullopt;
+  const auto nl = entry.find('\n');
+  if (nl == std::string_view::npos || nl == 1 || nl + 1 == entry.size()) return std::nullopt;
+  return IndexEntry{true, entry.substr(1, nl - 1), entry.substr(nl + 1)};
+}
+
 std::chrono::milliseconds webhook_retry_delay(unsigned failures) noexcept {
   const unsigned shift = std::min(failures == 0 ? 0u : failures - 1, 6u);  // 1, 2, 4, ... 64 s
   return std::min(std::chrono::milliseconds(1000) * (1u << shift), std::chrono::milliseconds(60000));

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -48,5 +49,40 @@ std::chrono::milliseconds webhook_retry_delay(unsigned failures) noexcept;
 extern const std::string webhook_claim_script;
 std::string occupancy_key(std::string_view prefix, std::string_view topic);
 std::string member_key(std::string_view prefix, std::string_view topic, std::string_view user);
+
+// Cluster mode, surviving a node that dies without leaving (SIGKILL, a lost machine). Every node
+// with webhooks is an instance in the sorted set <prefix>:wn (instance -> deadline, Redis time in
+// ms), renewed by webhook_beat_script every second, and keeps the index <prefix>:wx:<instance>
+// of the claims it holds (an entry per occupied channel and per present member). An instance
+// whose deadline passed is dead: the next beat of any node leases it (its deadline moves
+// webhook_sweep_lease_ms ahead, so one node takes it), and that node sweeps it: a leave claim for
+// every entry of its index as that instance, sending the webhooks of the claims that were the
+// cluster's last leave, then deletes the index and the instance. A sweeper that dies mid-way
+// leaves the lease to expire, and another node sweeps again (leave claims are idempotent).
+//
+// A node that lost Redis for a while (its claims failed, or its beat found it declared dead)
+// starts over as a new instance: it registers that instance, claims everything it holds again
+// under it, and retires the old one (a live-looking deadline becomes 0: dead), which is swept as
+// any dead instance. Changes it missed while Redis was unreachable thus reach the backend late
+// rather than never.
+inline constexpr std::int64_t webhook_instance_ttl_ms = 5000;
+inline constexpr std::int64_t webhook_sweep_lease_ms = 30000;
+inline constexpr std::size_t webhook_sweeps_per_beat = 16;
+std::string webhook_instances_key(std::string_view prefix);                         // <prefix>:wn
+std::string webhook_index_key(std::string_view prefix, std::string_view instance);  // <prefix>:wx:<instance>
+// KEYS: <prefix>:wn. ARGV: instance, "1" for its first beat (register) else "0", ttl ms, lease
+// ms, then instances to retire. Returns {lost (1: this instance was declared dead or is unknown;
+// start over as a new one), dead instances now leased to this node}.
+extern const std::string webhook_beat_script;
+// An index entry: "o<topic>" for a channel's occupancy, "m<topic>\n<user>" for a member (topics
+// hold no control characters, so the user cannot move the boundary).
+std::string occupancy_entry(std::string_view topic);
+std::string member_entry(std::string_view topic, std::string_view user);
+struct IndexEntry {
+  bool member = false;
+  std::string_view topic;
+  std::string_view user;
+};
+std::optional<IndexEntry> parse_index_entry(std::string_view entry) noexcept;
 
 }  // namespace boundary::realtime::core::pusher

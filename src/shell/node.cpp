@@ -25,6 +25,7 @@
 #include "shell/adapters/subscribe_authorizer_http.hpp"
 #include "shell/adapters/tls_context.hpp"
 #include "shell/hub.hpp"
+#include "shell/pusher_webhook_claims.hpp"
 #include "shell/pusher_webhooks.hpp"
 #include "shell/loop.hpp"
 
@@ -156,7 +157,7 @@ Node::Node(Config config, std::unique_ptr<TokenVerifier> verifier, Hooks hooks, 
             if (who.user_id.empty() || !p->tracks(topic)) return;
             if (subscribed) p->joined(topic, who.user_id, who.info());
             else p->left(topic, who.user_id);
-            if (webhooks_ && broker_->distributed()) webhook_member(topic, who.user_id, subscribed);
+            if (webhook_claims_) webhook_claims_->membership(topic, who.user_id, subscribed);
           });
   }
 }
@@ -168,6 +169,7 @@ Node::~Node() {
   // The broker goes first: closing its links completes its pending work with failures, whose
   // callbacks reach the history store and the hub; the hub no longer tells it of interests.
   hub_->detach();
+  webhook_claims_.reset();
   broker_.reset();
   hub_.reset();
 }
@@ -228,9 +230,9 @@ void Node::list_cluster_topics(std::string topic_prefix,
   static_cast<BrokerRedis&>(*broker_).topic_channels(std::move(topic_prefix), std::move(done));
 }
 
-// channel_occupied / channel_vacated follow the node's first and last subscriber of a topic,
-// which on a single node are the server's. In cluster mode they would be one node's view, so
-// webhooks need a single node (validate here, where the broker is known).
+// channel_occupied / channel_vacated follow the node's first and last subscriber of a topic. On
+// a single node those are the server's; in cluster mode WebhookClaims decides in Redis whether a
+// node's change was the cluster's, so webhooks need the Redis broker there.
 void Node::start_pusher_webhooks() {
   const bool any = std::any_of(pusher_apps_.begin(), pusher_apps_.end(),
                                [](const core::pusher::App& a) { return !a.webhook.empty(); });
@@ -241,49 +243,16 @@ void Node::start_pusher_webhooks() {
   webhooks_ = std::make_unique<PusherWebhooks>(loops_.front()->io(), pusher_apps_, config_.node_id.empty() ? "node" : config_.node_id,
                                                metrics_);
   metrics_.webhooks = true;
-  webhook_instance_ = random_hex(8);
+  if (broker_->distributed())
+    webhook_claims_ = std::make_unique<WebhookClaims>(loops_.front()->io(), static_cast<BrokerRedis&>(*broker_), *webhooks_,
+                                                      pusher_apps_, config_.redis_prefix);
   hub_->set_topic_observer([this](std::string_view topic, bool occupied) {
+    if (webhook_claims_) return webhook_claims_->occupancy(topic, occupied);
     auto where = core::pusher::app_channel(topic, pusher_apps_);
     if (!where || !webhooks_->wants(where->app)) return;
-    core::pusher::WebhookEvent e{occupied ? "channel_occupied" : "channel_vacated", std::string(where->channel), {}, {}, {}, {}};
-    if (!broker_->distributed()) return webhooks_->emit(where->app, std::move(e));
-    claim_webhook(std::string(topic), core::pusher::occupancy_key(config_.redis_prefix, topic), occupied, where->app,
-                  std::move(e));
+    webhooks_->emit(where->app, {occupied ? "channel_occupied" : "channel_vacated", std::string(where->channel), {}, {}, {}, {}});
   });
-}
-
-void Node::claim_webhook(std::string topic, std::string key, bool join, std::size_t app,
-                         core::pusher::WebhookEvent event) {
-  auto& redis = static_cast<BrokerRedis&>(*broker_);  // start_pusher_webhooks checked the kind
-  redis.presence_script(std::move(topic), core::pusher::webhook_claim_script, {std::move(key)},
-                        {webhook_instance_, join ? "1" : "0"},
-                        [hooks = webhooks_.get(), app, event = std::move(event)](const core::RespValue* r) mutable {
-                          // Only the node whose change was the cluster's first join or last leave.
-                          if (r && r->kind == core::RespValue::Kind::integer && r->integer == 1)
-                            hooks->emit(app, std::move(event));
-                        });
-}
-
-// Cluster mode: a member's first and last connection on this node, across loops; the claim
-// decides whether the cluster's membership changed.
-void Node::webhook_member(std::string_view topic, std::string_view user, bool joined) {
-  auto where = core::pusher::app_channel(topic, pusher_apps_);
-  if (!where || !webhooks_->wants(where->app) ||
-      core::pusher::channel_kind(where->channel) != core::pusher::ChannelKind::presence)
-    return;
-  std::lock_guard lock(webhook_members_mutex_);  // held while claiming: the claims keep this order
-  auto key = std::make_pair(std::string(topic), std::string(user));
-  auto it = webhook_members_.find(key);
-  if (joined) {
-    if (it != webhook_members_.end()) return void(++it->second);
-    webhook_members_.emplace(std::move(key), 1);
-  } else {
-    if (it == webhook_members_.end() || --it->second > 0) return;
-    webhook_members_.erase(it);
-  }
-  claim_webhook(std::string(topic), core::pusher::member_key(config_.redis_prefix, topic, user), joined, where->app,
-                {joined ? "member_added" : "member_removed", std::string(where->channel),
-                 std::string(core::pusher::pusher_user(user)), {}, {}, {}});
+  if (webhook_claims_) webhook_claims_->start();
 }
 
 }  // namespace boundary::realtime::shell

@@ -40,6 +40,7 @@ class Loop;
 class TlsContext;
 class JwksFetcher;
 class PusherWebhooks;
+class WebhookClaims;
 
 class Node {
  public:
@@ -108,10 +109,6 @@ class Node {
 
  private:
   void start_pusher_webhooks();  // construction: webhooks of the apps that have a URL
-  // Cluster mode: sends `event` if the Redis claim on `key` says this node's change was the
-  // cluster's (webhook_claim_script).
-  void claim_webhook(std::string topic, std::string key, bool join, std::size_t app, core::pusher::WebhookEvent event);
-  void webhook_member(std::string_view topic, std::string_view user, bool joined);
 
   Config config_;
   std::unique_ptr<TokenVerifier> verifier_;
@@ -145,9 +142,7 @@ class Node {
   std::unique_ptr<Hub> hub_;
   std::unique_ptr<PresenceStore> presence_;  // --presence; null without
   std::unique_ptr<PusherWebhooks> webhooks_;  // destroyed before the loops it runs on
-  std::string webhook_instance_;              // this process in the webhook claims (cluster mode)
-  std::mutex webhook_members_mutex_;
-  std::map<std::pair<std::string, std::string>, std::size_t> webhook_members_;  // (topic, user) -> local connections
+  std::unique_ptr<WebhookClaims> webhook_claims_;  // cluster mode: whose change is the cluster's
 };
 
 }  // namespace boundary::realtime::shell

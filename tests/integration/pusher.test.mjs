@@ -7,6 +7,7 @@
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { createServer } from "node:http";
 
 import {
@@ -532,7 +533,8 @@ describe("pusher protocol, cluster of two nodes over Redis", () => {
     assert.equal((await removed).id, "c-bob");
   });
 
-  test("webhooks: one per event for the cluster, from the node whose change it was", async () => {
+  // A webhook receiver and two webhook-enabled nodes; `count` tallies the verified events.
+  async function webhookCluster(prefix) {
     const received = [];
     const hook = createServer((req, res) => {
       let body = "";
@@ -542,17 +544,27 @@ describe("pusher protocol, cluster of two nodes over Redis", () => {
     });
     await new Promise((resolve) => hook.listen(0, "127.0.0.1", resolve));
     const app = `${APP.join(":")}:http://127.0.0.1:${hook.address().port}/hooks`;
-    const wa = await startServer({ apps: [app], args: ["--redis", redis.url, "--node-id", "wa"] });
-    const wb = await startServer({ apps: [app], args: ["--redis", redis.url, "--node-id", "wb"] });
+    const wa = await startServer({ apps: [app], args: ["--redis", redis.url, "--node-id", `${prefix}a`] });
+    const wb = await startServer({ apps: [app], args: ["--redis", redis.url, "--node-id", `${prefix}b`] });
+    const apiA = backend(wa.port, APP);
+    const events = () => received.flatMap((r) => {
+      const webhook = apiA.webhook({ headers: r.headers, rawBody: r.body });
+      assert.equal(webhook.isValid(), true);
+      return webhook.getEvents();
+    });
+    const count = (name, channel, user) =>
+      events().filter((e) => e.name === name && e.channel === channel && (!user || e.user_id === user)).length;
+    const close = async () => {
+      await wa.stop();
+      await wb.stop();
+      hook.close();
+    };
+    return { wa, wb, apiA, count, close };
+  }
+
+  test("webhooks: one per event for the cluster, from the node whose change it was", async () => {
+    const { wa, wb, apiA, count, close } = await webhookCluster("w");
     try {
-      const apiA = backend(wa.port, APP);
-      const events = () => received.flatMap((r) => {
-        const webhook = apiA.webhook({ headers: r.headers, rawBody: r.body });
-        assert.equal(webhook.isValid(), true);
-        return webhook.getEvents();
-      });
-      const count = (name, channel, user) =>
-        events().filter((e) => e.name === name && e.channel === channel && (!user || e.user_id === user)).length;
       // The same user on both nodes, and a public channel with subscribers on both.
       const annA = track(client(wa.port, APP[1], { lib: apiA, user: { user_id: "cw-ann" } }));
       const annB = track(client(wb.port, APP[1], { lib: apiA, user: { user_id: "cw-ann" } }));
@@ -577,9 +589,43 @@ describe("pusher protocol, cluster of two nodes over Redis", () => {
       assert.equal(count("member_added", "presence-cw", "cw-ann"), 1);
       assert.equal(count("member_removed", "presence-cw", "cw-ann"), 1);
     } finally {
-      await wa.stop();
-      await wb.stop();
-      hook.close();
+      await close();
+    }
+  });
+
+  test("webhooks: a node killed without leaving has its channels vacated and members removed, once", async () => {
+    const { wa, wb, apiA, count, close } = await webhookCluster("k");
+    try {
+      // On node b only: a public channel and a presence member. On both: a channel and a user.
+      const onA = track(client(wa.port, APP[1], { lib: apiA, user: { user_id: "kw-both" } }));
+      const onB = track(client(wb.port, APP[1], { lib: apiA, user: { user_id: "kw-b" } }));
+      const bothB = track(client(wb.port, APP[1], { lib: apiA, user: { user_id: "kw-both" } }));
+      await Promise.all([subscribed(onA.subscribe("kw-shared")), subscribed(onA.subscribe("presence-kw"))]);
+      await Promise.all([subscribed(onB.subscribe("kw-b-only")), subscribed(onB.subscribe("kw-shared")),
+        subscribed(onB.subscribe("presence-kw")), subscribed(bothB.subscribe("presence-kw"))]);
+      await until("occupied and added", WAIT, () => count("channel_occupied", "kw-b-only") === 1 &&
+        count("channel_occupied", "kw-shared") === 1 && count("member_added", "presence-kw", "kw-b") === 1 &&
+        count("member_added", "presence-kw", "kw-both") === 1);
+      await wb.stop("SIGKILL");
+      // The node's instance stops beating; within its 5 s deadline and a beat, node a sweeps it.
+      await until("node b's channel vacated and member removed", 20000, () =>
+        count("channel_vacated", "kw-b-only") === 1 && count("member_removed", "presence-kw", "kw-b") === 1);
+      // What node a still holds stays: no vacated, no removed, until node a's own last leave.
+      const mark = track(client(wa.port, APP[1], { lib: apiA }));
+      await subscribed(mark.subscribe("kw-mark"));
+      await until("the marker", WAIT, () => count("channel_occupied", "kw-mark") === 1);
+      assert.equal(count("channel_vacated", "kw-shared"), 0);
+      assert.equal(count("member_removed", "presence-kw", "kw-both"), 0);
+      onA.unsubscribe("kw-shared");
+      onA.unsubscribe("presence-kw");
+      await until("node a's last leave", WAIT, () =>
+        count("channel_vacated", "kw-shared") === 1 && count("member_removed", "presence-kw", "kw-both") === 1);
+      mark.unsubscribe("kw-mark");
+      await until("the marker vacated", WAIT, () => count("channel_vacated", "kw-mark") === 1);
+      assert.equal(count("channel_vacated", "kw-b-only"), 1);
+      assert.equal(count("member_removed", "presence-kw", "kw-b"), 1);
+    } finally {
+      await close();
     }
   });
 
@@ -593,5 +639,22 @@ describe("pusher protocol, cluster of two nodes over Redis", () => {
     const error = new Promise((resolve) => p.connection.bind("error", resolve));
     await apiA.terminateUserConnections("c-dora");
     assert.equal((await error).data.code, 4009);
+  });
+
+  test("webhooks: after Redis lost the claims, each node claims what it holds again", async () => {
+    const { wa, apiA, count, close } = await webhookCluster("f");
+    try {
+      const p = track(client(wa.port, APP[1], { lib: apiA }));
+      await subscribed(p.subscribe("fl-chan"));
+      await until("occupied", WAIT, () => count("channel_occupied", "fl-chan") === 1);
+      execFileSync("redis-cli", ["-p", String(redis.port), "FLUSHALL"]);
+      // The node's next beat finds its instance gone and claims its channels as a new instance:
+      // the channel is the cluster's first again (the backend hears it once more, at least once).
+      await until("claimed again", WAIT, () => count("channel_occupied", "fl-chan") === 2);
+      p.unsubscribe("fl-chan");
+      await until("vacated", WAIT, () => count("channel_vacated", "fl-chan") === 1);
+    } finally {
+      await close();
+    }
   });
 });

@@ -351,6 +351,31 @@ TEST(PusherWebhook, BodyAndSignature) {
   EXPECT_EQ(webhook_signature("secret", body), hmac_sha256_hex("secret", body));
 }
 
+TEST(PusherWebhook, ClusterClaimKeysAndTheInstanceIndex) {
+  EXPECT_EQ(webhook_instances_key("rt"), "rt:wn");
+  EXPECT_EQ(webhook_index_key("rt", "0123abcd"), "rt:wx:0123abcd");
+  // The claim keys share the topic's hash slot with its channel.
+  EXPECT_TRUE(occupancy_key("rt", "orders").starts_with("rt:wo:{"));
+  EXPECT_TRUE(occupancy_key("rt", "orders").ends_with("}orders"));
+  EXPECT_EQ(member_key("rt", "presence-x", "ann"), occupancy_key("rt", "presence-x").replace(3, 2, "wm") + "\nann");
+  // Index entries round-trip; a user holding the separator stays whole (topics hold none).
+  for (auto [topic, user] : {std::pair<std::string, std::string>{"presence-x", "ann"}, {"app:2:presence-y", "a\nb"}}) {
+    const auto entry = member_entry(topic, user);  // the parsed views point into it
+    auto m = parse_index_entry(entry);
+    ASSERT_TRUE(m);
+    EXPECT_TRUE(m->member);
+    EXPECT_EQ(m->topic, topic);
+    EXPECT_EQ(m->user, user);
+  }
+  const auto entry = occupancy_entry("orders");
+  auto o = parse_index_entry(entry);
+  ASSERT_TRUE(o);
+  EXPECT_FALSE(o->member);
+  EXPECT_EQ(o->topic, "orders");
+  for (std::string_view bad : {"", "o", "m", "mtopic", "m\nuser", "mtopic\n", "xtopic"})
+    EXPECT_FALSE(parse_index_entry(bad)) << bad;
+}
+
 TEST(PusherWebhook, RetriesBackOffToAMinute) {
   EXPECT_EQ(webhook_retry_delay(1), std::chrono::milliseconds(1000));
   EXPECT_EQ(webhook_retry_delay(2), std::chrono::milliseconds(2000));

@@ -511,6 +511,17 @@ void BrokerRedis::run_script(const std::string& topic, const std::string& script
 
 void BrokerRedis::run(std::function<void()> fn) { asio::post(io_, std::move(fn)); }
 
+void BrokerRedis::key_command(std::string key, std::vector<std::string> argv, ScriptDone done) {
+  asio::post(io_, [this, key = std::move(key), argv = std::move(argv), done = std::move(done)] {
+    if (state_ != State::up) return done(nullptr);
+    const std::vector<std::string_view> views(argv.begin(), argv.end());
+    shards_[shard_for(key)]->cmd.command(views, [this, epoch = epoch_, done](const core::RespValue* r) {
+      if (r && r->kind == Kind::error && epoch == epoch_ && core::parse_redirect(r->str)) request_refresh(false);
+      done(r);
+    });
+  });
+}
+
 void BrokerRedis::topic_channels(std::string topic_prefix, TopicsListed done) {
   asio::post(io_, [this, topic_prefix = std::move(topic_prefix), done = std::move(done)]() mutable {
     if (state_ != State::up) return done(std::nullopt);

@@ -159,6 +159,9 @@ class BrokerRedis final : public Broker {
   // broker's thread.
   using TopicsListed = std::function<void(std::optional<std::vector<std::string>> topics)>;
   void topic_channels(std::string topic_prefix, TopicsListed done);
+  // Runs `argv` (a command naming `key`, and no key in another slot) on the shard owning `key`.
+  // nullptr: not sent (the cluster is unreachable) or the link dropped. On the broker's thread.
+  void key_command(std::string key, std::vector<std::string> argv, ScriptDone done);
   // The broker's event loop (timers of the stores that run on its thread).
   boost::asio::io_context& io() noexcept { return io_; }
   // Runs `fn` on the broker's thread.

@@ -52,8 +52,8 @@ export async function startServer({ apps, args = [] }) {
   return {
     port,
     log: () => log,
-    async stop() {
-      if (proc.exitCode === null) proc.kill("SIGTERM");
+    async stop(signal = "SIGTERM") {
+      if (proc.exitCode === null) proc.kill(signal);
       await exited;
     },
   };
