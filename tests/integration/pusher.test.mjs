@@ -457,6 +457,55 @@ describe("pusher webhooks", () => {
   });
 });
 
+describe("pusher protocol, limits", () => {
+  let server;
+  let api;
+  before(async () => {
+    server = await startServer({ apps: [APP.join(":")],
+                                 args: ["--commands-per-second", "5", "--command-burst", "5",
+                                        "--max-connections-per-user", "1"] });
+    api = backend(server.port, APP);
+  });
+  after(async () => {
+    disconnectAll();
+    await server.stop();
+  });
+
+  test("client events past --commands-per-second get pusher:error 4301 and the connection stays", async () => {
+    const a = track(client(server.port, APP[1], { lib: api }));
+    const b = track(client(server.port, APP[1], { lib: api }));
+    const ca = a.subscribe("private-rate");
+    const cb = b.subscribe("private-rate");
+    await Promise.all([subscribed(ca), subscribed(cb)]);
+    const got = recorder(cb);
+    const errors = [];
+    a.connection.bind("error", (e) => errors.push(e.data?.code));
+    for (let i = 0; i < 20; i++) ca.trigger("client-burst", { i });
+    await until("pusher:error 4301", WAIT, () => errors.includes(4301));
+    // A marker from the server: every client event that passed arrived before it.
+    await api.trigger("private-rate", "marker", {});
+    await until("the marker", WAIT, () => got.some((e) => e.name === "marker"));
+    const passed = got.filter((e) => e.name === "client-burst").length;
+    assert.ok(passed >= 1 && passed < 20, `${passed} of 20 client events passed`);
+    // The bucket refills: the same connection sends again.
+    await sleep(1500);
+    const later = new Promise((resolve) => cb.bind("client-later", resolve));
+    ca.trigger("client-later", { ok: true });
+    assert.deepEqual(await later, { ok: true });
+    assert.equal(a.connection.state, "connected");
+  });
+
+  test("--max-connections-per-user: each anonymous Pusher connection is a user of its own", async () => {
+    // With a limit of one connection per user, anonymous connections would refuse each other if
+    // they shared a user.
+    const ps = [0, 1, 2].map(() => track(client(server.port, APP[1], { lib: api })));
+    const ids = await Promise.all(ps.map(connected));
+    assert.equal(new Set(ids).size, 3);
+    await sleep(300);
+    for (const p of ps) assert.equal(p.connection.state, "connected");
+  });
+});
+
 describe("pusher protocol, cluster of two nodes over Redis", () => {
   let redis;
   let a;
