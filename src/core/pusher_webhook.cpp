@@ -31,12 +31,14 @@ std::string webhook_body(std::int64_t time_ms, std::string_view batch_id, const 
 std::string webhook_signature(std::string_view secret, std::string_view body) { return hmac_sha256_hex(secret, body); }
 
 const std::string webhook_claim_script =
-    "local key, instance, join = KEYS[1], ARGV[4], ARGV[5]\n"
+    "local key, instance, join, again = KEYS[1], ARGV[4], ARGV[5], ARGV[6]\n"
     "if join == '1' then\n"
-    "  if redis.call('SADD', key, instance) == 1 and redis.call('SCARD', key) == 1 then return 1 end\n"
+    "  local added = redis.call('SADD', key, instance)\n"
+    "  if (added == 1 or again == '1') and redis.call('SCARD', key) == 1 then return 1 end\n"
     "  return 0\n"
     "end\n"
-    "if redis.call('SREM', key, instance) == 1 and redis.call('EXISTS', key) == 0 then return 1 end\n"
+    "local removed = redis.call('SREM', key, instance)\n"
+    "if (removed == 1 or again == '1') and redis.call('EXISTS', key) == 0 then return 1 end\n"
     "return 0\n";
 
 std::string occupancy_key(std::string_view prefix, std::string_view topic) {
@@ -64,25 +66,32 @@ std::string webhook_index_key(std::string_view prefix, std::string_view instance
 }
 
 const std::string webhook_beat_script =
-    "local key, me, fresh, ttl, lease = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])\n"
+    "local key, me, fresh = KEYS[1], ARGV[1], ARGV[2]\n"
+    "local ttl, grace, lease, most = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])\n"
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-    "local lost = 0\n"
+    // No node beat for longer than a deadline: Redis (or every node's link to it) was away.
+    // Every instance gets a new deadline instead of being declared dead for the outage.
+    "local last = redis.call('ZSCORE', key, 'last')\n"
+    "if last and now - tonumber(last) > ttl then\n"
+    "  local all = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')\n"
+    "  for i = 1, #all, 2 do\n"
+    "    if all[i] ~= 'last' and tonumber(all[i + 1]) < now + ttl then redis.call('ZADD', key, now + ttl, all[i]) end\n"
+    "  end\n"
+    "end\n"
+    "redis.call('ZADD', key, now, 'last')\n"
+    // Alive, or past its deadline but not yet taken by a sweeper: renewed. Leased or gone: lost.
     "local score = redis.call('ZSCORE', key, me)\n"
-    "if fresh == '1' or (score and tonumber(score) > now and tonumber(score) <= now + ttl) then\n"
-    "  redis.call('ZADD', key, now + ttl, me)\n"
-    "else\n"
-    "  lost = 1\n"  // dead (maybe being swept) or gone: the node starts over as a new instance
+    "if fresh ~= '1' and not (score and tonumber(score) <= now + ttl) then return {1, {}} end\n"
+    "redis.call('ZADD', key, now + ttl, me)\n"
+    "local dead = {}\n"
+    "for _, d in ipairs(redis.call('ZRANGEBYSCORE', key, '-inf', now - grace, 'LIMIT', 0, most)) do\n"
+    "  if d ~= 'last' then\n"
+    "    redis.call('ZADD', key, now + lease, d)\n"
+    "    dead[#dead + 1] = d\n"
+    "  end\n"
     "end\n"
-    "for i = 5, #ARGV do\n"
-    "  local s = redis.call('ZSCORE', key, ARGV[i])\n"
-    "  if s and tonumber(s) <= now + ttl then redis.call('ZADD', key, 0, ARGV[i]) end\n"  // not if leased
-    "end\n"
-    "local dead = redis.call('ZRANGEBYSCORE', key, '-inf', now, 'LIMIT', 0, " +
-    std::to_string(webhook_sweeps_per_beat) +
-    ")\n"
-    "for _, d in ipairs(dead) do redis.call('ZADD', key, now + lease, d) end\n"
-    "return {lost, dead}\n";
+    "return {0, dead}\n";
 
 std::string occupancy_entry(std::string_view topic) {
   std::string entry = "o";

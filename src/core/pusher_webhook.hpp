@@ -45,7 +45,10 @@ std::chrono::milliseconds webhook_retry_delay(unsigned failures) noexcept;
 // when it gains the channel's first local subscriber (the member's first local connection) and
 // removes itself at the last. The script answers 1 when that change was the cluster's first join
 // or last leave: only then does that node send the event. ARGV: channel, publish command and
-// header (unused; BrokerRedis::presence_script's convention), then instance, "1" join / "0" leave.
+// header (unused; BrokerRedis::presence_script's convention), then instance, "1" join / "0" leave,
+// and "1" when an earlier attempt of the same change failed without an answer (it may have run):
+// then the answer is 1 whenever the set is left with this instance alone (join) or empty (leave),
+// so a webhook lost with that answer is sent, at least once.
 extern const std::string webhook_claim_script;
 std::string occupancy_key(std::string_view prefix, std::string_view topic);
 std::string member_key(std::string_view prefix, std::string_view topic, std::string_view user);
@@ -54,25 +57,28 @@ std::string member_key(std::string_view prefix, std::string_view topic, std::str
 // with webhooks is an instance in the sorted set <prefix>:wn (instance -> deadline, Redis time in
 // ms), renewed by webhook_beat_script every second, and keeps the index <prefix>:wx:<instance>
 // of the claims it holds (an entry per occupied channel and per present member). An instance
-// whose deadline passed is dead: the next beat of any node leases it (its deadline moves
-// webhook_sweep_lease_ms ahead, so one node takes it), and that node sweeps it: a leave claim for
-// every entry of its index as that instance, sending the webhooks of the claims that were the
-// cluster's last leave, then deletes the index and the instance. A sweeper that dies mid-way
-// leaves the lease to expire, and another node sweeps again (leave claims are idempotent).
+// whose deadline passed webhook_sweep_grace_ms ago is dead: the next beat of any live node leases
+// it (its deadline moves webhook_sweep_lease_ms ahead, so one node takes it), and that node
+// sweeps it: a leave claim for every entry of its index as that instance, sending the webhooks of
+// the claims that were the cluster's last leave, then deletes the index and the instance. A
+// sweeper that dies mid-way leaves the lease to run out, and another node sweeps again (leave
+// claims are idempotent). The member "last" holds the time of the last beat of any node: after a
+// gap longer than a deadline (Redis was away for everyone), every instance gets a new deadline
+// rather than being swept for the outage.
 //
-// A node that lost Redis for a while (its claims failed, or its beat found it declared dead)
-// starts over as a new instance: it registers that instance, claims everything it holds again
-// under it, and retires the old one (a live-looking deadline becomes 0: dead), which is swept as
-// any dead instance. Changes it missed while Redis was unreachable thus reach the backend late
-// rather than never.
+// A node whose claim or beat failed reconciles when Redis answers again: it claims what it holds
+// and releases what its index has that it no longer holds, as the same instance. A node whose
+// beat says it was taken by a sweeper (or is unknown: Redis lost its data) starts over as a new
+// instance and claims what it holds under it.
 inline constexpr std::int64_t webhook_instance_ttl_ms = 5000;
+inline constexpr std::int64_t webhook_sweep_grace_ms = 5000;
 inline constexpr std::int64_t webhook_sweep_lease_ms = 30000;
 inline constexpr std::size_t webhook_sweeps_per_beat = 16;
 std::string webhook_instances_key(std::string_view prefix);                         // <prefix>:wn
 std::string webhook_index_key(std::string_view prefix, std::string_view instance);  // <prefix>:wx:<instance>
-// KEYS: <prefix>:wn. ARGV: instance, "1" for its first beat (register) else "0", ttl ms, lease
-// ms, then instances to retire. Returns {lost (1: this instance was declared dead or is unknown;
-// start over as a new one), dead instances now leased to this node}.
+// KEYS: <prefix>:wn. ARGV: instance, "1" for its first beat (register) else "0", ttl ms, grace
+// ms, lease ms, most instances to lease. Returns {lost (1: this instance was taken by a sweeper
+// or is unknown; start over as a new one), dead instances now leased to this node}.
 extern const std::string webhook_beat_script;
 // An index entry: "o<topic>" for a channel's occupancy, "m<topic>\n<user>" for a member (topics
 // hold no control characters, so the user cannot move the boundary).

@@ -244,10 +244,13 @@ void Node::start_pusher_webhooks() {
                                                metrics_);
   metrics_.webhooks = true;
   if (broker_->distributed())
-    webhook_claims_ = std::make_unique<WebhookClaims>(loops_.front()->io(), static_cast<BrokerRedis&>(*broker_), *webhooks_,
-                                                      pusher_apps_, config_.redis_prefix);
+    webhook_claims_ = std::make_unique<WebhookClaims>(static_cast<BrokerRedis&>(*broker_), *webhooks_, pusher_apps_,
+                                                      config_.redis_prefix);
   hub_->set_topic_observer([this](std::string_view topic, bool occupied) {
-    if (webhook_claims_) return webhook_claims_->occupancy(topic, occupied);
+    if (broker_->distributed()) {
+      if (webhook_claims_) webhook_claims_->occupancy(topic, occupied);
+      return;
+    }
     auto where = core::pusher::app_channel(topic, pusher_apps_);
     if (!where || !webhooks_->wants(where->app)) return;
     webhooks_->emit(where->app, {occupied ? "channel_occupied" : "channel_vacated", std::string(where->channel), {}, {}, {}, {}});

@@ -1,5 +1,6 @@
 #include "shell/pusher_api.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <map>
@@ -101,25 +102,27 @@ void channels_answer(Node& node, std::size_t app, const pusher::ChannelsQuery& q
   done();
 }
 
-// Cluster mode: every channel's subscriptions on every node, then the answer.
+// Cluster mode: every channel's subscriptions on every node, a batch of questions at a time (a
+// listing of many channels must not flood the cluster), then the answer.
+constexpr std::size_t count_batch = 256;
+
 void count_cluster_channels(Node& node, std::size_t app, pusher::ChannelsQuery query,
-                            std::shared_ptr<ChannelsGather> g, Server::Responder reply) {
-  auto remaining = std::make_shared<std::atomic<std::size_t>>(g->channels.size() + 1);
-  auto done = [&node, app, query, g, remaining, reply] {
-    if (remaining->fetch_sub(1) != 1) return;
+                            std::shared_ptr<ChannelsGather> g, Server::Responder reply, std::size_t from = 0) {
+  if (from >= g->channels.size() || g->failed) {
     if (g->failed) return reply(answer(503, core::error_body("the cluster did not answer")));
     std::erase_if(g->channels, [](const pusher::ChannelInfo& c) { return c.subscriptions == 0; });
-    channels_answer(node, app, query, g, reply);
-  };
+    return channels_answer(node, app, query, g, reply);
+  }
+  const std::size_t to = std::min(g->channels.size(), from + count_batch);
+  auto remaining = std::make_shared<std::atomic<std::size_t>>(to - from);
   const auto& apps = node.pusher_apps();
-  for (std::size_t i = 0; i < g->channels.size(); ++i)
+  for (std::size_t i = from; i < to; ++i)
     node.hub().control(Route::topic_count, pusher::topic_of(apps[app], app == 0, g->channels[i].name), {},
-                       SendOptions{true}, [g, i, done](Delivery d) {
+                       SendOptions{true}, [&node, app, query, g, reply, remaining, i, to](Delivery d) {
                          if (!d.reached) g->failed = true;
                          g->channels[i].subscriptions = d.count;
-                         done();
+                         if (remaining->fetch_sub(1) == 1) count_cluster_channels(node, app, query, g, reply, to);
                        });
-  done();
 }
 
 void channels_list(Node& node, std::size_t app, pusher::ChannelsQuery query, Server::Responder reply) {

@@ -1,7 +1,9 @@
 #include "shell/pusher_webhook_claims.hpp"
 
-#include <chrono>
-#include <optional>
+#include <algorithm>
+#include <deque>
+#include <functional>
+#include <utility>
 
 #include <spdlog/spdlog.h>
 
@@ -18,6 +20,7 @@ using Kind = core::RespValue::Kind;
 namespace {
 
 constexpr std::chrono::seconds beat_interval{1};
+constexpr std::chrono::seconds max_settle_backoff{60};
 
 struct Claimed {
   std::size_t app;
@@ -26,7 +29,7 @@ struct Claimed {
 
 // The webhook a claim of `topic` (a member: `user`) would send, if its app has one.
 std::optional<Claimed> webhook_for(const std::vector<pusher::App>& apps, const PusherWebhooks& hooks,
-                                   std::string_view topic, const std::string_view* user, bool join) {
+                                   std::string_view topic, const std::optional<std::string>& user, bool join) {
   auto where = pusher::app_channel(topic, apps);
   if (!where || !hooks.wants(where->app)) return std::nullopt;
   if (!user) return Claimed{where->app, {join ? "channel_occupied" : "channel_vacated", std::string(where->channel), {}, {}, {}, {}}};
@@ -38,12 +41,39 @@ std::optional<Claimed> webhook_for(const std::vector<pusher::App>& apps, const P
 }
 
 bool answered(const core::RespValue* r) { return r && r->kind != Kind::error; }
+void ignore(const core::RespValue*) {}
+
+// Steps that each send a command and call `done` on its answer, at most max_in_flight at a time,
+// then `finished`. On the broker's thread. A step may call `done` at once (nothing to send).
+struct Pacer : std::enable_shared_from_this<Pacer> {
+  using Step = std::function<void(std::function<void()> done)>;
+  std::deque<Step> steps;
+  std::size_t running = 0;
+  bool pumping = false;
+  std::function<void()> finished;
+
+  void pump() {
+    if (pumping) return;  // a step answered at once: the loop below goes on
+    pumping = true;
+    while (running < WebhookClaims::max_in_flight && !steps.empty()) {
+      auto step = std::move(steps.front());
+      steps.pop_front();
+      ++running;
+      step([self = shared_from_this()] {
+        --self->running;
+        self->pump();
+      });
+    }
+    pumping = false;
+    if (running == 0 && steps.empty() && finished) std::exchange(finished, {})();
+  }
+};
 
 }  // namespace
 
-WebhookClaims::WebhookClaims(boost::asio::io_context& io, BrokerRedis& redis, PusherWebhooks& hooks,
-                             const std::vector<pusher::App>& apps, std::string prefix)
-    : timer_(io),
+WebhookClaims::WebhookClaims(BrokerRedis& redis, PusherWebhooks& hooks, const std::vector<pusher::App>& apps,
+                             std::string prefix)
+    : timer_(redis.io()),
       redis_(redis),
       hooks_(hooks),
       apps_(apps),
@@ -56,53 +86,65 @@ WebhookClaims::~WebhookClaims() { *alive_ = false; }
 void WebhookClaims::start() { beat(true); }
 
 void WebhookClaims::occupancy(std::string_view topic, bool occupied) {
-  if (!webhook_for(apps_, hooks_, topic, nullptr, occupied)) return;
+  if (!webhook_for(apps_, hooks_, topic, std::nullopt, occupied)) return;
   std::lock_guard lock(mutex_);  // held while claiming: the claims keep this order
   if (occupied ? !occupied_.emplace(topic).second : occupied_.erase(std::string(topic)) == 0) return;
-  claim(std::string(topic), nullptr, occupied);
+  claim(Entry{std::string(topic), std::nullopt}, occupied);
 }
 
 void WebhookClaims::membership(std::string_view topic, std::string_view user, bool joined) {
-  if (!webhook_for(apps_, hooks_, topic, &user, joined)) return;
+  Entry e{std::string(topic), std::string(user)};
+  if (!webhook_for(apps_, hooks_, e.topic, e.user, joined)) return;
   std::lock_guard lock(mutex_);
-  auto key = std::make_pair(std::string(topic), std::string(user));
+  auto key = std::make_pair(e.topic, *e.user);
   auto it = members_.find(key);
   if (joined) {
     if (it != members_.end()) return void(++it->second);
-    it = members_.emplace(std::move(key), 1).first;
+    members_.emplace(std::move(key), 1);
   } else {
     if (it == members_.end() || --it->second > 0) return;
     members_.erase(it);
   }
-  const std::string name(user);
-  claim(std::string(topic), &name, joined);
+  claim(e, joined);
 }
 
-void WebhookClaims::claim(const std::string& topic, const std::string* user, bool join) {
-  const std::string_view who = user ? std::string_view(*user) : std::string_view();
-  auto hook = webhook_for(apps_, hooks_, topic, user ? &who : nullptr, join);
-  if (!hook) return;
+bool WebhookClaims::held(const Entry& e) const {
+  return e.user ? members_.contains({e.topic, *e.user}) : occupied_.contains(e.topic);
+}
+
+void WebhookClaims::claim(const Entry& e, bool join, std::function<void()> done) {
   // The instance is registered before it holds anything: a node killed right after its first
   // claim is still swept.
   if (fresh_ && !registering_) send_beat(false);
   const auto index = pusher::webhook_index_key(prefix_, instance_);
-  auto entry = user ? pusher::member_entry(topic, *user) : pusher::occupancy_entry(topic);
-  auto key = user ? pusher::member_key(prefix_, topic, *user) : pusher::occupancy_key(prefix_, topic);
+  auto entry = e.user ? pusher::member_entry(e.topic, *e.user) : pusher::occupancy_entry(e.topic);
+  auto key = e.user ? pusher::member_key(prefix_, e.topic, *e.user) : pusher::occupancy_key(prefix_, e.topic);
   auto alive = alive_;
-  // Indexed before the claim is made, unindexed after it is released: an instance that dies has
-  // every claim it holds in its index (at worst an entry more, whose release changes nothing).
+  // Indexed before the claim is made, unindexed after it is released (unless held again by
+  // then): an instance that dies has every claim it holds in its index.
   if (join)
     redis_.key_command(index, {"SADD", index, entry}, [this, alive](const core::RespValue* r) {
       if (*alive && !answered(r)) failed();
     });
+  // An earlier attempt that got no answer may have run: this one then answers for it too.
+  const bool again = uncertain_.contains(entry);
   redis_.presence_script(
-      topic, pusher::webhook_claim_script, {std::move(key)}, {instance_, join ? "1" : "0"},
-      [this, alive, join, index, entry = std::move(entry), hook = std::move(*hook)](const core::RespValue* r) mutable {
+      e.topic, pusher::webhook_claim_script, {std::move(key)}, {instance_, join ? "1" : "0", again ? "1" : "0"},
+      [this, alive, e, join, index, entry = std::move(entry), instance = instance_,
+       hook = webhook_for(apps_, hooks_, e.topic, e.user, join), done = std::move(done)](const core::RespValue* r) mutable {
         if (!*alive) return;
-        if (!answered(r)) return failed();
-        // Only the node whose change was the cluster's first join or last leave.
-        if (r->kind == Kind::integer && r->integer == 1) hooks_.emit(hook.app, std::move(hook.event));
-        if (!join) redis_.key_command(index, {"SREM", index, std::move(entry)}, [](const core::RespValue*) {});
+        if (!answered(r)) {
+          std::lock_guard lock(mutex_);
+          failed_ = true;
+          if (uncertain_.size() < max_uncertain) uncertain_.insert(std::move(entry));
+        } else {
+          // Only the node whose change was the cluster's first join or last leave.
+          if (hook && r->kind == Kind::integer && r->integer == 1) hooks_.emit(hook->app, std::move(hook->event));
+          std::lock_guard lock(mutex_);  // ordered with a later claim's SADD
+          uncertain_.erase(entry);
+          if (!join && instance == instance_ && !held(e)) redis_.key_command(index, {"SREM", index, std::move(entry)}, ignore);
+        }
+        if (done) done();
       });
 }
 
@@ -118,10 +160,16 @@ void WebhookClaims::beat(bool scheduled) {
 
 void WebhookClaims::send_beat(bool scheduled) {
   if (fresh_) registering_ = true;
-  std::vector<std::string> argv{"EVAL", pusher::webhook_beat_script, "1", instances_key_};
-  argv.insert(argv.end(), {instance_, fresh_ ? "1" : "0", std::to_string(pusher::webhook_instance_ttl_ms),
-                           std::to_string(pusher::webhook_sweep_lease_ms)});
-  argv.insert(argv.end(), retiring_.begin(), retiring_.end());
+  std::vector<std::string> argv{"EVAL",
+                                pusher::webhook_beat_script,
+                                "1",
+                                instances_key_,
+                                instance_,
+                                fresh_ ? "1" : "0",
+                                std::to_string(pusher::webhook_instance_ttl_ms),
+                                std::to_string(pusher::webhook_sweep_grace_ms),
+                                std::to_string(pusher::webhook_sweep_lease_ms),
+                                std::to_string(pusher::webhook_sweeps_per_beat)};
   redis_.key_command(instances_key_, std::move(argv),
                      [this, alive = alive_, instance = instance_, scheduled](const core::RespValue* r) {
                        if (*alive) on_beat(r, instance, scheduled);
@@ -137,37 +185,105 @@ void WebhookClaims::on_beat(const core::RespValue* r, const std::string& instanc
   }
   const bool ok = r && r->kind == Kind::array && r->elements.size() == 2 && r->elements[0].kind == Kind::integer &&
                   r->elements[1].kind == Kind::array;
+  enum class Act { nothing, reconcile, start_over } act = Act::nothing;
   std::vector<std::string> dead;
   {
     std::lock_guard lock(mutex_);
+    if (instance != instance_) return;  // an earlier instance's beat
     if (!ok) {
-      if (instance == instance_) registering_ = false;
-      // Before the first beat landed nothing is held in Redis: nothing to start over from.
+      registering_ = false;
+      // Before the first beat landed nothing is held in Redis: nothing to reconcile.
       if (!fresh_ || !occupied_.empty() || !members_.empty()) failed_ = true;
       return;
     }
-    if (instance == instance_) {
-      fresh_ = false;
-      retiring_.clear();
-      if (r->elements[0].integer == 1) failed_ = true;  // declared dead: its claims are being swept
+    fresh_ = false;
+    const bool lost = r->elements[0].integer == 1;
+    for (const auto& d : r->elements[1].elements) dead.push_back(d.str);
+    const auto now = std::chrono::steady_clock::now();
+    if ((lost || failed_) && !settling_ && now >= next_settle_) {
+      act = lost ? Act::start_over : Act::reconcile;
+      settling_ = true;
+      failed_ = false;
+      next_settle_ = now + settle_backoff_;
+      settle_backoff_ = std::min(settle_backoff_ * 2, max_settle_backoff);
+    } else if (!lost && !failed_ && !settling_) {
+      settle_backoff_ = std::chrono::seconds(1);
     }
-    if (failed_) start_over();
-    for (const auto& d : r->elements[1].elements)
-      if (d.str != instance_) dead.push_back(d.str);
   }
   for (const auto& d : dead) sweep(d);
+  if (act == Act::reconcile) reconcile();
+  if (act == Act::start_over) start_over();
+}
+
+void WebhookClaims::reconcile() {
+  std::string instance;
+  {
+    std::lock_guard lock(mutex_);
+    instance = instance_;
+  }
+  spdlog::warn("pusher webhooks: a claim in Redis failed; reconciling this node's channels and members");
+  const auto index = pusher::webhook_index_key(prefix_, instance);
+  redis_.key_command(index, {"SMEMBERS", index}, [this, alive = alive_, instance](const core::RespValue* r) {
+    if (!*alive) return;
+    std::vector<Entry> entries;
+    std::set<std::string, std::less<>> seen;
+    {
+      std::lock_guard lock(mutex_);
+      if (!r || r->kind != Kind::array) {
+        failed_ = true;
+        settling_ = false;
+        return;
+      }
+      for (const auto& t : occupied_)
+        if (seen.insert(pusher::occupancy_entry(t)).second) entries.push_back({t, std::nullopt});
+      for (const auto& [m, n] : members_)
+        if (seen.insert(pusher::member_entry(m.first, m.second)).second) entries.push_back({m.first, m.second});
+    }
+    for (const auto& element : r->elements) {
+      auto e = pusher::parse_index_entry(element.str);
+      if (!e || !seen.insert(element.str).second) continue;
+      entries.push_back({std::string(e->topic), e->member ? std::optional<std::string>(std::string(e->user)) : std::nullopt});
+    }
+    settle(std::move(entries), instance);
+  });
 }
 
 void WebhookClaims::start_over() {
-  spdlog::warn("pusher webhooks: claims in Redis may have missed changes; claiming this node's channels "
-               "and members again as a new instance");
-  retiring_.push_back(instance_);
-  instance_ = random_hex(8);
-  fresh_ = true;
-  failed_ = false;
-  send_beat(false);  // registers the new instance (and retires the old) before its claims
-  for (const auto& topic : occupied_) claim(topic, nullptr, true);
-  for (const auto& [member, n] : members_) claim(member.first, &member.second, true);
+  std::vector<Entry> entries;
+  std::string instance;
+  {
+    std::lock_guard lock(mutex_);
+    spdlog::warn("pusher webhooks: this node was taken for gone in Redis; claiming its channels and members again "
+                 "as a new instance");
+    instance_ = random_hex(8);
+    uncertain_.clear();  // the new instance's claims are all first attempts
+    fresh_ = true;
+    registering_ = false;
+    send_beat(false);  // registers the new instance before its claims
+    instance = instance_;
+    for (const auto& t : occupied_) entries.push_back({t, std::nullopt});
+    for (const auto& [m, n] : members_) entries.push_back({m.first, m.second});
+  }
+  settle(std::move(entries), instance);
+}
+
+// Each entry claimed if held, released if not, as `instance` (idempotent both ways), decided
+// when its turn comes: claims made meanwhile by the loops stay in order with these.
+void WebhookClaims::settle(std::vector<Entry> entries, const std::string& instance) {
+  auto pacer = std::make_shared<Pacer>();
+  for (auto& e : entries)
+    pacer->steps.push_back([this, alive = alive_, e = std::move(e), instance](std::function<void()> done) {
+      if (!*alive) return;
+      std::lock_guard lock(mutex_);
+      if (instance != instance_) return done();  // started over meanwhile
+      claim(e, held(e), std::move(done));
+    });
+  pacer->finished = [this, alive = alive_] {
+    if (!*alive) return;
+    std::lock_guard lock(mutex_);
+    settling_ = false;
+  };
+  pacer->pump();
 }
 
 void WebhookClaims::sweep(const std::string& dead) {
@@ -176,33 +292,35 @@ void WebhookClaims::sweep(const std::string& dead) {
     // Unanswered: the lease runs out and a node sweeps again.
     if (!*alive || !r || r->kind != Kind::array) return;
     spdlog::info("pusher webhooks: releasing the {} claims of a node instance that stopped beating", r->elements.size());
-    struct Progress {
-      std::size_t waiting = 1;
-      bool ok = true;
-    };
-    auto progress = std::make_shared<Progress>();
-    auto done = [this, alive, progress, dead, index] {
-      if (--progress->waiting > 0 || !progress->ok || !*alive) return;
-      redis_.key_command(index, {"DEL", index}, [](const core::RespValue*) {});
-      redis_.key_command(instances_key_, {"ZREM", instances_key_, dead}, [](const core::RespValue*) {});
-    };
-    for (const auto& e : r->elements) {
-      auto entry = pusher::parse_index_entry(e.str);
-      if (!entry) continue;
-      auto hook = webhook_for(apps_, hooks_, entry->topic, entry->member ? &entry->user : nullptr, false);
-      auto key = entry->member ? pusher::member_key(prefix_, entry->topic, entry->user)
-                               : pusher::occupancy_key(prefix_, entry->topic);
-      ++progress->waiting;
-      redis_.presence_script(std::string(entry->topic), pusher::webhook_claim_script, {std::move(key)}, {dead, "0"},
-                             [this, alive, progress, done, hook = std::move(hook)](const core::RespValue* c) mutable {
-                               if (!*alive) return;
-                               if (!answered(c)) progress->ok = false;
-                               else if (hook && c->kind == Kind::integer && c->integer == 1)
-                                 hooks_.emit(hook->app, std::move(hook->event));
-                               done();
-                             });
+    auto pacer = std::make_shared<Pacer>();
+    auto ok = std::make_shared<bool>(true);
+    for (const auto& element : r->elements) {
+      auto e = pusher::parse_index_entry(element.str);
+      if (!e) continue;
+      Entry entry{std::string(e->topic), e->member ? std::optional<std::string>(std::string(e->user)) : std::nullopt};
+      pacer->steps.push_back([this, alive, ok, dead, entry = std::move(entry)](std::function<void()> done) {
+        if (!*alive) return;
+        auto key = entry.user ? pusher::member_key(prefix_, entry.topic, *entry.user)
+                              : pusher::occupancy_key(prefix_, entry.topic);
+        redis_.presence_script(
+            entry.topic, pusher::webhook_claim_script, {std::move(key)}, {dead, "0"},
+            [this, alive, ok, hook = webhook_for(apps_, hooks_, entry.topic, entry.user, false),
+             done = std::move(done)](const core::RespValue* c) mutable {
+              if (!*alive) return;
+              if (!answered(c)) *ok = false;
+              else if (hook && c->kind == Kind::integer && c->integer == 1) hooks_.emit(hook->app, std::move(hook->event));
+              done();
+            });
+      });
     }
-    done();
+    // Released everywhere: the index goes, then the instance (never the other way round).
+    pacer->finished = [this, alive, ok, dead, index] {
+      if (!*alive || !*ok) return;
+      redis_.key_command(index, {"DEL", index}, [this, alive, dead](const core::RespValue* d) {
+        if (*alive && answered(d)) redis_.key_command(instances_key_, {"ZREM", instances_key_, dead}, ignore);
+      });
+    };
+    pacer->pump();
   });
 }
 

@@ -5,15 +5,18 @@
 // releases them at the last; the claim says whether the change was the cluster's, and only then
 // is the webhook sent. A beat every second keeps this node's instance alive in Redis and sweeps
 // instances that died holding claims, so a node killed without leaving still has its channels
-// vacated and its members removed, once. After Redis was unreachable (a claim or a beat failed),
-// the node starts over as a new instance and claims what it holds again.
+// vacated and its members removed, once. After a claim or a beat failed, the node reconciles what
+// Redis holds for it with what it holds; taken for dead, it starts over as a new instance.
 //
-// Calls may come from any loop's thread; Redis answers arrive on the broker's thread.
+// Calls may come from any loop's thread; Redis answers arrive on the broker's thread, where the
+// beats, sweeps and reconciliations run. Those send at most max_in_flight commands at a time.
 
+#include <chrono>
 #include <cstddef>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -35,9 +38,9 @@ class PusherWebhooks;
 
 class WebhookClaims {
  public:
-  // `io`: the broker's loop (the beats' timer). The references must outlive this object.
-  WebhookClaims(boost::asio::io_context& io, BrokerRedis& redis, PusherWebhooks& hooks,
-                const std::vector<core::pusher::App>& apps, std::string prefix);
+  // The references must outlive this object; the beats' timer runs on the broker's loop.
+  WebhookClaims(BrokerRedis& redis, PusherWebhooks& hooks, const std::vector<core::pusher::App>& apps,
+                std::string prefix);
   ~WebhookClaims();
   WebhookClaims(const WebhookClaims&) = delete;
   WebhookClaims& operator=(const WebhookClaims&) = delete;
@@ -49,13 +52,23 @@ class WebhookClaims {
   // presence channels of apps with a webhook count the user's local connections.
   void membership(std::string_view topic, std::string_view user, bool joined);
 
+  static constexpr std::size_t max_in_flight = 256;  // per sweep or reconciliation
+
  private:
-  // With mutex_ held: the claim of `topic` (member: `user`'s membership) as instance_.
-  void claim(const std::string& topic, const std::string* user, bool join);
+  // What a claim is about: a channel's occupancy (no user) or a member.
+  struct Entry {
+    std::string topic;
+    std::optional<std::string> user;
+  };
+  bool held(const Entry& e) const;  // mutex_ held
+  // With mutex_ held: claims (join) or releases `e` as instance_; `done` runs on its answer.
+  void claim(const Entry& e, bool join, std::function<void()> done = {});
   void beat(bool scheduled);
   void send_beat(bool scheduled);  // mutex_ held
   void on_beat(const core::RespValue* reply, const std::string& instance, bool scheduled);
-  void start_over();  // mutex_ held
+  void reconcile();   // claims what is held, releases what the index has besides
+  void start_over();  // a new instance, claiming what is held
+  void settle(std::vector<Entry> entries, const std::string& instance);
   void sweep(const std::string& dead);
   void failed();
 
@@ -66,11 +79,18 @@ class WebhookClaims {
   const std::string prefix_;
   const std::string instances_key_;
   std::mutex mutex_;
-  std::string instance_;               // this node in the claims (random; a new one after a failure)
-  bool fresh_ = true;                  // instance_ is not registered yet: the next beat does it
-  bool registering_ = false;           // a beat registering instance_ is on its way
-  bool failed_ = false;                // a claim or a beat failed: start over at the next good beat
-  std::vector<std::string> retiring_;  // earlier instances, retired by the next good beat
+  std::string instance_;        // this node in the claims (random; a new one when taken for dead)
+  bool fresh_ = true;           // instance_ is not registered yet
+  bool registering_ = false;    // a beat registering instance_ is on its way
+  bool failed_ = false;         // a claim or a beat failed: reconcile when Redis answers again
+  bool settling_ = false;       // a reconciliation or a start over is running
+  // Repeated failures (a shard refusing, an ACL) reconcile at most this often, doubling to 60 s.
+  std::chrono::seconds settle_backoff_{1};
+  std::chrono::steady_clock::time_point next_settle_{};
+  // Index entries whose last claim got no answer (it may or may not have run), up to
+  // max_uncertain: their next claim asks Redis to answer for both.
+  std::set<std::string, std::less<>> uncertain_;
+  static constexpr std::size_t max_uncertain = 100000;
   std::set<std::string, std::less<>> occupied_;                      // topics with local subscribers
   std::map<std::pair<std::string, std::string>, std::size_t> members_;  // (topic, user) -> connections
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

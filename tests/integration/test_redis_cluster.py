@@ -6,6 +6,7 @@ tests check on the owning master that the nodes' subscriptions really are sharde
 Every wait has a deadline; every process is stopped at cleanup."""
 
 import asyncio
+import json
 import time
 import unittest
 
@@ -350,6 +351,82 @@ class RedisClusterPusherListingTest(RedisClusterTestCase):
         status, data = await asyncio.to_thread(self.channels, self.a, filter_by_prefix="pl-",
                                                info="subscription_count")
         self.assertEqual((status, data), (200, expected))
+
+
+class WebhookReceiver:
+    """An HTTP server on loopback collecting webhook POST bodies (answers 200)."""
+
+    def __init__(self):
+        import http.server
+        import threading
+        received = self.bodies = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                received.append(json.loads(body))
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def count(self, name: str, channel: str) -> int:
+        return sum(1 for b in list(self.bodies) for e in b["events"] if e["name"] == name and e["channel"] == channel)
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class RedisClusterPusherWebhookTest(RedisClusterTestCase):
+    """Pusher webhooks on a Redis Cluster (docs/pusher.md, "Webhooks"): the claim sets live on the
+    channels' shards, the instances and their indexes elsewhere. Channels on every shard, held by
+    one node that is killed with SIGKILL, are vacated once by a surviving node's sweep."""
+
+    APP = ("wh-app", "wh-key", "wh-secret")
+
+    def setUp(self):
+        self.hooks = WebhookReceiver()
+        self.addCleanup(self.hooks.close)
+        self.NODE_ARGS = ClusterTestCase.NODE_ARGS + ["--pusher-app", ":".join(self.APP) + ":" + self.hooks.url]
+        super().setUp()
+
+    async def wait_for(self, what, probe, timeout=30.0):
+        deadline = time.monotonic() + timeout
+        while not probe():
+            if time.monotonic() > deadline:
+                self.fail(f"timed out waiting for {what}: {self.hooks.bodies}")
+            await asyncio.sleep(0.1)
+
+    @no_server
+    async def test_a_killed_nodes_channels_on_every_shard_are_vacated_once(self):
+        topics = self.topics_on_every_shard("wh-")
+        ws, _ = await self.join(self.b, "u1")
+        for topic in topics:
+            reply = await self.command(ws, {"action": "subscribe", "topic": topic})
+            self.assertEqual(reply["type"], "subscribed", reply)
+        await self.wait_for("channel_occupied on every shard",
+                            lambda: all(self.hooks.count("channel_occupied", t) == 1 for t in topics))
+        self.b.killed = True
+        self.b.kill()
+        await self.wait_for("channel_vacated on every shard",
+                            lambda: all(self.hooks.count("channel_vacated", t) >= 1 for t in topics))
+        # Swept once: a marker channel's webhooks come after any repeat would have.
+        marker, _ = await self.join(self.a, "u2")
+        reply = await self.command(marker, {"action": "subscribe", "topic": "wh-marker"})
+        self.assertEqual(reply["type"], "subscribed", reply)
+        await self.wait_for("the marker", lambda: self.hooks.count("channel_occupied", "wh-marker") == 1)
+        await asyncio.sleep(1.5)  # a second sweep would come with a later beat
+        for t in topics:
+            self.assertEqual(self.hooks.count("channel_vacated", t), 1, t)
+        # Once swept, the killed node's instance is gone: node a's, node c's and the "last" beat.
+        self.assertEqual(self.cluster.master_for("rt:wn").command("ZCARD", "rt:wn"), 3)
 
 
 if __name__ == "__main__":

@@ -65,7 +65,12 @@ export async function startRedis() {
                      { stdio: "ignore" });
   const exited = new Promise((resolve) => proc.once("exit", resolve));
   await until(`redis on port ${port}`, 10000, () => portOpen(port));
-  return { port, url: `redis://127.0.0.1:${port}`, async stop() { proc.kill("SIGTERM"); await exited; } };
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    signal(name) { proc.kill(name); },
+    async stop() { proc.kill("SIGCONT"); proc.kill("SIGTERM"); await exited; },
+  };
 }
 
 // The official server library pointed at this server (plain HTTP on its port).
