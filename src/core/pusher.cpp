@@ -107,6 +107,14 @@ boost::system::result<Event, HttpRefusal> event_from(const json::object& o, bool
       e.channels.emplace_back(c.as_string());
     }
   }
+  if (const auto* info = o.if_contains("info")) {
+    if (!info->is_string()) return refusal(400, "\"info\" must be a string: user_count, subscription_count");
+    for (const auto& attribute : split_list(info->as_string())) {
+      if (attribute == "user_count") e.info_users = true;
+      else if (attribute == "subscription_count") e.info_subscriptions = true;
+      else return refusal(400, "info: user_count or subscription_count");
+    }
+  }
   if (e.channels.empty()) return refusal(400, "\"channel\" or \"channels\" is required");
   if (e.channels.size() > max_event_channels) return refusal(400, "at most 100 channels per event");
   for (const auto& c : e.channels) {
@@ -533,6 +541,35 @@ std::string channels_body(const std::vector<ChannelInfo>& channels, const Channe
     list[c.name] = std::move(attributes);
   }
   return json::serialize(json::object{{"channels", std::move(list)}});
+}
+
+namespace {
+
+json::object event_attributes(const Event& e, std::string_view channel, const ChannelInfo& c) {
+  json::object attributes;
+  if (e.info_users && channel_kind(channel) == ChannelKind::presence) attributes["user_count"] = c.users;
+  if (e.info_subscriptions) attributes["subscription_count"] = c.subscriptions;
+  return attributes;
+}
+
+}  // namespace
+
+std::string events_body(const Event& e, const std::vector<ChannelInfo>& counts) {
+  if (!e.wants_info()) return "{}";
+  json::object channels;
+  for (std::size_t i = 0; i < e.channels.size() && i < counts.size(); ++i)
+    channels[e.channels[i]] = event_attributes(e, e.channels[i], counts[i]);
+  return json::serialize(json::object{{"channels", std::move(channels)}});
+}
+
+std::string batch_body(const std::vector<Event>& events, const std::vector<ChannelInfo>& counts) {
+  if (std::none_of(events.begin(), events.end(), [](const Event& e) { return e.wants_info(); })) return "{}";
+  json::array batch;
+  for (std::size_t i = 0; i < events.size(); ++i)
+    batch.emplace_back(i < counts.size() && !events[i].channels.empty()
+                           ? event_attributes(events[i], events[i].channels.front(), counts[i])
+                           : json::object());
+  return json::serialize(json::object{{"batch", std::move(batch)}});
 }
 
 boost::system::result<Event, HttpRefusal> parse_event(std::string_view body) {

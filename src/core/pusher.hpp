@@ -207,14 +207,25 @@ struct ChannelInfo {
 };
 std::string channels_body(const std::vector<ChannelInfo>& channels, const ChannelsQuery& query);
 
-// POST /apps/<id>/events: {name, data (string), channel | channels (1-100), socket_id?}.
-// batch_events: {"batch":[{name, data, channel, socket_id?}, ...]} (1-10 events).
+// POST /apps/<id>/events: {name, data (string), channel | channels (1-100), socket_id?, info?}.
+// batch_events: {"batch":[{name, data, channel, socket_id?, info?}, ...]} (1-10 events).
+// `info`: a comma list of user_count and subscription_count, the channels' attributes the answer
+// carries (user_count on presence channels only).
 struct Event {
   std::string name;
   std::string data;
   std::vector<std::string> channels;
   std::string socket_id;
+  bool info_users = false;
+  bool info_subscriptions = false;
+  bool wants_info() const noexcept { return info_users || info_subscriptions; }
 };
+// The answers: {} when no event asked for `info`. Otherwise, for events,
+// {"channels":{"<channel>":{["user_count":N,]["subscription_count":N]}}} with `counts` in the
+// order of e.channels, and for a batch {"batch":[{...}, ...]}, an object per event (its one
+// channel: counts[i] for events[i]; {} for an event that did not ask).
+std::string events_body(const Event& e, const std::vector<ChannelInfo>& counts);
+std::string batch_body(const std::vector<Event>& events, const std::vector<ChannelInfo>& counts);
 inline constexpr std::size_t max_event_channels = 100;
 inline constexpr std::size_t max_batch_events = 10;
 inline constexpr std::size_t max_event_name_bytes = 200;

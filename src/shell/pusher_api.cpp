@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <memory>
@@ -59,6 +60,52 @@ void channel_info(Node& node, const std::string& topic, bool presence, Server::R
     json::object o{{"occupied", d.count > 0}, {"subscription_count", d.count}};
     reply(answer(200, json::serialize(o)));
   });
+}
+
+// The counts an events answer carries (`info`): every (channel, wanted) pair counted cluster-wide
+// like GET /apps/<id>/channels/<name>, then `body` of them. Channels not wanted, and user
+// channels, count nothing.
+void answer_counts(Node& node, const pusher::App& app, bool default_app,
+                   std::vector<std::pair<std::string, bool>> channels,
+                   std::function<std::string(const std::vector<pusher::ChannelInfo>&)> body, Server::Responder reply) {
+  struct Gather {
+    std::vector<pusher::ChannelInfo> counts;
+    std::atomic<std::size_t> remaining{1};
+    std::atomic<bool> failed{false};
+  };
+  auto g = std::make_shared<Gather>();
+  g->counts.resize(channels.size());
+  g->remaining = channels.size() + 1;
+  auto done = [g, body = std::move(body), reply] {
+    if (g->remaining.fetch_sub(1) != 1) return;
+    if (g->failed) return reply(answer(503, core::error_body("the channels' counts are unavailable")));
+    reply(answer(200, body(g->counts)));
+  };
+  auto* store = node.presence();
+  for (std::size_t i = 0; i < channels.size(); ++i) {
+    const auto& [channel, wanted] = channels[i];
+    const auto kind = *pusher::channel_kind(channel);
+    if (!wanted || kind == pusher::ChannelKind::user) {
+      done();
+      continue;
+    }
+    auto topic = pusher::topic_of(app, default_app, channel);
+    if (kind == pusher::ChannelKind::presence && store && store->tracks(topic)) {
+      store->stats(topic, [g, i, done](PresenceStats s) {
+        if (!s.available) g->failed = true;
+        g->counts[i].users = s.users;
+        g->counts[i].subscriptions = s.connections;
+        done();
+      });
+      continue;
+    }
+    node.hub().control(Route::topic_count, topic, {}, SendOptions{true}, [g, i, done](Delivery d) {
+      if (!d.reached) g->failed = true;
+      g->counts[i].subscriptions = d.count;
+      done();
+    });
+  }
+  done();
 }
 
 void channel_users(Node& node, const std::string& topic, Server::Responder reply) {
@@ -182,13 +229,24 @@ void handle_pusher_api(Node& node, PusherApiRequest request, Server::Responder r
       auto event = pusher::parse_event(request.body);
       if (!event) return reply(answer(event.error()));
       dispatch(hub, app, default_app, *event);
-      return reply(answer(200, "{}"));
+      if (!event->wants_info()) return reply(answer(200, "{}"));
+      std::vector<std::pair<std::string, bool>> channels;
+      for (const auto& c : event->channels) channels.emplace_back(c, true);
+      return answer_counts(node, app, default_app, std::move(channels),
+                           [e = std::move(*event)](const auto& counts) { return pusher::events_body(e, counts); },
+                           std::move(reply));
     }
     case pusher::ApiCall::batch_events: {
       auto events = pusher::parse_batch(request.body);
       if (!events) return reply(answer(events.error()));
       for (const auto& e : *events) dispatch(hub, app, default_app, e);
-      return reply(answer(200, "{}"));
+      std::vector<std::pair<std::string, bool>> channels;
+      for (const auto& e : *events) channels.emplace_back(e.channels.front(), e.wants_info());
+      if (std::none_of(channels.begin(), channels.end(), [](const auto& c) { return c.second; }))
+        return reply(answer(200, "{}"));
+      return answer_counts(node, app, default_app, std::move(channels),
+                           [es = std::move(*events)](const auto& counts) { return pusher::batch_body(es, counts); },
+                           std::move(reply));
     }
     case pusher::ApiCall::channel: {
       const bool presence = *pusher::channel_kind(route->channel) == pusher::ChannelKind::presence;

@@ -210,6 +210,30 @@ describe("pusher protocol, single node", () => {
     assert.equal(w.members.count, 2);
   });
 
+  test("events answer with the channels' counts when asked (info)", async () => {
+    const p = track(client(server.port, APP[1], { lib: api, user: { user_id: "info-ann" } }));
+    const q = track(client(server.port, APP[1], { lib: api, user: { user_id: "info-bob" } }));
+    await Promise.all([subscribed(p.subscribe("info-chan")), subscribed(q.subscribe("info-chan")),
+      subscribed(p.subscribe("presence-info"))]);
+    const plain = await (await api.trigger("info-chan", "e", {})).json();
+    assert.deepEqual(plain, {});
+    const counted = await (await api.trigger(["info-chan", "info-empty"], "e", {}, { info: "subscription_count" })).json();
+    assert.deepEqual(counted, { channels: { "info-chan": { subscription_count: 2 }, "info-empty": { subscription_count: 0 } } });
+    // user_count is a presence channel's; presence counts come after its coalescing window.
+    await until("the present user counted", WAIT, async () => {
+      const both = await (await api.trigger(["presence-info", "info-chan"], "e", {},
+        { info: "user_count,subscription_count" })).json();
+      return JSON.stringify(both) === JSON.stringify({ channels: {
+        "presence-info": { user_count: 1, subscription_count: 1 }, "info-chan": { subscription_count: 2 } } });
+    });
+    const batch = await (await api.triggerBatch([
+      { channel: "info-chan", name: "e", data: {}, info: "subscription_count" },
+      { channel: "info-chan", name: "e", data: {} },
+    ])).json();
+    assert.deepEqual(batch, { batch: [{ subscription_count: 2 }, {}] });
+    await assert.rejects(api.trigger("info-chan", "e", {}, { info: "everything" }), (e) => e.status === 400);
+  });
+
   test("channel info counts subscriptions", async () => {
     const p = track(client(server.port, APP[1], { lib: api }));
     await subscribed(p.subscribe("counted"));

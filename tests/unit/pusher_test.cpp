@@ -280,6 +280,30 @@ TEST(PusherApi, EventBodies) {
 // ---------------------------------------------------------------------------------------------
 // Between the protocols
 
+TEST(PusherApi, EventsAnswerTheCountsInfoAsksFor) {
+  auto e = parse_event(R"({"name":"n","data":"d","channels":["presence-a","b"],"info":"user_count, subscription_count"})");
+  ASSERT_TRUE(e);
+  EXPECT_TRUE(e->info_users);
+  EXPECT_TRUE(e->info_subscriptions);
+  const std::vector<ChannelInfo> counts{{"", 3, 2}, {"", 5, 0}};
+  EXPECT_EQ(json::parse(events_body(*e, counts)),
+            json::parse(R"({"channels":{"presence-a":{"user_count":2,"subscription_count":3},"b":{"subscription_count":5}}})"));
+  auto plain = parse_event(R"({"name":"n","data":"d","channel":"b"})");
+  ASSERT_TRUE(plain);
+  EXPECT_FALSE(plain->wants_info());
+  EXPECT_EQ(events_body(*plain, {}), "{}");
+  for (auto bad : {R"({"name":"n","data":"d","channel":"b","info":"everything"})",
+                   R"({"name":"n","data":"d","channel":"b","info":["user_count"]})"})
+    EXPECT_EQ(parse_event(bad).error().status, 400) << bad;
+  auto batch = parse_batch(R"({"batch":[{"name":"n","data":"d","channel":"b","info":"subscription_count"},
+                                        {"name":"n","data":"d","channel":"c"}]})");
+  ASSERT_TRUE(batch);
+  EXPECT_EQ(json::parse(batch_body(*batch, {{"", 4, 0}, {"", 9, 0}})),
+            json::parse(R"({"batch":[{"subscription_count":4},{}]})"));
+  batch->front().info_subscriptions = false;
+  EXPECT_EQ(batch_body(*batch, {}), "{}");
+}
+
 TEST(PusherForm, APusherEventRoundTrips) {
   auto native = native_message("my-event", R"({"a":1})", "1.2");
   native["topic"] = "app:2:chat";
