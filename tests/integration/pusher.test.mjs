@@ -481,6 +481,65 @@ describe("pusher webhooks", () => {
   });
 });
 
+describe("pusher webhooks, bounded queue", () => {
+  let server;
+  let api;
+  let hook;
+  const received = new Map();  // batch_id -> body (a retried batch counts once)
+  const held = [];             // responses held back while `holding`
+  let holding = true;
+  before(async () => {
+    hook = createServer((req, res) => {
+      let body = "";
+      req.setEncoding("utf8");
+      req.on("data", (d) => { body += d; });
+      req.on("end", () => {
+        const answer = () => {
+          received.set(JSON.parse(body).batch_id, body);
+          res.writeHead(200, { "Content-Type": "application/json" }).end("{}");
+        };
+        if (holding) held.push(answer);
+        else answer();
+      });
+    });
+    await new Promise((resolve) => hook.listen(0, "127.0.0.1", resolve));
+    const url = `http://127.0.0.1:${hook.address().port}/hooks`;
+    server = await startServer({ apps: [`${APP.join(":")}:${url}`], args: ["--commands-per-second", "0"] });
+    api = backend(server.port, APP);
+  });
+  after(async () => {
+    disconnectAll();
+    for (const answer of held.splice(0)) answer();
+    await server?.stop();
+    hook?.close();
+  });
+
+  async function dropped() {
+    const text = await (await fetch(`http://127.0.0.1:${server.port}/metrics`)).text();
+    const line = text.split("\n").find((l) => l.startsWith("realtime_pusher_webhook_events_dropped_total "));
+    return Number(line?.split(" ")[1]);
+  }
+
+  test("past 10,000 waiting events the oldest are dropped and counted; the rest arrive", async () => {
+    const p = track(client(server.port, APP[1], { lib: api }));
+    const channel = p.subscribe("private-flood");
+    await subscribed(channel);
+    // channel_occupied leaves first, and its request is held: everything after it waits.
+    await until("the first request", WAIT, () => held.length === 1);
+    for (let i = 0; i < 10200; i++) channel.trigger("client-flood", { i });
+    await until("200 events dropped", 15000, async () => (await dropped()) === 200);
+    holding = false;
+    for (const answer of held.splice(0)) answer();
+    const events = () => [...received.values()].flatMap((b) => JSON.parse(b).events);
+    await until("every kept event delivered", 30000, () =>
+      events().filter((e) => e.name === "client_event").length === 10000);
+    const flood = events().filter((e) => e.name === "client_event").map((e) => JSON.parse(e.data).i);
+    // The oldest 200 went; the newest 10,000 arrived in order.
+    assert.deepEqual(flood, Array.from({ length: 10000 }, (_, k) => k + 200));
+    assert.equal(await dropped(), 200);
+  });
+});
+
 describe("pusher protocol, limits", () => {
   let server;
   let api;
