@@ -547,6 +547,7 @@ namespace {
 
 json::object event_attributes(const Event& e, std::string_view channel, const ChannelInfo& c) {
   json::object attributes;
+  if (channel_kind(channel) == ChannelKind::user) return attributes;  // a user, not a channel: nothing to count
   if (e.info_users && channel_kind(channel) == ChannelKind::presence) attributes["user_count"] = c.users;
   if (e.info_subscriptions) attributes["subscription_count"] = c.subscriptions;
   return attributes;

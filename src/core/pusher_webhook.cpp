@@ -65,32 +65,40 @@ std::string webhook_index_key(std::string_view prefix, std::string_view instance
   return key;
 }
 
+// Scores: a live instance's deadline (> 0); a leased instance: minus the end of its lease (< 0),
+// so an instance once leased never passes for live again.
 const std::string webhook_beat_script =
     "local key, me, fresh = KEYS[1], ARGV[1], ARGV[2]\n"
     "local ttl, grace, lease, most = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])\n"
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
     // No node beat for longer than a deadline: Redis (or every node's link to it) was away.
-    // Every instance gets a new deadline instead of being declared dead for the outage.
+    // Every live instance gets a new deadline instead of being declared dead for the outage.
     "local last = redis.call('ZSCORE', key, 'last')\n"
     "if last and now - tonumber(last) > ttl then\n"
     "  local all = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')\n"
     "  for i = 1, #all, 2 do\n"
-    "    if all[i] ~= 'last' and tonumber(all[i + 1]) < now + ttl then redis.call('ZADD', key, now + ttl, all[i]) end\n"
+    "    local s = tonumber(all[i + 1])\n"
+    "    if all[i] ~= 'last' and s > 0 and s < now + ttl then redis.call('ZADD', key, now + ttl, all[i]) end\n"
     "  end\n"
     "end\n"
     "redis.call('ZADD', key, now, 'last')\n"
-    // Alive, or past its deadline but not yet taken by a sweeper: renewed. Leased or gone: lost.
+    // Alive, or past its deadline but never leased: renewed. Leased or gone: lost.
     "local score = redis.call('ZSCORE', key, me)\n"
-    "if fresh ~= '1' and not (score and tonumber(score) <= now + ttl) then return {1, {}} end\n"
+    "if fresh ~= '1' and not (score and tonumber(score) > 0) then return {1, {}} end\n"
     "redis.call('ZADD', key, now + ttl, me)\n"
+    // Dead: past its deadline by more than the grace, or leased to a sweeper whose lease ran out.
     "local dead = {}\n"
-    "for _, d in ipairs(redis.call('ZRANGEBYSCORE', key, '-inf', now - grace, 'LIMIT', 0, most)) do\n"
-    "  if d ~= 'last' then\n"
-    "    redis.call('ZADD', key, now + lease, d)\n"
-    "    dead[#dead + 1] = d\n"
+    "local function take(found)\n"
+    "  for _, d in ipairs(found) do\n"
+    "    if d ~= 'last' and #dead < most then\n"
+    "      redis.call('ZADD', key, -(now + lease), d)\n"
+    "      dead[#dead + 1] = d\n"
+    "    end\n"
     "  end\n"
     "end\n"
+    "take(redis.call('ZRANGEBYSCORE', key, '(0', now - grace, 'LIMIT', 0, most))\n"
+    "take(redis.call('ZRANGEBYSCORE', key, '(' .. string.format('%.0f', -now), '(0', 'LIMIT', 0, most))\n"
     "return {0, dead}\n";
 
 std::string occupancy_entry(std::string_view topic) {

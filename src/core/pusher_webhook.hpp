@@ -58,7 +58,8 @@ std::string member_key(std::string_view prefix, std::string_view topic, std::str
 // ms), renewed by webhook_beat_script every second, and keeps the index <prefix>:wx:<instance>
 // of the claims it holds (an entry per occupied channel and per present member). An instance
 // whose deadline passed webhook_sweep_grace_ms ago is dead: the next beat of any live node leases
-// it (its deadline moves webhook_sweep_lease_ms ahead, so one node takes it), and that node
+// it (its score becomes minus the lease's end, webhook_sweep_lease_ms ahead: one node takes it,
+// and a leased instance never passes for live again), and that node
 // sweeps it: a leave claim for every entry of its index as that instance, sending the webhooks of
 // the claims that were the cluster's last leave, then deletes the index and the instance. A
 // sweeper that dies mid-way leaves the lease to run out, and another node sweeps again (leave
@@ -69,7 +70,7 @@ std::string member_key(std::string_view prefix, std::string_view topic, std::str
 // A node whose claim or beat failed reconciles when Redis answers again: it claims what it holds
 // and releases what its index has that it no longer holds, as the same instance. A node whose
 // beat says it was taken by a sweeper (or is unknown: Redis lost its data) starts over as a new
-// instance and claims what it holds under it.
+// instance, claims what it holds under it, then releases the old instance's claims itself.
 inline constexpr std::int64_t webhook_instance_ttl_ms = 5000;
 inline constexpr std::int64_t webhook_sweep_grace_ms = 5000;
 inline constexpr std::int64_t webhook_sweep_lease_ms = 30000;

@@ -131,22 +131,26 @@ struct ChannelsGather {
   std::atomic<bool> failed{false};
 };
 
+// user_count: presence stats for the listed channels, a batch at a time like the counts below;
+// 503 when presence could not answer.
 void channels_answer(Node& node, std::size_t app, const pusher::ChannelsQuery& query,
-                     const std::shared_ptr<ChannelsGather>& g, Server::Responder reply) {
+                     const std::shared_ptr<ChannelsGather>& g, Server::Responder reply, std::size_t from = 0) {
   auto* store = node.presence();
-  if (!query.user_count || !store) return reply(answer(200, pusher::channels_body(g->channels, query)));
-  // user_count: one stats question per presence channel, answered in any order.
-  auto remaining = std::make_shared<std::atomic<std::size_t>>(g->channels.size() + 1);
-  auto done = [g, remaining, reply, query] {
-    if (remaining->fetch_sub(1) == 1) reply(answer(200, pusher::channels_body(g->channels, query)));
-  };
+  if (!query.user_count || !store || from >= g->channels.size() || g->failed) {
+    if (g->failed) return reply(answer(503, core::error_body("presence is unavailable")));
+    return reply(answer(200, pusher::channels_body(g->channels, query)));
+  }
+  constexpr std::size_t batch = 256;
+  const std::size_t to = std::min(g->channels.size(), from + batch);
+  auto remaining = std::make_shared<std::atomic<std::size_t>>(to - from);
   const auto& apps = node.pusher_apps();
-  for (std::size_t i = 0; i < g->channels.size(); ++i)
-    store->stats(pusher::topic_of(apps[app], app == 0, g->channels[i].name), [g, i, done](PresenceStats s) {
-      g->channels[i].users = s.users;
-      done();
-    });
-  done();
+  for (std::size_t i = from; i < to; ++i)
+    store->stats(pusher::topic_of(apps[app], app == 0, g->channels[i].name),
+                 [&node, app, query, g, reply, remaining, i, to](PresenceStats s) {
+                   if (!s.available) g->failed = true;
+                   g->channels[i].users = s.users;
+                   if (remaining->fetch_sub(1) == 1) channels_answer(node, app, query, g, reply, to);
+                 });
 }
 
 // Cluster mode: every channel's subscriptions on every node, a batch of questions at a time (a

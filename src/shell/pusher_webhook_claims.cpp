@@ -126,8 +126,10 @@ void WebhookClaims::claim(const Entry& e, bool join, std::function<void()> done)
     redis_.key_command(index, {"SADD", index, entry}, [this, alive](const core::RespValue* r) {
       if (*alive && !answered(r)) failed();
     });
-  // An earlier attempt that got no answer may have run: this one then answers for it too.
-  const bool again = uncertain_.contains(entry);
+  // An earlier attempt of the same change that got no answer may have run: this one then answers
+  // for it too.
+  const auto earlier = uncertain_.find(entry);
+  const bool again = earlier != uncertain_.end() && earlier->second == join;
   redis_.presence_script(
       e.topic, pusher::webhook_claim_script, {std::move(key)}, {instance_, join ? "1" : "0", again ? "1" : "0"},
       [this, alive, e, join, index, entry = std::move(entry), instance = instance_,
@@ -136,7 +138,7 @@ void WebhookClaims::claim(const Entry& e, bool join, std::function<void()> done)
         if (!answered(r)) {
           std::lock_guard lock(mutex_);
           failed_ = true;
-          if (uncertain_.size() < max_uncertain) uncertain_.insert(std::move(entry));
+          if (uncertain_.size() < max_uncertain || uncertain_.contains(entry)) uncertain_[std::move(entry)] = join;
         } else {
           // Only the node whose change was the cluster's first join or last leave.
           if (hook && r->kind == Kind::integer && r->integer == 1) hooks_.emit(hook->app, std::move(hook->event));
@@ -185,8 +187,10 @@ void WebhookClaims::on_beat(const core::RespValue* r, const std::string& instanc
   }
   const bool ok = r && r->kind == Kind::array && r->elements.size() == 2 && r->elements[0].kind == Kind::integer &&
                   r->elements[1].kind == Kind::array;
+  // Leased to this node in Redis, whichever instance's beat it was: swept now, not in 30 s.
+  if (ok)
+    for (const auto& d : r->elements[1].elements) sweep(d.str, {}, true);
   enum class Act { nothing, reconcile, start_over } act = Act::nothing;
-  std::vector<std::string> dead;
   {
     std::lock_guard lock(mutex_);
     if (instance != instance_) return;  // an earlier instance's beat
@@ -197,20 +201,20 @@ void WebhookClaims::on_beat(const core::RespValue* r, const std::string& instanc
       return;
     }
     fresh_ = false;
-    const bool lost = r->elements[0].integer == 1;
-    for (const auto& d : r->elements[1].elements) dead.push_back(d.str);
     const auto now = std::chrono::steady_clock::now();
-    if ((lost || failed_) && !settling_ && now >= next_settle_) {
-      act = lost ? Act::start_over : Act::reconcile;
-      settling_ = true;
+    if (r->elements[0].integer == 1) {
+      act = Act::start_over;  // at once: until then the loops claim as a lost instance
+      failed_ = false;
+    } else if (failed_ && settling_ == 0 && now >= next_settle_) {
+      act = Act::reconcile;
       failed_ = false;
       next_settle_ = now + settle_backoff_;
       settle_backoff_ = std::min(settle_backoff_ * 2, max_settle_backoff);
-    } else if (!lost && !failed_ && !settling_) {
+    } else if (!failed_ && settling_ == 0) {
       settle_backoff_ = std::chrono::seconds(1);
     }
+    if (act != Act::nothing) ++settling_;
   }
-  for (const auto& d : dead) sweep(d);
   if (act == Act::reconcile) reconcile();
   if (act == Act::start_over) start_over();
 }
@@ -231,7 +235,7 @@ void WebhookClaims::reconcile() {
       std::lock_guard lock(mutex_);
       if (!r || r->kind != Kind::array) {
         failed_ = true;
-        settling_ = false;
+        --settling_;
         return;
       }
       for (const auto& t : occupied_)
@@ -244,17 +248,19 @@ void WebhookClaims::reconcile() {
       if (!e || !seen.insert(element.str).second) continue;
       entries.push_back({std::string(e->topic), e->member ? std::optional<std::string>(std::string(e->user)) : std::nullopt});
     }
-    settle(std::move(entries), instance);
+    settle(std::move(entries), instance, {});
   });
 }
 
 void WebhookClaims::start_over() {
   std::vector<Entry> entries;
   std::string instance;
+  std::string old;
   {
     std::lock_guard lock(mutex_);
     spdlog::warn("pusher webhooks: this node was taken for gone in Redis; claiming its channels and members again "
                  "as a new instance");
+    old = instance_;
     instance_ = random_hex(8);
     uncertain_.clear();  // the new instance's claims are all first attempts
     fresh_ = true;
@@ -264,12 +270,18 @@ void WebhookClaims::start_over() {
     for (const auto& t : occupied_) entries.push_back({t, std::nullopt});
     for (const auto& [m, n] : members_) entries.push_back({m.first, m.second});
   }
-  settle(std::move(entries), instance);
+  // Once what is held is claimed as the new instance, the old one is released: claims it made
+  // after a sweeper read its index (or after Redis lost it) are not left behind. Released as a
+  // plain leave: a sweeper that leased it answers for the rest.
+  auto held_entries = entries;
+  settle(std::move(entries), instance, [this, old = std::move(old), held_entries = std::move(held_entries)]() mutable {
+    sweep(old, std::move(held_entries), false);
+  });
 }
 
 // Each entry claimed if held, released if not, as `instance` (idempotent both ways), decided
 // when its turn comes: claims made meanwhile by the loops stay in order with these.
-void WebhookClaims::settle(std::vector<Entry> entries, const std::string& instance) {
+void WebhookClaims::settle(std::vector<Entry> entries, const std::string& instance, std::function<void()> then) {
   auto pacer = std::make_shared<Pacer>();
   for (auto& e : entries)
     pacer->steps.push_back([this, alive = alive_, e = std::move(e), instance](std::function<void()> done) {
@@ -278,32 +290,40 @@ void WebhookClaims::settle(std::vector<Entry> entries, const std::string& instan
       if (instance != instance_) return done();  // started over meanwhile
       claim(e, held(e), std::move(done));
     });
-  pacer->finished = [this, alive = alive_] {
+  pacer->finished = [this, alive = alive_, then = std::move(then)] {
     if (!*alive) return;
-    std::lock_guard lock(mutex_);
-    settling_ = false;
+    {
+      std::lock_guard lock(mutex_);
+      --settling_;
+    }
+    if (then) then();
   };
   pacer->pump();
 }
 
-void WebhookClaims::sweep(const std::string& dead) {
+void WebhookClaims::sweep(const std::string& dead, std::vector<Entry> also, bool again) {
   const auto index = pusher::webhook_index_key(prefix_, dead);
-  redis_.key_command(index, {"SMEMBERS", index}, [this, alive = alive_, dead, index](const core::RespValue* r) {
+  redis_.key_command(index, {"SMEMBERS", index}, [this, alive = alive_, dead, index, also = std::move(also),
+                                                  again](const core::RespValue* r) mutable {
     // Unanswered: the lease runs out and a node sweeps again.
     if (!*alive || !r || r->kind != Kind::array) return;
-    spdlog::info("pusher webhooks: releasing the {} claims of a node instance that stopped beating", r->elements.size());
+    if (!r->elements.empty())
+      spdlog::info("pusher webhooks: releasing the {} claims of a node instance that stopped beating",
+                   r->elements.size());
+    for (const auto& element : r->elements)
+      if (auto e = pusher::parse_index_entry(element.str))
+        also.push_back({std::string(e->topic), e->member ? std::optional<std::string>(std::string(e->user)) : std::nullopt});
     auto pacer = std::make_shared<Pacer>();
     auto ok = std::make_shared<bool>(true);
-    for (const auto& element : r->elements) {
-      auto e = pusher::parse_index_entry(element.str);
-      if (!e) continue;
-      Entry entry{std::string(e->topic), e->member ? std::optional<std::string>(std::string(e->user)) : std::nullopt};
-      pacer->steps.push_back([this, alive, ok, dead, entry = std::move(entry)](std::function<void()> done) {
+    for (auto& entry : also) {
+      pacer->steps.push_back([this, alive, ok, dead, again, entry = std::move(entry)](std::function<void()> done) {
         if (!*alive) return;
         auto key = entry.user ? pusher::member_key(prefix_, entry.topic, *entry.user)
                               : pusher::occupancy_key(prefix_, entry.topic);
+        // A lease sweep answers for a release that may have run without its answer reaching
+        // anyone (the dead node's own, or an earlier sweeper's): at least once.
         redis_.presence_script(
-            entry.topic, pusher::webhook_claim_script, {std::move(key)}, {dead, "0"},
+            entry.topic, pusher::webhook_claim_script, {std::move(key)}, {dead, "0", again ? "1" : "0"},
             [this, alive, ok, hook = webhook_for(apps_, hooks_, entry.topic, entry.user, false),
              done = std::move(done)](const core::RespValue* c) mutable {
               if (!*alive) return;

@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -68,8 +69,11 @@ class WebhookClaims {
   void on_beat(const core::RespValue* reply, const std::string& instance, bool scheduled);
   void reconcile();   // claims what is held, releases what the index has besides
   void start_over();  // a new instance, claiming what is held
-  void settle(std::vector<Entry> entries, const std::string& instance);
-  void sweep(const std::string& dead);
+  // Each entry claimed if held, released if not, as `instance`; then `then`.
+  void settle(std::vector<Entry> entries, const std::string& instance, std::function<void()> then);
+  // Releases the claims of `dead`: its index's entries and `also`; `again`: the releases answer
+  // for earlier unanswered ones (a lease sweep). Then deletes its index and its instance.
+  void sweep(const std::string& dead, std::vector<Entry> also, bool again);
   void failed();
 
   boost::asio::steady_timer timer_;
@@ -83,13 +87,13 @@ class WebhookClaims {
   bool fresh_ = true;           // instance_ is not registered yet
   bool registering_ = false;    // a beat registering instance_ is on its way
   bool failed_ = false;         // a claim or a beat failed: reconcile when Redis answers again
-  bool settling_ = false;       // a reconciliation or a start over is running
+  int settling_ = 0;            // reconciliations and start overs running
   // Repeated failures (a shard refusing, an ACL) reconcile at most this often, doubling to 60 s.
   std::chrono::seconds settle_backoff_{1};
   std::chrono::steady_clock::time_point next_settle_{};
   // Index entries whose last claim got no answer (it may or may not have run), up to
   // max_uncertain: their next claim asks Redis to answer for both.
-  std::set<std::string, std::less<>> uncertain_;
+  std::map<std::string, bool, std::less<>> uncertain_;  // entry -> was a join
   static constexpr std::size_t max_uncertain = 100000;
   std::set<std::string, std::less<>> occupied_;                      // topics with local subscribers
   std::map<std::pair<std::string, std::string>, std::size_t> members_;  // (topic, user) -> connections

@@ -288,6 +288,9 @@ TEST(PusherApi, EventsAnswerTheCountsInfoAsksFor) {
   const std::vector<ChannelInfo> counts{{"", 3, 2}, {"", 5, 0}};
   EXPECT_EQ(json::parse(events_body(*e, counts)),
             json::parse(R"({"channels":{"presence-a":{"user_count":2,"subscription_count":3},"b":{"subscription_count":5}}})"));
+  auto to_user = parse_event(R"({"name":"n","data":"d","channel":"#server-to-user-7","info":"subscription_count"})");
+  ASSERT_TRUE(to_user);
+  EXPECT_EQ(json::parse(events_body(*to_user, {{"", 0, 0}})), json::parse(R"({"channels":{"#server-to-user-7":{}}})"));
   auto plain = parse_event(R"({"name":"n","data":"d","channel":"b"})");
   ASSERT_TRUE(plain);
   EXPECT_FALSE(plain->wants_info());
