@@ -42,29 +42,31 @@ void dispatch(Hub& hub, const pusher::App& app, bool default_app, const pusher::
   }
 }
 
-// GET /apps/<id>/channels/<name>: {"occupied", "subscription_count"[, "user_count"]}. Presence
-// channels answer from the presence store (cluster-wide); others count this node's subscribers
-// on every loop, and every node's in cluster mode.
-void channel_info(Node& node, const std::string& topic, bool presence, Server::Responder reply) {
+// One channel's counts, cluster-wide: a presence channel's from the presence store (users and
+// their connections), any other's from every loop's registry, and every node's in cluster mode.
+// `done(available, counts)`.
+void count_channel(Node& node, const std::string& topic, bool presence,
+                   std::function<void(bool, pusher::ChannelInfo)> done) {
   auto* store = node.presence();
-  if (presence && store && store->tracks(topic)) {
-    store->stats(topic, [reply](PresenceStats s) {
-      if (!s.available) return reply(answer(503, core::error_body("presence is unavailable")));
-      json::object o{{"occupied", s.users > 0}, {"user_count", s.users}, {"subscription_count", s.connections}};
-      reply(answer(200, json::serialize(o)));
-    });
-    return;
-  }
-  node.hub().control(Route::topic_count, topic, {}, SendOptions{true}, [reply](Delivery d) {
-    if (!d.reached) return reply(answer(503, core::error_body("the cluster did not answer")));
-    json::object o{{"occupied", d.count > 0}, {"subscription_count", d.count}};
+  if (presence && store && store->tracks(topic))
+    return store->stats(topic, [done](PresenceStats s) { done(s.available, {{}, s.connections, s.users}); });
+  node.hub().control(Route::topic_count, topic, {}, SendOptions{true},
+                     [done](Delivery d) { done(d.reached, {{}, d.count, 0}); });
+}
+
+// GET /apps/<id>/channels/<name>: {"occupied", "subscription_count"[, "user_count"]}.
+void channel_info(Node& node, const std::string& topic, bool presence, Server::Responder reply) {
+  count_channel(node, topic, presence, [reply, presence](bool available, pusher::ChannelInfo c) {
+    if (!available) return reply(answer(503, core::error_body("the channel's counts are unavailable")));
+    json::object o{{"occupied", c.subscriptions > 0}, {"subscription_count", c.subscriptions}};
+    if (presence) o["user_count"] = c.users;
     reply(answer(200, json::serialize(o)));
   });
 }
 
-// The counts an events answer carries (`info`): every (channel, wanted) pair counted cluster-wide
-// like GET /apps/<id>/channels/<name>, then `body` of them. Channels not wanted, and user
-// channels, count nothing.
+// The counts an events answer carries (`info`): every (channel, wanted) pair counted like
+// GET /apps/<id>/channels/<name>, then `body` of them. Channels not wanted, and user channels,
+// count nothing.
 void answer_counts(Node& node, const pusher::App& app, bool default_app,
                    std::vector<std::pair<std::string, bool>> channels,
                    std::function<std::string(const std::vector<pusher::ChannelInfo>&)> body, Server::Responder reply) {
@@ -81,7 +83,6 @@ void answer_counts(Node& node, const pusher::App& app, bool default_app,
     if (g->failed) return reply(answer(503, core::error_body("the channels' counts are unavailable")));
     reply(answer(200, body(g->counts)));
   };
-  auto* store = node.presence();
   for (std::size_t i = 0; i < channels.size(); ++i) {
     const auto& [channel, wanted] = channels[i];
     const auto kind = *pusher::channel_kind(channel);
@@ -89,21 +90,12 @@ void answer_counts(Node& node, const pusher::App& app, bool default_app,
       done();
       continue;
     }
-    auto topic = pusher::topic_of(app, default_app, channel);
-    if (kind == pusher::ChannelKind::presence && store && store->tracks(topic)) {
-      store->stats(topic, [g, i, done](PresenceStats s) {
-        if (!s.available) g->failed = true;
-        g->counts[i].users = s.users;
-        g->counts[i].subscriptions = s.connections;
-        done();
-      });
-      continue;
-    }
-    node.hub().control(Route::topic_count, topic, {}, SendOptions{true}, [g, i, done](Delivery d) {
-      if (!d.reached) g->failed = true;
-      g->counts[i].subscriptions = d.count;
-      done();
-    });
+    count_channel(node, pusher::topic_of(app, default_app, channel), kind == pusher::ChannelKind::presence,
+                  [g, i, done](bool available, pusher::ChannelInfo c) {
+                    if (!available) g->failed = true;
+                    g->counts[i] = c;
+                    done();
+                  });
   }
   done();
 }
